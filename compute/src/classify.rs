@@ -1,0 +1,331 @@
+//! The SLO index and the span classifier: which SLOs a span counts for, and whether it
+//! is good for each of them.
+//!
+//! The index is built once per reload. A span costs one hash lookup per resource (tenant
+//! and `service.name`) plus one per span (its name, or its `http.route` where an SLO
+//! selects by route); only the SLOs found there test their remaining predicates.
+
+use std::collections::HashMap;
+
+use slotel_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
+use slotel_proto::otlp::trace::v1::{ResourceSpans, Span, status::StatusCode};
+
+use crate::model::{AttrValue, GoodRule, Sli, SloDef, SpanKind, StatusRule};
+
+/// The resource attribute naming the service.
+pub const SERVICE_NAME: &str = "service.name";
+/// The span attribute holding the matched HTTP route.
+pub const HTTP_ROUTE: &str = "http.route";
+/// The `service.name` OpenTelemetry SDKs report when none is set.
+pub const UNKNOWN_SERVICE: &str = "unknown_service";
+
+/// One SLO's compiled predicates.
+#[derive(Debug)]
+struct Compiled {
+    kind: Option<SpanKind>,
+    /// Set when the SLO is indexed by route but also names the span.
+    span_name: Option<String>,
+    /// Set when the SLO is indexed by name but also names the route.
+    http_route: Option<String>,
+    attributes: Vec<(String, AttrValue)>,
+    good: GoodRule,
+}
+
+#[derive(Debug, Default)]
+struct ServiceSlos {
+    by_name: HashMap<String, Vec<u32>>,
+    by_route: HashMap<String, Vec<u32>>,
+    any: Vec<u32>,
+}
+
+/// The SLOs of every tenant and service, ready to classify spans.
+#[derive(Debug, Default)]
+pub struct SloIndex {
+    tenants: HashMap<String, HashMap<String, ServiceSlos>>,
+    compiled: Vec<Compiled>,
+}
+
+impl SloIndex {
+    /// Builds the index; SLO `i` of `slos` is reported as id `i`.
+    pub fn build<'a>(slos: impl IntoIterator<Item = &'a SloDef>) -> Self {
+        let mut index = SloIndex::default();
+        for (id, def) in slos.into_iter().enumerate() {
+            let id = id as u32;
+            let Sli::Spans { selector, good } = &def.sli;
+            let entry = index
+                .tenants
+                .entry(def.tenant.clone())
+                .or_default()
+                .entry(def.service.clone())
+                .or_default();
+            let mut compiled = Compiled {
+                kind: selector.kind,
+                span_name: None,
+                http_route: None,
+                attributes: selector.attributes.clone(),
+                good: good.clone(),
+            };
+            match (&selector.span_name, &selector.http_route) {
+                (Some(name), route) => {
+                    entry.by_name.entry(name.clone()).or_default().push(id);
+                    compiled.http_route = route.clone();
+                }
+                (None, Some(route)) => {
+                    entry.by_route.entry(route.clone()).or_default().push(id);
+                }
+                (None, None) => entry.any.push(id),
+            }
+            index.compiled.push(compiled);
+        }
+        index
+    }
+
+    /// Classifies every span of `rs` for `tenant`, calling `emit(slo_id, end_time_nanos,
+    /// good)` once per (span, matching SLO). Returns the number of spans looked at.
+    pub fn classify(
+        &self,
+        tenant: &str,
+        rs: &ResourceSpans,
+        mut emit: impl FnMut(u32, u64, bool),
+    ) -> usize {
+        let spans = rs.scope_spans.iter().map(|ss| ss.spans.len()).sum();
+        let Some(services) = self.tenants.get(tenant) else {
+            return spans;
+        };
+        let service = rs
+            .resource
+            .as_ref()
+            .and_then(|r| find_str(&r.attributes, SERVICE_NAME))
+            .unwrap_or(UNKNOWN_SERVICE);
+        let Some(slos) = services.get(service) else {
+            return spans;
+        };
+        let need_route = !slos.by_route.is_empty();
+        for span in rs.scope_spans.iter().flat_map(|ss| ss.spans.iter()) {
+            let by_name = slos.by_name.get(span.name.as_str());
+            let by_route = if need_route {
+                find_str(&span.attributes, HTTP_ROUTE).and_then(|r| slos.by_route.get(r))
+            } else {
+                None
+            };
+            let candidates = by_name
+                .into_iter()
+                .flatten()
+                .chain(by_route.into_iter().flatten())
+                .chain(slos.any.iter());
+            for &id in candidates {
+                let c = &self.compiled[id as usize];
+                if c.selects(span) {
+                    emit(id, span.end_time_unix_nano, c.good.is_good(span));
+                }
+            }
+        }
+        spans
+    }
+}
+
+impl Compiled {
+    fn selects(&self, span: &Span) -> bool {
+        if let Some(kind) = self.kind
+            && !kind.matches(span.kind)
+        {
+            return false;
+        }
+        if let Some(name) = &self.span_name
+            && span.name != *name
+        {
+            return false;
+        }
+        if let Some(route) = &self.http_route
+            && find_str(&span.attributes, HTTP_ROUTE) != Some(route.as_str())
+        {
+            return false;
+        }
+        self.attributes
+            .iter()
+            .all(|(key, want)| find(&span.attributes, key).is_some_and(|v| attr_eq(v, want)))
+    }
+}
+
+impl GoodRule {
+    /// Whether `span` is a good event under this rule (every rule set must hold).
+    pub fn is_good(&self, span: &Span) -> bool {
+        let code = span.status.as_ref().map_or(0, |s| s.code);
+        let status_ok = match self.status {
+            None => true,
+            Some(StatusRule::NotError) => code != StatusCode::Error as i32,
+            Some(StatusRule::Ok) => code == StatusCode::Ok as i32,
+        };
+        let fast_enough = match self.max_duration_nanos {
+            None => true,
+            Some(max) => span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano) <= max,
+        };
+        status_ok && fast_enough
+    }
+}
+
+fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
+    attrs
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+}
+
+fn find_str<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
+    match find(attrs, key)?.value.as_ref()? {
+        Value::StringValue(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// Compares an OTLP attribute value with a selector value. Numbers compare by value
+/// (an int attribute equals `200` and `200.0`); strings and booleans exactly.
+fn attr_eq(value: &AnyValue, want: &AttrValue) -> bool {
+    match (value.value.as_ref(), want) {
+        (Some(Value::StringValue(s)), AttrValue::String(w)) => s == w,
+        (Some(Value::BoolValue(b)), AttrValue::Bool(w)) => b == w,
+        (Some(Value::IntValue(i)), AttrValue::Int(w)) => i == w,
+        (Some(Value::IntValue(i)), AttrValue::Double(w)) => (*i as f64) == *w,
+        (Some(Value::DoubleValue(d)), AttrValue::Double(w)) => d == w,
+        (Some(Value::DoubleValue(d)), AttrValue::Int(w)) => *d == (*w as f64),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::parse_native;
+    use slotel_proto::otlp::resource::v1::Resource;
+    use slotel_proto::otlp::trace::v1::{ScopeSpans, Status};
+    use std::path::Path;
+
+    fn kv(k: &str, v: Value) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue { value: Some(v) }),
+            ..Default::default()
+        }
+    }
+
+    fn span(name: &str, kind: i32, code: i32, dur_ms: u64, attrs: Vec<KeyValue>) -> Span {
+        Span {
+            name: name.into(),
+            kind,
+            start_time_unix_nano: 1_000_000_000,
+            end_time_unix_nano: 1_000_000_000 + dur_ms * 1_000_000,
+            status: Some(Status {
+                code,
+                message: String::new(),
+            }),
+            attributes: attrs,
+            ..Default::default()
+        }
+    }
+
+    fn resource_spans(service: &str, spans: Vec<Span>) -> ResourceSpans {
+        ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv(SERVICE_NAME, Value::StringValue(service.into()))],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    const SLOS: &str = r#"
+slos:
+  - name: avail
+    service: checkout
+    objective: 99.9
+    window: 30d
+    sli: { spans: { match: { span_kind: server, span_name: "POST /api/checkout" }, good: { status: not_error } } }
+  - name: latency
+    service: checkout
+    objective: 99
+    window: 28d
+    sli: { spans: { match: { span_name: "POST /api/checkout", attributes: { "http.request.method": "POST" } }, good: { max_duration: 300ms } } }
+  - name: route
+    service: checkout
+    objective: 99
+    window: 7d
+    sli: { spans: { match: { http_route: "/api/items/{id}" }, good: { status: ok, max_duration: 100ms } } }
+  - name: all-of-search
+    service: search
+    objective: 95
+    window: 1d
+    sli: { spans: { good: { status: not_error } } }
+"#;
+
+    fn classify(rs: &ResourceSpans, tenant: &str) -> Vec<(u32, bool)> {
+        let defs = parse_native(Path::new("t.yaml"), SLOS).unwrap();
+        let index = SloIndex::build(&defs);
+        let mut out = Vec::new();
+        index.classify(tenant, rs, |id, _, good| out.push((id, good)));
+        out
+    }
+
+    #[test]
+    fn selects_by_name_kind_attribute_and_route() {
+        let post = kv("http.request.method", Value::StringValue("POST".into()));
+        let rs = resource_spans(
+            "checkout",
+            vec![
+                span("POST /api/checkout", 2, 0, 300, vec![post.clone()]),
+                span("POST /api/checkout", 2, 2, 301, vec![post.clone()]),
+                span("POST /api/checkout", 3, 1, 10, vec![]),
+                span("GET /other", 2, 0, 1, vec![]),
+                span(
+                    "GET",
+                    2,
+                    1,
+                    100,
+                    vec![kv(HTTP_ROUTE, Value::StringValue("/api/items/{id}".into()))],
+                ),
+                span(
+                    "GET",
+                    2,
+                    0,
+                    100,
+                    vec![kv(HTTP_ROUTE, Value::StringValue("/api/items/{id}".into()))],
+                ),
+            ],
+        );
+        assert_eq!(
+            classify(&rs, "default"),
+            vec![
+                (0, true),  // server, unset status
+                (1, true),  // exactly 300ms is good
+                (0, false), // error
+                (1, false), // 301ms
+                // the client span has no method attribute and is not server: no SLO
+                (2, true),  // OK and 100ms
+                (2, false), // UNSET is not OK
+            ]
+        );
+    }
+
+    #[test]
+    fn other_services_and_tenants_match_nothing() {
+        let rs = resource_spans("payments", vec![span("POST /api/checkout", 2, 0, 1, vec![])]);
+        assert!(classify(&rs, "default").is_empty());
+        let rs = resource_spans("checkout", vec![span("POST /api/checkout", 2, 0, 1, vec![])]);
+        assert!(classify(&rs, "other").is_empty());
+        let rs = resource_spans("search", vec![span("anything", 0, 2, 1, vec![])]);
+        assert_eq!(classify(&rs, "default"), vec![(3, false)]);
+    }
+
+    #[test]
+    fn numeric_attributes_compare_by_value() {
+        let v = AnyValue {
+            value: Some(Value::IntValue(200)),
+        };
+        assert!(attr_eq(&v, &AttrValue::Int(200)));
+        assert!(attr_eq(&v, &AttrValue::Double(200.0)));
+        assert!(!attr_eq(&v, &AttrValue::String("200".into())));
+    }
+}

@@ -1,0 +1,23 @@
+//! The SLO engine: the SLO model and its spec parser, the span classifier, the per-minute
+//! aggregator, and the window, budget and burn-rate math.
+//!
+//! Flow: [`spec`] parses SLO files into [`model::SloDef`]s; [`Engine`] compiles them into a
+//! [`classify::SloIndex`] and keeps one [`window::MinuteRing`] of good/total counts per
+//! SLO; each [`slotel_proto::Batch`] is classified and added to those rings once per
+//! batch; [`Engine::status`] sums the rings into an [`status::SloStatus`].
+
+pub mod classify;
+pub mod clock;
+pub mod engine;
+pub mod error;
+pub mod math;
+pub mod model;
+pub mod spec;
+pub mod status;
+pub mod window;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use engine::{Engine, EngineStats};
+pub use error::{Error, Result, SpecError};
+pub use model::SloDef;
+pub use status::SloStatus;

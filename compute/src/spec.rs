@@ -1,0 +1,446 @@
+//! Parses slotel's native SLO YAML into [`SloDef`]s, reporting every problem found with
+//! its file, line and column.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::error::{Error, Result, SpecError};
+use crate::model::{AttrValue, GoodRule, Sli, SloDef, SpanKind, SpanSelector, StatusRule, Window};
+
+/// The longest window accepted, in minutes (400 days).
+pub const MAX_WINDOW_MINUTES: u32 = 400 * 1440;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    slos: Vec<RawSlo>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlo {
+    name: Spanned<String>,
+    #[serde(default)]
+    tenant: Option<Spanned<String>>,
+    service: Spanned<String>,
+    #[serde(default)]
+    description: Option<String>,
+    objective: Spanned<f64>,
+    window: Spanned<HumanDuration>,
+    sli: RawSli,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSli {
+    spans: RawSpans,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpans {
+    #[serde(rename = "match", default)]
+    selector: RawMatch,
+    good: Spanned<RawGood>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMatch {
+    #[serde(default)]
+    span_kind: Option<SpanKind>,
+    #[serde(default)]
+    span_name: Option<String>,
+    #[serde(default)]
+    http_route: Option<String>,
+    #[serde(default)]
+    attributes: BTreeMap<String, AttrValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGood {
+    #[serde(default)]
+    status: Option<StatusRule>,
+    #[serde(default)]
+    max_duration: Option<HumanDuration>,
+}
+
+/// A duration written the way people write them: `300ms`, `1.5s`, `30d`.
+#[derive(Debug, Clone, Copy)]
+struct HumanDuration(Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = HumanDuration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as 300ms, 2s, 6h or 30d")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<Self::Value, E> {
+                parse_duration(s).map(HumanDuration).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Parses `300ms`, `1.5s`, `6h`, `30d` (units ns, us, ms, s, m, h, d, w).
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("invalid duration {s:?}: it needs a unit (ms, s, m, h, d, w)"))?;
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: {num:?} is not a number"))?;
+    let nanos_per_unit: f64 = match unit.trim() {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" => 60e9,
+        "h" => 3600e9,
+        "d" => 86_400e9,
+        "w" => 604_800e9,
+        other => {
+            return Err(format!(
+                "invalid duration {s:?}: unknown unit {other:?} (use ns, us, ms, s, m, h, d or w)"
+            ));
+        }
+    };
+    let nanos = (value * nanos_per_unit).round();
+    if !nanos.is_finite() || nanos > u64::MAX as f64 {
+        return Err(format!("invalid duration {s:?}: too long"));
+    }
+    Ok(Duration::from_nanos(nanos as u64))
+}
+
+/// Where an SLO was defined, to point at it in later errors.
+#[derive(Debug, Clone)]
+struct Origin {
+    file: PathBuf,
+    line: u64,
+    column: u64,
+}
+
+struct Ctx<'a> {
+    file: &'a Path,
+    errors: Vec<SpecError>,
+}
+
+impl Ctx<'_> {
+    fn err<T>(&mut self, at: &Spanned<T>, message: impl Into<String>) {
+        self.errors.push(SpecError {
+            file: self.file.to_path_buf(),
+            line: at.referenced.line(),
+            column: at.referenced.column(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Parses one native SLO document. `file` is only used in error messages.
+pub fn parse_native(file: &Path, text: &str) -> std::result::Result<Vec<SloDef>, Vec<SpecError>> {
+    parse_with_origin(file, text).map(|v| v.into_iter().map(|(d, _)| d).collect())
+}
+
+fn parse_with_origin(
+    file: &Path,
+    text: &str,
+) -> std::result::Result<Vec<(SloDef, Origin)>, Vec<SpecError>> {
+    let raw: RawFile = serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(file, &e)])?;
+    let mut ctx = Ctx {
+        file,
+        errors: Vec::new(),
+    };
+    let mut out = Vec::with_capacity(raw.slos.len());
+    for slo in raw.slos {
+        if let Some(def) = validate(&mut ctx, slo) {
+            out.push(def);
+        }
+    }
+    if ctx.errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(ctx.errors)
+    }
+}
+
+fn yaml_error(file: &Path, e: &serde_saphyr::Error) -> SpecError {
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
+    SpecError {
+        file: file.to_path_buf(),
+        line,
+        column,
+        message: first_line(&e.to_string()),
+    }
+}
+
+/// The message of a YAML error without the rendered source snippet.
+fn first_line(rendered: &str) -> String {
+    let line = rendered.lines().next().unwrap_or("invalid YAML").trim();
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    // The parser appends its own position; ours comes first in the message.
+    match line.rfind(" at line ") {
+        Some(i) => line[..i].to_string(),
+        None => line.to_string(),
+    }
+}
+
+fn is_valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+        && name.len() <= 128
+}
+
+fn validate(ctx: &mut Ctx<'_>, raw: RawSlo) -> Option<(SloDef, Origin)> {
+    let before = ctx.errors.len();
+    if !is_valid_name(&raw.name.value) {
+        ctx.err(
+            &raw.name,
+            format!(
+                "invalid SLO name {:?}: use 1 to 128 letters, digits, '-', '_', '.' or ':', starting with a letter or digit",
+                raw.name.value
+            ),
+        );
+    }
+    let tenant = match &raw.tenant {
+        Some(t) if !is_valid_name(&t.value) => {
+            ctx.err(t, format!("invalid tenant {:?}", t.value));
+            String::new()
+        }
+        Some(t) => t.value.clone(),
+        None => slotel_proto::DEFAULT_TENANT.to_string(),
+    };
+    if raw.service.value.trim().is_empty() {
+        ctx.err(&raw.service, "service must not be empty");
+    }
+    let o = raw.objective.value;
+    if !(o > 0.0 && o < 100.0) {
+        ctx.err(
+            &raw.objective,
+            format!("objective {o} is out of range: it is a percentage above 0 and below 100, e.g. 99.9"),
+        );
+    }
+    let window = raw.window.value.0;
+    let minutes = window.as_secs() / 60;
+    if window.as_nanos() % 60_000_000_000 != 0 || minutes == 0 {
+        ctx.err(
+            &raw.window,
+            format!("window {window:?} must be a whole number of minutes, at least 1m"),
+        );
+    } else if minutes > u64::from(MAX_WINDOW_MINUTES) {
+        ctx.err(&raw.window, "window is longer than the maximum of 400d");
+    }
+    let good = &raw.sli.spans.good;
+    if good.value.status.is_none() && good.value.max_duration.is_none() {
+        ctx.err(
+            good,
+            "good needs at least one rule: status (not_error or ok) and/or max_duration",
+        );
+    }
+    if ctx.errors.len() > before {
+        return None;
+    }
+    let sel = raw.sli.spans.selector;
+    let def = SloDef {
+        name: raw.name.value.clone(),
+        tenant,
+        service: raw.service.value,
+        description: raw.description,
+        objective: o,
+        window: Window {
+            minutes: minutes as u32,
+        },
+        sli: Sli::Spans {
+            selector: SpanSelector {
+                kind: sel.span_kind,
+                span_name: sel.span_name,
+                http_route: sel.http_route,
+                attributes: sel.attributes.into_iter().collect(),
+            },
+            good: GoodRule {
+                status: good.value.status,
+                max_duration_nanos: good
+                    .value
+                    .max_duration
+                    .map(|d| u64::try_from(d.0.as_nanos()).unwrap_or(u64::MAX)),
+            },
+        },
+    };
+    let origin = Origin {
+        file: ctx.file.to_path_buf(),
+        line: raw.name.referenced.line(),
+        column: raw.name.referenced.column(),
+    };
+    Some((def, origin))
+}
+
+/// Expands `paths` (files, or folders whose `*.yaml`/`*.yml` files are read in name
+/// order) and parses every SLO in them. All problems in all files are reported together.
+pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<SloDef>> {
+    let mut files = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|source| Error::Read {
+            path: path.clone(),
+            source,
+        })?;
+        if meta.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|source| Error::Read {
+                    path: path.clone(),
+                    source,
+                })?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.is_file()
+                        && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                })
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    let mut errors = Vec::new();
+    let mut all: Vec<(SloDef, Origin)> = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).map_err(|source| Error::Read {
+            path: file.clone(),
+            source,
+        })?;
+        match parse_with_origin(file, &text) {
+            Ok(defs) => all.extend(defs),
+            Err(e) => errors.extend(e),
+        }
+    }
+    let mut seen: HashMap<(&str, &str), &Origin> = HashMap::new();
+    for (def, origin) in &all {
+        if let Some(first) = seen.insert((&def.tenant, &def.name), origin) {
+            errors.push(SpecError {
+                file: origin.file.clone(),
+                line: origin.line,
+                column: origin.column,
+                message: format!(
+                    "SLO {:?} of tenant {:?} is already defined at {}:{}:{}",
+                    def.name,
+                    def.tenant,
+                    first.file.display(),
+                    first.line,
+                    first.column
+                ),
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(all.into_iter().map(|(d, _)| d).collect())
+    } else {
+        Err(Error::Spec(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ISSUE_EXAMPLE: &str = r#"
+slos:
+  - name: checkout-availability
+    service: checkout
+    objective: 99.9          # percent
+    window: 30d              # rolling
+    sli:
+      spans:
+        match: { span_kind: server, span_name: "POST /api/checkout" }
+        good: { status: not_error }
+  - name: checkout-latency
+    service: checkout
+    objective: 99
+    window: 28d
+    sli:
+      spans:
+        match: { span_name: "POST /api/checkout", attributes: { "http.request.method": "POST" } }
+        good: { max_duration: 300ms }   # good when duration <= 300ms
+"#;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let defs = parse_native(Path::new("slos.yaml"), ISSUE_EXAMPLE).unwrap();
+        assert_eq!(defs.len(), 2);
+        assert_eq!(defs[0].name, "checkout-availability");
+        assert_eq!(defs[0].tenant, "default");
+        assert_eq!(defs[0].objective, 99.9);
+        assert_eq!(defs[0].window.minutes, 30 * 1440);
+        let Sli::Spans { selector, good } = &defs[0].sli;
+        assert_eq!(selector.kind, Some(SpanKind::Server));
+        assert_eq!(selector.span_name.as_deref(), Some("POST /api/checkout"));
+        assert_eq!(good.status, Some(StatusRule::NotError));
+        assert_eq!(good.max_duration_nanos, None);
+        let Sli::Spans { selector, good } = &defs[1].sli;
+        assert_eq!(
+            selector.attributes,
+            vec![(
+                "http.request.method".to_string(),
+                AttrValue::String("POST".into())
+            )]
+        );
+        assert_eq!(good.max_duration_nanos, Some(300_000_000));
+        assert_eq!(defs[1].window.to_string(), "28d");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("300ms").unwrap(), Duration::from_millis(300));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("250us").unwrap(), Duration::from_micros(250));
+        assert_eq!(parse_duration("30d").unwrap(), Duration::from_secs(30 * 86_400));
+        assert!(parse_duration("30").unwrap_err().contains("needs a unit"));
+        assert!(parse_duration("3x").unwrap_err().contains("unknown unit \"x\""));
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        parse_native(Path::new("f.yaml"), text)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn semantic_errors_name_file_line_and_column_all_at_once() {
+        let text = "slos:\n  - name: a\n    service: s\n    objective: 100\n    window: 90s\n    sli:\n      spans:\n        good: {}\n";
+        assert_eq!(
+            errors(text),
+            vec![
+                "f.yaml:4:16: objective 100 is out of range: it is a percentage above 0 and below 100, e.g. 99.9",
+                "f.yaml:5:13: window 90s must be a whole number of minutes, at least 1m",
+                "f.yaml:8:15: good needs at least one rule: status (not_error or ok) and/or max_duration",
+            ]
+        );
+    }
+
+    #[test]
+    fn syntax_and_type_errors_have_positions() {
+        let e = errors("slos:\n  - name: a\n    service: s\n    objective: 99\n    window: 3x\n");
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("f.yaml:5:13: "), "{}", e[0]);
+        assert!(e[0].contains("unknown unit"), "{}", e[0]);
+        let e = errors("slos:\n  - name: a\n    servce: s\n");
+        assert!(e[0].starts_with("f.yaml:3:5: "), "{}", e[0]);
+        assert!(e[0].contains("servce"), "{}", e[0]);
+    }
+}

@@ -1,0 +1,59 @@
+//! The status of one SLO at one instant: counts, SLI, budget and burn rates.
+
+use serde::Serialize;
+use serde::ser::SerializeMap;
+
+/// An SLO's status, as the REST API returns it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SloStatus {
+    /// The SLO's name.
+    pub name: String,
+    /// Its tenant.
+    pub tenant: String,
+    /// Its service (`service.name`).
+    pub service: String,
+    /// Free text from the SLO file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The objective in percent.
+    pub objective: f64,
+    /// The rolling window, e.g. `30d`.
+    pub window: String,
+    /// Good events in the window.
+    pub good_events: u64,
+    /// Bad events in the window.
+    pub bad_events: u64,
+    /// All events in the window.
+    pub total_events: u64,
+    /// good / total over the window; `None` without events.
+    pub sli: Option<f64>,
+    /// The error budget still left over the window: 1 untouched, 0 spent, negative
+    /// overspent; `None` without events.
+    pub error_budget_remaining: Option<f64>,
+    /// Burn rate per window (`5m` … `3d` and the SLO window); `None` where the window
+    /// had no events.
+    pub burn_rates: BurnRates,
+    /// When this status was computed (RFC 3339).
+    pub evaluated_at: String,
+}
+
+/// Burn rates keyed by window label, in window order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BurnRates(pub Vec<(String, Option<f64>)>);
+
+impl BurnRates {
+    /// The burn rate for a window label such as `1h`.
+    pub fn get(&self, window: &str) -> Option<f64> {
+        self.0.iter().find(|(w, _)| w == window).and_then(|(_, v)| *v)
+    }
+}
+
+impl Serialize for BurnRates {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}

@@ -1,0 +1,163 @@
+//! Per-minute good/total counts over a rolling horizon, and the window sums read from them.
+
+/// What happened to counts offered to a [`MinuteRing`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddOutcome {
+    /// Counted.
+    Added,
+    /// Older than the ring's horizon: not counted.
+    TooOld,
+}
+
+/// Good and total event counts for each of the last `capacity` minutes.
+///
+/// Minutes are whole minutes since the Unix epoch. The ring is allocated on first use and
+/// costs 8 bytes per minute of horizon (two `u32`s; a count saturates at `u32::MAX` per
+/// minute, 71 million events per second for one SLO).
+#[derive(Debug, Clone)]
+pub struct MinuteRing {
+    capacity: usize,
+    /// The newest minute written, `None` before the first write.
+    head: Option<i64>,
+    good: Vec<u32>,
+    total: Vec<u32>,
+}
+
+impl MinuteRing {
+    /// A ring covering `capacity` minutes (at least one).
+    pub fn new(capacity: u32) -> Self {
+        Self {
+            capacity: capacity.max(1) as usize,
+            head: None,
+            good: Vec::new(),
+            total: Vec::new(),
+        }
+    }
+
+    /// How many minutes the ring covers.
+    pub fn capacity(&self) -> u32 {
+        self.capacity as u32
+    }
+
+    /// Bytes of heap the ring holds.
+    pub fn heap_bytes(&self) -> usize {
+        (self.good.capacity() + self.total.capacity()) * std::mem::size_of::<u32>()
+    }
+
+    fn slot(&self, minute: i64) -> usize {
+        minute.rem_euclid(self.capacity as i64) as usize
+    }
+
+    /// Adds counts to `minute`. `now_minute` decides what is too old: anything at or
+    /// before `now_minute - capacity`.
+    pub fn add(&mut self, minute: i64, good: u64, total: u64, now_minute: i64) -> AddOutcome {
+        let cap = self.capacity as i64;
+        let newest = self.head.map_or(now_minute, |h| h.max(now_minute));
+        if minute <= newest - cap {
+            return AddOutcome::TooOld;
+        }
+        match self.head {
+            None => {
+                self.good = vec![0; self.capacity];
+                self.total = vec![0; self.capacity];
+                self.head = Some(minute);
+            }
+            Some(head) if minute > head => {
+                if minute - head >= cap {
+                    self.good.fill(0);
+                    self.total.fill(0);
+                } else {
+                    for m in head + 1..=minute {
+                        let s = self.slot(m);
+                        self.good[s] = 0;
+                        self.total[s] = 0;
+                    }
+                }
+                self.head = Some(minute);
+            }
+            Some(_) => {}
+        }
+        let s = self.slot(minute);
+        let sat = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        self.good[s] = self.good[s].saturating_add(sat(good));
+        self.total[s] = self.total[s].saturating_add(sat(total));
+        AddOutcome::Added
+    }
+
+    /// Sums of (good, total) over windows ending at `now_minute` (inclusive), one per
+    /// entry of `windows` (lengths in minutes, ascending). A window of `w` minutes covers
+    /// minutes `now_minute - w + 1 ..= now_minute`. One pass over the longest window.
+    pub fn sums(&self, now_minute: i64, windows: &[u32]) -> Vec<(u64, u64)> {
+        debug_assert!(windows.windows(2).all(|w| w[0] <= w[1]));
+        let mut out = Vec::with_capacity(windows.len());
+        let Some(head) = self.head else {
+            out.resize(windows.len(), (0, 0));
+            return out;
+        };
+        let oldest_kept = head - self.capacity as i64 + 1;
+        let (mut good, mut total) = (0u64, 0u64);
+        let mut covered: i64 = 0; // minutes summed so far, counting back from now_minute
+        for &w in windows {
+            let w = i64::from(w);
+            while covered < w {
+                let m = now_minute - covered;
+                covered += 1;
+                if m > head {
+                    continue;
+                }
+                if m < oldest_kept {
+                    covered = w.max(covered);
+                    break;
+                }
+                let s = self.slot(m);
+                good += u64::from(self.good[s]);
+                total += u64::from(self.total[s]);
+            }
+            out.push((good, total));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_cover_the_last_minutes_inclusive() {
+        let mut r = MinuteRing::new(10);
+        for m in 100..110 {
+            assert_eq!(r.add(m, 1, 2, 109), AddOutcome::Added);
+        }
+        assert_eq!(r.sums(109, &[1, 5, 10]), vec![(1, 2), (5, 10), (10, 20)]);
+        // Nothing was written after 109: at 111 the 5m window holds 107..=109 only.
+        assert_eq!(r.sums(111, &[5]), vec![(3, 6)]);
+        // Windows longer than the ring stop at its horizon.
+        assert_eq!(r.sums(109, &[60]), vec![(10, 20)]);
+    }
+
+    #[test]
+    fn old_minutes_are_evicted_and_late_data_refused() {
+        let mut r = MinuteRing::new(10);
+        r.add(100, 5, 5, 100);
+        r.add(105, 1, 1, 105);
+        // 100 is still inside the horizon (96..=105).
+        assert_eq!(r.sums(105, &[10]), vec![(6, 6)]);
+        r.add(112, 1, 1, 112); // horizon 103..=112 now: minute 100 is gone
+        assert_eq!(r.sums(112, &[10]), vec![(2, 2)]);
+        assert_eq!(r.add(102, 1, 1, 112), AddOutcome::TooOld);
+        assert_eq!(r.add(103, 1, 1, 112), AddOutcome::Added);
+        assert_eq!(r.sums(112, &[10]), vec![(3, 3)]);
+        // A jump past the whole horizon clears it.
+        r.add(500, 1, 1, 500);
+        assert_eq!(r.sums(500, &[10]), vec![(1, 1)]);
+    }
+
+    #[test]
+    fn first_write_too_old_for_the_clock_is_refused() {
+        let mut r = MinuteRing::new(10);
+        assert_eq!(r.add(90, 1, 1, 100), AddOutcome::TooOld);
+        assert_eq!(r.sums(100, &[10]), vec![(0, 0)]);
+        assert_eq!(r.heap_bytes(), 0);
+    }
+}

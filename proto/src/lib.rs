@@ -1,0 +1,76 @@
+//! The types every slotel stage shares: the OTLP data model, the [`Batch`] that flows
+//! from ingest to compute, and the [`Consumer`] contract each stage implements.
+//!
+//! Flow: a receiver decodes an OTLP request into a [`Batch`] and hands it to the next
+//! [`Consumer`] (the buffer, then compute). A consumer either takes the batch or refuses
+//! it with an [`Error`] that says whether the sender may retry.
+
+pub mod error;
+pub mod rpc;
+
+use std::future::Future;
+
+pub use error::{Error, Result};
+/// The generated OTLP types (`collector`, `common`, `resource`, `trace`, `metrics`, `logs`).
+pub use opentelemetry_proto::tonic as otlp;
+
+use otlp::collector::trace::v1::ExportTraceServiceRequest;
+
+/// The tenant a batch belongs to. Cheap to clone.
+pub type Tenant = std::sync::Arc<str>;
+
+/// The tenant used when a request names none.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// One decoded OTLP request, as it travels from ingest to compute.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Whose data this is.
+    pub tenant: Tenant,
+    /// The decoded request.
+    pub payload: Payload,
+}
+
+/// The signal a [`Batch`] carries.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// An OTLP `ExportTraceServiceRequest`.
+    Traces(ExportTraceServiceRequest),
+}
+
+impl Batch {
+    /// A batch of traces for `tenant`.
+    pub fn traces(tenant: Tenant, request: ExportTraceServiceRequest) -> Self {
+        Self {
+            tenant,
+            payload: Payload::Traces(request),
+        }
+    }
+
+    /// The number of items (spans, data points or log records) in the batch.
+    pub fn item_count(&self) -> usize {
+        match &self.payload {
+            Payload::Traces(req) => req
+                .resource_spans
+                .iter()
+                .flat_map(|rs| rs.scope_spans.iter())
+                .map(|ss| ss.spans.len())
+                .sum(),
+        }
+    }
+}
+
+/// A stage that takes batches: the buffer, compute, or anything in between.
+///
+/// `consume` takes the batch by value. Returning `Ok` means the stage owns the batch
+/// now (for a durable stage: it will not be lost); an error says whether the sender
+/// may retry ([`Error::is_retryable`]).
+pub trait Consumer: Send + Sync + 'static {
+    /// Takes one batch.
+    fn consume(&self, batch: Batch) -> impl Future<Output = Result<()>> + Send;
+
+    /// Flushes what the stage holds and stops taking batches.
+    fn shutdown(&self) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
+    }
+}
