@@ -1,1 +1,210 @@
-fn main() {}
+//! The `slotel` binary: command line, configuration, and the wiring of the stages
+//! (receivers → queue → engine, and the query API over the engine).
+
+mod config;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use slotel_compute::{Engine, SystemClock};
+use slotel_ingest::buffer::MemoryQueue;
+use slotel_proto::Consumer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{ServeArgs, ServeConfig};
+
+/// SLIs, error budgets and burn-rate alerts computed from raw OpenTelemetry data.
+#[derive(Parser, Debug)]
+#[command(name = "slotel", version, about)]
+struct Cli {
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "SLOTEL_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Receive OTLP, compute SLOs, and serve the API.
+    Serve(ServeArgs),
+    /// Check SLO files without starting a server; reports every problem with its file,
+    /// line and column. Exits 1 when any file is invalid.
+    Validate {
+        /// SLO files or folders of them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Validate { paths } => validate(&paths),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    match slotel_compute::spec::load_paths(paths) {
+        Ok(defs) => {
+            println!("{} SLOs are valid", defs.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = ServeConfig::resolve(args)?;
+    let defs = slotel_compute::spec::load_paths(&config.slos)
+        .map_err(|e| anyhow::anyhow!("invalid SLO files, not starting:\n{e}"))?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run(config, defs))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn bind(what: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for {what}"))
+}
+
+async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::Result<()> {
+    let engine = Arc::new(Engine::new(Arc::new(SystemClock)));
+    tracing::info!(slos = defs.len(), "Loaded SLOs.");
+    engine.load(defs);
+
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let queue = Arc::new(MemoryQueue::start(
+        config.queue_capacity,
+        workers,
+        Arc::clone(&engine),
+    ));
+    let limits = slotel_ingest::Limits {
+        max_request_bytes: config.max_request_bytes,
+    };
+
+    let grpc = bind("OTLP/gRPC", config.otlp_grpc_addr).await?;
+    let http = bind("OTLP/HTTP", config.otlp_http_addr).await?;
+    let api = bind("the API", config.api_addr).await?;
+    let addrs = serde_json::json!({
+        "event": "listening",
+        "otlp_grpc": grpc.local_addr()?.to_string(),
+        "otlp_http": http.local_addr()?.to_string(),
+        "api": api.local_addr()?.to_string(),
+    });
+    tracing::info!(
+        otlp_grpc = %addrs["otlp_grpc"].as_str().unwrap_or_default(),
+        otlp_http = %addrs["otlp_http"].as_str().unwrap_or_default(),
+        api = %addrs["api"].as_str().unwrap_or_default(),
+        "Listening."
+    );
+    println!("{addrs}");
+    if let Some(path) = &config.listen_file {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, addrs.to_string())
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .with_context(|| format!("cannot write the listen file {}", path.display()))?;
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let servers = [
+        tokio::spawn(slotel_ingest::serve(
+            grpc,
+            slotel_ingest::grpc::router(Arc::clone(&queue), limits),
+            stopped(stop_rx.clone()),
+        )),
+        tokio::spawn(slotel_ingest::serve(
+            http,
+            slotel_ingest::http::router(Arc::clone(&queue), limits),
+            stopped(stop_rx.clone()),
+        )),
+        tokio::spawn(slotel_ingest::serve(
+            api,
+            slotel_query::router(Arc::clone(&engine)),
+            stopped(stop_rx.clone()),
+        )),
+    ];
+
+    wait_for_signals(&engine, &config.slos).await;
+    tracing::info!("Shutting down: finishing requests in flight.");
+    let _ = stop_tx.send(true);
+    for server in servers {
+        match server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "A server failed."),
+            Err(e) => tracing::error!(error = %e, "A server task panicked."),
+        }
+    }
+    queue.shutdown().await?;
+    tracing::info!("Stopped.");
+    Ok(())
+}
+
+/// Waits for SIGINT or SIGTERM; reloads the SLO files on SIGHUP in the meantime.
+async fn wait_for_signals(engine: &Engine, slo_paths: &[PathBuf]) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup()))
+    else {
+        tracing::error!("Cannot install signal handlers; stopping on Ctrl-C only.");
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return,
+            _ = term.recv() => return,
+            _ = hup.recv() => match slotel_compute::spec::load_paths(slo_paths) {
+                Ok(defs) => {
+                    tracing::info!(slos = defs.len(), "Reloaded SLOs.");
+                    engine.load(defs);
+                }
+                Err(e) => tracing::error!(error = %e, "Reload failed; the previous SLOs stay loaded."),
+            },
+        }
+    }
+}

@@ -22,6 +22,30 @@ pub type Tenant = std::sync::Arc<str>;
 /// The tenant used when a request names none.
 pub const DEFAULT_TENANT: &str = "default";
 
+/// The HTTP header (and gRPC metadata key) naming the tenant, as Mimir, Tempo and Loki
+/// use it.
+pub const TENANT_HEADER: &str = "x-scope-orgid";
+
+/// The tenant named by a `X-Scope-OrgID` value, or [`DEFAULT_TENANT`] without one. A
+/// tenant is 1 to 128 letters, digits, `-`, `_`, `.` or `:`; anything else is an error
+/// message for the client.
+pub fn parse_tenant(header: Option<&[u8]>) -> std::result::Result<Tenant, String> {
+    let Some(raw) = header else {
+        return Ok(Tenant::from(DEFAULT_TENANT));
+    };
+    let valid = !raw.is_empty()
+        && raw.len() <= 128
+        && raw
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'));
+    match std::str::from_utf8(raw) {
+        Ok(s) if valid => Ok(Tenant::from(s)),
+        _ => Err(format!(
+            "invalid {TENANT_HEADER} header: a tenant is 1 to 128 letters, digits, '-', '_', '.' or ':'"
+        )),
+    }
+}
+
 /// One decoded OTLP request, as it travels from ingest to compute.
 #[derive(Debug, Clone)]
 pub struct Batch {

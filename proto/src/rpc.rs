@@ -38,3 +38,50 @@ pub mod code {
     /// Missing or wrong credentials.
     pub const UNAUTHENTICATED: i32 = 16;
 }
+
+/// `google.protobuf.Duration`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Duration {
+    /// Whole seconds.
+    #[prost(int64, tag = "1")]
+    pub seconds: i64,
+    /// Nanoseconds past `seconds`.
+    #[prost(int32, tag = "2")]
+    pub nanos: i32,
+}
+
+/// `google.rpc.RetryInfo`: how long a client should wait before retrying.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RetryInfo {
+    /// The delay.
+    #[prost(message, optional, tag = "1")]
+    pub retry_delay: Option<Duration>,
+}
+
+/// The `type_url` of [`RetryInfo`] inside an [`Any`].
+pub const RETRY_INFO_TYPE_URL: &str = "type.googleapis.com/google.rpc.RetryInfo";
+
+impl Status {
+    /// A status with `code` and `message`, and a `RetryInfo` detail when `retry_after` is set.
+    pub fn new(code: i32, message: impl Into<String>, retry_after: Option<std::time::Duration>) -> Self {
+        use prost::Message;
+        let details = retry_after
+            .map(|d| Any {
+                type_url: RETRY_INFO_TYPE_URL.to_string(),
+                value: RetryInfo {
+                    retry_delay: Some(Duration {
+                        seconds: d.as_secs() as i64,
+                        nanos: d.subsec_nanos() as i32,
+                    }),
+                }
+                .encode_to_vec(),
+            })
+            .into_iter()
+            .collect();
+        Self {
+            code,
+            message: message.into(),
+            details,
+        }
+    }
+}
