@@ -1,0 +1,147 @@
+//! Starts `slotel serve` on ephemeral ports and talks to its API.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long a test waits for the server to reach an expected state.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A running `slotel serve`, killed on drop.
+pub struct Server {
+    child: Child,
+    pub otlp_grpc: String,
+    pub otlp_http: String,
+    pub api: String,
+    _dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+impl Server {
+    /// Starts the binary with `slos` as its SLO file.
+    pub fn start(slos: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let slo_file = dir.path().join("slos.yaml");
+        std::fs::write(&slo_file, slos).unwrap();
+        let listen = dir.path().join("listen.json");
+        let child = Command::new(env!("CARGO_BIN_EXE_slotel"))
+            .arg("serve")
+            .arg("--slos")
+            .arg(&slo_file)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--otlp-grpc-addr", "127.0.0.1:0"])
+            .args(["--otlp-http-addr", "127.0.0.1:0"])
+            .args(["--api-addr", "127.0.0.1:0"])
+            .arg("--listen-file")
+            .arg(&listen)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start slotel");
+        let mut server = Server {
+            child,
+            otlp_grpc: String::new(),
+            otlp_http: String::new(),
+            api: String::new(),
+            _dir: dir,
+            http: reqwest::Client::new(),
+        };
+        let addrs = server.wait_for_listen_file(&listen);
+        server.otlp_grpc = format!("http://{}", addrs["otlp_grpc"].as_str().unwrap());
+        server.otlp_http = format!("http://{}", addrs["otlp_http"].as_str().unwrap());
+        server.api = format!("http://{}", addrs["api"].as_str().unwrap());
+        server
+    }
+
+    fn wait_for_listen_file(&mut self, path: &Path) -> Value {
+        let start = Instant::now();
+        loop {
+            if let Ok(text) = std::fs::read_to_string(path) {
+                return serde_json::from_str(&text).expect("listen file is JSON");
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("slotel exited before listening: {status}");
+            }
+            assert!(start.elapsed() < DEADLINE, "slotel did not start listening");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// GETs an API path; returns the status code and the JSON body.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.api))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+
+    /// The status of SLO `name`.
+    pub async fn slo(&self, name: &str) -> Value {
+        let (status, body) = self.get(&format!("/api/v1/slos/{name}")).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Polls SLO `name` until it has counted at least `total` events, then returns its
+    /// status. Fails the test at the deadline.
+    pub async fn slo_when_total(&self, name: &str, total: u64) -> Value {
+        let start = Instant::now();
+        loop {
+            let body = self.slo(name).await;
+            if body["total_events"].as_u64().unwrap() >= total {
+                return body;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "SLO {name} reached {} of {total} events",
+                body["total_events"]
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Python interpreter of the test virtual environment (`./scripts/test` makes it).
+pub fn python() -> PathBuf {
+    let py = root().join(".venv/bin/python");
+    assert!(
+        py.exists(),
+        "{} is missing: run ./scripts/test, which creates the Python environment",
+        py.display()
+    );
+    py
+}
+
+/// `(bad / total) / (1 - objective)`, computed as the server does.
+pub fn burn_rate(good: u64, total: u64, objective_percent: f64) -> f64 {
+    ((total - good) as f64 / total as f64) / (1.0 - objective_percent / 100.0)
+}
+
+/// `1 - bad / total`, computed as the server does.
+pub fn sli(good: u64, total: u64) -> f64 {
+    1.0 - (total - good) as f64 / total as f64
+}
+
+/// `1 - bad / ((1 - objective) * total)`, computed as the server does.
+pub fn budget_remaining(good: u64, total: u64, objective_percent: f64) -> f64 {
+    1.0 - (total - good) as f64 / ((1.0 - objective_percent / 100.0) * total as f64)
+}

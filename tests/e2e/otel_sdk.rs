@@ -1,0 +1,231 @@
+//! The real OpenTelemetry Python SDK exports spans over gRPC and HTTP/protobuf; the API
+//! must report exactly the counts, SLI, budget and burn rates of what was sent.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::harness::{Server, budget_remaining, burn_rate, python, root, sli};
+
+const SLOS: &str = r#"
+slos:
+  - name: checkout-availability
+    service: checkout
+    objective: 99.9
+    window: 30d
+    sli:
+      spans:
+        match: { span_kind: server, span_name: "POST /api/checkout" }
+        good: { status: not_error }
+  - name: checkout-latency
+    service: checkout
+    objective: 99
+    window: 28d
+    sli:
+      spans:
+        match: { span_name: "POST /api/checkout", attributes: { "http.request.method": "POST" } }
+        good: { max_duration: 300ms }
+  - name: catalog-availability
+    service: catalog
+    objective: 99.5
+    window: 7d
+    sli:
+      spans:
+        match: { span_kind: server, http_route: "/api/items/{id}" }
+        good: { status: ok, max_duration: 120ms }
+"#;
+
+/// One span of a plan, as `send_spans.py` takes it.
+struct PlanSpan {
+    name: &'static str,
+    kind: &'static str,
+    status: &'static str,
+    duration_ns: u64,
+    attributes: Value,
+}
+
+impl PlanSpan {
+    fn to_json(&self, i: usize) -> Value {
+        json!({
+            "name": self.name,
+            "kind": self.kind,
+            "status": self.status,
+            "duration_ns": self.duration_ns,
+            "end_offset_ns": (i as u64) * 100_000,
+            "attributes": self.attributes,
+        })
+    }
+}
+
+const MS: u64 = 1_000_000;
+
+/// Checkout traffic: statuses and durations around the 300 ms threshold, plus spans no
+/// SLO selects (other names, client kind, missing method attribute).
+fn checkout_plan() -> Vec<PlanSpan> {
+    let durations = [20 * MS, 300 * MS - 1, 300 * MS, 300 * MS + 1, 1_500 * MS];
+    let mut spans = Vec::new();
+    for i in 0..230 {
+        let status = if i % 23 == 0 {
+            "error"
+        } else if i % 3 == 0 {
+            "ok"
+        } else {
+            "unset"
+        };
+        spans.push(PlanSpan {
+            name: "POST /api/checkout",
+            kind: "server",
+            status,
+            duration_ns: durations[i % durations.len()],
+            attributes: json!({"http.request.method": "POST", "http.route": "/api/checkout"}),
+        });
+    }
+    for i in 0..17 {
+        spans.push(PlanSpan {
+            name: "GET /health",
+            kind: "server",
+            status: if i % 2 == 0 { "error" } else { "unset" },
+            duration_ns: 5 * MS,
+            attributes: json!({"http.request.method": "GET"}),
+        });
+    }
+    for _ in 0..9 {
+        spans.push(PlanSpan {
+            name: "POST /api/checkout",
+            kind: "client",
+            status: "error",
+            duration_ns: 900 * MS,
+            attributes: json!({}),
+        });
+    }
+    spans
+}
+
+/// Catalog traffic selected by route, good only when OK and within 120 ms.
+fn catalog_plan() -> Vec<PlanSpan> {
+    let mut spans = Vec::new();
+    for i in 0..150 {
+        spans.push(PlanSpan {
+            name: "GET /api/items/{id}",
+            kind: "server",
+            status: ["ok", "ok", "unset", "error", "ok"][i % 5],
+            duration_ns: [100 * MS, 120 * MS, 121 * MS][i % 3],
+            attributes: json!({"http.route": "/api/items/{id}"}),
+        });
+    }
+    for _ in 0..11 {
+        spans.push(PlanSpan {
+            name: "GET /api/items/{id}",
+            kind: "server",
+            status: "ok",
+            duration_ns: MS,
+            attributes: json!({"http.route": "/api/other"}),
+        });
+    }
+    spans
+}
+
+fn send(endpoint: &str, protocol: &str, service: &str, spans: &[PlanSpan]) {
+    let plan = json!({
+        "endpoint": endpoint,
+        "protocol": protocol,
+        "service": service,
+        "spans": spans.iter().enumerate().map(|(i, s)| s.to_json(i)).collect::<Vec<_>>(),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.json");
+    std::fs::write(&path, plan.to_string()).unwrap();
+    let out = Command::new(python())
+        .arg(root().join("tests/python/send_spans.py"))
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the SDK export failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Asserts every number of an SLO status against the expected good and total.
+fn assert_status(body: &Value, good: u64, total: u64, objective: f64, window: &str) {
+    assert_eq!(body["good_events"], good, "{body}");
+    assert_eq!(body["total_events"], total, "{body}");
+    assert_eq!(body["bad_events"], total - good, "{body}");
+    assert_eq!(body["objective"], objective);
+    assert_eq!(body["window"], window);
+    assert_eq!(body["sli"].as_f64().unwrap(), sli(good, total));
+    assert_eq!(
+        body["error_budget_remaining"].as_f64().unwrap(),
+        budget_remaining(good, total, objective)
+    );
+    // Every span ended within the last second, so every window holds all of them.
+    let rates = body["burn_rates"].as_object().unwrap();
+    let windows: Vec<&str> = rates.keys().map(String::as_str).collect();
+    assert_eq!(windows, ["5m", "30m", "1h", "2h", "6h", "1d", "3d", window]);
+    for (w, rate) in rates {
+        assert_eq!(rate.as_f64().unwrap(), burn_rate(good, total, objective), "{w}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_sdk_over_grpc_counts_exactly() {
+    let server = Server::start(SLOS);
+    let plan = checkout_plan();
+    let endpoint = server.otlp_grpc.clone();
+    tokio::task::spawn_blocking(move || send(&endpoint, "grpc", "checkout", &plan))
+        .await
+        .unwrap();
+    let plan = checkout_plan();
+    let selected = |s: &&PlanSpan| s.name == "POST /api/checkout";
+    let avail: Vec<_> = plan
+        .iter()
+        .filter(selected)
+        .filter(|s| s.kind == "server")
+        .collect();
+    let avail_good = avail.iter().filter(|s| s.status != "error").count() as u64;
+    let latency: Vec<_> = plan
+        .iter()
+        .filter(selected)
+        .filter(|s| s.attributes["http.request.method"] == "POST")
+        .collect();
+    let latency_good = latency.iter().filter(|s| s.duration_ns <= 300 * MS).count() as u64;
+    // Hand-checked: 230 selected, 10 errors; 3 of every 5 durations within 300 ms.
+    assert_eq!((avail.len(), avail_good), (230, 220));
+    assert_eq!((latency.len(), latency_good), (230, 138));
+
+    let body = server.slo_when_total("checkout-availability", 230).await;
+    assert_status(&body, 220, 230, 99.9, "30d");
+    let body = server.slo_when_total("checkout-latency", 230).await;
+    assert_status(&body, 138, 230, 99.0, "28d");
+    // The catalog SLO saw none of it: no data, not an outage.
+    let body = server.slo("catalog-availability").await;
+    assert_eq!(body["total_events"], 0);
+    assert!(body["sli"].is_null());
+    assert!(body["burn_rates"]["5m"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_sdk_over_http_protobuf_counts_exactly() {
+    let server = Server::start(SLOS);
+    let plan = catalog_plan();
+    let endpoint = server.otlp_http.clone();
+    tokio::task::spawn_blocking(move || send(&endpoint, "http/protobuf", "catalog", &plan))
+        .await
+        .unwrap();
+    let plan = catalog_plan();
+    let selected: Vec<_> = plan
+        .iter()
+        .filter(|s| s.attributes["http.route"] == "/api/items/{id}")
+        .collect();
+    let good = selected
+        .iter()
+        .filter(|s| s.status == "ok" && s.duration_ns <= 120 * MS)
+        .count() as u64;
+    // 150 selected; status ok on 3 of 5, within 120 ms on 2 of 3: 60 good.
+    assert_eq!((selected.len(), good), (150, 60));
+    let body = server.slo_when_total("catalog-availability", 150).await;
+    assert_status(&body, 60, 150, 99.5, "7d");
+    assert_eq!(server.slo("checkout-availability").await["total_events"], 0);
+}
