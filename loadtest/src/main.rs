@@ -1,1 +1,313 @@
-fn main() {}
+//! `loadtest`: sends seeded OTLP span traffic to slotel at a given rate and writes the
+//! ground truth of what the server acknowledged.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use clap::{Parser, ValueEnum};
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use prost::Message;
+use slotel_loadtest::{BatchTruth, Generator, Route, Scenario, TruthBook};
+use slotel_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use slotel_proto::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
+use tokio::sync::Semaphore;
+use tonic::transport::Channel;
+
+/// Sends seeded OTLP spans to an OTLP endpoint and records what was acknowledged.
+#[derive(Parser, Debug)]
+#[command(name = "loadtest", version, about)]
+struct Args {
+    /// The OTLP endpoint (gRPC: the server address; HTTP: the base URL, `/v1/traces` is added).
+    #[arg(long, default_value = "http://127.0.0.1:4317")]
+    endpoint: String,
+    /// The OTLP transport.
+    #[arg(long, value_enum, default_value_t = Protocol::Grpc)]
+    protocol: Protocol,
+    /// Spans per second; 0 sends as fast as the server takes them.
+    #[arg(long, default_value_t = 10_000)]
+    rate: u64,
+    /// How long to send (e.g. 10s, 2m).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    duration: Duration,
+    /// Send exactly this many spans instead of rate × duration.
+    #[arg(long)]
+    spans: Option<u64>,
+    /// A route to send, as `service:METHOD /path` (repeat for several; picked uniformly).
+    #[arg(long = "route", default_values = ["checkout:POST /api/checkout", "catalog:GET /api/items/{id}"])]
+    routes: Vec<String>,
+    /// Fraction of spans with status ERROR.
+    #[arg(long, default_value_t = 0.01)]
+    error_ratio: f64,
+    /// Median span duration (log-normal distribution).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "50ms")]
+    latency_median: Duration,
+    /// 99th-percentile span duration.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "400ms")]
+    latency_p99: Duration,
+    /// Latency thresholds the ground truth counts spans at or below (repeatable).
+    #[arg(long = "threshold", value_parser = humantime::parse_duration)]
+    thresholds: Vec<Duration>,
+    /// Spans per request, as an SDK's batch processor sends them.
+    #[arg(long, default_value_t = 512)]
+    batch_size: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Seed of the traffic: the same seed sends the same spans.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The tenant (`X-Scope-OrgID`).
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Retries of a batch refused with a retryable code, before it counts as failed.
+    #[arg(long, default_value_t = 5)]
+    max_retries: u32,
+    /// Write the ground truth of acknowledged spans here, as JSON.
+    #[arg(long)]
+    ground_truth: Option<PathBuf>,
+    /// Write the throughput and latency report here, as JSON.
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Protocol {
+    Grpc,
+    Http,
+}
+
+enum Client {
+    Grpc(TraceServiceClient<Channel>),
+    Http(reqwest::Client, String),
+}
+
+/// The outcome of one request attempt.
+enum Attempt {
+    Ok,
+    Retry(Option<Duration>, String),
+    Fail(String),
+}
+
+impl Client {
+    async fn send(&self, req: &ExportTraceServiceRequest, tenant: Option<&str>) -> Attempt {
+        match self {
+            Client::Grpc(c) => {
+                let mut c = c.clone();
+                let mut r = tonic::Request::new(req.clone());
+                if let Some(t) = tenant
+                    && let Ok(v) = t.parse()
+                {
+                    r.metadata_mut().insert("x-scope-orgid", v);
+                }
+                match c.export(r).await {
+                    Ok(_) => Attempt::Ok,
+                    Err(s) => match s.code() {
+                        tonic::Code::Unavailable | tonic::Code::ResourceExhausted => {
+                            Attempt::Retry(None, s.to_string())
+                        }
+                        _ => Attempt::Fail(s.to_string()),
+                    },
+                }
+            }
+            Client::Http(c, url) => {
+                let mut r = c
+                    .post(url)
+                    .header("content-type", "application/x-protobuf")
+                    .body(req.encode_to_vec());
+                if let Some(t) = tenant {
+                    r = r.header("x-scope-orgid", t);
+                }
+                match r.send().await {
+                    Ok(resp) if resp.status().is_success() => Attempt::Ok,
+                    Ok(resp) if matches!(resp.status().as_u16(), 429 | 502 | 503 | 504) => {
+                        let hint = resp
+                            .headers()
+                            .get("retry-after")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.parse().ok())
+                            .map(Duration::from_secs);
+                        Attempt::Retry(hint, format!("HTTP {}", resp.status()))
+                    }
+                    Ok(resp) => Attempt::Fail(format!("HTTP {}", resp.status())),
+                    Err(e) => Attempt::Retry(None, e.to_string()),
+                }
+            }
+        }
+    }
+}
+
+struct Shared {
+    book: Mutex<TruthBook>,
+    latency_us: Mutex<Histogram<u64>>,
+    last_error: Mutex<Option<String>>,
+    retries: std::sync::atomic::AtomicU64,
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let routes = args
+        .routes
+        .iter()
+        .map(|r| Route::parse(r))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let scenario = Scenario {
+        routes,
+        error_ratio: args.error_ratio,
+        latency_median_ns: args.latency_median.as_nanos() as f64,
+        latency_p99_ns: args.latency_p99.as_nanos() as f64,
+        thresholds_ns: args.thresholds.iter().map(|d| d.as_nanos() as u64).collect(),
+    };
+    let total = match (args.spans, args.rate) {
+        (Some(n), _) => n,
+        (None, 0) => bail!("--rate 0 needs --spans"),
+        (None, rate) => (rate as f64 * args.duration.as_secs_f64()).round() as u64,
+    };
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let mut generator = Generator::new(scenario.clone(), args.seed).map_err(anyhow::Error::msg)?;
+    let client = Arc::new(match args.protocol {
+        Protocol::Grpc => {
+            let channel = tonic::transport::Endpoint::from_shared(args.endpoint.clone())
+                .context("invalid --endpoint")?
+                .connect()
+                .await
+                .with_context(|| format!("cannot connect to {}", args.endpoint))?;
+            Client::Grpc(TraceServiceClient::new(channel).max_decoding_message_size(64 << 20))
+        }
+        Protocol::Http => Client::Http(
+            reqwest::Client::new(),
+            format!("{}/v1/traces", args.endpoint.trim_end_matches('/')),
+        ),
+    });
+    let shared = Arc::new(Shared {
+        book: Mutex::new(TruthBook::new(&scenario, args.seed)),
+        latency_us: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
+        last_error: Mutex::new(None),
+        retries: Default::default(),
+    });
+    let progress = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} spans {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let permits = Arc::new(Semaphore::new(args.concurrency.max(1)));
+    let start = Instant::now();
+    let mut sent = 0u64;
+    let mut tasks = tokio::task::JoinSet::new();
+    while sent < total {
+        if args.rate > 0 {
+            let due = start + Duration::from_secs_f64(sent as f64 / args.rate as f64);
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let n = (total - sent).min(args.batch_size as u64) as usize;
+        let (req, truth) = generator.batch(n, now_ns());
+        sent += n as u64;
+        let permit = Arc::clone(&permits).acquire_owned().await?;
+        let (client, shared, progress) = (Arc::clone(&client), Arc::clone(&shared), progress.clone());
+        let tenant = args.tenant.clone();
+        let max_retries = args.max_retries;
+        tasks.spawn(async move {
+            send_batch(&client, &req, truth, tenant.as_deref(), max_retries, &shared).await;
+            progress.inc(n as u64);
+            drop(permit);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    let elapsed = start.elapsed();
+    progress.finish_and_clear();
+
+    let truth = shared.book.lock().expect("book").truth();
+    let h = shared.latency_us.lock().expect("histogram").clone();
+    let ms = |us: u64| us as f64 / 1000.0;
+    let rate = truth.spans_acknowledged as f64 / elapsed.as_secs_f64();
+    println!(
+        "sent {sent} spans in {:.2}s: {rate:.0} spans/s acknowledged ({} acknowledged, {} failed, {} retries)",
+        elapsed.as_secs_f64(),
+        truth.spans_acknowledged,
+        truth.spans_failed,
+        shared.retries.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    println!(
+        "request latency: p50 {:.2}ms p90 {:.2}ms p99 {:.2}ms max {:.2}ms over {} requests",
+        ms(h.value_at_quantile(0.5)),
+        ms(h.value_at_quantile(0.9)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.max()),
+        h.len()
+    );
+    if let Some(e) = shared.last_error.lock().expect("error").as_ref() {
+        println!("last error: {e}");
+    }
+    if let Some(path) = &args.ground_truth {
+        std::fs::write(path, serde_json::to_string_pretty(&truth)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = &args.report {
+        let report = serde_json::json!({
+            "spans_sent": sent,
+            "spans_acknowledged": truth.spans_acknowledged,
+            "spans_failed": truth.spans_failed,
+            "elapsed_seconds": elapsed.as_secs_f64(),
+            "spans_per_second": rate,
+            "requests": h.len(),
+            "latency_ms": {
+                "p50": ms(h.value_at_quantile(0.5)),
+                "p90": ms(h.value_at_quantile(0.9)),
+                "p99": ms(h.value_at_quantile(0.99)),
+                "max": ms(h.max()),
+            },
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+async fn send_batch(
+    client: &Client,
+    req: &ExportTraceServiceRequest,
+    truth: BatchTruth,
+    tenant: Option<&str>,
+    max_retries: u32,
+    shared: &Shared,
+) {
+    let mut attempt = 0;
+    loop {
+        let t0 = Instant::now();
+        let outcome = client.send(req, tenant).await;
+        let us = t0.elapsed().as_micros() as u64;
+        let _ = shared.latency_us.lock().expect("histogram").record(us.clamp(1, 60_000_000));
+        match outcome {
+            Attempt::Ok => {
+                shared.book.lock().expect("book").acknowledged(&truth);
+                return;
+            }
+            Attempt::Retry(hint, e) if attempt < max_retries => {
+                attempt += 1;
+                shared.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                *shared.last_error.lock().expect("error") = Some(e);
+                // Exponential backoff from 50 ms, or the server's hint.
+                let backoff = hint.unwrap_or(Duration::from_millis(50 << attempt.min(6)));
+                tokio::time::sleep(backoff).await;
+            }
+            Attempt::Retry(_, e) | Attempt::Fail(e) => {
+                *shared.last_error.lock().expect("error") = Some(e);
+                shared.book.lock().expect("book").failed(&truth);
+                return;
+            }
+        }
+    }
+}

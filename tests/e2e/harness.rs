@@ -145,3 +145,21 @@ pub fn sli(good: u64, total: u64) -> f64 {
 pub fn budget_remaining(good: u64, total: u64, objective_percent: f64) -> f64 {
     1.0 - (total - good) as f64 / ((1.0 - objective_percent / 100.0) * total as f64)
 }
+
+/// The `loadtest` binary, built next to `slotel` (with the same profile) when needed.
+pub fn loadtest_bin() -> PathBuf {
+    let slotel = PathBuf::from(env!("CARGO_BIN_EXE_slotel"));
+    let dir = slotel.parent().unwrap();
+    let bin = dir.join("loadtest");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", "slotel-loadtest", "--bin", "loadtest"])
+        .current_dir(root());
+    if dir.ends_with("release") {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("run cargo build for loadtest");
+    assert!(status.success(), "building loadtest failed");
+    assert!(bin.exists(), "{} was not built", bin.display());
+    bin
+}

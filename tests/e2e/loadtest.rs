@@ -1,1 +1,106 @@
-pub fn placeholder() {}
+//! `loadtest` drives the real server; slotel's counts must equal loadtest's ground truth
+//! exactly, which is computed from the generated spans, not by slotel's classifier.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::harness::{Server, loadtest_bin};
+
+const SLOS: &str = r#"
+slos:
+  - name: checkout-availability
+    service: checkout
+    objective: 99.9
+    window: 30d
+    sli:
+      spans:
+        match: { span_kind: server, span_name: "POST /api/checkout" }
+        good: { status: not_error }
+  - name: checkout-latency
+    service: checkout
+    objective: 99
+    window: 28d
+    sli:
+      spans:
+        match: { span_name: "POST /api/checkout", attributes: { "http.request.method": "POST" } }
+        good: { max_duration: 300ms }
+  - name: catalog-fast-and-correct
+    service: catalog
+    objective: 95
+    window: 7d
+    sli:
+      spans:
+        match: { span_kind: server, http_route: "/api/items/{id}" }
+        good: { status: not_error, max_duration: 120ms }
+"#;
+
+fn group<'a>(truth: &'a Value, service: &str) -> &'a Value {
+    truth["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["service"] == service)
+        .unwrap()
+}
+
+async fn run(protocol: &str, endpoint: &str, seed: u64, server: &Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let truth_path = dir.path().join("truth.json");
+    let out = Command::new(loadtest_bin())
+        .args(["--endpoint", endpoint, "--protocol", protocol])
+        .args(["--spans", "20000", "--rate", "0", "--batch-size", "512"])
+        .args(["--seed", &seed.to_string()])
+        .args(["--error-ratio", "0.02", "--latency-median", "100ms", "--latency-p99", "900ms"])
+        .args(["--threshold", "300ms", "--threshold", "120ms"])
+        .args(["--route", "checkout:POST /api/checkout"])
+        .args(["--route", "catalog:GET /api/items/{id}"])
+        .arg("--ground-truth")
+        .arg(&truth_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "loadtest failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let truth: Value = serde_json::from_str(&std::fs::read_to_string(&truth_path).unwrap()).unwrap();
+    assert_eq!(truth["seed"], seed);
+    assert_eq!(truth["spans_acknowledged"], 20000, "{truth}");
+    assert_eq!(truth["spans_failed"], 0);
+
+    let checkout = group(&truth, "checkout");
+    let catalog = group(&truth, "catalog");
+    let total = checkout["total"].as_u64().unwrap();
+    assert_eq!(total + catalog["total"].as_u64().unwrap(), 20000);
+    // Both kinds of span were sent, with errors and slow spans among them.
+    assert!(checkout["errors"].as_u64().unwrap() > 0);
+    assert!(checkout["within"]["300ms"].as_u64().unwrap() < total);
+
+    let avail = server.slo_when_total("checkout-availability", total).await;
+    assert_eq!(avail["total_events"], checkout["total"]);
+    assert_eq!(
+        avail["good_events"].as_u64().unwrap(),
+        total - checkout["errors"].as_u64().unwrap()
+    );
+    let latency = server.slo_when_total("checkout-latency", total).await;
+    assert_eq!(latency["total_events"], checkout["total"]);
+    assert_eq!(latency["good_events"], checkout["within"]["300ms"]);
+    let fast = server
+        .slo_when_total("catalog-fast-and-correct", catalog["total"].as_u64().unwrap())
+        .await;
+    assert_eq!(fast["total_events"], catalog["total"]);
+    assert_eq!(fast["good_events"], catalog["ok_within"]["120ms"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn loadtest_over_grpc_matches_the_ground_truth() {
+    let server = Server::start(SLOS);
+    run("grpc", &server.otlp_grpc, 11, &server).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn loadtest_over_http_matches_the_ground_truth() {
+    let server = Server::start(SLOS);
+    run("http", &server.otlp_http, 12, &server).await;
+}

@@ -1,0 +1,403 @@
+//! The load generator's traffic model: seeded span generation and the ground truth of
+//! what was generated.
+//!
+//! Flow: a [`Generator`] turns a [`Scenario`] and a seed into OTLP batches; every span it
+//! makes is recorded in a [`GroundTruth`] from the generated values themselves (never
+//! from slotel's classifier), so comparing the two catches classification mistakes.
+
+use std::collections::BTreeMap;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, LogNormal};
+use serde::Serialize;
+use slotel_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use slotel_proto::otlp::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value::Value};
+use slotel_proto::otlp::resource::v1::Resource;
+use slotel_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, status::StatusCode};
+
+/// One kind of request the generator sends: a service, a route and a span kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// `service.name`.
+    pub service: String,
+    /// The HTTP method (`http.request.method`).
+    pub method: String,
+    /// The route (`http.route`); the span is named `"{method} {route}"`.
+    pub route: String,
+}
+
+impl Route {
+    /// Parses `service:METHOD /route`, e.g. `checkout:POST /api/checkout`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (service, rest) = s
+            .split_once(':')
+            .ok_or_else(|| format!("route {s:?} must look like service:METHOD /path"))?;
+        let (method, route) = rest
+            .trim()
+            .split_once(' ')
+            .ok_or_else(|| format!("route {s:?} must look like service:METHOD /path"))?;
+        if service.is_empty() || method.is_empty() || !route.starts_with('/') {
+            return Err(format!("route {s:?} must look like service:METHOD /path"));
+        }
+        Ok(Self {
+            service: service.to_string(),
+            method: method.to_string(),
+            route: route.trim().to_string(),
+        })
+    }
+
+    /// The span name: `"{method} {route}"`.
+    pub fn span_name(&self) -> String {
+        format!("{} {}", self.method, self.route)
+    }
+}
+
+/// What traffic to generate.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// The routes, picked uniformly at random per span.
+    pub routes: Vec<Route>,
+    /// The fraction of spans with status ERROR.
+    pub error_ratio: f64,
+    /// Median span duration, in nanoseconds.
+    pub latency_median_ns: f64,
+    /// 99th-percentile span duration, in nanoseconds (log-normal between the two).
+    pub latency_p99_ns: f64,
+    /// Latency thresholds the ground truth counts spans at or below, in nanoseconds.
+    pub thresholds_ns: Vec<u64>,
+}
+
+/// What was generated for one (service, span name, kind).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GroupTruth {
+    /// `service.name`.
+    pub service: String,
+    /// The span name.
+    pub span_name: String,
+    /// The span kind.
+    pub span_kind: &'static str,
+    /// Spans generated.
+    pub total: u64,
+    /// Spans with status ERROR.
+    pub errors: u64,
+    /// Spans whose duration is at or below each threshold, keyed by threshold label.
+    pub within: BTreeMap<String, u64>,
+    /// Spans that are not ERROR and at or below each threshold.
+    pub ok_within: BTreeMap<String, u64>,
+}
+
+/// The ground truth of a run: what was generated (and acknowledged), per group.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GroundTruth {
+    /// The seed of the run.
+    pub seed: u64,
+    /// Spans acknowledged by the server.
+    pub spans_acknowledged: u64,
+    /// Spans the server refused or that could not be sent.
+    pub spans_failed: u64,
+    /// Per (service, span name, kind), ordered.
+    pub groups: Vec<GroupTruth>,
+}
+
+/// Counts for one batch, to be merged into the ground truth once acknowledged.
+#[derive(Debug, Clone, Default)]
+pub struct BatchTruth {
+    per_route: Vec<(u64, u64, Vec<u64>, Vec<u64>)>,
+    spans: u64,
+}
+
+impl BatchTruth {
+    /// Spans in the batch.
+    pub fn spans(&self) -> u64 {
+        self.spans
+    }
+}
+
+/// Formats a threshold for keys: `300ms`, `1.5s`, `250us`.
+pub fn threshold_label(ns: u64) -> String {
+    if ns % 1_000_000_000 == 0 {
+        format!("{}s", ns / 1_000_000_000)
+    } else if ns % 1_000_000 == 0 {
+        format!("{}ms", ns / 1_000_000)
+    } else if ns % 1_000 == 0 {
+        format!("{}us", ns / 1_000)
+    } else {
+        format!("{ns}ns")
+    }
+}
+
+/// Accumulates batch truths into the run's ground truth.
+#[derive(Debug)]
+pub struct TruthBook {
+    scenario: Scenario,
+    seed: u64,
+    per_route: Vec<(u64, u64, Vec<u64>, Vec<u64>)>,
+    acknowledged: u64,
+    failed: u64,
+}
+
+impl TruthBook {
+    /// An empty book for `scenario`.
+    pub fn new(scenario: &Scenario, seed: u64) -> Self {
+        let n = scenario.thresholds_ns.len();
+        Self {
+            scenario: scenario.clone(),
+            seed,
+            per_route: vec![(0, 0, vec![0; n], vec![0; n]); scenario.routes.len()],
+            acknowledged: 0,
+            failed: 0,
+        }
+    }
+
+    /// Records a batch the server acknowledged.
+    pub fn acknowledged(&mut self, b: &BatchTruth) {
+        self.acknowledged += b.spans;
+        for (acc, add) in self.per_route.iter_mut().zip(&b.per_route) {
+            acc.0 += add.0;
+            acc.1 += add.1;
+            for (a, x) in acc.2.iter_mut().zip(&add.2) {
+                *a += x;
+            }
+            for (a, x) in acc.3.iter_mut().zip(&add.3) {
+                *a += x;
+            }
+        }
+    }
+
+    /// Records a batch that was not acknowledged.
+    pub fn failed(&mut self, b: &BatchTruth) {
+        self.failed += b.spans;
+    }
+
+    /// The ground truth so far.
+    pub fn truth(&self) -> GroundTruth {
+        let labels: Vec<String> = self
+            .scenario
+            .thresholds_ns
+            .iter()
+            .map(|&t| threshold_label(t))
+            .collect();
+        let mut groups: Vec<GroupTruth> = self
+            .scenario
+            .routes
+            .iter()
+            .zip(&self.per_route)
+            .map(|(r, (total, errors, within, ok_within))| GroupTruth {
+                service: r.service.clone(),
+                span_name: r.span_name(),
+                span_kind: "server",
+                total: *total,
+                errors: *errors,
+                within: labels.iter().cloned().zip(within.iter().copied()).collect(),
+                ok_within: labels.iter().cloned().zip(ok_within.iter().copied()).collect(),
+            })
+            .collect();
+        groups.sort_by(|a, b| (&a.service, &a.span_name).cmp(&(&b.service, &b.span_name)));
+        GroundTruth {
+            seed: self.seed,
+            spans_acknowledged: self.acknowledged,
+            spans_failed: self.failed,
+            groups,
+        }
+    }
+}
+
+/// Generates seeded OTLP batches. The same seed and scenario give the same spans (names,
+/// statuses, durations, ids); only the timestamps follow the wall clock.
+#[derive(Debug)]
+pub struct Generator {
+    scenario: Scenario,
+    rng: ChaCha8Rng,
+    latency: LogNormal<f64>,
+    span_names: Vec<String>,
+}
+
+/// The z-score of the 99th percentile of a standard normal distribution.
+const Z99: f64 = 2.326_347_874_040_841;
+
+impl Generator {
+    /// A generator for `scenario` from `seed`.
+    pub fn new(scenario: Scenario, seed: u64) -> Result<Self, String> {
+        if scenario.routes.is_empty() {
+            return Err("at least one route is needed".into());
+        }
+        if !(0.0..=1.0).contains(&scenario.error_ratio) {
+            return Err("the error ratio must be between 0 and 1".into());
+        }
+        if !(scenario.latency_median_ns > 0.0 && scenario.latency_p99_ns >= scenario.latency_median_ns) {
+            return Err("latency needs 0 < median <= p99".into());
+        }
+        let mu = scenario.latency_median_ns.ln();
+        let sigma = (scenario.latency_p99_ns.ln() - mu) / Z99;
+        let latency = LogNormal::new(mu, sigma).map_err(|e| format!("latency: {e}"))?;
+        let span_names = scenario.routes.iter().map(Route::span_name).collect();
+        Ok(Self {
+            scenario,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            latency,
+            span_names,
+        })
+    }
+
+    /// Makes a batch of `n` spans ending at `end_ns`, and its truth.
+    pub fn batch(&mut self, n: usize, end_ns: u64) -> (ExportTraceServiceRequest, BatchTruth) {
+        let routes = &self.scenario.routes;
+        let thresholds = &self.scenario.thresholds_ns;
+        let mut truth = BatchTruth {
+            per_route: vec![(0, 0, vec![0; thresholds.len()], vec![0; thresholds.len()]); routes.len()],
+            spans: n as u64,
+        };
+        let mut by_service: BTreeMap<&str, Vec<Span>> = BTreeMap::new();
+        for _ in 0..n {
+            let r = self.rng.random_range(0..routes.len());
+            let route = &routes[r];
+            let error = self.rng.random_bool(self.scenario.error_ratio);
+            let duration = (self.latency.sample(&mut self.rng).round() as u64).max(1);
+            let trace_id: [u8; 16] = self.rng.random();
+            let span_id: [u8; 8] = self.rng.random();
+            let t = &mut truth.per_route[r];
+            t.0 += 1;
+            t.1 += u64::from(error);
+            for (i, &th) in thresholds.iter().enumerate() {
+                let within = duration <= th;
+                t.2[i] += u64::from(within);
+                t.3[i] += u64::from(within && !error);
+            }
+            by_service.entry(&route.service).or_default().push(Span {
+                trace_id: trace_id.to_vec(),
+                span_id: span_id.to_vec(),
+                name: self.span_names[r].clone(),
+                kind: 2, // SERVER
+                start_time_unix_nano: end_ns - duration.min(end_ns),
+                end_time_unix_nano: end_ns,
+                attributes: vec![
+                    string_kv("http.request.method", &route.method),
+                    string_kv("http.route", &route.route),
+                    KeyValue {
+                        key: "http.response.status_code".into(),
+                        value: Some(AnyValue {
+                            value: Some(Value::IntValue(if error { 500 } else { 200 })),
+                        }),
+                        ..Default::default()
+                    },
+                ],
+                status: Some(Status {
+                    code: if error {
+                        StatusCode::Error as i32
+                    } else {
+                        StatusCode::Unset as i32
+                    },
+                    message: String::new(),
+                }),
+                ..Default::default()
+            });
+        }
+        let resource_spans = by_service
+            .into_iter()
+            .map(|(service, spans)| ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![string_kv("service.name", service)],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    scope: Some(InstrumentationScope {
+                        name: "slotel-loadtest".into(),
+                        ..Default::default()
+                    }),
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .collect();
+        (ExportTraceServiceRequest { resource_spans }, truth)
+    }
+}
+
+fn string_kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario() -> Scenario {
+        Scenario {
+            routes: vec![
+                Route::parse("checkout:POST /api/checkout").unwrap(),
+                Route::parse("catalog:GET /api/items/{id}").unwrap(),
+            ],
+            error_ratio: 0.1,
+            latency_median_ns: 50e6,
+            latency_p99_ns: 400e6,
+            thresholds_ns: vec![50_000_000, 300_000_000],
+        }
+    }
+
+    #[test]
+    fn same_seed_same_traffic() {
+        let mut a = Generator::new(scenario(), 7).unwrap();
+        let mut b = Generator::new(scenario(), 7).unwrap();
+        let mut c = Generator::new(scenario(), 8).unwrap();
+        let (ra, _) = a.batch(100, 1_000_000_000_000);
+        let (rb, _) = b.batch(100, 1_000_000_000_000);
+        let (rc, _) = c.batch(100, 1_000_000_000_000);
+        assert_eq!(ra, rb);
+        assert_ne!(ra, rc);
+    }
+
+    #[test]
+    fn truth_is_counted_from_the_generated_spans() {
+        let mut g = Generator::new(scenario(), 1).unwrap();
+        let (req, truth) = g.batch(5000, 1_000_000_000_000);
+        let mut book = TruthBook::new(&scenario(), 1);
+        book.acknowledged(&truth);
+        let t = book.truth();
+        // Recount from the request itself.
+        for group in &t.groups {
+            let spans: Vec<&Span> = req
+                .resource_spans
+                .iter()
+                .filter(|rs| {
+                    rs.resource.as_ref().unwrap().attributes[0].value
+                        == Some(AnyValue {
+                            value: Some(Value::StringValue(group.service.clone())),
+                        })
+                })
+                .flat_map(|rs| rs.scope_spans[0].spans.iter())
+                .filter(|s| s.name == group.span_name)
+                .collect();
+            assert_eq!(spans.len() as u64, group.total);
+            let errors = spans.iter().filter(|s| s.status.as_ref().unwrap().code == 2).count();
+            assert_eq!(errors as u64, group.errors);
+            let within = spans
+                .iter()
+                .filter(|s| s.end_time_unix_nano - s.start_time_unix_nano <= 300_000_000)
+                .count();
+            assert_eq!(within as u64, group.within["300ms"]);
+        }
+        assert_eq!(t.spans_acknowledged, 5000);
+        let total: u64 = t.groups.iter().map(|g| g.total).sum();
+        assert_eq!(total, 5000);
+        // With a median of 50 ms about half the spans are within 50 ms.
+        let half: u64 = t.groups.iter().map(|g| g.within["50ms"]).sum();
+        assert!((2300..2700).contains(&half), "{half}");
+    }
+
+    #[test]
+    fn routes_parse() {
+        assert!(Route::parse("checkout").is_err());
+        assert!(Route::parse("checkout:POST api").is_err());
+        let r = Route::parse("catalog:GET /api/items/{id}").unwrap();
+        assert_eq!(r.span_name(), "GET /api/items/{id}");
+        assert_eq!(threshold_label(1_500_000_000), "1500ms");
+    }
+}
