@@ -180,7 +180,10 @@ mod tests {
         })
         .unwrap_err()
         .to_string();
-        assert!(err.starts_with(&format!("{}:2:1: ", cfg.display())), "{err}");
+        assert!(
+            err.starts_with(&format!("{}:2:1: ", cfg.display())),
+            "{err}"
+        );
         assert!(err.contains("api_adr"), "{err}");
     }
 }

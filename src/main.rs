@@ -94,8 +94,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = ServeConfig::resolve(args)?;
     let defs = slotel_compute::spec::load_paths(&config.slos)
         .map_err(|e| anyhow::anyhow!("invalid SLO files, not starting:\n{e}"))?;
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -188,8 +192,10 @@ async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::
 /// Waits for SIGINT or SIGTERM; reloads the SLO files on SIGHUP in the meantime.
 async fn wait_for_signals(engine: &Engine, slo_paths: &[PathBuf]) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup()))
-    else {
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
         tracing::error!("Cannot install signal handlers; stopping on Ctrl-C only.");
         let _ = tokio::signal::ctrl_c().await;
         return;

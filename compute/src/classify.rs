@@ -158,7 +158,11 @@ impl GoodRule {
         };
         let fast_enough = match self.max_duration_nanos {
             None => true,
-            Some(max) => span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano) <= max,
+            Some(max) => {
+                span.end_time_unix_nano
+                    .saturating_sub(span.start_time_unix_nano)
+                    <= max
+            }
         };
         status_ok && fast_enough
     }
@@ -311,9 +315,15 @@ slos:
 
     #[test]
     fn other_services_and_tenants_match_nothing() {
-        let rs = resource_spans("payments", vec![span("POST /api/checkout", 2, 0, 1, vec![])]);
+        let rs = resource_spans(
+            "payments",
+            vec![span("POST /api/checkout", 2, 0, 1, vec![])],
+        );
         assert!(classify(&rs, "default").is_empty());
-        let rs = resource_spans("checkout", vec![span("POST /api/checkout", 2, 0, 1, vec![])]);
+        let rs = resource_spans(
+            "checkout",
+            vec![span("POST /api/checkout", 2, 0, 1, vec![])],
+        );
         assert!(classify(&rs, "other").is_empty());
         let rs = resource_spans("search", vec![span("anything", 0, 2, 1, vec![])]);
         assert_eq!(classify(&rs, "default"), vec![(3, false)]);

@@ -122,14 +122,16 @@ impl Engine {
         match &batch.payload {
             Payload::Traces(req) => {
                 for rs in &req.resource_spans {
-                    seen += set.index.classify(&batch.tenant, rs, |id, end, good| {
-                        match i64::try_from(end) {
-                            Ok(end) if end <= latest => {
-                                acc.add(id, end.div_euclid(NANOS_PER_MINUTE), good)
-                            }
-                            _ => in_future += 1,
-                        }
-                    });
+                    seen +=
+                        set.index
+                            .classify(&batch.tenant, rs, |id, end, good| {
+                                match i64::try_from(end) {
+                                    Ok(end) if end <= latest => {
+                                        acc.add(id, end.div_euclid(NANOS_PER_MINUTE), good)
+                                    }
+                                    _ => in_future += 1,
+                                }
+                            });
                 }
             }
         }
@@ -291,5 +293,146 @@ impl Accumulator {
         c.good += u64::from(good);
         c.total += 1;
         self.last = i;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::spec::parse_native;
+    use slotel_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
+    use slotel_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
+    use slotel_proto::otlp::resource::v1::Resource;
+    use slotel_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+    use std::path::Path;
+
+    const MIN: i64 = NANOS_PER_MINUTE;
+    /// A minute boundary, to keep the arithmetic readable.
+    const T0: i64 = 28_000_000 * MIN;
+
+    const SLOS: &str = "slos:\n  - name: api\n    service: api\n    objective: 99\n    window: 1d\n    sli: { spans: { good: { status: not_error } } }\n";
+
+    fn engine() -> (Engine, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(T0));
+        let engine = Engine::new(clock.clone());
+        engine.load(parse_native(Path::new("t.yaml"), SLOS).unwrap());
+        (engine, clock)
+    }
+
+    /// `good` OK spans and `bad` ERROR spans of service `api` ending at `end`.
+    fn batch(end: i64, good: usize, bad: usize) -> Batch {
+        let span = |code| Span {
+            name: "GET /".into(),
+            start_time_unix_nano: (end - 1_000_000) as u64,
+            end_time_unix_nano: end as u64,
+            status: Some(Status {
+                code,
+                message: String::new(),
+            }),
+            ..Default::default()
+        };
+        let spans = std::iter::repeat_n(span(1), good)
+            .chain(std::iter::repeat_n(span(2), bad))
+            .collect();
+        Batch::traces(
+            "default".into(),
+            ExportTraceServiceRequest {
+                resource_spans: vec![ResourceSpans {
+                    resource: Some(Resource {
+                        attributes: vec![KeyValue {
+                            key: "service.name".into(),
+                            value: Some(AnyValue {
+                                value: Some(Value::StringValue("api".into())),
+                            }),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                    scope_spans: vec![ScopeSpans {
+                        spans,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            },
+        )
+    }
+
+    #[test]
+    fn burn_rates_per_window_hand_computed() {
+        let (engine, clock) = engine();
+        // 2h ago: 100 events, 10 bad. 40 minutes ago: 100 events, 2 bad. Now: 50 events, 5 bad.
+        clock.set(T0 + 240 * MIN);
+        engine.ingest(&batch(T0 + 120 * MIN + 5, 90, 10));
+        engine.ingest(&batch(T0 + 200 * MIN + 5, 98, 2));
+        engine.ingest(&batch(T0 + 240 * MIN + 5, 45, 5));
+        let s = engine.status("default", "api").unwrap();
+        assert_eq!((s.good_events, s.total_events, s.bad_events), (233, 250, 17));
+        // 5m and 30m hold the last batch: 10% errors on a 1% budget.
+        let close = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-9;
+        assert!(close(s.burn_rates.get("5m"), 10.0));
+        assert!(close(s.burn_rates.get("30m"), 10.0));
+        // 1h holds the last two: 7 of 150.
+        assert!(close(s.burn_rates.get("1h"), 7.0 / 150.0 / 0.01));
+        // 2h covers minutes 121..=240: the batch at minute 120 is just outside.
+        assert!(close(s.burn_rates.get("2h"), 7.0 / 150.0 / 0.01));
+        assert!(close(s.burn_rates.get("6h"), 17.0 / 250.0 / 0.01));
+        assert!(close(s.burn_rates.get("1d"), 17.0 / 250.0 / 0.01));
+        assert!(close(s.sli, 233.0 / 250.0));
+        assert!(close(s.error_budget_remaining, 1.0 - 17.0 / 2.5));
+        // The 1d window is also a standard window: it is listed once.
+        assert_eq!(s.burn_rates.0.len(), 7);
+
+        // A day later the 1d window is empty again: no data, not an outage.
+        clock.set(T0 + 240 * MIN + 1440 * MIN);
+        let s = engine.status("default", "api").unwrap();
+        assert_eq!(s.total_events, 0);
+        assert_eq!(s.sli, None);
+        // The 3d burn rate still sees everything.
+        assert!(close(s.burn_rates.get("3d"), 17.0 / 250.0 / 0.01));
+    }
+
+    #[test]
+    fn late_and_future_events_are_counted_apart() {
+        let (engine, clock) = engine();
+        clock.set(T0 + 10_000 * MIN);
+        // Older than the 3d horizon: dropped; 10 minutes ahead: refused.
+        engine.ingest(&batch(T0, 3, 0));
+        engine.ingest(&batch(T0 + 10_010 * MIN, 4, 0));
+        engine.ingest(&batch(T0 + 10_000 * MIN, 5, 0));
+        let st = engine.stats();
+        assert_eq!(st.events_too_old.load(Ordering::Relaxed), 3);
+        assert_eq!(st.events_in_future.load(Ordering::Relaxed), 4);
+        assert_eq!(st.events_counted.load(Ordering::Relaxed), 5);
+        assert_eq!(st.spans_seen.load(Ordering::Relaxed), 12);
+        assert_eq!(engine.status("default", "api").unwrap().total_events, 5);
+    }
+
+    #[test]
+    fn reload_keeps_unchanged_slos_and_resets_changed_ones() {
+        let (engine, _) = engine();
+        engine.ingest(&batch(T0, 7, 1));
+        engine.load(parse_native(Path::new("t.yaml"), SLOS).unwrap());
+        assert_eq!(engine.status("default", "api").unwrap().total_events, 8);
+        let changed = SLOS.replace("objective: 99", "objective: 99.5");
+        engine.load(parse_native(Path::new("t.yaml"), &changed).unwrap());
+        assert_eq!(engine.status("default", "api").unwrap().total_events, 0);
+        assert!(matches!(
+            engine.status("default", "nope"),
+            Err(Error::UnknownSlo { .. })
+        ));
+    }
+
+    #[test]
+    fn state_bytes_of_a_30_day_slo() {
+        let clock = Arc::new(ManualClock::new(T0));
+        let engine = Engine::new(clock);
+        let slos = SLOS.replace("window: 1d", "window: 30d");
+        engine.load(parse_native(Path::new("t.yaml"), &slos).unwrap());
+        engine.ingest(&batch(T0, 1, 0));
+        // Two u32 counts per minute of the 30-day horizon.
+        let bytes = engine.state_bytes("default", "api").unwrap();
+        assert_eq!(bytes, std::mem::size_of::<MinuteRing>() + 30 * 1440 * 8);
     }
 }

@@ -84,7 +84,10 @@ impl<'de> Deserialize<'de> for HumanDuration {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a duration such as 300ms, 2s, 6h or 30d")
             }
-            fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<Self::Value, E> {
+            fn visit_str<E: serde::de::Error>(
+                self,
+                s: &str,
+            ) -> std::result::Result<Self::Value, E> {
                 parse_duration(s).map(HumanDuration).map_err(E::custom)
             }
         }
@@ -232,7 +235,9 @@ fn validate(ctx: &mut Ctx<'_>, raw: RawSlo) -> Option<(SloDef, Origin)> {
     if !(o > 0.0 && o < 100.0) {
         ctx.err(
             &raw.objective,
-            format!("objective {o} is out of range: it is a percentage above 0 and below 100, e.g. 99.9"),
+            format!(
+                "objective {o} is out of range: it is a percentage above 0 and below 100, e.g. 99.9"
+            ),
         );
     }
     let window = raw.window.value.0;
@@ -407,9 +412,16 @@ slos:
         assert_eq!(parse_duration("300ms").unwrap(), Duration::from_millis(300));
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("250us").unwrap(), Duration::from_micros(250));
-        assert_eq!(parse_duration("30d").unwrap(), Duration::from_secs(30 * 86_400));
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 86_400)
+        );
         assert!(parse_duration("30").unwrap_err().contains("needs a unit"));
-        assert!(parse_duration("3x").unwrap_err().contains("unknown unit \"x\""));
+        assert!(
+            parse_duration("3x")
+                .unwrap_err()
+                .contains("unknown unit \"x\"")
+        );
     }
 
     fn errors(text: &str) -> Vec<String> {

@@ -44,7 +44,10 @@ pub struct BurnRates(pub Vec<(String, Option<f64>)>);
 impl BurnRates {
     /// The burn rate for a window label such as `1h`.
     pub fn get(&self, window: &str) -> Option<f64> {
-        self.0.iter().find(|(w, _)| w == window).and_then(|(_, v)| *v)
+        self.0
+            .iter()
+            .find(|(w, _)| w == window)
+            .and_then(|(_, v)| *v)
     }
 }
 

@@ -127,6 +127,9 @@ mod tests {
         next.1.add_permits(3);
         q.shutdown().await.unwrap();
         assert_eq!(next.0.load(Ordering::SeqCst), 3);
-        assert!(matches!(q.consume(batch()).await, Err(Error::Unavailable(_))));
+        assert!(matches!(
+            q.consume(batch()).await,
+            Err(Error::Unavailable(_))
+        ));
     }
 }

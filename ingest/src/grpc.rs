@@ -12,9 +12,13 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use prost::Message;
-use slotel_proto::otlp::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use slotel_proto::otlp::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use slotel_proto::{Batch, Consumer};
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder};
+use tonic::codec::{
+    Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder,
+};
 use tonic::server::{Grpc, UnaryService};
 
 use crate::Limits;
@@ -38,19 +42,29 @@ pub fn router<C: Consumer>(next: Arc<C>, limits: Limits) -> Router {
 }
 
 async fn unimplemented() -> Response {
-    tonic::Status::unimplemented("slotel serves the OTLP TraceService").into_http::<axum::body::Body>()
+    tonic::Status::unimplemented("slotel serves the OTLP TraceService")
+        .into_http::<axum::body::Body>()
 }
 
-async fn export_traces<C: Consumer>(State(shared): State<Arc<Shared<C>>>, req: Request) -> Response {
+async fn export_traces<C: Consumer>(
+    State(shared): State<Arc<Shared<C>>>,
+    req: Request,
+) -> Response {
     let mut accept = EnabledCompressionEncodings::default();
     accept.enable(CompressionEncoding::Gzip);
-    let mut grpc = Grpc::new(OtlpCodec::<ExportTraceServiceResponse, ExportTraceServiceRequest>::default())
-        .apply_compression_config(accept, EnabledCompressionEncodings::default())
-        .apply_max_message_size_config(Some(shared.limits.max_request_bytes), None);
+    let mut grpc = Grpc::new(OtlpCodec::<
+        ExportTraceServiceResponse,
+        ExportTraceServiceRequest,
+    >::default())
+    .apply_compression_config(accept, EnabledCompressionEncodings::default())
+    .apply_max_message_size_config(Some(shared.limits.max_request_bytes), None);
     let svc = TraceExport {
         next: Arc::clone(&shared.next),
     };
-    grpc.unary(svc, req).await.map(axum::body::Body::new).into_response()
+    grpc.unary(svc, req)
+        .await
+        .map(axum::body::Body::new)
+        .into_response()
 }
 
 struct TraceExport<C> {
@@ -68,7 +82,8 @@ impl<C: Consumer> UnaryService<ExportTraceServiceRequest> for TraceExport<C> {
         Box::pin(async move {
             let (metadata, _, message) = request.into_parts();
             let headers = metadata.into_headers();
-            let tenant = tenant::from_headers(&headers).map_err(|m| Refusal::Invalid(m).to_grpc())?;
+            let tenant =
+                tenant::from_headers(&headers).map_err(|m| Refusal::Invalid(m).to_grpc())?;
             next.consume(Batch::traces(tenant, message))
                 .await
                 .map_err(|e| Refusal::from(e).to_grpc())?;

@@ -9,7 +9,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use prost::Message;
-use slotel_proto::otlp::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use slotel_proto::otlp::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use slotel_proto::{Batch, Consumer};
 
 use crate::Limits;
@@ -35,7 +37,11 @@ fn is_protobuf(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case(PROTOBUF))
 }
 
-async fn traces<C: Consumer>(State(next): State<Arc<C>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn traces<C: Consumer>(
+    State(next): State<Arc<C>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if !is_protobuf(&headers) {
         return (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

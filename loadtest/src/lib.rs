@@ -190,7 +190,11 @@ impl TruthBook {
                 total: *total,
                 errors: *errors,
                 within: labels.iter().cloned().zip(within.iter().copied()).collect(),
-                ok_within: labels.iter().cloned().zip(ok_within.iter().copied()).collect(),
+                ok_within: labels
+                    .iter()
+                    .cloned()
+                    .zip(ok_within.iter().copied())
+                    .collect(),
             })
             .collect();
         groups.sort_by(|a, b| (&a.service, &a.span_name).cmp(&(&b.service, &b.span_name)));
@@ -225,7 +229,9 @@ impl Generator {
         if !(0.0..=1.0).contains(&scenario.error_ratio) {
             return Err("the error ratio must be between 0 and 1".into());
         }
-        if !(scenario.latency_median_ns > 0.0 && scenario.latency_p99_ns >= scenario.latency_median_ns) {
+        if !(scenario.latency_median_ns > 0.0
+            && scenario.latency_p99_ns >= scenario.latency_median_ns)
+        {
             return Err("latency needs 0 < median <= p99".into());
         }
         let mu = scenario.latency_median_ns.ln();
@@ -245,7 +251,10 @@ impl Generator {
         let routes = &self.scenario.routes;
         let thresholds = &self.scenario.thresholds_ns;
         let mut truth = BatchTruth {
-            per_route: vec![(0, 0, vec![0; thresholds.len()], vec![0; thresholds.len()]); routes.len()],
+            per_route: vec![
+                (0, 0, vec![0; thresholds.len()], vec![0; thresholds.len()]);
+                routes.len()
+            ],
             spans: n as u64,
         };
         let mut by_service: BTreeMap<&str, Vec<Span>> = BTreeMap::new();
@@ -376,7 +385,10 @@ mod tests {
                 .filter(|s| s.name == group.span_name)
                 .collect();
             assert_eq!(spans.len() as u64, group.total);
-            let errors = spans.iter().filter(|s| s.status.as_ref().unwrap().code == 2).count();
+            let errors = spans
+                .iter()
+                .filter(|s| s.status.as_ref().unwrap().code == 2)
+                .count();
             assert_eq!(errors as u64, group.errors);
             let within = spans
                 .iter()

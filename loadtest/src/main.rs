@@ -167,7 +167,11 @@ async fn main() -> anyhow::Result<()> {
         error_ratio: args.error_ratio,
         latency_median_ns: args.latency_median.as_nanos() as f64,
         latency_p99_ns: args.latency_p99.as_nanos() as f64,
-        thresholds_ns: args.thresholds.iter().map(|d| d.as_nanos() as u64).collect(),
+        thresholds_ns: args
+            .thresholds
+            .iter()
+            .map(|d| d.as_nanos() as u64)
+            .collect(),
     };
     let total = match (args.spans, args.rate) {
         (Some(n), _) => n,
@@ -215,11 +219,20 @@ async fn main() -> anyhow::Result<()> {
         let (req, truth) = generator.batch(n, now_ns());
         sent += n as u64;
         let permit = Arc::clone(&permits).acquire_owned().await?;
-        let (client, shared, progress) = (Arc::clone(&client), Arc::clone(&shared), progress.clone());
+        let (client, shared, progress) =
+            (Arc::clone(&client), Arc::clone(&shared), progress.clone());
         let tenant = args.tenant.clone();
         let max_retries = args.max_retries;
         tasks.spawn(async move {
-            send_batch(&client, &req, truth, tenant.as_deref(), max_retries, &shared).await;
+            send_batch(
+                &client,
+                &req,
+                truth,
+                tenant.as_deref(),
+                max_retries,
+                &shared,
+            )
+            .await;
             progress.inc(n as u64);
             drop(permit);
         });
@@ -289,7 +302,11 @@ async fn send_batch(
         let t0 = Instant::now();
         let outcome = client.send(req, tenant).await;
         let us = t0.elapsed().as_micros() as u64;
-        let _ = shared.latency_us.lock().expect("histogram").record(us.clamp(1, 60_000_000));
+        let _ = shared
+            .latency_us
+            .lock()
+            .expect("histogram")
+            .record(us.clamp(1, 60_000_000));
         match outcome {
             Attempt::Ok => {
                 shared.book.lock().expect("book").acknowledged(&truth);
@@ -297,7 +314,9 @@ async fn send_batch(
             }
             Attempt::Retry(hint, e) if attempt < max_retries => {
                 attempt += 1;
-                shared.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                shared
+                    .retries
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 *shared.last_error.lock().expect("error") = Some(e);
                 // Exponential backoff from 50 ms, or the server's hint.
                 let backoff = hint.unwrap_or(Duration::from_millis(50 << attempt.min(6)));

@@ -63,7 +63,11 @@ pub const RETRY_INFO_TYPE_URL: &str = "type.googleapis.com/google.rpc.RetryInfo"
 
 impl Status {
     /// A status with `code` and `message`, and a `RetryInfo` detail when `retry_after` is set.
-    pub fn new(code: i32, message: impl Into<String>, retry_after: Option<std::time::Duration>) -> Self {
+    pub fn new(
+        code: i32,
+        message: impl Into<String>,
+        retry_after: Option<std::time::Duration>,
+    ) -> Self {
         use prost::Message;
         let details = retry_after
             .map(|d| Any {

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
-use slotel_compute::Engine;
+use slotel_compute::{Engine, SloStatus};
 use slotel_proto::{TENANT_HEADER, Tenant, parse_tenant};
 
 /// The API routes over `engine`.
@@ -25,48 +25,63 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .with_state(engine)
 }
 
-/// A JSON error body: `{"status": "error", "error": "..."}`.
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(json!({ "status": "error", "error": message.into() })),
-    )
-        .into_response()
+/// An API error: a status code and a JSON body `{"status": "error", "error": "..."}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
 }
 
-fn tenant(headers: &HeaderMap) -> Result<Tenant, Response> {
-    parse_tenant(headers.get(TENANT_HEADER).map(|v| v.as_bytes()))
-        .map_err(|m| error(StatusCode::BAD_REQUEST, m))
-}
-
-async fn healthz() -> Response {
-    Json(json!({ "status": "ok" })).into_response()
-}
-
-async fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "no such endpoint")
-}
-
-async fn list_slos(State(engine): State<Arc<Engine>>, headers: HeaderMap) -> Response {
-    match tenant(&headers) {
-        Ok(t) => Json(json!({ "slos": engine.statuses(&t) })).into_response(),
-        Err(r) => r,
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
     }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({ "status": "error", "error": self.message })),
+        )
+            .into_response()
+    }
+}
+
+fn tenant(headers: &HeaderMap) -> Result<Tenant, ApiError> {
+    parse_tenant(headers.get(TENANT_HEADER).map(|v| v.as_bytes()))
+        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, m))
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+async fn list_slos(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let t = tenant(&headers)?;
+    Ok(Json(json!({ "slos": engine.statuses(&t) })))
 }
 
 async fn get_slo(
     State(engine): State<Arc<Engine>>,
     headers: HeaderMap,
     Path(name): Path<String>,
-) -> Response {
-    let t = match tenant(&headers) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    match engine.status(&t, &name) {
-        Ok(s) => Json(s).into_response(),
-        Err(e) => error(StatusCode::NOT_FOUND, e.to_string()),
-    }
+) -> Result<Json<SloStatus>, ApiError> {
+    let t = tenant(&headers)?;
+    engine
+        .status(&t, &name)
+        .map(Json)
+        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))
 }
 
 #[cfg(test)]
@@ -91,7 +106,9 @@ mod tests {
         }
         let resp = app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
         let status = resp.status();
-        let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
         (status, serde_json::from_slice(&body).unwrap())
     }
 
@@ -106,7 +123,12 @@ mod tests {
         assert!(body["sli"].is_null());
         assert!(body["error_budget_remaining"].is_null());
         assert!(body["burn_rates"]["1h"].is_null());
-        let keys: Vec<_> = body["burn_rates"].as_object().unwrap().keys().cloned().collect();
+        let keys: Vec<_> = body["burn_rates"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
         assert_eq!(keys, ["5m", "30m", "1h", "2h", "6h", "1d", "3d", "7d"]);
     }
 
@@ -114,7 +136,10 @@ mod tests {
     async fn unknown_slo_and_other_tenants_get_404() {
         let (status, body) = get(app(), "/api/v1/slos/nope", None).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
-        assert_eq!(body["error"], "no SLO named \"nope\" for tenant \"default\"");
+        assert_eq!(
+            body["error"],
+            "no SLO named \"nope\" for tenant \"default\""
+        );
         let (status, _) = get(app(), "/api/v1/slos/a", Some("team-b")).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         let (status, body) = get(app(), "/api/v1/slos", Some("team-b")).await;

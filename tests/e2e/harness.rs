@@ -153,8 +153,15 @@ pub fn loadtest_bin() -> PathBuf {
     let bin = dir.join("loadtest");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", "slotel-loadtest", "--bin", "loadtest"])
-        .current_dir(root());
+    cmd.args([
+        "build",
+        "--quiet",
+        "-p",
+        "slotel-loadtest",
+        "--bin",
+        "loadtest",
+    ])
+    .current_dir(root());
     if dir.ends_with("release") {
         cmd.arg("--release");
     }

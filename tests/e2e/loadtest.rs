@@ -51,7 +51,14 @@ async fn run(protocol: &str, endpoint: &str, seed: u64, server: &Server) {
         .args(["--endpoint", endpoint, "--protocol", protocol])
         .args(["--spans", "20000", "--rate", "0", "--batch-size", "512"])
         .args(["--seed", &seed.to_string()])
-        .args(["--error-ratio", "0.02", "--latency-median", "100ms", "--latency-p99", "900ms"])
+        .args([
+            "--error-ratio",
+            "0.02",
+            "--latency-median",
+            "100ms",
+            "--latency-p99",
+            "900ms",
+        ])
         .args(["--threshold", "300ms", "--threshold", "120ms"])
         .args(["--route", "checkout:POST /api/checkout"])
         .args(["--route", "catalog:GET /api/items/{id}"])
@@ -64,7 +71,8 @@ async fn run(protocol: &str, endpoint: &str, seed: u64, server: &Server) {
         "loadtest failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let truth: Value = serde_json::from_str(&std::fs::read_to_string(&truth_path).unwrap()).unwrap();
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(&truth_path).unwrap()).unwrap();
     assert_eq!(truth["seed"], seed);
     assert_eq!(truth["spans_acknowledged"], 20000, "{truth}");
     assert_eq!(truth["spans_failed"], 0);
@@ -87,7 +95,10 @@ async fn run(protocol: &str, endpoint: &str, seed: u64, server: &Server) {
     assert_eq!(latency["total_events"], checkout["total"]);
     assert_eq!(latency["good_events"], checkout["within"]["300ms"]);
     let fast = server
-        .slo_when_total("catalog-fast-and-correct", catalog["total"].as_u64().unwrap())
+        .slo_when_total(
+            "catalog-fast-and-correct",
+            catalog["total"].as_u64().unwrap(),
+        )
         .await;
     assert_eq!(fast["total_events"], catalog["total"]);
     assert_eq!(fast["good_events"], catalog["ok_within"]["120ms"]);

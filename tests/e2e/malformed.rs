@@ -6,7 +6,9 @@ use std::marker::PhantomData;
 use bytes::{Buf, BufMut};
 use prost::Message;
 use slotel_proto::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
-use slotel_proto::otlp::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use slotel_proto::otlp::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use slotel_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
 use slotel_proto::otlp::resource::v1::Resource;
 use slotel_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};

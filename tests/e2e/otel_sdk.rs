@@ -165,7 +165,11 @@ fn assert_status(body: &Value, good: u64, total: u64, objective: f64, window: &s
     let windows: Vec<&str> = rates.keys().map(String::as_str).collect();
     assert_eq!(windows, ["5m", "30m", "1h", "2h", "6h", "1d", "3d", window]);
     for (w, rate) in rates {
-        assert_eq!(rate.as_f64().unwrap(), burn_rate(good, total, objective), "{w}");
+        assert_eq!(
+            rate.as_f64().unwrap(),
+            burn_rate(good, total, objective),
+            "{w}"
+        );
     }
 }
 
