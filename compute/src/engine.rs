@@ -368,7 +368,10 @@ mod tests {
         engine.ingest(&batch(T0 + 200 * MIN + 5, 98, 2));
         engine.ingest(&batch(T0 + 240 * MIN + 5, 45, 5));
         let s = engine.status("default", "api").unwrap();
-        assert_eq!((s.good_events, s.total_events, s.bad_events), (233, 250, 17));
+        assert_eq!(
+            (s.good_events, s.total_events, s.bad_events),
+            (233, 250, 17)
+        );
         // 5m and 30m hold the last batch: 10% errors on a 1% budget.
         let close = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-9;
         assert!(close(s.burn_rates.get("5m"), 10.0));

@@ -153,14 +153,21 @@ impl Ctx<'_> {
 
 /// Parses one native SLO document. `file` is only used in error messages.
 pub fn parse_native(file: &Path, text: &str) -> std::result::Result<Vec<SloDef>, Vec<SpecError>> {
-    parse_with_origin(file, text).map(|v| v.into_iter().map(|(d, _)| d).collect())
+    let (defs, errors) = parse_with_origin(file, text);
+    if errors.is_empty() {
+        Ok(defs.into_iter().map(|(d, _)| d).collect())
+    } else {
+        Err(errors)
+    }
 }
 
-fn parse_with_origin(
-    file: &Path,
-    text: &str,
-) -> std::result::Result<Vec<(SloDef, Origin)>, Vec<SpecError>> {
-    let raw: RawFile = serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(file, &e)])?;
+/// The valid SLOs of a document and the problems of the others, so that later checks
+/// (duplicate names) can still look at the valid ones.
+fn parse_with_origin(file: &Path, text: &str) -> (Vec<(SloDef, Origin)>, Vec<SpecError>) {
+    let raw: RawFile = match serde_saphyr::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => return (Vec::new(), vec![yaml_error(file, &e)]),
+    };
     let mut ctx = Ctx {
         file,
         errors: Vec::new(),
@@ -171,11 +178,7 @@ fn parse_with_origin(
             out.push(def);
         }
     }
-    if ctx.errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(ctx.errors)
-    }
+    (out, ctx.errors)
 }
 
 fn yaml_error(file: &Path, e: &serde_saphyr::Error) -> SpecError {
@@ -328,10 +331,9 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<SloDef>> {
             path: file.clone(),
             source,
         })?;
-        match parse_with_origin(file, &text) {
-            Ok(defs) => all.extend(defs),
-            Err(e) => errors.extend(e),
-        }
+        let (defs, errs) = parse_with_origin(file, &text);
+        all.extend(defs);
+        errors.extend(errs);
     }
     let mut seen: HashMap<(&str, &str), &Origin> = HashMap::new();
     for (def, origin) in &all {
@@ -354,6 +356,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<SloDef>> {
     if errors.is_empty() {
         Ok(all.into_iter().map(|(d, _)| d).collect())
     } else {
+        errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
         Err(Error::Spec(errors))
     }
 }

@@ -75,21 +75,26 @@ impl Server {
         }
     }
 
-    /// GETs an API path; returns the status code and the JSON body.
-    pub async fn get(&self, path: &str) -> (u16, Value) {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.api))
-            .send()
-            .await
-            .unwrap();
+    /// GETs an API path as `tenant` (`X-Scope-OrgID`); returns the status code and the
+    /// JSON body.
+    pub async fn get_as(&self, tenant: Option<&str>, path: &str) -> (u16, Value) {
+        let mut req = self.http.get(format!("{}{path}", self.api));
+        if let Some(t) = tenant {
+            req = req.header("x-scope-orgid", t);
+        }
+        let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap())
     }
 
-    /// The status of SLO `name`.
+    /// The status of SLO `name` of the default tenant.
     pub async fn slo(&self, name: &str) -> Value {
-        let (status, body) = self.get(&format!("/api/v1/slos/{name}")).await;
+        self.slo_as(None, name).await
+    }
+
+    /// The status of SLO `name` of `tenant`.
+    pub async fn slo_as(&self, tenant: Option<&str>, name: &str) -> Value {
+        let (status, body) = self.get_as(tenant, &format!("/api/v1/slos/{name}")).await;
         assert_eq!(status, 200, "{body}");
         body
     }
@@ -97,9 +102,14 @@ impl Server {
     /// Polls SLO `name` until it has counted at least `total` events, then returns its
     /// status. Fails the test at the deadline.
     pub async fn slo_when_total(&self, name: &str, total: u64) -> Value {
+        self.slo_when_total_as(None, name, total).await
+    }
+
+    /// [`Server::slo_when_total`] for `tenant`.
+    pub async fn slo_when_total_as(&self, tenant: Option<&str>, name: &str, total: u64) -> Value {
         let start = Instant::now();
         loop {
-            let body = self.slo(name).await;
+            let body = self.slo_as(tenant, name).await;
             if body["total_events"].as_u64().unwrap() >= total {
                 return body;
             }

@@ -5,3 +5,5 @@ mod harness;
 mod loadtest;
 mod malformed;
 mod otel_sdk;
+mod tenants;
+mod validate;

@@ -30,7 +30,7 @@ slos:
 /// claims 0x3fff bytes that are not there.
 const GARBAGE: &[u8] = &[0x0a, 0xff, 0x7f, 0x01, 0x02];
 
-fn request(spans: usize) -> ExportTraceServiceRequest {
+pub fn request(spans: usize) -> ExportTraceServiceRequest {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

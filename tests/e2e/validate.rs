@@ -1,0 +1,96 @@
+//! `slotel validate` on the shipped examples and on broken files, and `serve` refusing
+//! to start on a broken file.
+
+use std::process::Command;
+
+use crate::harness::root;
+
+fn slotel() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_slotel"))
+}
+
+#[test]
+fn every_shipped_example_is_valid() {
+    let out = slotel()
+        .arg("validate")
+        .arg(root().join("examples"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "4 SLOs are valid\n");
+}
+
+const BROKEN: &str = "slos:
+  - name: a
+    service: s
+    objective: 100
+    window: 90s
+    sli:
+      spans:
+        good: {}
+  - name: a
+    service: s
+    objective: 99
+    window: 1d
+    sli: { spans: { good: { status: ok } } }
+  - name: a
+    service: s
+    objective: 99
+    window: 1d
+    sli: { spans: { good: { status: ok } } }
+";
+
+#[test]
+fn every_problem_is_reported_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.yaml");
+    std::fs::write(&file, BROKEN).unwrap();
+    let out = slotel().arg("validate").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let f = file.display();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "{f}:4:16: objective 100 is out of range: it is a percentage above 0 and below 100, e.g. 99.9\n\
+             {f}:5:13: window 90s must be a whole number of minutes, at least 1m\n\
+             {f}:8:15: good needs at least one rule: status (not_error or ok) and/or max_duration\n\
+             {f}:14:11: SLO \"a\" of tenant \"default\" is already defined at {f}:9:11\n"
+        )
+    );
+}
+
+#[test]
+fn serve_refuses_to_start_on_an_invalid_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.yaml");
+    std::fs::write(&file, "slos:\n  - name: a\n    servce: s\n").unwrap();
+    let out = slotel()
+        .args([
+            "serve",
+            "--api-addr",
+            "127.0.0.1:0",
+            "--otlp-grpc-addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--otlp-http-addr", "127.0.0.1:0", "--slos"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid SLO files, not starting"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{}:3:5: ", file.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("servce"), "{stderr}");
+}
