@@ -2,9 +2,11 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use serde::Deserialize;
+use slotel_ingest::{ItemLimits, Limits};
 
 /// Flags of `slotel serve`. Each can also be set in the `--config` file, under the same
 /// name with `_` for `-`.
@@ -31,13 +33,19 @@ pub struct ServeArgs {
     /// Also write the bound addresses as JSON to this file once listening.
     #[arg(long)]
     pub listen_file: Option<PathBuf>,
-    /// Batches the ingest queue holds before refusing with a retryable error
-    /// [default: 1024].
-    #[arg(long)]
-    pub queue_capacity: Option<usize>,
-    /// Largest OTLP request accepted, in bytes [default: 16777216].
-    #[arg(long)]
-    pub max_request_bytes: Option<usize>,
+    /// PEM certificate chain: serve every listener over TLS (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let s = String::deserialize(d)?;
+    slotel_compute::spec::parse_duration(&s)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 /// The configuration file. Relative paths in it are relative to the file's folder.
@@ -51,8 +59,16 @@ struct FileConfig {
     otlp_http_addr: Option<SocketAddr>,
     api_addr: Option<SocketAddr>,
     listen_file: Option<PathBuf>,
-    queue_capacity: Option<usize>,
-    max_request_bytes: Option<usize>,
+    #[serde(default)]
+    tls: Option<TlsConfig>,
+    #[serde(default)]
+    auth: AuthConfig,
+    #[serde(default)]
+    cors: CorsConfig,
+    #[serde(default)]
+    limits: LimitsConfig,
+    #[serde(default)]
+    queue: QueueConfig,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -64,6 +80,61 @@ enum OneOrMany {
     Many(Vec<PathBuf>),
 }
 
+/// `tls:` — PEM files; when set, every listener speaks TLS.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// `auth:` — bearer tokens and the tenant each one writes and reads as.
+#[derive(Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// One token.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub token: String,
+    pub tenant: String,
+}
+
+/// `cors:` — browser origins allowed to send OTLP/HTTP.
+#[derive(Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct CorsConfig {
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+}
+
+/// `limits:` — every field optional; defaults in [`Limits::default`].
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct LimitsConfig {
+    max_request_bytes: Option<usize>,
+    max_decompressed_bytes: Option<usize>,
+    max_attributes: Option<usize>,
+    max_attribute_value_bytes: Option<usize>,
+    #[serde(default, deserialize_with = "duration")]
+    max_future: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    request_timeout: Option<Duration>,
+    max_concurrent_requests: Option<usize>,
+}
+
+/// `queue:` — the buffer between ingest and compute.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct QueueConfig {
+    capacity_batches: Option<usize>,
+    max_bytes: Option<usize>,
+}
+
 /// The resolved configuration of `slotel serve`.
 #[derive(Debug)]
 pub struct ServeConfig {
@@ -73,8 +144,12 @@ pub struct ServeConfig {
     pub otlp_http_addr: SocketAddr,
     pub api_addr: SocketAddr,
     pub listen_file: Option<PathBuf>,
-    pub queue_capacity: usize,
-    pub max_request_bytes: usize,
+    pub tls: Option<TlsConfig>,
+    pub auth: AuthConfig,
+    pub cors: CorsConfig,
+    pub limits: Limits,
+    pub queue_capacity_batches: usize,
+    pub queue_max_bytes: usize,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -115,6 +190,46 @@ impl ServeConfig {
             anyhow::bail!("no SLO files: pass --slos FILE (or set slos: in the config file)");
         }
         let addr = |s: &str| s.parse::<SocketAddr>().expect("valid default address");
+        let tls = match (args.tls_cert, args.tls_key) {
+            (Some(cert_file), Some(key_file)) => Some(TlsConfig {
+                cert_file,
+                key_file,
+            }),
+            _ => file.tls.map(|t| TlsConfig {
+                cert_file: rel(t.cert_file),
+                key_file: rel(t.key_file),
+            }),
+        };
+        for t in &file.auth.tokens {
+            if t.token.len() < 16 {
+                anyhow::bail!(
+                    "auth.tokens: the token of tenant {:?} is shorter than 16 characters",
+                    t.tenant
+                );
+            }
+            slotel_proto::parse_tenant(Some(t.tenant.as_bytes()))
+                .map_err(|_| anyhow::anyhow!("auth.tokens: invalid tenant {:?}", t.tenant))?;
+        }
+        let d = Limits::default();
+        let di = ItemLimits::default();
+        let l = file.limits;
+        let limits = Limits {
+            max_request_bytes: l.max_request_bytes.unwrap_or(d.max_request_bytes),
+            max_decompressed_bytes: l.max_decompressed_bytes.unwrap_or(d.max_decompressed_bytes),
+            items: ItemLimits {
+                max_attributes: l.max_attributes.unwrap_or(di.max_attributes),
+                max_attribute_value_bytes: l
+                    .max_attribute_value_bytes
+                    .unwrap_or(di.max_attribute_value_bytes),
+                max_future_nanos: l
+                    .max_future
+                    .map_or(di.max_future_nanos, |f| f.as_nanos() as u64),
+            },
+            request_timeout: l.request_timeout.unwrap_or(d.request_timeout),
+            max_concurrent_requests: l
+                .max_concurrent_requests
+                .unwrap_or(d.max_concurrent_requests),
+        };
         Ok(Self {
             slos,
             data_dir: args
@@ -134,11 +249,12 @@ impl ServeConfig {
                 .or(file.api_addr)
                 .unwrap_or_else(|| addr("127.0.0.1:8080")),
             listen_file: args.listen_file.or(file.listen_file.map(rel)),
-            queue_capacity: args.queue_capacity.or(file.queue_capacity).unwrap_or(1024),
-            max_request_bytes: args
-                .max_request_bytes
-                .or(file.max_request_bytes)
-                .unwrap_or(16 * 1024 * 1024),
+            tls,
+            auth: file.auth,
+            cors: file.cors,
+            limits,
+            queue_capacity_batches: file.queue.capacity_batches.unwrap_or(1024),
+            queue_max_bytes: file.queue.max_bytes.unwrap_or(256 << 20),
         })
     }
 }
@@ -153,7 +269,7 @@ mod tests {
         let cfg = dir.path().join("slotel.yaml");
         std::fs::write(
             &cfg,
-            "slos: [slos.yaml]\ndata_dir: d\napi_addr: 127.0.0.1:9000\nqueue_capacity: 7\n",
+            "slos: [slos.yaml]\ndata_dir: d\napi_addr: 127.0.0.1:9000\nqueue: { capacity_batches: 7 }\nlimits: { request_timeout: 5s, max_attributes: 9 }\ntls: { cert_file: c.pem, key_file: k.pem }\n",
         )
         .unwrap();
         let c = ServeConfig::resolve(ServeArgs {
@@ -166,7 +282,11 @@ mod tests {
         assert_eq!(c.data_dir, dir.path().join("d"));
         assert_eq!(c.api_addr, "127.0.0.1:0".parse().unwrap());
         assert_eq!(c.otlp_grpc_addr, "127.0.0.1:4317".parse().unwrap());
-        assert_eq!(c.queue_capacity, 7);
+        assert_eq!(c.queue_capacity_batches, 7);
+        assert_eq!(c.limits.request_timeout, Duration::from_secs(5));
+        assert_eq!(c.limits.items.max_attributes, 9);
+        assert_eq!(c.limits.max_request_bytes, 16 << 20);
+        assert_eq!(c.tls.unwrap().cert_file, dir.path().join("c.pem"));
     }
 
     #[test]
@@ -185,5 +305,26 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("api_adr"), "{err}");
+    }
+
+    #[test]
+    fn short_tokens_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("slotel.yaml");
+        std::fs::write(
+            &cfg,
+            "slos: a.yaml\nauth: { tokens: [ { token: short, tenant: a } ] }\n",
+        )
+        .unwrap();
+        let err = ServeConfig::resolve(ServeArgs {
+            config: Some(cfg),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "auth.tokens: the token of tenant \"a\" is shorter than 16 characters"
+        );
     }
 }

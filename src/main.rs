@@ -10,9 +10,15 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::registry::Registry;
 use slotel_compute::{Engine, SystemClock};
 use slotel_ingest::buffer::MemoryQueue;
-use slotel_proto::Consumer;
+use slotel_ingest::{IngestConfig, IngestMetrics};
+use slotel_proto::auth::Auth;
+use slotel_proto::{Consumer, Tenant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -38,7 +44,7 @@ enum LogFormat {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Receive OTLP, compute SLOs, and serve the API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Check SLO files without starting a server; reports every problem with its file,
     /// line and column. Exits 1 when any file is invalid.
     Validate {
@@ -52,7 +58,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Validate { paths } => validate(&paths),
     };
     match result {
@@ -119,15 +125,45 @@ async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::
     tracing::info!(slos = defs.len(), "Loaded SLOs.");
     engine.load(defs);
 
+    let tls = match &config.tls {
+        Some(t) => Some(
+            slotel_ingest::tls_acceptor(&t.cert_file, &t.key_file).context("cannot set up TLS")?,
+        ),
+        None => None,
+    };
+    let auth = if config.auth.tokens.is_empty() {
+        Auth::open()
+    } else {
+        Auth::with_tokens(
+            config
+                .auth
+                .tokens
+                .iter()
+                .map(|t| (t.token.clone(), Tenant::from(t.tenant.as_str()))),
+        )
+    };
+
+    let mut registry = Registry::with_prefix("slotel");
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let queue = Arc::new(MemoryQueue::start(
-        config.queue_capacity,
+        config.queue_capacity_batches,
+        config.queue_max_bytes,
         workers,
         Arc::clone(&engine),
     ));
-    let limits = slotel_ingest::Limits {
-        max_request_bytes: config.max_request_bytes,
-    };
+    queue.register(&mut registry);
+    let ingest_metrics = Arc::new(IngestMetrics::default());
+    ingest_metrics.register(&mut registry);
+    registry.register_collector(Box::new(EngineCollector(Arc::clone(&engine))));
+    let receivers = slotel_ingest::receivers(
+        Arc::clone(&queue),
+        &IngestConfig {
+            limits: config.limits,
+            auth: auth.clone(),
+            cors_origins: config.cors.allowed_origins.clone(),
+        },
+        ingest_metrics,
+    );
 
     let grpc = bind("OTLP/gRPC", config.otlp_grpc_addr).await?;
     let http = bind("OTLP/HTTP", config.otlp_http_addr).await?;
@@ -137,11 +173,13 @@ async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::
         "otlp_grpc": grpc.local_addr()?.to_string(),
         "otlp_http": http.local_addr()?.to_string(),
         "api": api.local_addr()?.to_string(),
+        "tls": tls.is_some(),
     });
     tracing::info!(
         otlp_grpc = %addrs["otlp_grpc"].as_str().unwrap_or_default(),
         otlp_http = %addrs["otlp_http"].as_str().unwrap_or_default(),
         api = %addrs["api"].as_str().unwrap_or_default(),
+        tls = tls.is_some(),
         "Listening."
     );
     println!("{addrs}");
@@ -156,20 +194,24 @@ async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    let api_router = slotel_query::router(Arc::clone(&engine), auth, Arc::new(registry));
     let servers = [
         tokio::spawn(slotel_ingest::serve(
             grpc,
-            slotel_ingest::grpc::router(Arc::clone(&queue), limits),
+            receivers.grpc,
+            tls.clone(),
             stopped(stop_rx.clone()),
         )),
         tokio::spawn(slotel_ingest::serve(
             http,
-            slotel_ingest::http::router(Arc::clone(&queue), limits),
+            receivers.http,
+            tls.clone(),
             stopped(stop_rx.clone()),
         )),
         tokio::spawn(slotel_ingest::serve(
             api,
-            slotel_query::router(Arc::clone(&engine)),
+            api_router,
+            tls,
             stopped(stop_rx.clone()),
         )),
     ];
@@ -187,6 +229,55 @@ async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::
     queue.shutdown().await?;
     tracing::info!("Stopped.");
     Ok(())
+}
+
+/// Exposes the engine's counters on `/metrics`.
+#[derive(Debug)]
+struct EngineCollector(Arc<Engine>);
+
+impl Collector for EngineCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = self.0.stats();
+        let counters = [
+            (
+                "engine_spans_seen",
+                "Spans the engine classified",
+                &s.spans_seen,
+            ),
+            (
+                "engine_log_records_seen",
+                "Log records the engine classified",
+                &s.log_records_seen,
+            ),
+            (
+                "engine_data_points_seen",
+                "Metric data points the engine received",
+                &s.data_points_seen,
+            ),
+            (
+                "engine_events_counted",
+                "(item, SLO) events counted into SLO windows",
+                &s.events_counted,
+            ),
+            (
+                "engine_events_too_old",
+                "Events older than their SLO's horizon, not counted",
+                &s.events_too_old,
+            ),
+            (
+                "engine_events_in_future",
+                "Events dated too far in the future, not counted",
+                &s.events_in_future,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value.load(Relaxed));
+            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
+        Ok(())
+    }
 }
 
 /// Waits for SIGINT or SIGTERM; reloads the SLO files on SIGHUP in the meantime.

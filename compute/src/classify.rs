@@ -8,6 +8,8 @@
 use std::collections::HashMap;
 
 use slotel_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
+use slotel_proto::otlp::logs::v1::ResourceLogs;
+use slotel_proto::otlp::resource::v1::Resource;
 use slotel_proto::otlp::trace::v1::{ResourceSpans, Span, status::StatusCode};
 
 use crate::model::{AttrValue, GoodRule, Sli, SloDef, SpanKind, StatusRule};
@@ -19,7 +21,15 @@ pub const HTTP_ROUTE: &str = "http.route";
 /// The `service.name` OpenTelemetry SDKs report when none is set.
 pub const UNKNOWN_SERVICE: &str = "unknown_service";
 
-/// One SLO's compiled predicates.
+/// A log SLO's compiled predicates.
+#[derive(Debug)]
+struct CompiledLogs {
+    id: u32,
+    attributes: Vec<(String, AttrValue)>,
+    max_severity: i32,
+}
+
+/// One span SLO's compiled predicates.
 #[derive(Debug)]
 struct Compiled {
     kind: Option<SpanKind>,
@@ -38,11 +48,19 @@ struct ServiceSlos {
     any: Vec<u32>,
 }
 
-/// The SLOs of every tenant and service, ready to classify spans.
+/// The SLOs of every tenant and service, ready to classify spans and log records.
 #[derive(Debug, Default)]
 pub struct SloIndex {
     tenants: HashMap<String, HashMap<String, ServiceSlos>>,
-    compiled: Vec<Compiled>,
+    logs: HashMap<String, HashMap<String, Vec<CompiledLogs>>>,
+    /// Span SLO predicates by SLO id (`None` for SLOs of other signals).
+    compiled: Vec<Option<Compiled>>,
+}
+
+fn service_of(resource: Option<&Resource>) -> &str {
+    resource
+        .and_then(|r| find_str(&r.attributes, SERVICE_NAME))
+        .unwrap_or(UNKNOWN_SERVICE)
 }
 
 impl SloIndex {
@@ -51,7 +69,27 @@ impl SloIndex {
         let mut index = SloIndex::default();
         for (id, def) in slos.into_iter().enumerate() {
             let id = id as u32;
-            let Sli::Spans { selector, good } = &def.sli;
+            let (selector, good) = match &def.sli {
+                Sli::Spans { selector, good } => (selector, good),
+                Sli::Logs {
+                    attributes,
+                    max_severity,
+                } => {
+                    index
+                        .logs
+                        .entry(def.tenant.clone())
+                        .or_default()
+                        .entry(def.service.clone())
+                        .or_default()
+                        .push(CompiledLogs {
+                            id,
+                            attributes: attributes.clone(),
+                            max_severity: *max_severity,
+                        });
+                    index.compiled.push(None);
+                    continue;
+                }
+            };
             let entry = index
                 .tenants
                 .entry(def.tenant.clone())
@@ -75,9 +113,45 @@ impl SloIndex {
                 }
                 (None, None) => entry.any.push(id),
             }
-            index.compiled.push(compiled);
+            index.compiled.push(Some(compiled));
         }
         index
+    }
+
+    /// Classifies every log record of `rl` for `tenant`, calling `emit(slo_id,
+    /// time_nanos, good)` once per (record, matching SLO). A record's time is its
+    /// `time_unix_nano`, or its observed time when that is unset. Returns the number of
+    /// records looked at.
+    pub fn classify_logs(
+        &self,
+        tenant: &str,
+        rl: &ResourceLogs,
+        mut emit: impl FnMut(u32, u64, bool),
+    ) -> usize {
+        let records = rl.scope_logs.iter().map(|sl| sl.log_records.len()).sum();
+        let Some(slos) = self
+            .logs
+            .get(tenant)
+            .and_then(|services| services.get(service_of(rl.resource.as_ref())))
+        else {
+            return records;
+        };
+        for record in rl.scope_logs.iter().flat_map(|sl| sl.log_records.iter()) {
+            let time = if record.time_unix_nano != 0 {
+                record.time_unix_nano
+            } else {
+                record.observed_time_unix_nano
+            };
+            for slo in slos {
+                let selected = slo.attributes.iter().all(|(key, want)| {
+                    find(&record.attributes, key).is_some_and(|v| attr_eq(v, want))
+                });
+                if selected {
+                    emit(slo.id, time, record.severity_number <= slo.max_severity);
+                }
+            }
+        }
+        records
     }
 
     /// Classifies every span of `rs` for `tenant`, calling `emit(slo_id, end_time_nanos,
@@ -92,12 +166,7 @@ impl SloIndex {
         let Some(services) = self.tenants.get(tenant) else {
             return spans;
         };
-        let service = rs
-            .resource
-            .as_ref()
-            .and_then(|r| find_str(&r.attributes, SERVICE_NAME))
-            .unwrap_or(UNKNOWN_SERVICE);
-        let Some(slos) = services.get(service) else {
+        let Some(slos) = services.get(service_of(rs.resource.as_ref())) else {
             return spans;
         };
         let need_route = !slos.by_route.is_empty();
@@ -114,7 +183,9 @@ impl SloIndex {
                 .chain(by_route.into_iter().flatten())
                 .chain(slos.any.iter());
             for &id in candidates {
-                let c = &self.compiled[id as usize];
+                let Some(c) = &self.compiled[id as usize] else {
+                    continue;
+                };
                 if c.selects(span) {
                     emit(id, span.end_time_unix_nano, c.good.is_good(span));
                 }

@@ -26,6 +26,10 @@ pub const DEFAULT_MAX_FUTURE: Duration = Duration::from_secs(300);
 pub struct EngineStats {
     /// Spans looked at.
     pub spans_seen: AtomicU64,
+    /// Log records looked at.
+    pub log_records_seen: AtomicU64,
+    /// Metric data points received (metric SLIs are not yet supported; they are counted).
+    pub data_points_seen: AtomicU64,
     /// (span, SLO) events counted.
     pub events_counted: AtomicU64,
     /// Events older than the SLO's horizon, not counted.
@@ -110,7 +114,7 @@ impl Engine {
         *self.set.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
     }
 
-    /// Classifies and counts every span of `batch`.
+    /// Classifies and counts every span and log record of `batch`.
     pub fn ingest(&self, batch: &Batch) {
         let set = self.current();
         let now = self.clock.now_nanos();
@@ -118,21 +122,29 @@ impl Engine {
         let latest = now.saturating_add(self.max_future_nanos);
         let mut acc = Accumulator::default();
         let mut in_future = 0u64;
-        let mut seen = 0usize;
+        let mut emit = |id, time: u64, good| match i64::try_from(time) {
+            Ok(t) if t <= latest => acc.add(id, t.div_euclid(NANOS_PER_MINUTE), good),
+            _ => in_future += 1,
+        };
+        let s = &self.stats;
         match &batch.payload {
             Payload::Traces(req) => {
+                let mut seen = 0;
                 for rs in &req.resource_spans {
-                    seen +=
-                        set.index
-                            .classify(&batch.tenant, rs, |id, end, good| {
-                                match i64::try_from(end) {
-                                    Ok(end) if end <= latest => {
-                                        acc.add(id, end.div_euclid(NANOS_PER_MINUTE), good)
-                                    }
-                                    _ => in_future += 1,
-                                }
-                            });
+                    seen += set.index.classify(&batch.tenant, rs, &mut emit);
                 }
+                s.spans_seen.fetch_add(seen as u64, Ordering::Relaxed);
+            }
+            Payload::Logs(req) => {
+                let mut seen = 0;
+                for rl in &req.resource_logs {
+                    seen += set.index.classify_logs(&batch.tenant, rl, &mut emit);
+                }
+                s.log_records_seen.fetch_add(seen as u64, Ordering::Relaxed);
+            }
+            Payload::Metrics(req) => {
+                let points = slotel_proto::data_point_count(req) as u64;
+                s.data_points_seen.fetch_add(points, Ordering::Relaxed);
             }
         }
         let (mut counted, mut too_old) = (0u64, 0u64);
@@ -144,8 +156,6 @@ impl Engine {
                 AddOutcome::TooOld => too_old += cell.total,
             }
         }
-        let s = &self.stats;
-        s.spans_seen.fetch_add(seen as u64, Ordering::Relaxed);
         s.events_counted.fetch_add(counted, Ordering::Relaxed);
         s.events_too_old.fetch_add(too_old, Ordering::Relaxed);
         s.events_in_future.fetch_add(in_future, Ordering::Relaxed);

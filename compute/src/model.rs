@@ -65,6 +65,37 @@ pub enum Sli {
         /// Which of them are good.
         good: GoodRule,
     },
+    /// Events are log records.
+    Logs {
+        /// Log record attributes that must equal the given values.
+        attributes: Vec<(String, AttrValue)>,
+        /// Good when the record's severity number is at most this (unset, 0, is good).
+        max_severity: i32,
+    },
+}
+
+/// Parses an OTLP severity name (`trace`, `debug`, `info`, `warn`, `error`, `fatal`,
+/// optionally with its 1-4 sub-level, e.g. `warn2`) into its highest severity number.
+pub fn parse_severity(s: &str) -> Option<i32> {
+    let lower = s.to_ascii_lowercase();
+    let (name, sub) = match lower.char_indices().find(|(_, c)| c.is_ascii_digit()) {
+        Some((i, _)) => (&lower[..i], Some(lower[i..].parse::<i32>().ok()?)),
+        None => (lower.as_str(), None),
+    };
+    let base = match name {
+        "trace" => 0,
+        "debug" => 4,
+        "info" => 8,
+        "warn" | "warning" => 12,
+        "error" => 16,
+        "fatal" => 20,
+        _ => return None,
+    };
+    match sub {
+        None => Some(base + 4),
+        Some(n @ 1..=4) => Some(base + n),
+        Some(_) => None,
+    }
 }
 
 /// OTLP span kinds, as their protobuf values.

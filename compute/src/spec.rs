@@ -10,7 +10,9 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::error::{Error, Result, SpecError};
-use crate::model::{AttrValue, GoodRule, Sli, SloDef, SpanKind, SpanSelector, StatusRule, Window};
+use crate::model::{
+    AttrValue, GoodRule, Sli, SloDef, SpanKind, SpanSelector, StatusRule, Window, parse_severity,
+};
 
 /// The longest window accepted, in minutes (400 days).
 pub const MAX_WINDOW_MINUTES: u32 = 400 * 1440;
@@ -39,7 +41,31 @@ struct RawSlo {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSli {
-    spans: RawSpans,
+    #[serde(default)]
+    spans: Option<RawSpans>,
+    #[serde(default)]
+    logs: Option<RawLogs>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLogs {
+    #[serde(rename = "match", default)]
+    selector: RawLogMatch,
+    good: Spanned<RawLogGood>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLogMatch {
+    #[serde(default)]
+    attributes: BTreeMap<String, AttrValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLogGood {
+    max_severity: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -253,17 +279,57 @@ fn validate(ctx: &mut Ctx<'_>, raw: RawSlo) -> Option<(SloDef, Origin)> {
     } else if minutes > u64::from(MAX_WINDOW_MINUTES) {
         ctx.err(&raw.window, "window is longer than the maximum of 400d");
     }
-    let good = &raw.sli.spans.good;
-    if good.value.status.is_none() && good.value.max_duration.is_none() {
-        ctx.err(
-            good,
-            "good needs at least one rule: status (not_error or ok) and/or max_duration",
-        );
-    }
+    let sli = match (raw.sli.spans, raw.sli.logs) {
+        (Some(spans), None) => {
+            let good = &spans.good;
+            if good.value.status.is_none() && good.value.max_duration.is_none() {
+                ctx.err(
+                    good,
+                    "good needs at least one rule: status (not_error or ok) and/or max_duration",
+                );
+            }
+            let sel = spans.selector;
+            Some(Sli::Spans {
+                selector: SpanSelector {
+                    kind: sel.span_kind,
+                    span_name: sel.span_name,
+                    http_route: sel.http_route,
+                    attributes: sel.attributes.into_iter().collect(),
+                },
+                good: GoodRule {
+                    status: good.value.status,
+                    max_duration_nanos: good
+                        .value
+                        .max_duration
+                        .map(|d| u64::try_from(d.0.as_nanos()).unwrap_or(u64::MAX)),
+                },
+            })
+        }
+        (None, Some(logs)) => match parse_severity(&logs.good.value.max_severity.value) {
+            Some(max_severity) => Some(Sli::Logs {
+                attributes: logs.selector.attributes.into_iter().collect(),
+                max_severity,
+            }),
+            None => {
+                ctx.err(
+                    &logs.good.value.max_severity,
+                    format!(
+                        "unknown severity {:?}: use trace, debug, info, warn, error or fatal, optionally with 1-4 (e.g. warn2)",
+                        logs.good.value.max_severity.value
+                    ),
+                );
+                None
+            }
+        },
+        _ => {
+            ctx.err(&raw.name, "sli needs exactly one of spans or logs");
+            None
+        }
+    };
     if ctx.errors.len() > before {
         return None;
     }
-    let sel = raw.sli.spans.selector;
+    let sli = sli?;
     let def = SloDef {
         name: raw.name.value.clone(),
         tenant,
@@ -273,21 +339,7 @@ fn validate(ctx: &mut Ctx<'_>, raw: RawSlo) -> Option<(SloDef, Origin)> {
         window: Window {
             minutes: minutes as u32,
         },
-        sli: Sli::Spans {
-            selector: SpanSelector {
-                kind: sel.span_kind,
-                span_name: sel.span_name,
-                http_route: sel.http_route,
-                attributes: sel.attributes.into_iter().collect(),
-            },
-            good: GoodRule {
-                status: good.value.status,
-                max_duration_nanos: good
-                    .value
-                    .max_duration
-                    .map(|d| u64::try_from(d.0.as_nanos()).unwrap_or(u64::MAX)),
-            },
-        },
+        sli,
     };
     let origin = Origin {
         file: ctx.file.to_path_buf(),
@@ -393,12 +445,16 @@ slos:
         assert_eq!(defs[0].tenant, "default");
         assert_eq!(defs[0].objective, 99.9);
         assert_eq!(defs[0].window.minutes, 30 * 1440);
-        let Sli::Spans { selector, good } = &defs[0].sli;
+        let Sli::Spans { selector, good } = &defs[0].sli else {
+            panic!("a span SLI")
+        };
         assert_eq!(selector.kind, Some(SpanKind::Server));
         assert_eq!(selector.span_name.as_deref(), Some("POST /api/checkout"));
         assert_eq!(good.status, Some(StatusRule::NotError));
         assert_eq!(good.max_duration_nanos, None);
-        let Sli::Spans { selector, good } = &defs[1].sli;
+        let Sli::Spans { selector, good } = &defs[1].sli else {
+            panic!("a span SLI")
+        };
         assert_eq!(
             selector.attributes,
             vec![(
@@ -408,6 +464,31 @@ slos:
         );
         assert_eq!(good.max_duration_nanos, Some(300_000_000));
         assert_eq!(defs[1].window.to_string(), "28d");
+    }
+
+    #[test]
+    fn log_slis_and_severities() {
+        let text = "slos:\n  - name: l\n    service: s\n    objective: 99\n    window: 1d\n    sli: { logs: { match: { attributes: { event: payment } }, good: { max_severity: warn } } }\n";
+        let defs = parse_native(Path::new("f.yaml"), text).unwrap();
+        assert_eq!(
+            defs[0].sli,
+            Sli::Logs {
+                attributes: vec![("event".into(), AttrValue::String("payment".into()))],
+                max_severity: 16
+            }
+        );
+        assert_eq!(parse_severity("info"), Some(12));
+        assert_eq!(parse_severity("ERROR"), Some(20));
+        assert_eq!(parse_severity("warn2"), Some(14));
+        assert_eq!(parse_severity("warn5"), None);
+        assert_eq!(parse_severity("loud"), None);
+        let bad = text.replace("max_severity: warn", "max_severity: loud");
+        assert_eq!(
+            errors(&bad),
+            vec![
+                "f.yaml:6:85: unknown severity \"loud\": use trace, debug, info, warn, error or fatal, optionally with 1-4 (e.g. warn2)"
+            ]
+        );
     }
 
     #[test]

@@ -1,95 +1,109 @@
-//! The OTLP/gRPC receiver: `TraceService/Export`, served by axum over HTTP/2 with
-//! tonic's gRPC framing and a codec that reports malformed protobuf as
-//! `INVALID_ARGUMENT` (tonic's own codec says `INTERNAL`).
+//! The OTLP/gRPC receiver: `TraceService`, `MetricsService` and `LogsService` `Export`,
+//! served by axum over HTTP/2 with tonic's gRPC framing (gzip and zstd) and a codec that
+//! reports malformed protobuf as `INVALID_ARGUMENT` (tonic's own says `INTERNAL`).
 
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::{Router, middleware};
 use prost::Message;
-use slotel_proto::otlp::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use slotel_proto::{Batch, Consumer};
+use slotel_proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use slotel_proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use slotel_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use slotel_proto::{Consumer, Tenant};
 use tonic::codec::{
     Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder,
 };
 use tonic::server::{Grpc, UnaryService};
 
-use crate::Limits;
+use crate::guard::{self, Guard};
+use crate::metrics::Transport;
+use crate::receiver::Receiver;
 use crate::reply::Refusal;
-use crate::tenant;
+use crate::signal::Signal;
 
-/// The gRPC path of the OTLP trace export.
-pub const TRACE_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-
-struct Shared<C> {
-    next: Arc<C>,
-    limits: Limits,
-}
-
-/// The OTLP/gRPC routes, handing decoded batches to `next`.
-pub fn router<C: Consumer>(next: Arc<C>, limits: Limits) -> Router {
+/// The OTLP/gRPC routes, behind `guard`.
+pub fn router<C: Consumer>(receiver: Arc<Receiver<C>>, guard: Guard) -> Router {
     Router::new()
-        .route(TRACE_EXPORT, post(export_traces::<C>))
+        .route(
+            ExportTraceServiceRequest::GRPC_PATH,
+            post(export::<C, ExportTraceServiceRequest>),
+        )
+        .route(
+            ExportMetricsServiceRequest::GRPC_PATH,
+            post(export::<C, ExportMetricsServiceRequest>),
+        )
+        .route(
+            ExportLogsServiceRequest::GRPC_PATH,
+            post(export::<C, ExportLogsServiceRequest>),
+        )
         .fallback(unimplemented)
-        .with_state(Arc::new(Shared { next, limits }))
+        .layer(middleware::from_fn_with_state(guard, guard::check))
+        .with_state(receiver)
 }
 
 async fn unimplemented() -> Response {
-    tonic::Status::unimplemented("slotel serves the OTLP TraceService")
-        .into_http::<axum::body::Body>()
+    tonic::Status::unimplemented(
+        "slotel serves the OTLP TraceService, MetricsService and LogsService",
+    )
+    .into_http::<axum::body::Body>()
 }
 
-async fn export_traces<C: Consumer>(
-    State(shared): State<Arc<Shared<C>>>,
+async fn export<C: Consumer, S: Signal>(
+    State(receiver): State<Arc<Receiver<C>>>,
     req: Request,
 ) -> Response {
     let mut accept = EnabledCompressionEncodings::default();
     accept.enable(CompressionEncoding::Gzip);
-    let mut grpc = Grpc::new(OtlpCodec::<
-        ExportTraceServiceResponse,
-        ExportTraceServiceRequest,
-    >::default())
-    .apply_compression_config(accept, EnabledCompressionEncodings::default())
-    .apply_max_message_size_config(Some(shared.limits.max_request_bytes), None);
-    let svc = TraceExport {
-        next: Arc::clone(&shared.next),
-    };
+    accept.enable(CompressionEncoding::Zstd);
+    let max = receiver.limits.max_decompressed_bytes;
+    let mut grpc = Grpc::new(OtlpCodec::<S::Response, S>::default())
+        .apply_compression_config(accept, EnabledCompressionEncodings::default())
+        .apply_max_message_size_config(Some(max), None);
+    let svc = Export { receiver };
     grpc.unary(svc, req)
         .await
         .map(axum::body::Body::new)
         .into_response()
 }
 
-struct TraceExport<C> {
-    next: Arc<C>,
+struct Export<C> {
+    receiver: Arc<Receiver<C>>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, tonic::Status>> + Send>>;
 
-impl<C: Consumer> UnaryService<ExportTraceServiceRequest> for TraceExport<C> {
-    type Response = ExportTraceServiceResponse;
+impl<C: Consumer, S: Signal> UnaryService<Decoded<S>> for Export<C> {
+    type Response = S::Response;
     type Future = BoxFuture<tonic::Response<Self::Response>>;
 
-    fn call(&mut self, request: tonic::Request<ExportTraceServiceRequest>) -> Self::Future {
-        let next = Arc::clone(&self.next);
+    fn call(&mut self, request: tonic::Request<Decoded<S>>) -> Self::Future {
+        let receiver = Arc::clone(&self.receiver);
         Box::pin(async move {
-            let (metadata, _, message) = request.into_parts();
-            let headers = metadata.into_headers();
-            let tenant =
-                tenant::from_headers(&headers).map_err(|m| Refusal::Invalid(m).to_grpc())?;
-            next.consume(Batch::traces(tenant, message))
+            let tenant = request
+                .extensions()
+                .get::<Tenant>()
+                .cloned()
+                .ok_or_else(|| tonic::Status::internal("no tenant"))?;
+            let Decoded { message, bytes } = request.into_inner();
+            receiver
+                .accept(tenant, message, bytes, Transport::Grpc)
                 .await
-                .map_err(|e| Refusal::from(e).to_grpc())?;
-            Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+                .map(tonic::Response::new)
+                .map_err(|r: Refusal| r.to_grpc())
         })
     }
+}
+
+/// A decoded message and its size on the wire (after decompression).
+struct Decoded<S> {
+    message: S,
+    bytes: usize,
 }
 
 /// A prost codec whose decode errors are `INVALID_ARGUMENT`.
@@ -107,7 +121,7 @@ where
     D: Message + Default + Send + 'static,
 {
     type Encode = E;
-    type Decode = D;
+    type Decode = Decoded<D>;
     type Encoder = ProtoEncoder<E>;
     type Decoder = ProtoDecoder<D>;
 
@@ -135,12 +149,13 @@ impl<E: Message> Encoder for ProtoEncoder<E> {
 struct ProtoDecoder<D>(PhantomData<fn() -> D>);
 
 impl<D: Message + Default> Decoder for ProtoDecoder<D> {
-    type Item = D;
+    type Item = Decoded<D>;
     type Error = tonic::Status;
 
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<D>, Self::Error> {
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Decoded<D>>, Self::Error> {
+        let bytes = bytes::Buf::remaining(src);
         D::decode(src)
-            .map(Some)
+            .map(|message| Some(Decoded { message, bytes }))
             .map_err(|e| tonic::Status::invalid_argument(format!("malformed OTLP protobuf: {e}")))
     }
 }

@@ -1,73 +1,217 @@
-//! The OTLP/HTTP receiver: `POST /v1/traces` with `application/x-protobuf` bodies.
+//! The OTLP/HTTP receiver: `POST /v1/traces`, `/v1/metrics`, `/v1/logs` with protobuf or
+//! JSON bodies, optionally gzip- or zstd-compressed, and CORS for browser SDKs.
 
+use std::io::Read;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use prost::Message;
-use slotel_proto::otlp::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use slotel_proto::{Batch, Consumer};
+use axum::{Extension, Router, middleware};
+use bytes::Buf;
+use slotel_proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use slotel_proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use slotel_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use slotel_proto::{Consumer, Tenant};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::Limits;
-use crate::reply::Refusal;
-use crate::tenant;
+use crate::guard::{self, Guard};
+use crate::metrics::Transport;
+use crate::receiver::Receiver;
+use crate::reply::{Encoding, Refusal};
+use crate::signal::Signal;
 
 /// The OTLP/HTTP protobuf content type.
 pub const PROTOBUF: &str = "application/x-protobuf";
+/// The OTLP/HTTP JSON content type.
+pub const JSON: &str = "application/json";
 
-/// The OTLP/HTTP routes, handing decoded batches to `next`.
-pub fn router<C: Consumer>(next: Arc<C>, limits: Limits) -> Router {
-    Router::new()
-        .route("/v1/traces", post(traces::<C>))
-        .layer(DefaultBodyLimit::max(limits.max_request_bytes))
-        .with_state(next)
+/// The OTLP/HTTP routes, behind `guard`, with CORS for `cors_origins` (`*` for any).
+pub fn router<C: Consumer>(
+    receiver: Arc<Receiver<C>>,
+    guard: Guard,
+    cors_origins: &[String],
+) -> Router {
+    let router = Router::new()
+        .route(
+            ExportTraceServiceRequest::HTTP_PATH,
+            post(export::<C, ExportTraceServiceRequest>),
+        )
+        .route(
+            ExportMetricsServiceRequest::HTTP_PATH,
+            post(export::<C, ExportMetricsServiceRequest>),
+        )
+        .route(
+            ExportLogsServiceRequest::HTTP_PATH,
+            post(export::<C, ExportLogsServiceRequest>),
+        )
+        // The handler reads the body itself, with the limit, to answer in OTLP's format.
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(guard, guard::check))
+        .with_state(receiver);
+    if cors_origins.is_empty() {
+        return router;
+    }
+    let origins = if cors_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            cors_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        )
+    };
+    router.layer(
+        CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([Method::POST])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::CONTENT_ENCODING,
+                header::AUTHORIZATION,
+                header::HeaderName::from_static(slotel_proto::TENANT_HEADER),
+            ])
+            .max_age(std::time::Duration::from_secs(3600)),
+    )
 }
 
-fn is_protobuf(headers: &HeaderMap) -> bool {
-    headers
+/// The body encoding named by `Content-Type`.
+fn encoding(headers: &HeaderMap) -> Result<Encoding, Refusal> {
+    let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case(PROTOBUF))
+        .map(str::trim)
+        .unwrap_or("");
+    if ct.eq_ignore_ascii_case(PROTOBUF) {
+        Ok(Encoding::Protobuf)
+    } else if ct.eq_ignore_ascii_case(JSON) {
+        Ok(Encoding::Json)
+    } else {
+        Err(Refusal::Unsupported(format!(
+            "unsupported content type {ct:?}: send {PROTOBUF} or {JSON}"
+        )))
+    }
 }
 
-async fn traces<C: Consumer>(
-    State(next): State<Arc<C>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if !is_protobuf(&headers) {
-        return (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("unsupported content type: send {PROTOBUF}"),
-        )
-            .into_response();
-    }
-    let tenant = match tenant::from_headers(&headers) {
-        Ok(t) => t,
-        Err(msg) => return Refusal::Invalid(msg).to_http(),
-    };
-    let request = match ExportTraceServiceRequest::decode(body) {
-        Ok(r) => r,
-        Err(e) => {
-            return Refusal::Invalid(format!("malformed OTLP protobuf: {e}")).to_http();
+/// Decompresses `body` per `Content-Encoding`, reading at most `max` bytes of output: a
+/// decompression bomb is refused after `max + 1` bytes, whatever it claims.
+pub fn decompress(body: Bytes, headers: &HeaderMap, max: usize) -> Result<Bytes, Refusal> {
+    let ce = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase());
+    let reader: Box<dyn Read> = match ce.as_deref() {
+        None | Some("" | "identity") => return Ok(body),
+        Some("gzip" | "x-gzip") => Box::new(flate2::read::MultiGzDecoder::new(body.reader())),
+        Some("zstd") => Box::new(
+            zstd::stream::read::Decoder::new(body.reader())
+                .map_err(|e| Refusal::Invalid(format!("invalid zstd body: {e}")))?,
+        ),
+        Some(other) => {
+            return Err(Refusal::Unsupported(format!(
+                "unsupported content encoding {other:?}: send gzip, zstd or none"
+            )));
         }
     };
-    match next.consume(Batch::traces(tenant, request)).await {
-        Ok(()) => protobuf(ExportTraceServiceResponse::default().encode_to_vec()),
-        Err(e) => Refusal::from(e).to_http(),
+    let mut out = Vec::new();
+    reader
+        .take(max as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Refusal::Invalid(format!("cannot decompress the body: {e}")))?;
+    if out.len() > max {
+        return Err(Refusal::TooLarge(format!(
+            "the decompressed body is larger than the limit of {max} bytes"
+        )));
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Reads at most `max` bytes of body; a larger one (declared or sent) is refused.
+async fn read_body(
+    body: axum::body::Body,
+    headers: &HeaderMap,
+    max: usize,
+) -> Result<Bytes, Refusal> {
+    let too_large =
+        || Refusal::TooLarge(format!("the body is larger than the limit of {max} bytes"));
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, max).await.map_err(|e| {
+        let is_limit = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if is_limit {
+            too_large()
+        } else {
+            Refusal::Invalid(format!("cannot read the body: {e}"))
+        }
+    })
+}
+
+fn decode<S: Signal>(body: &[u8], encoding: Encoding) -> Result<S, Refusal> {
+    match encoding {
+        Encoding::Protobuf => {
+            S::decode(body).map_err(|e| Refusal::Invalid(format!("malformed OTLP protobuf: {e}")))
+        }
+        Encoding::Json => serde_json::from_slice(body)
+            .map_err(|e| Refusal::Invalid(format!("malformed OTLP/JSON: {e}"))),
     }
 }
 
-fn protobuf(body: Vec<u8>) -> Response {
+fn encode<M: prost::Message + serde::Serialize>(reply: &M, encoding: Encoding) -> Response {
+    let body = match encoding {
+        Encoding::Protobuf => reply.encode_to_vec(),
+        Encoding::Json => serde_json::to_vec(reply).unwrap_or_else(|_| b"{}".to_vec()),
+    };
     let mut resp = (StatusCode::OK, body).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROTOBUF));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(encoding.content_type()),
+    );
     resp
+}
+
+async fn export<C: Consumer, S: Signal>(
+    State(receiver): State<Arc<Receiver<C>>>,
+    Extension(tenant): Extension<Tenant>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let enc = match encoding(&headers) {
+        Ok(e) => e,
+        Err(r) => return refuse::<C, S>(&receiver, r, Encoding::Protobuf),
+    };
+    let result = async {
+        let body = read_body(body, &headers, receiver.limits.max_request_bytes).await?;
+        let body = decompress(body, &headers, receiver.limits.max_decompressed_bytes)?;
+        let request = decode::<S>(&body, enc)?;
+        receiver
+            .accept(tenant, request, body.len(), Transport::Http)
+            .await
+    }
+    .await;
+    match result {
+        Ok(reply) => encode(&reply, enc),
+        Err(r) => {
+            if matches!(r, Refusal::Stage(_)) {
+                r.to_http(enc) // counted by the receiver
+            } else {
+                refuse::<C, S>(&receiver, r, enc)
+            }
+        }
+    }
+}
+
+fn refuse<C, S: Signal>(receiver: &Receiver<C>, r: Refusal, enc: Encoding) -> Response {
+    receiver
+        .metrics
+        .refused_request(S::NAME, Transport::Http, r.reason());
+    r.to_http(enc)
 }

@@ -1,44 +1,101 @@
 //! OTLP ingest: the gRPC and HTTP receivers and the buffer between them and compute.
 //!
-//! Flow: a receiver ([`grpc`], [`http`]) takes an OTLP request, finds its tenant
-//! ([`tenant`]), decodes it into a [`slotel_proto::Batch`] and hands it to the next
-//! [`slotel_proto::Consumer`], normally the [`buffer::MemoryQueue`]. Refusals become
+//! Flow: the [`server`] accepts connections (optionally TLS); the [`guard`] caps
+//! concurrency, authenticates and finds the tenant; a receiver ([`grpc`], [`http`])
+//! decompresses and decodes an OTLP request of one [`signal`]; the shared
+//! [`receiver::Receiver`] checks it ([`validate`]: partial success), hands the
+//! [`slotel_proto::Batch`] to the next [`slotel_proto::Consumer`] (normally the
+//! [`buffer::MemoryQueue`]), counts it ([`metrics`]) and replies. Refusals become
 //! protocol replies in one place ([`reply`]). Ingest never depends on compute: the
 //! binary wires the queue to it.
 
 pub mod buffer;
 pub mod grpc;
+pub mod guard;
 pub mod http;
+pub mod metrics;
+pub mod receiver;
 pub mod reply;
-pub mod tenant;
+pub mod server;
+pub mod signal;
+pub mod validate;
 
-use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::net::TcpListener;
+use slotel_proto::Consumer;
+use slotel_proto::auth::Auth;
+use tokio::sync::Semaphore;
+
+pub use metrics::{IngestMetrics, Transport};
+pub use receiver::Receiver;
+pub use server::{serve, tls_acceptor};
+pub use validate::ItemLimits;
 
 /// Limits the receivers enforce.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// The largest request body accepted, in bytes.
+    /// The largest request body accepted as sent (compressed or not), in bytes.
     pub max_request_bytes: usize,
+    /// The largest request accepted after decompression, in bytes.
+    pub max_decompressed_bytes: usize,
+    /// Limits on single items.
+    pub items: ItemLimits,
+    /// The longest a request may take, from its headers to the reply.
+    pub request_timeout: Duration,
+    /// Requests served at once, over both transports; more are refused as retryable.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_request_bytes: 16 * 1024 * 1024,
+            max_request_bytes: 16 << 20,
+            max_decompressed_bytes: 64 << 20,
+            items: ItemLimits::default(),
+            request_timeout: Duration::from_secs(30),
+            max_concurrent_requests: 1024,
         }
     }
 }
 
-/// Serves `router` on `listener` (HTTP/1.1 and HTTP/2 without TLS, as gRPC clients
-/// speak it) until `shutdown` completes, then finishes the requests in flight.
-pub async fn serve(
-    listener: TcpListener,
-    router: axum::Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+/// How the receivers are set up.
+#[derive(Debug, Clone, Default)]
+pub struct IngestConfig {
+    /// Limits on requests and items.
+    pub limits: Limits,
+    /// Who may send, and as which tenant.
+    pub auth: Auth,
+    /// Origins allowed to send OTLP/HTTP from browsers (`*` for any); none by default.
+    pub cors_origins: Vec<String>,
+}
+
+/// The two receivers' routers, ready to [`serve`].
+#[derive(Debug)]
+pub struct Receivers {
+    /// OTLP/gRPC.
+    pub grpc: axum::Router,
+    /// OTLP/HTTP.
+    pub http: axum::Router,
+}
+
+/// Builds both receivers, handing batches to `next` and counting into `metrics`.
+pub fn receivers<C: Consumer>(
+    next: Arc<C>,
+    config: &IngestConfig,
+    metrics: Arc<IngestMetrics>,
+) -> Receivers {
+    let receiver = Arc::new(Receiver::new(next, config.limits, Arc::clone(&metrics)));
+    let permits = Arc::new(Semaphore::new(config.limits.max_concurrent_requests.max(1)));
+    let guard = |transport| guard::Guard {
+        auth: config.auth.clone(),
+        permits: Arc::clone(&permits),
+        timeout: config.limits.request_timeout,
+        transport,
+        metrics: Arc::clone(&metrics),
+    };
+    Receivers {
+        grpc: grpc::router(Arc::clone(&receiver), guard(Transport::Grpc)),
+        http: http::router(receiver, guard(Transport::Http), &config.cors_origins),
+    }
 }

@@ -5,6 +5,7 @@
 //! [`Consumer`] (the buffer, then compute). A consumer either takes the batch or refuses
 //! it with an [`Error`] that says whether the sender may retry.
 
+pub mod auth;
 pub mod error;
 pub mod rpc;
 
@@ -14,6 +15,8 @@ pub use error::{Error, Result};
 /// The generated OTLP types (`collector`, `common`, `resource`, `trace`, `metrics`, `logs`).
 pub use opentelemetry_proto::tonic as otlp;
 
+use otlp::collector::logs::v1::ExportLogsServiceRequest;
+use otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use otlp::collector::trace::v1::ExportTraceServiceRequest;
 
 /// The tenant a batch belongs to. Cheap to clone.
@@ -53,6 +56,9 @@ pub struct Batch {
     pub tenant: Tenant,
     /// The decoded request.
     pub payload: Payload,
+    /// The size of the request as received, decompressed, in bytes: what the buffer
+    /// accounts against its memory limit.
+    pub size_bytes: usize,
 }
 
 /// The signal a [`Batch`] carries.
@@ -60,13 +66,19 @@ pub struct Batch {
 pub enum Payload {
     /// An OTLP `ExportTraceServiceRequest`.
     Traces(ExportTraceServiceRequest),
+    /// An OTLP `ExportMetricsServiceRequest`.
+    Metrics(ExportMetricsServiceRequest),
+    /// An OTLP `ExportLogsServiceRequest`.
+    Logs(ExportLogsServiceRequest),
 }
 
 impl Batch {
-    /// A batch of traces for `tenant`.
+    /// A batch of traces for `tenant`; its size is the encoded size of `request`.
     pub fn traces(tenant: Tenant, request: ExportTraceServiceRequest) -> Self {
+        use prost::Message;
         Self {
             tenant,
+            size_bytes: request.encoded_len(),
             payload: Payload::Traces(request),
         }
     }
@@ -74,14 +86,47 @@ impl Batch {
     /// The number of items (spans, data points or log records) in the batch.
     pub fn item_count(&self) -> usize {
         match &self.payload {
-            Payload::Traces(req) => req
-                .resource_spans
-                .iter()
-                .flat_map(|rs| rs.scope_spans.iter())
-                .map(|ss| ss.spans.len())
-                .sum(),
+            Payload::Traces(req) => span_count(req),
+            Payload::Metrics(req) => data_point_count(req),
+            Payload::Logs(req) => log_record_count(req),
         }
     }
+}
+
+/// Spans in a trace export.
+pub fn span_count(req: &ExportTraceServiceRequest) -> usize {
+    req.resource_spans
+        .iter()
+        .flat_map(|rs| rs.scope_spans.iter())
+        .map(|ss| ss.spans.len())
+        .sum()
+}
+
+/// Log records in a logs export.
+pub fn log_record_count(req: &ExportLogsServiceRequest) -> usize {
+    req.resource_logs
+        .iter()
+        .flat_map(|rl| rl.scope_logs.iter())
+        .map(|sl| sl.log_records.len())
+        .sum()
+}
+
+/// Data points in a metrics export (a histogram or summary point counts once).
+pub fn data_point_count(req: &ExportMetricsServiceRequest) -> usize {
+    use otlp::metrics::v1::metric::Data;
+    req.resource_metrics
+        .iter()
+        .flat_map(|rm| rm.scope_metrics.iter())
+        .flat_map(|sm| sm.metrics.iter())
+        .map(|m| match &m.data {
+            Some(Data::Gauge(g)) => g.data_points.len(),
+            Some(Data::Sum(s)) => s.data_points.len(),
+            Some(Data::Histogram(h)) => h.data_points.len(),
+            Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+            Some(Data::Summary(s)) => s.data_points.len(),
+            None => 0,
+        })
+        .sum()
 }
 
 /// A stage that takes batches: the buffer, compute, or anything in between.

@@ -31,6 +31,8 @@ pub struct Status {
 pub mod code {
     /// The request is malformed.
     pub const INVALID_ARGUMENT: i32 = 3;
+    /// The deadline passed.
+    pub const DEADLINE_EXCEEDED: i32 = 4;
     /// Out of capacity; retry later.
     pub const RESOURCE_EXHAUSTED: i32 = 8;
     /// Not available now; retry later.

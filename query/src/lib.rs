@@ -1,28 +1,38 @@
-//! The HTTP query API: SLO list and status as JSON, and the health check.
+//! The HTTP query API: SLO list and status as JSON, slotel's own metrics, and the health
+//! check.
 //!
-//! Flow: handlers read the tenant from `X-Scope-OrgID` and ask the
-//! [`slotel_compute::Engine`] for [`slotel_compute::SloStatus`]es.
+//! Flow: a middleware resolves the caller's tenant (bearer token or `X-Scope-OrgID`,
+//! through [`slotel_proto::auth::Auth`]); handlers ask the [`slotel_compute::Engine`]
+//! for that tenant's [`slotel_compute::SloStatus`]es. `/metrics` encodes the shared
+//! Prometheus registry.
 
 use std::sync::Arc;
 
-use axum::Json;
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Json, Router};
+use prometheus_client::registry::Registry;
 use serde_json::json;
 use slotel_compute::{Engine, SloStatus};
-use slotel_proto::{TENANT_HEADER, Tenant, parse_tenant};
+use slotel_proto::auth::{Auth, AuthError};
+use slotel_proto::{TENANT_HEADER, Tenant};
 
-/// The API routes over `engine`.
-pub fn router(engine: Arc<Engine>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
+/// The API routes over `engine`; `/api` asks `auth` for the tenant, `/metrics` encodes
+/// `registry`.
+pub fn router(engine: Arc<Engine>, auth: Auth, registry: Arc<Registry>) -> Router {
+    let api = Router::new()
         .route("/api/v1/slos", get(list_slos))
         .route("/api/v1/slos/{name}", get(get_slo))
+        .layer(middleware::from_fn_with_state(Arc::new(auth), tenant))
+        .with_state(engine);
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics).with_state(registry))
+        .merge(api)
         .fallback(not_found)
-        .with_state(engine)
 }
 
 /// An API error: a status code and a JSON body `{"status": "error", "error": "..."}`.
@@ -51,9 +61,43 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn tenant(headers: &HeaderMap) -> Result<Tenant, ApiError> {
-    parse_tenant(headers.get(TENANT_HEADER).map(|v| v.as_bytes()))
-        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, m))
+async fn tenant(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> Response {
+    let h = req.headers();
+    let resolved = auth.tenant(
+        h.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
+        h.get(TENANT_HEADER).map(|v| v.as_bytes()),
+    );
+    match resolved {
+        Ok(t) => {
+            req.extensions_mut().insert(t);
+            next.run(req).await
+        }
+        Err(e @ AuthError::Unauthenticated) => {
+            ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()).into_response()
+        }
+        Err(AuthError::InvalidTenant(m)) => {
+            ApiError::new(StatusCode::BAD_REQUEST, m).into_response()
+        }
+    }
+}
+
+/// The OpenMetrics text format, which Prometheus scrapes.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+async fn metrics(State(registry): State<Arc<Registry>>) -> Response {
+    let mut body = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &registry) {
+        tracing::error!(error = %e, "Cannot encode the metrics.");
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot encode the metrics",
+        )
+        .into_response();
+    }
+    let mut resp = body.into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(OPENMETRICS));
+    resp
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -66,18 +110,16 @@ async fn not_found() -> ApiError {
 
 async fn list_slos(
     State(engine): State<Arc<Engine>>,
-    headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let t = tenant(&headers)?;
-    Ok(Json(json!({ "slos": engine.statuses(&t) })))
+    Extension(t): Extension<Tenant>,
+) -> Json<serde_json::Value> {
+    Json(json!({ "slos": engine.statuses(&t) }))
 }
 
 async fn get_slo(
     State(engine): State<Arc<Engine>>,
-    headers: HeaderMap,
+    Extension(t): Extension<Tenant>,
     Path(name): Path<String>,
 ) -> Result<Json<SloStatus>, ApiError> {
-    let t = tenant(&headers)?;
     engine
         .status(&t, &name)
         .map(Json)
@@ -96,7 +138,11 @@ mod tests {
         let engine = Engine::new(Arc::new(ManualClock::new(1_700_000_000_000_000_000)));
         let slos = "slos:\n  - name: a\n    service: s\n    objective: 99\n    window: 7d\n    sli: { spans: { good: { status: not_error } } }\n";
         engine.load(parse_native(std::path::Path::new("t.yaml"), slos).unwrap());
-        router(Arc::new(engine))
+        router(
+            Arc::new(engine),
+            Auth::open(),
+            Arc::new(Registry::default()),
+        )
     }
 
     async fn get(app: Router, uri: &str, tenant: Option<&str>) -> (StatusCode, serde_json::Value) {
@@ -147,5 +193,26 @@ mod tests {
         assert_eq!(body["slos"].as_array().unwrap().len(), 0);
         let (status, _) = get(app(), "/api/v1/slos", Some("bad tenant")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn tokens_are_required_when_configured() {
+        let engine = Engine::new(Arc::new(ManualClock::new(0)));
+        let auth = Auth::with_tokens([("t0k".to_string(), Tenant::from("default"))]);
+        let app = router(Arc::new(engine), auth, Arc::new(Registry::default()));
+        let (status, body) = get(app.clone(), "/api/v1/slos", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["error"], "missing or invalid bearer token");
+        let req = Request::get("/api/v1/slos")
+            .header("authorization", "Bearer t0k")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(
+            app.clone().oneshot(req).await.unwrap().status(),
+            StatusCode::OK
+        );
+        // Health and metrics stay open for probes and scrapers.
+        let (status, _) = get(app, "/healthz", None).await;
+        assert_eq!(status, StatusCode::OK);
     }
 }

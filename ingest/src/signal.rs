@@ -1,0 +1,140 @@
+//! The three OTLP signals behind one trait, so that both transports run one code path:
+//! decode, validate (partial success), hand off, reply.
+
+use slotel_proto::otlp::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use slotel_proto::otlp::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use slotel_proto::otlp::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use slotel_proto::{Batch, Payload, Tenant};
+
+use crate::validate::{self, Checked, ItemLimits};
+
+/// An OTLP export request type.
+pub trait Signal:
+    prost::Message + Default + serde::de::DeserializeOwned + Send + Sync + 'static
+{
+    /// Its reply.
+    type Response: prost::Message + serde::Serialize + Default + Send + 'static;
+    /// `traces`, `metrics` or `logs`, as in metrics labels and paths.
+    const NAME: &'static str;
+    /// What its items are called in messages: `spans`, `data points`, `log records`.
+    const ITEMS: &'static str;
+    /// The gRPC method path.
+    const GRPC_PATH: &'static str;
+    /// The OTLP/HTTP path.
+    const HTTP_PATH: &'static str;
+
+    /// Items in the request.
+    fn item_count(&self) -> usize;
+    /// Removes items the server refuses, truncates oversized attributes.
+    fn check(&mut self, now_nanos: u64, limits: &ItemLimits) -> Checked;
+    /// The batch handed to the next stage.
+    fn into_batch(self, tenant: Tenant, size_bytes: usize) -> Batch;
+    /// A reply; with `rejected > 0` it carries a partial success.
+    fn response(rejected: u64, message: String) -> Self::Response;
+}
+
+impl Signal for ExportTraceServiceRequest {
+    type Response = ExportTraceServiceResponse;
+    const NAME: &'static str = "traces";
+    const ITEMS: &'static str = "spans";
+    const GRPC_PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+    const HTTP_PATH: &'static str = "/v1/traces";
+
+    fn item_count(&self) -> usize {
+        slotel_proto::span_count(self)
+    }
+
+    fn check(&mut self, now_nanos: u64, limits: &ItemLimits) -> Checked {
+        validate::traces(self, now_nanos, limits)
+    }
+
+    fn into_batch(self, tenant: Tenant, size_bytes: usize) -> Batch {
+        Batch {
+            tenant,
+            payload: Payload::Traces(self),
+            size_bytes,
+        }
+    }
+
+    fn response(rejected: u64, message: String) -> Self::Response {
+        ExportTraceServiceResponse {
+            partial_success: (rejected > 0).then_some(ExportTracePartialSuccess {
+                rejected_spans: rejected as i64,
+                error_message: message,
+            }),
+        }
+    }
+}
+
+impl Signal for ExportMetricsServiceRequest {
+    type Response = ExportMetricsServiceResponse;
+    const NAME: &'static str = "metrics";
+    const ITEMS: &'static str = "data points";
+    const GRPC_PATH: &'static str =
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+    const HTTP_PATH: &'static str = "/v1/metrics";
+
+    fn item_count(&self) -> usize {
+        slotel_proto::data_point_count(self)
+    }
+
+    fn check(&mut self, now_nanos: u64, limits: &ItemLimits) -> Checked {
+        validate::metrics(self, now_nanos, limits)
+    }
+
+    fn into_batch(self, tenant: Tenant, size_bytes: usize) -> Batch {
+        Batch {
+            tenant,
+            payload: Payload::Metrics(self),
+            size_bytes,
+        }
+    }
+
+    fn response(rejected: u64, message: String) -> Self::Response {
+        ExportMetricsServiceResponse {
+            partial_success: (rejected > 0).then_some(ExportMetricsPartialSuccess {
+                rejected_data_points: rejected as i64,
+                error_message: message,
+            }),
+        }
+    }
+}
+
+impl Signal for ExportLogsServiceRequest {
+    type Response = ExportLogsServiceResponse;
+    const NAME: &'static str = "logs";
+    const ITEMS: &'static str = "log records";
+    const GRPC_PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+    const HTTP_PATH: &'static str = "/v1/logs";
+
+    fn item_count(&self) -> usize {
+        slotel_proto::log_record_count(self)
+    }
+
+    fn check(&mut self, now_nanos: u64, limits: &ItemLimits) -> Checked {
+        validate::logs(self, now_nanos, limits)
+    }
+
+    fn into_batch(self, tenant: Tenant, size_bytes: usize) -> Batch {
+        Batch {
+            tenant,
+            payload: Payload::Logs(self),
+            size_bytes,
+        }
+    }
+
+    fn response(rejected: u64, message: String) -> Self::Response {
+        ExportLogsServiceResponse {
+            partial_success: (rejected > 0).then_some(ExportLogsPartialSuccess {
+                rejected_log_records: rejected as i64,
+                error_message: message,
+            }),
+        }
+    }
+}
