@@ -27,12 +27,21 @@ pub struct Server {
 impl Server {
     /// Starts the binary with `slos` as its SLO file.
     pub fn start(slos: &str) -> Server {
+        Self::start_with(slos, "")
+    }
+
+    /// Starts the binary with `slos` and a config file holding `config` (YAML).
+    pub fn start_with(slos: &str, config: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let slo_file = dir.path().join("slos.yaml");
         std::fs::write(&slo_file, slos).unwrap();
+        let config_file = dir.path().join("slotel.yaml");
+        std::fs::write(&config_file, config).unwrap();
         let listen = dir.path().join("listen.json");
         let child = Command::new(env!("CARGO_BIN_EXE_slotel"))
             .arg("serve")
+            .arg("--config")
+            .arg(&config_file)
             .arg("--slos")
             .arg(&slo_file)
             .arg("--data-dir")
@@ -55,10 +64,48 @@ impl Server {
             http: reqwest::Client::new(),
         };
         let addrs = server.wait_for_listen_file(&listen);
-        server.otlp_grpc = format!("http://{}", addrs["otlp_grpc"].as_str().unwrap());
-        server.otlp_http = format!("http://{}", addrs["otlp_http"].as_str().unwrap());
-        server.api = format!("http://{}", addrs["api"].as_str().unwrap());
+        let scheme = if addrs["tls"] == true { "https" } else { "http" };
+        server.otlp_grpc = format!("{scheme}://{}", addrs["otlp_grpc"].as_str().unwrap());
+        server.otlp_http = format!("{scheme}://{}", addrs["otlp_http"].as_str().unwrap());
+        server.api = format!("{scheme}://{}", addrs["api"].as_str().unwrap());
         server
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's resident memory, in KiB, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    /// The text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let resp = self
+            .http
+            .get(format!("{}/metrics", self.api))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap()
+    }
+
+    /// The value of sample `name` whose labels include all of `labels`, 0 when absent.
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        metric_value(&self.metrics().await, name, labels)
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
     }
 
     fn wait_for_listen_file(&mut self, path: &Path) -> Value {
@@ -128,6 +175,49 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The value of sample `name` in Prometheus text `text` whose labels include all of
+/// `labels`, summed over matching series; 0 when there is none.
+pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (n, rest) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            if n != name {
+                return None;
+            }
+            let all = labels
+                .iter()
+                .all(|(k, v)| rest.split(',').any(|kv| kv == format!("{k}=\"{v}\"")));
+            all.then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .sum()
+}
+
+/// Sends the telemetry of `plan` with the OpenTelemetry Python SDK
+/// (`tests/python/send_otlp.py`); returns what the exporters acknowledged. Fails the test
+/// when an export failed.
+pub fn send_otlp(plan: &Value) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.json");
+    std::fs::write(&path, plan.to_string()).unwrap();
+    let out = Command::new(python())
+        .arg(root().join("tests/python/send_otlp.py"))
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the SDK export failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// The Python interpreter of the test virtual environment (`./scripts/test` makes it).

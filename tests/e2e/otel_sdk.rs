@@ -1,11 +1,9 @@
 //! The real OpenTelemetry Python SDK exports spans over gRPC and HTTP/protobuf; the API
 //! must report exactly the counts, SLI, budget and burn rates of what was sent.
 
-use std::process::Command;
-
 use serde_json::{Value, json};
 
-use crate::harness::{Server, budget_remaining, burn_rate, python, root, sli};
+use crate::harness::{Server, budget_remaining, burn_rate, send_otlp, sli};
 
 const SLOS: &str = r#"
 slos:
@@ -126,26 +124,12 @@ fn catalog_plan() -> Vec<PlanSpan> {
 }
 
 fn send(endpoint: &str, protocol: &str, service: &str, spans: &[PlanSpan]) {
-    let plan = json!({
+    send_otlp(&json!({
         "endpoint": endpoint,
         "protocol": protocol,
         "service": service,
         "spans": spans.iter().enumerate().map(|(i, s)| s.to_json(i)).collect::<Vec<_>>(),
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("plan.json");
-    std::fs::write(&path, plan.to_string()).unwrap();
-    let out = Command::new(python())
-        .arg(root().join("tests/python/send_spans.py"))
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the SDK export failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    }));
 }
 
 /// Asserts every number of an SLO status against the expected good and total.
@@ -232,4 +216,86 @@ async fn python_sdk_over_http_protobuf_counts_exactly() {
     let body = server.slo_when_total("catalog-availability", 150).await;
     assert_status(&body, 60, 150, 99.5, "7d");
     assert_eq!(server.slo("checkout-availability").await["total_events"], 0);
+}
+
+const LOG_SLOS: &str = r#"
+slos:
+  - name: charges
+    service: payments
+    objective: 99
+    window: 7d
+    sli:
+      logs:
+        match: { attributes: { event: charge } }
+        good: { max_severity: warn }
+"#;
+
+/// Logs and metrics from the Python SDK over both transports, gzip on and off: every log
+/// record is classified exactly, every data point acknowledged is counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn python_sdk_logs_and_metrics_over_both_transports_with_and_without_gzip() {
+    let server = Server::start(LOG_SLOS);
+    let severities = [9, 13, 17, 21, 5, 16];
+    let logs: Vec<Value> = (0..60)
+        .map(|i| {
+            json!({
+                "severity_number": severities[i % severities.len()],
+                "body": format!("payment {i}"),
+                "attributes": {"event": if i % 4 == 0 { "refund" } else { "charge" }},
+                "offset_ns": i * 1000,
+            })
+        })
+        .collect();
+    let selected: Vec<usize> = (0..60).filter(|i| i % 4 != 0).collect();
+    let good = selected
+        .iter()
+        .filter(|&&i| severities[i % severities.len()] <= 16)
+        .count() as u64;
+    // Hand-checked: 45 charges; 2 of every 6 severities (ERROR, FATAL) are bad.
+    assert_eq!((selected.len(), good), (45, 30));
+    let metrics = json!({
+        "counters": [{"name": "http.server.requests", "points": [
+            {"attributes": {"route": "/a"}, "value": 3},
+            {"attributes": {"route": "/b"}, "value": 5},
+            {"attributes": {"route": "/c"}, "value": 7},
+        ]}],
+        "histograms": [{"name": "http.server.duration", "points": [
+            {"attributes": {"route": "/a"}, "value": 0.25},
+            {"attributes": {"route": "/b"}, "value": 1.5},
+        ]}],
+    });
+    let mut data_points = std::collections::HashMap::new();
+    for (protocol, endpoint, compression) in [
+        ("grpc", &server.otlp_grpc, None),
+        ("grpc", &server.otlp_grpc, Some("gzip")),
+        ("http/protobuf", &server.otlp_http, None),
+        ("http/protobuf", &server.otlp_http, Some("gzip")),
+    ] {
+        let plan = json!({
+            "endpoint": endpoint,
+            "protocol": protocol,
+            "compression": compression,
+            "service": "payments",
+            "logs": logs,
+            "metrics": metrics,
+        });
+        let acked = tokio::task::spawn_blocking(move || send_otlp(&plan)).await.unwrap();
+        assert_eq!(acked["logs"], 60);
+        let points = acked["data_points"].as_u64().unwrap();
+        assert!(points >= 5, "{acked}");
+        let transport = if protocol == "grpc" { "grpc" } else { "http" };
+        *data_points.entry(transport).or_insert(0) += points;
+    }
+    let body = server.slo_when_total("charges", 4 * 45).await;
+    assert_status(&body, 4 * good, 4 * 45, 99.0, "7d");
+    for (transport, points) in data_points {
+        let labels = [("signal", "metrics"), ("transport", transport), ("tenant", "default")];
+        assert_eq!(
+            server.metric("slotel_ingest_items_accepted_total", &labels).await,
+            points as f64,
+            "{transport}"
+        );
+        let logs = [("signal", "logs"), ("transport", transport), ("tenant", "default")];
+        assert_eq!(server.metric("slotel_ingest_items_accepted_total", &logs).await, 120.0);
+    }
 }
