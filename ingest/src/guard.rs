@@ -10,7 +10,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 use slotel_proto::TENANT_HEADER;
 use slotel_proto::auth::{Auth, AuthError};
-use tokio::sync::Semaphore;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::metrics::{IngestMetrics, Transport};
 use crate::reply::{Encoding, Refusal};
@@ -62,6 +63,28 @@ impl Guard {
     }
 }
 
+/// A concurrency permit, counted in the in-flight gauge while held.
+struct InFlight {
+    _permit: OwnedSemaphorePermit,
+    gauge: Gauge,
+}
+
+impl InFlight {
+    fn new(permit: OwnedSemaphorePermit, gauge: &Gauge) -> Self {
+        gauge.inc();
+        Self {
+            _permit: permit,
+            gauge: gauge.clone(),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
 /// The middleware: `axum::middleware::from_fn_with_state(guard, guard::check)`.
 pub async fn check(State(guard): State<Guard>, mut req: Request, next: Next) -> Response {
     let Ok(permit) = Arc::clone(&guard.permits).try_acquire_owned() else {
@@ -84,8 +107,10 @@ pub async fn check(State(guard): State<Guard>, mut req: Request, next: Next) -> 
     req.extensions_mut().insert(tenant);
     let path = req.uri().path().to_string();
     let headers = req.headers().clone();
+    // Released when the request ends, however it ends (a dropped connection included).
+    let in_flight = InFlight::new(permit, &guard.metrics.in_flight);
     let resp = tokio::time::timeout(guard.timeout, next.run(req)).await;
-    drop(permit);
+    drop(in_flight);
     match resp {
         Ok(r) => r,
         Err(_) => guard.refuse(Refusal::Timeout, &path, &headers),

@@ -168,7 +168,14 @@ fn decode<S: Signal>(body: &[u8], encoding: Encoding) -> Result<S, Refusal> {
 fn encode<M: prost::Message + serde::Serialize>(reply: &M, encoding: Encoding) -> Response {
     let body = match encoding {
         Encoding::Protobuf => reply.encode_to_vec(),
-        Encoding::Json => serde_json::to_vec(reply).unwrap_or_else(|_| b"{}".to_vec()),
+        // Unset fields (a full success has no partialSuccess) are left out, not null.
+        Encoding::Json => match serde_json::to_value(reply) {
+            Ok(serde_json::Value::Object(mut fields)) => {
+                fields.retain(|_, v| !v.is_null());
+                serde_json::to_vec(&fields).unwrap_or_else(|_| b"{}".to_vec())
+            }
+            _ => b"{}".to_vec(),
+        },
     };
     let mut resp = (StatusCode::OK, body).into_response();
     resp.headers_mut().insert(

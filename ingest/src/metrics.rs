@@ -7,6 +7,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
@@ -78,6 +79,8 @@ pub struct IngestMetrics {
     duration: Family<SignalLabels, Histogram, fn() -> Histogram>,
     attributes_dropped: Family<SignalLabels, Counter>,
     values_truncated: Family<SignalLabels, Counter>,
+    /// Requests past the concurrency cap and not yet answered, both transports.
+    pub in_flight: Gauge,
     tenants: Mutex<HashSet<String>>,
 }
 
@@ -92,6 +95,7 @@ impl Default for IngestMetrics {
             duration: Family::new_with_constructor(duration_histogram),
             attributes_dropped: Family::default(),
             values_truncated: Family::default(),
+            in_flight: Gauge::default(),
             tenants: Mutex::new(HashSet::new()),
         }
     }
@@ -152,6 +156,11 @@ impl IngestMetrics {
             "Time from a decoded request to its reply",
             Unit::Seconds,
             self.duration.clone(),
+        );
+        registry.register(
+            "ingest_requests_in_flight",
+            "OTLP requests being served now, over both transports",
+            self.in_flight.clone(),
         );
         registry.register(
             "ingest_attributes_dropped",

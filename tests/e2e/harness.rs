@@ -206,9 +206,12 @@ pub fn send_otlp(plan: &Value) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("plan.json");
     std::fs::write(&path, plan.to_string()).unwrap();
+    // requests lets REQUESTS_CA_BUNDLE override the exporter's own certificate_file.
     let out = Command::new(python())
         .arg(root().join("tests/python/send_otlp.py"))
         .arg(&path)
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE")
         .output()
         .unwrap();
     assert!(

@@ -2,6 +2,7 @@
 //! (the OpenTelemetry Python SDK, tonic, HTTP) and by the `loadtest` binary.
 
 mod harness;
+mod ingest;
 mod loadtest;
 mod malformed;
 mod otel_sdk;
