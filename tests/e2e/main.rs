@@ -6,5 +6,6 @@ mod ingest;
 mod loadtest;
 mod malformed;
 mod otel_sdk;
+mod rust_sdk;
 mod tenants;
 mod validate;
