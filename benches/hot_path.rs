@@ -32,7 +32,10 @@ fn batch() -> ExportTraceServiceRequest {
         latency_p99_ns: 400e6,
         thresholds_ns: vec![],
     };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
     Generator::new(scenario, 1).unwrap().batch(SPANS, now).0
 }
 
@@ -47,7 +50,10 @@ fn hot_path(c: &mut Criterion) {
     let request = batch();
     let bytes = request.encode_to_vec();
     let limits = ItemLimits::default();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
     let engine = engine();
 
     let mut g = c.benchmark_group("batch_512_spans");

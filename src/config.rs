@@ -308,6 +308,40 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_config_spells_out_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/slotel.yaml");
+        let c = ServeConfig::resolve(ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        let d = Limits::default();
+        assert_eq!(c.slos, vec![path.parent().unwrap().join("slos.yaml")]);
+        assert_eq!(c.limits.max_request_bytes, d.max_request_bytes);
+        assert_eq!(c.limits.max_decompressed_bytes, d.max_decompressed_bytes);
+        assert_eq!(c.limits.request_timeout, d.request_timeout);
+        assert_eq!(c.limits.max_concurrent_requests, d.max_concurrent_requests);
+        assert_eq!(c.limits.items.max_attributes, d.items.max_attributes);
+        assert_eq!(
+            c.limits.items.max_attribute_value_bytes,
+            d.items.max_attribute_value_bytes
+        );
+        assert_eq!(c.limits.items.max_future_nanos, d.items.max_future_nanos);
+        assert_eq!(
+            (c.queue_capacity_batches, c.queue_max_bytes),
+            (1024, 256 << 20)
+        );
+        assert!(c.auth.tokens.is_empty() && c.cors.allowed_origins.is_empty() && c.tls.is_none());
+        // And the default config without a file is the same.
+        let bare = ServeConfig::resolve(ServeArgs {
+            slos: vec!["x.yaml".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(bare.queue_max_bytes, c.queue_max_bytes);
+    }
+
+    #[test]
     fn short_tokens_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("slotel.yaml");

@@ -8,9 +8,9 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use prometheus_client::metrics::gauge::Gauge;
 use slotel_proto::TENANT_HEADER;
 use slotel_proto::auth::{Auth, AuthError};
-use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::metrics::{IngestMetrics, Transport};

@@ -64,7 +64,11 @@ impl Server {
             http: reqwest::Client::new(),
         };
         let addrs = server.wait_for_listen_file(&listen);
-        let scheme = if addrs["tls"] == true { "https" } else { "http" };
+        let scheme = if addrs["tls"] == true {
+            "https"
+        } else {
+            "http"
+        };
         server.otlp_grpc = format!("{scheme}://{}", addrs["otlp_grpc"].as_str().unwrap());
         server.otlp_http = format!("{scheme}://{}", addrs["otlp_http"].as_str().unwrap());
         server.api = format!("{scheme}://{}", addrs["api"].as_str().unwrap());

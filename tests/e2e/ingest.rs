@@ -12,8 +12,12 @@ use slotel_proto::otlp::collector::logs::v1::logs_service_client::LogsServiceCli
 use slotel_proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use slotel_proto::otlp::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use slotel_proto::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
-use slotel_proto::otlp::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
-use slotel_proto::otlp::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value::Value as V};
+use slotel_proto::otlp::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use slotel_proto::otlp::common::v1::{
+    AnyValue, InstrumentationScope, KeyValue, any_value::Value as V,
+};
 use slotel_proto::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use slotel_proto::otlp::metrics::v1::{
     Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric::Data, number_data_point,
@@ -63,7 +67,9 @@ fn kv(key: &str, value: &str) -> KeyValue {
 
 fn resource(service: Option<&str>) -> Option<Resource> {
     Some(Resource {
-        attributes: service.map(|s| vec![kv("service.name", s)]).unwrap_or_default(),
+        attributes: service
+            .map(|s| vec![kv("service.name", s)])
+            .unwrap_or_default(),
         ..Default::default()
     })
 }
@@ -101,7 +107,12 @@ fn traces(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
     }
 }
 
-async fn post(url: &str, content_type: &str, headers: &[(&str, &str)], body: Vec<u8>) -> reqwest::Response {
+async fn post(
+    url: &str,
+    content_type: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> reqwest::Response {
     let mut req = reqwest::Client::new()
         .post(url)
         .header("content-type", content_type)
@@ -134,7 +145,10 @@ async fn wait_metric(server: &Server, name: &str, labels: &[(&str, &str)], want:
         if got == want {
             return;
         }
-        assert!(start.elapsed() < DEADLINE, "{name} stayed at {got}, not {want}");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{name} stayed at {got}, not {want}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -182,7 +196,10 @@ async fn otlp_json_from_curl_is_accepted_as_the_spec_encodes_it() {
     assert_eq!(status, "200 application/json", "{out}");
     assert_eq!(serde_json::from_str::<Value>(reply).unwrap(), json!({}));
     let body = server.slo_when_total("web", 2).await;
-    assert_eq!((body["good_events"].as_u64(), body["total_events"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(
+        (body["good_events"].as_u64(), body["total_events"].as_u64()),
+        (Some(1), Some(2))
+    );
 
     // Malformed JSON: 400 with a JSON google.rpc.Status.
     let resp = post(
@@ -195,7 +212,13 @@ async fn otlp_json_from_curl_is_accepted_as_the_spec_encodes_it() {
     assert_eq!(resp.status(), 400);
     let status: Value = resp.json().await.unwrap();
     assert_eq!(status["code"], 3);
-    assert!(status["message"].as_str().unwrap().starts_with("malformed OTLP/JSON: "), "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("malformed OTLP/JSON: "),
+        "{status}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -222,7 +245,10 @@ async fn a_collector_shaped_batch_of_resources_scopes_and_signals() {
                 resource: resource(Some("api")),
                 scope_spans: vec![
                     scope("http", vec![span(1, 2, false), span(2, 2, true)]),
-                    scope("db", vec![span(3, 3, false), span(4, 3, false), span(5, 3, true)]),
+                    scope(
+                        "db",
+                        vec![span(3, 3, false), span(4, 3, false), span(5, 3, true)],
+                    ),
                 ],
                 ..Default::default()
             },
@@ -266,7 +292,10 @@ async fn a_collector_shaped_batch_of_resources_scopes_and_signals() {
             ..Default::default()
         }],
     };
-    LogsServiceClient::new(channel.clone()).export(logs).await.unwrap();
+    LogsServiceClient::new(channel.clone())
+        .export(logs)
+        .await
+        .unwrap();
     let point = |v| NumberDataPoint {
         time_unix_nano: now(),
         value: Some(number_data_point::Value::AsInt(v)),
@@ -290,18 +319,34 @@ async fn a_collector_shaped_batch_of_resources_scopes_and_signals() {
             ..Default::default()
         }],
     };
-    MetricsServiceClient::new(channel).export(metrics).await.unwrap();
+    MetricsServiceClient::new(channel)
+        .export(metrics)
+        .await
+        .unwrap();
 
     let api = server.slo_when_total("api", 5).await;
     assert_eq!(api["good_events"], 3);
     let web = server.slo_when_total("web", 2).await;
-    assert_eq!((web["good_events"].as_u64(), web["total_events"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(
+        (web["good_events"].as_u64(), web["total_events"].as_u64()),
+        (Some(2), Some(2))
+    );
     let web_logs = server.slo_when_total("web-logs", 4).await;
     assert_eq!(web_logs["good_events"], 2);
     let labels = [("signal", "metrics"), ("transport", "grpc")];
-    assert_eq!(server.metric("slotel_ingest_items_accepted_total", &labels).await, 3.0);
+    assert_eq!(
+        server
+            .metric("slotel_ingest_items_accepted_total", &labels)
+            .await,
+        3.0
+    );
     let labels = [("signal", "traces"), ("transport", "grpc")];
-    assert_eq!(server.metric("slotel_ingest_items_received_total", &labels).await, 9.0);
+    assert_eq!(
+        server
+            .metric("slotel_ingest_items_received_total", &labels)
+            .await,
+        9.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -315,7 +360,14 @@ async fn partial_success_names_what_was_refused_on_both_transports() {
     short_id.span_id = vec![1, 2, 3];
     let request = traces(
         "api",
-        vec![span(1, 2, false), zero_ids, span(2, 2, false), future, short_id, span(3, 2, true)],
+        vec![
+            span(1, 2, false),
+            zero_ids,
+            span(2, 2, false),
+            future,
+            short_id,
+            span(3, 2, true),
+        ],
     );
     let message = "rejected 3 spans: 2 with an invalid trace or span id, 1 with a timestamp more than 300s in the future";
 
@@ -326,17 +378,49 @@ async fn partial_success_names_what_was_refused_on_both_transports() {
     assert_eq!(partial.rejected_spans, 3);
     assert_eq!(partial.error_message, message);
 
-    let mut client = TraceServiceClient::connect(server.otlp_grpc.clone()).await.unwrap();
-    let partial = client.export(request).await.unwrap().into_inner().partial_success.unwrap();
-    assert_eq!((partial.rejected_spans, partial.error_message.as_str()), (3, message));
+    let mut client = TraceServiceClient::connect(server.otlp_grpc.clone())
+        .await
+        .unwrap();
+    let partial = client
+        .export(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .partial_success
+        .unwrap();
+    assert_eq!(
+        (partial.rejected_spans, partial.error_message.as_str()),
+        (3, message)
+    );
 
     let body = server.slo_when_total("api", 6).await;
-    assert_eq!((body["good_events"].as_u64(), body["total_events"].as_u64()), (Some(4), Some(6)));
+    assert_eq!(
+        (body["good_events"].as_u64(), body["total_events"].as_u64()),
+        (Some(4), Some(6))
+    );
     let refused = |reason| [("signal", "traces"), ("reason", reason)];
-    assert_eq!(server.metric("slotel_ingest_items_refused_total", &refused("invalid_id")).await, 4.0);
-    assert_eq!(server.metric("slotel_ingest_items_refused_total", &refused("future_timestamp")).await, 2.0);
+    assert_eq!(
+        server
+            .metric("slotel_ingest_items_refused_total", &refused("invalid_id"))
+            .await,
+        4.0
+    );
+    assert_eq!(
+        server
+            .metric(
+                "slotel_ingest_items_refused_total",
+                &refused("future_timestamp")
+            )
+            .await,
+        2.0
+    );
     let outcome = [("signal", "traces"), ("outcome", "partial")];
-    assert_eq!(server.metric("slotel_ingest_requests_total", &outcome).await, 2.0);
+    assert_eq!(
+        server
+            .metric("slotel_ingest_requests_total", &outcome)
+            .await,
+        2.0
+    );
 }
 
 const TIGHT: &str = "limits:
@@ -359,19 +443,36 @@ async fn size_limits_and_decompression_bombs_are_refused_and_the_server_goes_on(
     assert_eq!(resp.status(), 413);
     let st = rpc_status(resp).await;
     assert_eq!(st.code, rpc::code::INVALID_ARGUMENT);
-    assert_eq!(st.message, "the body is larger than the limit of 65536 bytes");
-    assert_eq!(post(&url, "application/x-protobuf", &[], good()).await.status(), 200);
+    assert_eq!(
+        st.message,
+        "the body is larger than the limit of 65536 bytes"
+    );
+    assert_eq!(
+        post(&url, "application/x-protobuf", &[], good())
+            .await
+            .status(),
+        200
+    );
 
     // A gzip bomb: 40 KiB that inflates to 64 MiB. Refused after 1 MiB of output.
     let rss_before = server.rss_kib();
     let bomb = Command::new(crate::harness::python())
-        .args(["-c", "import gzip,sys; sys.stdout.buffer.write(gzip.compress(bytes(64 << 20), 9))"])
+        .args([
+            "-c",
+            "import gzip,sys; sys.stdout.buffer.write(gzip.compress(bytes(64 << 20), 9))",
+        ])
         .output()
         .unwrap()
         .stdout;
     assert!(bomb.len() < 65536, "{}", bomb.len());
     for _ in 0..5 {
-        let resp = post(&url, "application/x-protobuf", &[("content-encoding", "gzip")], bomb.clone()).await;
+        let resp = post(
+            &url,
+            "application/x-protobuf",
+            &[("content-encoding", "gzip")],
+            bomb.clone(),
+        )
+        .await;
         assert_eq!(resp.status(), 413);
         assert_eq!(
             rpc_status(resp).await.message,
@@ -384,7 +485,13 @@ async fn size_limits_and_decompression_bombs_are_refused_and_the_server_goes_on(
 
     // A zstd bomb likewise.
     let zbomb = zstd::encode_all(&vec![0u8; 8 << 20][..], 19).unwrap();
-    let resp = post(&url, "application/x-protobuf", &[("content-encoding", "zstd")], zbomb).await;
+    let resp = post(
+        &url,
+        "application/x-protobuf",
+        &[("content-encoding", "zstd")],
+        zbomb,
+    )
+    .await;
     assert_eq!(resp.status(), 413);
 
     // gRPC: the same limit applies to the decompressed message.
@@ -399,7 +506,10 @@ async fn size_limits_and_decompression_bombs_are_refused_and_the_server_goes_on(
 
     // Gzip and zstd bodies within the limits are read.
     let gz = Command::new(crate::harness::python())
-        .args(["-c", "import gzip,sys; sys.stdout.buffer.write(gzip.compress(sys.stdin.buffer.read()))"])
+        .args([
+            "-c",
+            "import gzip,sys; sys.stdout.buffer.write(gzip.compress(sys.stdin.buffer.read()))",
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -410,17 +520,35 @@ async fn size_limits_and_decompression_bombs_are_refused_and_the_server_goes_on(
         })
         .unwrap()
         .stdout;
-    let resp = post(&url, "application/x-protobuf", &[("content-encoding", "gzip")], gz).await;
+    let resp = post(
+        &url,
+        "application/x-protobuf",
+        &[("content-encoding", "gzip")],
+        gz,
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let zs = zstd::encode_all(&good()[..], 3).unwrap();
-    let resp = post(&url, "application/x-protobuf", &[("content-encoding", "zstd")], zs).await;
+    let resp = post(
+        &url,
+        "application/x-protobuf",
+        &[("content-encoding", "zstd")],
+        zs,
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let ok = client.export(traces("api", vec![span(9, 2, false)])).await;
     assert!(ok.is_ok(), "{ok:?}");
     assert_eq!(server.slo_when_total("api", 4).await["total_events"], 4);
 
     // Unknown encodings and content types.
-    let resp = post(&url, "application/x-protobuf", &[("content-encoding", "br")], good()).await;
+    let resp = post(
+        &url,
+        "application/x-protobuf",
+        &[("content-encoding", "br")],
+        good(),
+    )
+    .await;
     assert_eq!(resp.status(), 415);
     assert_eq!(
         rpc_status(resp).await.message,
@@ -444,8 +572,18 @@ async fn attributes_over_the_limits_are_cut_and_counted() {
     let reply = ExportTraceServiceResponse::decode(resp.bytes().await.unwrap()).unwrap();
     assert_eq!(reply.partial_success, None);
     let labels = [("signal", "traces"), ("transport", "http")];
-    assert_eq!(server.metric("slotel_ingest_attributes_dropped_total", &labels).await, 6.0);
-    assert_eq!(server.metric("slotel_ingest_attribute_values_truncated_total", &labels).await, 1.0);
+    assert_eq!(
+        server
+            .metric("slotel_ingest_attributes_dropped_total", &labels)
+            .await,
+        6.0
+    );
+    assert_eq!(
+        server
+            .metric("slotel_ingest_attribute_values_truncated_total", &labels)
+            .await,
+        1.0
+    );
     assert_eq!(server.slo_when_total("api", 1).await["total_events"], 1);
 }
 
@@ -475,8 +613,13 @@ async fn the_concurrency_cap_and_the_request_timeout_refuse_and_recover() {
     let st = rpc_status(resp).await;
     assert_eq!(st.code, rpc::code::RESOURCE_EXHAUSTED);
     assert_eq!(st.details[0].type_url, rpc::RETRY_INFO_TYPE_URL);
-    let mut client = TraceServiceClient::connect(server.otlp_grpc.clone()).await.unwrap();
-    let err = client.export(traces("api", vec![span(2, 2, false)])).await.unwrap_err();
+    let mut client = TraceServiceClient::connect(server.otlp_grpc.clone())
+        .await
+        .unwrap();
+    let err = client
+        .export(traces("api", vec![span(2, 2, false)]))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::ResourceExhausted);
     let st = rpc::Status::decode(err.details()).unwrap();
     let info = rpc::RetryInfo::decode(st.details[0].value.as_slice()).unwrap();
@@ -491,11 +634,24 @@ async fn the_concurrency_cap_and_the_request_timeout_refuse_and_recover() {
     wait_metric(&server, "slotel_ingest_requests_in_flight", &[], 0.0).await;
 
     // And the slot serves the next request.
-    assert_eq!(post(&url, "application/x-protobuf", &[], good).await.status(), 200);
-    assert!(client.export(traces("api", vec![span(3, 2, false)])).await.is_ok());
+    assert_eq!(
+        post(&url, "application/x-protobuf", &[], good)
+            .await
+            .status(),
+        200
+    );
+    assert!(
+        client
+            .export(traces("api", vec![span(3, 2, false)]))
+            .await
+            .is_ok()
+    );
     assert_eq!(server.slo_when_total("api", 2).await["total_events"], 2);
     let busy = [("outcome", "too_many_requests")];
-    assert_eq!(server.metric("slotel_ingest_requests_total", &busy).await, 2.0);
+    assert_eq!(
+        server.metric("slotel_ingest_requests_total", &busy).await,
+        2.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -518,13 +674,23 @@ slos:
         .args(["--endpoint", &server.otlp_grpc, "--protocol", "grpc"])
         .args(["--spans", "100000", "--rate", "0", "--batch-size", "512"])
         .args(["--concurrency", "32", "--max-retries", "0", "--seed", "5"])
-        .args(["--route", "checkout:POST /api/checkout", "--error-ratio", "0.05"])
+        .args([
+            "--route",
+            "checkout:POST /api/checkout",
+            "--error-ratio",
+            "0.05",
+        ])
         .arg("--ground-truth")
         .arg(&truth_path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let truth: Value = serde_json::from_str(&std::fs::read_to_string(&truth_path).unwrap()).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(&truth_path).unwrap()).unwrap();
     let acked = truth["spans_acknowledged"].as_u64().unwrap();
     let failed = truth["spans_failed"].as_u64().unwrap();
     assert_eq!(acked + failed, 100_000);
@@ -541,7 +707,12 @@ slos:
         group["errors"].as_u64().unwrap()
     );
     let refused = [("signal", "traces"), ("reason", "queue_full")];
-    assert_eq!(server.metric("slotel_ingest_items_refused_total", &refused).await, failed as f64);
+    assert_eq!(
+        server
+            .metric("slotel_ingest_items_refused_total", &refused)
+            .await,
+        failed as f64
+    );
     let rss = server.rss_kib();
     assert!(rss < 256 * 1024, "RSS {rss} KiB");
 }
@@ -579,8 +750,15 @@ slos:
     assert_eq!(resp.status(), 401);
     assert_eq!(rpc_status(resp).await.code, rpc::code::UNAUTHENTICATED);
     let wrong = ("authorization", "Bearer team-a-0123456789abcdeX");
-    assert_eq!(post(&url, "application/x-protobuf", &[wrong], body()).await.status(), 401);
-    let mut client = TraceServiceClient::connect(server.otlp_grpc.clone()).await.unwrap();
+    assert_eq!(
+        post(&url, "application/x-protobuf", &[wrong], body())
+            .await
+            .status(),
+        401
+    );
+    let mut client = TraceServiceClient::connect(server.otlp_grpc.clone())
+        .await
+        .unwrap();
     let err = client
         .export(traces("api", vec![span(3, 2, false)]))
         .await
@@ -588,10 +766,17 @@ slos:
     assert_eq!(err.code(), tonic::Code::Unauthenticated);
 
     // Token A writes as team-a, whatever X-Scope-OrgID says.
-    let resp = post(&url, "application/x-protobuf", &[a, ("x-scope-orgid", "team-b")], body()).await;
+    let resp = post(
+        &url,
+        "application/x-protobuf",
+        &[a, ("x-scope-orgid", "team-b")],
+        body(),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let mut req = tonic::Request::new(traces("api", vec![span(4, 2, false)]));
-    req.metadata_mut().insert("authorization", a.1.parse().unwrap());
+    req.metadata_mut()
+        .insert("authorization", a.1.parse().unwrap());
     client.export(req).await.unwrap();
 
     let api = |token: Option<(&'static str, &'static str)>| {
@@ -614,7 +799,10 @@ slos:
     assert_eq!(team_a["good_events"], 2);
     // Token B reads team-b's SLO of the same name, which saw nothing.
     let team_b: Value = api(Some(b)).await.unwrap().json().await.unwrap();
-    assert_eq!((team_b["tenant"].as_str(), team_b["total_events"].as_u64()), (Some("team-b"), Some(0)));
+    assert_eq!(
+        (team_b["tenant"].as_str(), team_b["total_events"].as_u64()),
+        (Some("team-b"), Some(0))
+    );
     assert_eq!(api(None).await.unwrap().status(), 401);
 }
 
@@ -623,7 +811,14 @@ async fn tls_on_every_listener_with_the_python_sdk_and_curl() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
         .args(["-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
         .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
         .arg("-keyout")
@@ -641,7 +836,10 @@ async fn tls_on_every_listener_with_the_python_sdk_and_curl() {
     );
     let server = Server::start_with(SLOS, &config);
     assert!(server.otlp_grpc.starts_with("https://"));
-    for (protocol, endpoint) in [("grpc", &server.otlp_grpc), ("http/protobuf", &server.otlp_http)] {
+    for (protocol, endpoint) in [
+        ("grpc", &server.otlp_grpc),
+        ("http/protobuf", &server.otlp_http),
+    ] {
         let plan = json!({
             "endpoint": endpoint,
             "protocol": protocol,
@@ -652,7 +850,9 @@ async fn tls_on_every_listener_with_the_python_sdk_and_curl() {
                 "duration_ns": 1000, "end_offset_ns": i * 1000,
             })).collect::<Vec<_>>(),
         });
-        let acked = tokio::task::spawn_blocking(move || send_otlp(&plan)).await.unwrap();
+        let acked = tokio::task::spawn_blocking(move || send_otlp(&plan))
+            .await
+            .unwrap();
         assert_eq!(acked["spans"], 10);
     }
     let out = Command::new("curl")
@@ -661,9 +861,16 @@ async fn tls_on_every_listener_with_the_python_sdk_and_curl() {
         .arg(format!("{}/api/v1/slos/api", server.api))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let body: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((body["good_events"].as_u64(), body["total_events"].as_u64()), (Some(14), Some(20)));
+    assert_eq!(
+        (body["good_events"].as_u64(), body["total_events"].as_u64()),
+        (Some(14), Some(20))
+    );
     // Plain HTTP to a TLS listener gets no OTLP reply.
     let plain = server.otlp_http.replace("https://", "http://");
     let out = Command::new("curl")

@@ -279,7 +279,9 @@ async fn python_sdk_logs_and_metrics_over_both_transports_with_and_without_gzip(
             "logs": logs,
             "metrics": metrics,
         });
-        let acked = tokio::task::spawn_blocking(move || send_otlp(&plan)).await.unwrap();
+        let acked = tokio::task::spawn_blocking(move || send_otlp(&plan))
+            .await
+            .unwrap();
         assert_eq!(acked["logs"], 60);
         let points = acked["data_points"].as_u64().unwrap();
         assert!(points >= 5, "{acked}");
@@ -289,13 +291,28 @@ async fn python_sdk_logs_and_metrics_over_both_transports_with_and_without_gzip(
     let body = server.slo_when_total("charges", 4 * 45).await;
     assert_status(&body, 4 * good, 4 * 45, 99.0, "7d");
     for (transport, points) in data_points {
-        let labels = [("signal", "metrics"), ("transport", transport), ("tenant", "default")];
+        let labels = [
+            ("signal", "metrics"),
+            ("transport", transport),
+            ("tenant", "default"),
+        ];
         assert_eq!(
-            server.metric("slotel_ingest_items_accepted_total", &labels).await,
+            server
+                .metric("slotel_ingest_items_accepted_total", &labels)
+                .await,
             points as f64,
             "{transport}"
         );
-        let logs = [("signal", "logs"), ("transport", transport), ("tenant", "default")];
-        assert_eq!(server.metric("slotel_ingest_items_accepted_total", &logs).await, 120.0);
+        let logs = [
+            ("signal", "logs"),
+            ("transport", transport),
+            ("tenant", "default"),
+        ];
+        assert_eq!(
+            server
+                .metric("slotel_ingest_items_accepted_total", &logs)
+                .await,
+            120.0
+        );
     }
 }

@@ -3,7 +3,9 @@
 
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span, SpanKind, Status, Tracer, TracerProvider};
-use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_otlp::{
+    Protocol, SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig,
+};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 
@@ -29,7 +31,11 @@ fn send(exporter: SpanExporter) {
         .build();
     let tracer = provider.tracer("slotel-tests");
     for i in 0..120 {
-        let name = if i < 100 { "POST /orders" } else { "GET /orders" };
+        let name = if i < 100 {
+            "POST /orders"
+        } else {
+            "GET /orders"
+        };
         let mut span = tracer
             .span_builder(name)
             .with_kind(SpanKind::Server)
@@ -53,10 +59,15 @@ async fn rust_otlp_exporter_over_grpc_and_http() {
         .with_compression(opentelemetry_otlp::Compression::Gzip)
         .build()
         .unwrap();
-    tokio::task::spawn_blocking(move || send(grpc)).await.unwrap();
+    tokio::task::spawn_blocking(move || send(grpc))
+        .await
+        .unwrap();
     // 100 selected spans, errors at 0, 15, ..., 90: 7.
     let body = server.slo_when_total("orders", 100).await;
-    assert_eq!((body["good_events"].as_u64(), body["total_events"].as_u64()), (Some(93), Some(100)));
+    assert_eq!(
+        (body["good_events"].as_u64(), body["total_events"].as_u64()),
+        (Some(93), Some(100))
+    );
 
     let endpoint = format!("{}/v1/traces", server.otlp_http);
     tokio::task::spawn_blocking(move || {
@@ -72,5 +83,8 @@ async fn rust_otlp_exporter_over_grpc_and_http() {
     .await
     .unwrap();
     let body = server.slo_when_total("orders", 200).await;
-    assert_eq!((body["good_events"].as_u64(), body["total_events"].as_u64()), (Some(186), Some(200)));
+    assert_eq!(
+        (body["good_events"].as_u64(), body["total_events"].as_u64()),
+        (Some(186), Some(200))
+    );
 }
