@@ -57,7 +57,7 @@ pub struct SloIndex {
     compiled: Vec<Option<Compiled>>,
 }
 
-fn service_of(resource: Option<&Resource>) -> &str {
+pub(crate) fn service_of(resource: Option<&Resource>) -> &str {
     resource
         .and_then(|r| find_str(&r.attributes, SERVICE_NAME))
         .unwrap_or(UNKNOWN_SERVICE)
@@ -86,6 +86,10 @@ impl SloIndex {
                             attributes: attributes.clone(),
                             max_severity: *max_severity,
                         });
+                    index.compiled.push(None);
+                    continue;
+                }
+                Sli::MetricRatio { .. } | Sli::MetricLatency { .. } => {
                     index.compiled.push(None);
                     continue;
                 }
@@ -239,14 +243,14 @@ impl GoodRule {
     }
 }
 
-fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
+pub(crate) fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
     attrs
         .iter()
         .find(|kv| kv.key == key)
         .and_then(|kv| kv.value.as_ref())
 }
 
-fn find_str<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
+pub(crate) fn find_str<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
     match find(attrs, key)?.value.as_ref()? {
         Value::StringValue(s) => Some(s),
         _ => None,
@@ -255,7 +259,7 @@ fn find_str<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
 
 /// Compares an OTLP attribute value with a selector value. Numbers compare by value
 /// (an int attribute equals `200` and `200.0`); strings and booleans exactly.
-fn attr_eq(value: &AnyValue, want: &AttrValue) -> bool {
+pub(crate) fn attr_eq(value: &AnyValue, want: &AttrValue) -> bool {
     match (value.value.as_ref(), want) {
         (Some(Value::StringValue(s)), AttrValue::String(w)) => s == w,
         (Some(Value::BoolValue(b)), AttrValue::Bool(w)) => b == w,

@@ -12,6 +12,7 @@ use crate::classify::SloIndex;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::math;
+use crate::metric::{MetricIndex, Role, SeriesState};
 use crate::model::{BURN_RATE_WINDOWS, SloDef, format_minutes};
 use crate::status::{BurnRates, SloStatus};
 use crate::window::{AddOutcome, MinuteRing};
@@ -28,8 +29,10 @@ pub struct EngineStats {
     pub spans_seen: AtomicU64,
     /// Log records looked at.
     pub log_records_seen: AtomicU64,
-    /// Metric data points received (metric SLIs are not yet supported; they are counted).
+    /// Metric data points received.
     pub data_points_seen: AtomicU64,
+    /// Metric points not counted because their SLO tracks too many series.
+    pub series_over_cap: AtomicU64,
     /// (span, SLO) events counted.
     pub events_counted: AtomicU64,
     /// Events older than the SLO's horizon, not counted.
@@ -41,11 +44,16 @@ pub struct EngineStats {
 struct SloEntry {
     def: Arc<SloDef>,
     ring: Arc<Mutex<MinuteRing>>,
+    /// Cumulative metric series (metric SLIs only).
+    series: Arc<Mutex<SeriesState>>,
+    /// The histogram bound a latency SLI last counted at, as `f64` bits (0: none yet).
+    effective_threshold: Arc<AtomicU64>,
 }
 
 #[derive(Default)]
 struct SloSet {
     index: SloIndex,
+    metrics: MetricIndex,
     slos: Vec<SloEntry>,
     by_name: HashMap<(String, String), usize>,
 }
@@ -97,19 +105,27 @@ impl Engine {
         let old = self.current();
         let mut set = SloSet {
             index: SloIndex::build(&defs),
+            metrics: MetricIndex::build(&defs),
             ..SloSet::default()
         };
         for (i, def) in defs.into_iter().enumerate() {
             let key = (def.tenant.clone(), def.name.clone());
-            let ring = match old.by_name.get(&key).map(|&j| &old.slos[j]) {
-                Some(prev) if *prev.def == def => Arc::clone(&prev.ring),
-                _ => Arc::new(Mutex::new(MinuteRing::new(horizon_minutes(&def)))),
+            let entry = match old.by_name.get(&key).map(|&j| &old.slos[j]) {
+                Some(prev) if *prev.def == def => SloEntry {
+                    def: Arc::clone(&prev.def),
+                    ring: Arc::clone(&prev.ring),
+                    series: Arc::clone(&prev.series),
+                    effective_threshold: Arc::clone(&prev.effective_threshold),
+                },
+                _ => SloEntry {
+                    ring: Arc::new(Mutex::new(MinuteRing::new(horizon_minutes(&def)))),
+                    def: Arc::new(def),
+                    series: Arc::default(),
+                    effective_threshold: Arc::default(),
+                },
             };
             set.by_name.insert(key, i);
-            set.slos.push(SloEntry {
-                def: Arc::new(def),
-                ring,
-            });
+            set.slos.push(entry);
         }
         *self.set.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
     }
@@ -145,6 +161,39 @@ impl Engine {
             Payload::Metrics(req) => {
                 let points = slotel_proto::data_point_count(req) as u64;
                 s.data_points_seen.fetch_add(points, Ordering::Relaxed);
+                for rm in &req.resource_metrics {
+                    set.metrics
+                        .classify(&batch.tenant, rm, |id, role, key, obs| {
+                            let entry = &set.slos[id as usize];
+                            let horizon = i64::from(horizon_minutes(&entry.def)) * NANOS_PER_MINUTE;
+                            let horizon_start = u64::try_from(now - horizon).unwrap_or(0);
+                            let delta = entry
+                                .series
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .delta(key, &obs, horizon_start);
+                            let Some((good, total)) = delta else {
+                                s.series_over_cap.fetch_add(1, Ordering::Relaxed);
+                                return;
+                            };
+                            if let Some(t) = obs.effective_threshold {
+                                entry
+                                    .effective_threshold
+                                    .store(t.to_bits(), Ordering::Relaxed);
+                            }
+                            let (good, total) = match role {
+                                Role::Good | Role::Bad => (good, 0),
+                                Role::Total => (0, total),
+                                Role::Latency(_) => (good, total),
+                            };
+                            match i64::try_from(obs.time) {
+                                Ok(t) if t <= latest => {
+                                    acc.add_counts(id, t.div_euclid(NANOS_PER_MINUTE), good, total)
+                                }
+                                _ => in_future += total.max(good),
+                            }
+                        });
+                }
             }
         }
         let (mut counted, mut too_old) = (0u64, 0u64);
@@ -223,7 +272,17 @@ fn status_of(entry: &SloEntry, now: i64) -> SloStatus {
         let ring = entry.ring.lock().unwrap_or_else(|e| e.into_inner());
         ring.sums(now.div_euclid(NANOS_PER_MINUTE), &windows)
     };
-    let sum_of = |minutes: u32| sums[windows.binary_search(&minutes).unwrap_or(0)];
+    // A bad/total metric SLI keeps bad events where others keep good ones.
+    let counts_bad = def.counts_bad();
+    let sum_of = |minutes: u32| {
+        let (x, total) = sums[windows.binary_search(&minutes).unwrap_or(0)];
+        let good = if counts_bad {
+            total.saturating_sub(x)
+        } else {
+            x.min(total)
+        };
+        (good, total)
+    };
     let (good, total) = sum_of(def.window.minutes);
     let mut burn_rates: Vec<(String, Option<f64>)> = BURN_RATE_WINDOWS
         .iter()
@@ -249,6 +308,10 @@ fn status_of(entry: &SloEntry, now: i64) -> SloStatus {
         sli: math::sli(good, total),
         error_budget_remaining: math::budget_remaining(good, total, objective),
         burn_rates: BurnRates(burn_rates),
+        effective_threshold_seconds: match entry.effective_threshold.load(Ordering::Relaxed) {
+            0 => None,
+            bits => Some(f64::from_bits(bits)),
+        },
         evaluated_at: rfc3339(now),
     }
 }
@@ -283,6 +346,10 @@ struct Accumulator {
 
 impl Accumulator {
     fn add(&mut self, slo: u32, minute: i64, good: bool) {
+        self.add_counts(slo, minute, u64::from(good), 1);
+    }
+
+    fn add_counts(&mut self, slo: u32, minute: i64, good: u64, total: u64) {
         let hit = |c: &Cell| c.slo == slo && c.minute == minute;
         let i = match self.cells.get(self.last) {
             Some(c) if hit(c) => self.last,
@@ -300,8 +367,8 @@ impl Accumulator {
             },
         };
         let c = &mut self.cells[i];
-        c.good += u64::from(good);
-        c.total += 1;
+        c.good += good;
+        c.total += total;
         self.last = i;
     }
 }

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod engine;
 pub mod error;
 pub mod math;
+pub mod metric;
 pub mod model;
 pub mod spec;
 pub mod status;

@@ -65,6 +65,23 @@ pub enum Sli {
         /// Which of them are good.
         good: GoodRule,
     },
+    /// Events are counted by monotonic OTLP Sums: good (or bad) over total.
+    MetricRatio {
+        /// The counter of good events; set when `bad` is not.
+        good: Option<MetricSelector>,
+        /// The counter of bad events; set when `good` is not.
+        bad: Option<MetricSelector>,
+        /// The counter of all events.
+        total: MetricSelector,
+    },
+    /// Events are the observations of an OTLP Histogram or ExponentialHistogram; good
+    /// when in a bucket whose upper bound is at most the threshold.
+    MetricLatency {
+        /// The histogram.
+        metric: MetricSelector,
+        /// The threshold, in seconds.
+        threshold_seconds: f64,
+    },
     /// Events are log records.
     Logs {
         /// Log record attributes that must equal the given values.
@@ -72,6 +89,23 @@ pub enum Sli {
         /// Good when the record's severity number is at most this (unset, 0, is good).
         max_severity: i32,
     },
+}
+
+/// Selects the data points of one metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricSelector {
+    /// The OTLP metric name, e.g. `http.server.requests`.
+    pub name: String,
+    /// Data point attributes that must equal the given values.
+    pub attributes: Vec<(String, AttrValue)>,
+}
+
+impl SloDef {
+    /// Whether the SLO's windows count bad events rather than good ones (a bad/total
+    /// metric ratio): the good count is then total − bad.
+    pub fn counts_bad(&self) -> bool {
+        matches!(&self.sli, Sli::MetricRatio { bad: Some(_), .. })
+    }
 }
 
 /// Parses an OTLP severity name (`trace`, `debug`, `info`, `warn`, `error`, `fatal`,

@@ -11,7 +11,8 @@ use serde_saphyr::Spanned;
 
 use crate::error::{Error, Result, SpecError};
 use crate::model::{
-    AttrValue, GoodRule, Sli, SloDef, SpanKind, SpanSelector, StatusRule, Window, parse_severity,
+    AttrValue, GoodRule, MetricSelector, Sli, SloDef, SpanKind, SpanSelector, StatusRule, Window,
+    parse_severity,
 };
 
 /// The longest window accepted, in minutes (400 days).
@@ -45,6 +46,46 @@ struct RawSli {
     spans: Option<RawSpans>,
     #[serde(default)]
     logs: Option<RawLogs>,
+    #[serde(default)]
+    metrics: Option<RawMetricRatio>,
+    #[serde(default)]
+    histogram: Option<RawHistogram>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetricSelector {
+    metric: Spanned<String>,
+    #[serde(default)]
+    attributes: BTreeMap<String, AttrValue>,
+}
+
+impl RawMetricSelector {
+    fn into_model(self) -> MetricSelector {
+        MetricSelector {
+            name: self.metric.value,
+            attributes: self.attributes.into_iter().collect(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetricRatio {
+    #[serde(default)]
+    good: Option<RawMetricSelector>,
+    #[serde(default)]
+    bad: Option<RawMetricSelector>,
+    total: RawMetricSelector,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHistogram {
+    metric: Spanned<String>,
+    #[serde(default)]
+    attributes: BTreeMap<String, AttrValue>,
+    threshold: Spanned<HumanDuration>,
 }
 
 #[derive(Deserialize)]
@@ -279,8 +320,13 @@ fn validate(ctx: &mut Ctx<'_>, raw: RawSlo) -> Option<(SloDef, Origin)> {
     } else if minutes > u64::from(MAX_WINDOW_MINUTES) {
         ctx.err(&raw.window, "window is longer than the maximum of 400d");
     }
-    let sli = match (raw.sli.spans, raw.sli.logs) {
-        (Some(spans), None) => {
+    let sli = match (
+        raw.sli.spans,
+        raw.sli.logs,
+        raw.sli.metrics,
+        raw.sli.histogram,
+    ) {
+        (Some(spans), None, None, None) => {
             let good = &spans.good;
             if good.value.status.is_none() && good.value.max_duration.is_none() {
                 ctx.err(
@@ -305,7 +351,40 @@ fn validate(ctx: &mut Ctx<'_>, raw: RawSlo) -> Option<(SloDef, Origin)> {
                 },
             })
         }
-        (None, Some(logs)) => match parse_severity(&logs.good.value.max_severity.value) {
+        (None, None, Some(m), None) => match (m.good, m.bad) {
+            (Some(good), None) => Some(Sli::MetricRatio {
+                good: Some(good.into_model()),
+                bad: None,
+                total: m.total.into_model(),
+            }),
+            (None, Some(bad)) => Some(Sli::MetricRatio {
+                good: None,
+                bad: Some(bad.into_model()),
+                total: m.total.into_model(),
+            }),
+            _ => {
+                ctx.err(
+                    &m.total.metric,
+                    "a metrics SLI needs exactly one of good or bad beside total",
+                );
+                None
+            }
+        },
+        (None, None, None, Some(h)) => {
+            let t = h.threshold.value.0;
+            if t.is_zero() {
+                ctx.err(&h.threshold, "the threshold must be above zero");
+            }
+            Some(Sli::MetricLatency {
+                metric: MetricSelector {
+                    name: h.metric.value,
+                    attributes: h.attributes.into_iter().collect(),
+                },
+                threshold_seconds: t.as_secs_f64(),
+            })
+        }
+        (None, Some(logs), None, None) => match parse_severity(&logs.good.value.max_severity.value)
+        {
             Some(max_severity) => Some(Sli::Logs {
                 attributes: logs.selector.attributes.into_iter().collect(),
                 max_severity,
@@ -322,7 +401,10 @@ fn validate(ctx: &mut Ctx<'_>, raw: RawSlo) -> Option<(SloDef, Origin)> {
             }
         },
         _ => {
-            ctx.err(&raw.name, "sli needs exactly one of spans or logs");
+            ctx.err(
+                &raw.name,
+                "sli needs exactly one of spans, logs, metrics or histogram",
+            );
             None
         }
     };

@@ -33,6 +33,11 @@ pub struct SloStatus {
     /// Burn rate per window (`5m` … `3d` and the SLO window); `None` where the window
     /// had no events.
     pub burn_rates: BurnRates,
+    /// For a histogram latency SLI: the largest bucket bound at or below the threshold
+    /// that the last data point was counted at, in seconds (a threshold between bounds
+    /// counts the bucket holding it as bad).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effective_threshold_seconds: Option<f64>,
     /// When this status was computed (RFC 3339).
     pub evaluated_at: String,
 }

@@ -222,3 +222,93 @@ fn refuse<C, S: Signal>(receiver: &Receiver<C>, r: Refusal, enc: Encoding) -> Re
         .refused_request(S::NAME, Transport::Http, r.reason());
     r.to_http(enc)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::IngestMetrics;
+    use crate::{IngestConfig, receivers};
+    use axum::http::Request;
+    use slotel_proto::Batch;
+    use tower::ServiceExt;
+
+    struct Sink;
+
+    impl Consumer for Sink {
+        async fn consume(&self, _batch: Batch) -> slotel_proto::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn app(origins: &[&str]) -> Router {
+        let config = IngestConfig {
+            cors_origins: origins.iter().map(|o| o.to_string()).collect(),
+            ..IngestConfig::default()
+        };
+        receivers(Arc::new(Sink), &config, Arc::new(IngestMetrics::default())).http
+    }
+
+    fn preflight(origin: &str) -> Request<axum::body::Body> {
+        Request::builder()
+            .method(Method::OPTIONS)
+            .uri("/v1/traces")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(
+                header::ACCESS_CONTROL_REQUEST_HEADERS,
+                "content-type,x-scope-orgid",
+            )
+            .body(axum::body::Body::empty())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn cors_preflight_for_configured_origins_only() {
+        let resp = app(&["https://app.example.com"])
+            .oneshot(preflight("https://app.example.com"))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let h = resp.headers();
+        assert_eq!(
+            h[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+            "https://app.example.com"
+        );
+        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_METHODS], "POST");
+        let allowed = h[header::ACCESS_CONTROL_ALLOW_HEADERS].to_str().unwrap();
+        assert!(allowed.contains("x-scope-orgid"), "{allowed}");
+
+        let resp = app(&["https://app.example.com"])
+            .oneshot(preflight("https://evil.example.com"))
+            .await
+            .unwrap();
+        assert!(
+            resp.headers()
+                .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .is_none()
+        );
+
+        // Off by default: no CORS headers at all.
+        let resp = app(&[])
+            .oneshot(preflight("https://app.example.com"))
+            .await
+            .unwrap();
+        assert!(
+            resp.headers()
+                .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_browser_post_gets_the_allow_origin_header() {
+        let req = Request::post("/v1/traces")
+            .header(header::ORIGIN, "https://app.example.com")
+            .header(header::CONTENT_TYPE, JSON)
+            .body(axum::body::Body::from("{}"))
+            .unwrap();
+        let resp = app(&["*"]).oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+    }
+}

@@ -316,3 +316,70 @@ async fn python_sdk_logs_and_metrics_over_both_transports_with_and_without_gzip(
         );
     }
 }
+
+const METRIC_SLOS: &str = r#"
+slos:
+  - name: requests-ok
+    service: shop
+    objective: 99
+    window: 7d
+    sli:
+      metrics:
+        good: { metric: app.requests, attributes: { outcome: ok } }
+        total: { metric: app.requests }
+  - name: requests-not-failed
+    service: shop
+    objective: 99
+    window: 7d
+    sli:
+      metrics:
+        bad: { metric: app.requests, attributes: { outcome: error } }
+        total: { metric: app.requests }
+  - name: request-latency
+    service: shop
+    objective: 95
+    window: 7d
+    sli:
+      histogram: { metric: app.duration, threshold: 300ms }
+"#;
+
+/// Metric SLIs from the Python SDK's cumulative counters and histograms, sent by two
+/// processes (so the second is a new series start): exact counts, and the histogram
+/// bound the threshold was counted at.
+#[tokio::test(flavor = "multi_thread")]
+async fn python_sdk_metric_slis_count_exactly() {
+    let server = Server::start(METRIC_SLOS);
+    let metrics = json!({
+        "counters": [{"name": "app.requests", "points": [
+            {"attributes": {"outcome": "ok", "route": "/a"}, "value": 90},
+            {"attributes": {"outcome": "ok", "route": "/b"}, "value": 5},
+            {"attributes": {"outcome": "error", "route": "/a"}, "value": 5},
+        ]}],
+        // The SDK's default bounds are 0, 5, 10, 25, 50, 75, 100, 250, 500, ... (ms).
+        "histograms": [{"name": "app.duration", "unit": "ms", "points": [
+            {"value": 100}, {"value": 200}, {"value": 250}, {"value": 260},
+            {"value": 300}, {"value": 400}, {"value": 600},
+        ]}],
+    });
+    for (protocol, endpoint) in [
+        ("grpc", &server.otlp_grpc),
+        ("http/protobuf", &server.otlp_http),
+    ] {
+        let plan = json!({
+            "endpoint": endpoint, "protocol": protocol, "service": "shop", "metrics": metrics,
+        });
+        let acked = tokio::task::spawn_blocking(move || send_otlp(&plan))
+            .await
+            .unwrap();
+        assert_eq!(acked["data_points"], 4, "{acked}");
+    }
+    let ok = server.slo_when_total("requests-ok", 200).await;
+    assert_status(&ok, 190, 200, 99.0, "7d");
+    let not_failed = server.slo_when_total("requests-not-failed", 200).await;
+    assert_status(&not_failed, 190, 200, 99.0, "7d");
+    // 300 ms lies in the (250, 500] ms bucket, which counts as bad: 100, 200 and 250 are
+    // good; 260 and 300 are not counted as good although they are within 300 ms.
+    let latency = server.slo_when_total("request-latency", 14).await;
+    assert_status(&latency, 6, 14, 95.0, "7d");
+    assert_eq!(latency["effective_threshold_seconds"], 0.25);
+}

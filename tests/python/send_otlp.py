@@ -165,7 +165,11 @@ def send_metrics(plan, resource):
         for p in c["points"]:
             counter.add(p["value"], attributes=p.get("attributes") or {})
     for h in plan["metrics"].get("histograms", []):
-        hist = meter.create_histogram(h["name"], unit="s")
+        hist = meter.create_histogram(
+            h["name"],
+            unit=h.get("unit", "s"),
+            explicit_bucket_boundaries_advisory=h.get("boundaries"),
+        )
         for p in h["points"]:
             hist.record(p["value"], attributes=p.get("attributes") or {})
     provider.shutdown()

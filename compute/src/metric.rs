@@ -1,0 +1,487 @@
+//! Metric SLIs: which OTLP data points an SLO counts, and how cumulative series become
+//! per-minute deltas.
+//!
+//! A ratio SLI counts monotonic Sums (good or bad, over total); a latency SLI counts the
+//! observations of a Histogram or ExponentialHistogram at or below a threshold. Delta
+//! points count as they are. Cumulative points count their increase over the previous
+//! point of the same series; a lower value or a new start time is a reset, after which the
+//! new value is the increase. The first point of a series counts in full when its start
+//! time lies within the SLO's horizon (the counter began while the window could see it),
+//! and is only a baseline otherwise.
+//!
+//! A histogram threshold between two bucket bounds is not interpolated: the bucket that
+//! holds it counts as bad, so the SLI never claims more good events than happened. The
+//! bound actually used is reported in the SLO's status.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use slotel_proto::otlp::common::v1::{KeyValue, any_value::Value};
+use slotel_proto::otlp::metrics::v1::{
+    AggregationTemporality, ExponentialHistogramDataPoint, HistogramDataPoint, ResourceMetrics,
+    metric::Data, number_data_point,
+};
+
+use crate::classify::{attr_eq, find, service_of};
+use crate::model::{AttrValue, MetricSelector, Sli, SloDef};
+
+/// What a data point means to an SLO.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Role {
+    /// A counter of good events.
+    Good,
+    /// A counter of bad events.
+    Bad,
+    /// A counter of all events.
+    Total,
+    /// A histogram of durations, good at or below the threshold (seconds).
+    Latency(f64),
+}
+
+#[derive(Debug)]
+struct Rule {
+    slo: u32,
+    role: Role,
+    attributes: Vec<(String, AttrValue)>,
+}
+
+/// Metric rules by tenant, service and metric name.
+#[derive(Debug, Default)]
+pub struct MetricIndex {
+    tenants: HashMap<String, HashMap<String, HashMap<String, Vec<Rule>>>>,
+}
+
+/// One data point's counts, before delta conversion.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Observation {
+    /// The series' start time (0 when unknown).
+    pub start: u64,
+    /// The point's time.
+    pub time: u64,
+    /// Good events (latency SLIs) or the counter value (ratio SLIs).
+    pub good: f64,
+    /// All events (latency SLIs); equal to `good` for counters.
+    pub total: f64,
+    /// Whether the values are cumulative.
+    pub cumulative: bool,
+    /// For latency SLIs, the largest bucket bound at or below the threshold (seconds).
+    pub effective_threshold: Option<f64>,
+}
+
+impl MetricIndex {
+    /// Builds the index; SLO `i` of `slos` is id `i`.
+    pub fn build<'a>(slos: impl IntoIterator<Item = &'a SloDef>) -> Self {
+        let mut index = MetricIndex::default();
+        for (id, def) in slos.into_iter().enumerate() {
+            let mut add = |sel: &MetricSelector, role| {
+                index
+                    .tenants
+                    .entry(def.tenant.clone())
+                    .or_default()
+                    .entry(def.service.clone())
+                    .or_default()
+                    .entry(sel.name.clone())
+                    .or_default()
+                    .push(Rule {
+                        slo: id as u32,
+                        role,
+                        attributes: sel.attributes.clone(),
+                    });
+            };
+            match &def.sli {
+                Sli::MetricRatio { good, bad, total } => {
+                    if let Some(g) = good {
+                        add(g, Role::Good);
+                    }
+                    if let Some(b) = bad {
+                        add(b, Role::Bad);
+                    }
+                    add(total, Role::Total);
+                }
+                Sli::MetricLatency {
+                    metric,
+                    threshold_seconds,
+                } => add(metric, Role::Latency(*threshold_seconds)),
+                Sli::Spans { .. } | Sli::Logs { .. } => {}
+            }
+        }
+        index
+    }
+
+    /// Classifies every data point of `rm` for `tenant`: `emit(slo, role, series_key,
+    /// observation)` once per (point, matching rule). Returns the points looked at.
+    pub fn classify(
+        &self,
+        tenant: &str,
+        rm: &ResourceMetrics,
+        mut emit: impl FnMut(u32, Role, u64, Observation),
+    ) -> usize {
+        let Some(metrics) = self
+            .tenants
+            .get(tenant)
+            .and_then(|s| s.get(service_of(rm.resource.as_ref())))
+        else {
+            return 0;
+        };
+        let resource_attrs = rm.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
+        let mut seen = 0;
+        for metric in rm.scope_metrics.iter().flat_map(|sm| sm.metrics.iter()) {
+            let Some(rules) = metrics.get(metric.name.as_str()) else {
+                continue;
+            };
+            let unit = metric.unit.as_str();
+            let mut each = |attrs: &[KeyValue], obs: &dyn Fn(Role) -> Option<Observation>| {
+                seen += 1;
+                for rule in rules {
+                    let selected = rule
+                        .attributes
+                        .iter()
+                        .all(|(k, want)| find(attrs, k).is_some_and(|v| attr_eq(v, want)));
+                    if !selected {
+                        continue;
+                    }
+                    if let Some(o) = obs(rule.role) {
+                        let key = series_key(&metric.name, rule.role, resource_attrs, attrs);
+                        emit(rule.slo, rule.role, key, o);
+                    }
+                }
+            };
+            match &metric.data {
+                Some(Data::Sum(sum)) if sum.is_monotonic => {
+                    let cumulative =
+                        sum.aggregation_temporality == AggregationTemporality::Cumulative as i32;
+                    for p in &sum.data_points {
+                        let value = match p.value {
+                            Some(number_data_point::Value::AsInt(v)) => v as f64,
+                            Some(number_data_point::Value::AsDouble(v)) => v,
+                            None => continue,
+                        };
+                        each(&p.attributes, &|role| {
+                            (!matches!(role, Role::Latency(_))).then_some(Observation {
+                                start: p.start_time_unix_nano,
+                                time: p.time_unix_nano,
+                                good: value,
+                                total: value,
+                                cumulative,
+                                effective_threshold: None,
+                            })
+                        });
+                    }
+                }
+                Some(Data::Histogram(h)) => {
+                    let cumulative =
+                        h.aggregation_temporality == AggregationTemporality::Cumulative as i32;
+                    for p in &h.data_points {
+                        each(&p.attributes, &|role| match role {
+                            Role::Latency(t) => histogram(p, unit, t, cumulative),
+                            _ => None,
+                        });
+                    }
+                }
+                Some(Data::ExponentialHistogram(h)) => {
+                    let cumulative =
+                        h.aggregation_temporality == AggregationTemporality::Cumulative as i32;
+                    for p in &h.data_points {
+                        each(&p.attributes, &|role| match role {
+                            Role::Latency(t) => exponential(p, unit, t, cumulative),
+                            _ => None,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        seen
+    }
+}
+
+/// Seconds per unit of a duration metric (UCUM units as OTel uses them); an empty unit
+/// is taken as seconds, the unit OTel's semantic conventions prescribe.
+pub fn seconds_per_unit(unit: &str) -> Option<f64> {
+    match unit {
+        "" | "s" => Some(1.0),
+        "ms" => Some(1e-3),
+        "us" | "µs" => Some(1e-6),
+        "ns" => Some(1e-9),
+        "min" => Some(60.0),
+        "h" => Some(3600.0),
+        _ => None,
+    }
+}
+
+fn histogram(
+    p: &HistogramDataPoint,
+    unit: &str,
+    threshold_s: f64,
+    cumulative: bool,
+) -> Option<Observation> {
+    let threshold = threshold_s / seconds_per_unit(unit)?;
+    let mut good = 0u64;
+    let mut effective = None;
+    for (i, &count) in p.bucket_counts.iter().enumerate() {
+        // Bucket i holds (bounds[i-1], bounds[i]]; the last one is unbounded.
+        match p.explicit_bounds.get(i) {
+            Some(&upper) if upper <= threshold => {
+                good += count;
+                effective = Some(upper * seconds_per_unit(unit)?);
+            }
+            _ => break,
+        }
+    }
+    Some(Observation {
+        start: p.start_time_unix_nano,
+        time: p.time_unix_nano,
+        good: good as f64,
+        total: p.count as f64,
+        cumulative,
+        effective_threshold: effective,
+    })
+}
+
+fn exponential(
+    p: &ExponentialHistogramDataPoint,
+    unit: &str,
+    threshold_s: f64,
+    cumulative: bool,
+) -> Option<Observation> {
+    let threshold = threshold_s / seconds_per_unit(unit)?;
+    let base = 2f64.powf(2f64.powi(-p.scale));
+    // Zero and negative observations are below any positive threshold.
+    let mut good = p.zero_count
+        + p.negative
+            .as_ref()
+            .map_or(0, |n| n.bucket_counts.iter().sum());
+    let mut effective = None;
+    if let Some(pos) = &p.positive {
+        for (i, &count) in pos.bucket_counts.iter().enumerate() {
+            // Bucket index k holds (base^k, base^(k+1)].
+            let k = pos.offset as f64 + i as f64;
+            let upper = base.powf(k + 1.0);
+            if upper <= threshold {
+                good += count;
+                effective = Some(upper * seconds_per_unit(unit)?);
+            } else {
+                break;
+            }
+        }
+    }
+    Some(Observation {
+        start: p.start_time_unix_nano,
+        time: p.time_unix_nano,
+        good: good as f64,
+        total: p.count as f64,
+        cumulative,
+        effective_threshold: effective,
+    })
+}
+
+fn hash_value(h: &mut impl Hasher, v: Option<&Value>) {
+    match v {
+        Some(Value::StringValue(s)) => (0u8, s).hash(h),
+        Some(Value::BoolValue(b)) => (1u8, b).hash(h),
+        Some(Value::IntValue(i)) => (2u8, i).hash(h),
+        Some(Value::DoubleValue(d)) => (3u8, d.to_bits()).hash(h),
+        Some(Value::BytesValue(b)) => (4u8, b).hash(h),
+        Some(Value::ArrayValue(a)) => {
+            5u8.hash(h);
+            for v in &a.values {
+                hash_value(h, v.value.as_ref());
+            }
+        }
+        Some(Value::KvlistValue(kv)) => {
+            6u8.hash(h);
+            hash_attrs(h, &kv.values);
+        }
+        _ => 7u8.hash(h),
+    }
+}
+
+fn hash_attrs(h: &mut impl Hasher, attrs: &[KeyValue]) {
+    // Attribute order carries no meaning: combine per-attribute hashes commutatively.
+    let mut acc = 0u64;
+    for kv in attrs {
+        let mut one = std::collections::hash_map::DefaultHasher::new();
+        kv.key.hash(&mut one);
+        hash_value(&mut one, kv.value.as_ref().and_then(|v| v.value.as_ref()));
+        acc = acc.wrapping_add(one.finish());
+    }
+    (attrs.len(), acc).hash(h);
+}
+
+/// Identifies a series: metric, role, resource and point attributes.
+fn series_key(metric: &str, role: Role, resource: &[KeyValue], attrs: &[KeyValue]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    metric.hash(&mut h);
+    match role {
+        Role::Good => 0u8.hash(&mut h),
+        Role::Bad => 1u8.hash(&mut h),
+        Role::Total => 2u8.hash(&mut h),
+        Role::Latency(_) => 3u8.hash(&mut h),
+    }
+    hash_attrs(&mut h, resource);
+    hash_attrs(&mut h, attrs);
+    h.finish()
+}
+
+/// The last point seen of a cumulative series.
+#[derive(Debug, Clone, Copy)]
+struct Last {
+    start: u64,
+    time: u64,
+    good: f64,
+    total: f64,
+}
+
+/// Most series an SLO tracks; points of further series are counted as dropped.
+pub const MAX_SERIES_PER_SLO: usize = 100_000;
+
+/// The cumulative series of one SLO.
+#[derive(Debug, Default)]
+pub struct SeriesState {
+    last: HashMap<u64, Last>,
+}
+
+impl SeriesState {
+    /// Turns an observation into (good, total) increases. `horizon_start` is the oldest
+    /// time the SLO's windows reach. `None` when the series cap is reached.
+    pub fn delta(&mut self, key: u64, o: &Observation, horizon_start: u64) -> Option<(u64, u64)> {
+        let round = |v: f64| if v > 0.0 { v.round() as u64 } else { 0 };
+        if !o.cumulative {
+            return Some((round(o.good), round(o.total)));
+        }
+        let now = Last {
+            start: o.start,
+            time: o.time,
+            good: o.good,
+            total: o.total,
+        };
+        match self.last.get_mut(&key) {
+            None => {
+                if self.last.len() >= MAX_SERIES_PER_SLO {
+                    return None;
+                }
+                self.last.insert(key, now);
+                if o.start != 0 && o.start >= horizon_start {
+                    Some((round(o.good), round(o.total)))
+                } else {
+                    Some((0, 0))
+                }
+            }
+            Some(prev) => {
+                if o.time <= prev.time && o.start == prev.start {
+                    // A repeated or out-of-order point adds nothing.
+                    return Some((0, 0));
+                }
+                let reset = (o.start != 0 && o.start != prev.start)
+                    || o.total < prev.total
+                    || o.good < prev.good;
+                let d = if reset {
+                    (round(o.good), round(o.total))
+                } else {
+                    (round(o.good - prev.good), round(o.total - prev.total))
+                };
+                *prev = now;
+                Some(d)
+            }
+        }
+    }
+
+    /// Series tracked.
+    pub fn len(&self) -> usize {
+        self.last.len()
+    }
+
+    /// Whether no series is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.last.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(start: u64, time: u64, v: f64) -> Observation {
+        Observation {
+            start,
+            time,
+            good: v,
+            total: v,
+            cumulative: true,
+            effective_threshold: None,
+        }
+    }
+
+    #[test]
+    fn cumulative_series_count_increases_and_resets() {
+        let mut s = SeriesState::default();
+        // Started within the horizon: the first value counts in full.
+        assert_eq!(s.delta(1, &obs(100, 200, 10.0), 50), Some((10, 10)));
+        assert_eq!(s.delta(1, &obs(100, 300, 25.0), 50), Some((15, 15)));
+        // The same point again adds nothing.
+        assert_eq!(s.delta(1, &obs(100, 300, 25.0), 50), Some((0, 0)));
+        // A lower value is a reset: the new value is the increase.
+        assert_eq!(s.delta(1, &obs(100, 400, 4.0), 50), Some((4, 4)));
+        // So is a new start time, even with a higher value.
+        assert_eq!(s.delta(1, &obs(350, 500, 30.0), 50), Some((30, 30)));
+        // A series that started before the horizon is a baseline at first.
+        assert_eq!(s.delta(2, &obs(10, 200, 1000.0), 50), Some((0, 0)));
+        assert_eq!(s.delta(2, &obs(10, 300, 1003.0), 50), Some((3, 3)));
+        // Delta points count as they are.
+        let mut d = obs(0, 0, 7.0);
+        d.cumulative = false;
+        assert_eq!(s.delta(3, &d, 50), Some((7, 7)));
+        assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn histogram_thresholds_never_interpolate() {
+        let p = HistogramDataPoint {
+            count: 100,
+            // (-inf,0.1] (0.1,0.25] (0.25,0.5] (0.5,1] (1,+inf)
+            explicit_bounds: vec![0.1, 0.25, 0.5, 1.0],
+            bucket_counts: vec![40, 30, 20, 7, 3],
+            ..Default::default()
+        };
+        let o = histogram(&p, "s", 0.25, false).unwrap();
+        assert_eq!(
+            (o.good, o.total, o.effective_threshold),
+            (70.0, 100.0, Some(0.25))
+        );
+        // 300 ms lies inside (0.25, 0.5]: that bucket counts as bad.
+        let o = histogram(&p, "s", 0.3, false).unwrap();
+        assert_eq!((o.good, o.effective_threshold), (70.0, Some(0.25)));
+        // Milliseconds: bounds are 100, 250, 500, 1000 ms.
+        let ms = HistogramDataPoint {
+            explicit_bounds: vec![100.0, 250.0, 500.0, 1000.0],
+            ..p.clone()
+        };
+        let o = histogram(&ms, "ms", 0.5, false).unwrap();
+        assert_eq!((o.good, o.effective_threshold), (90.0, Some(0.5)));
+        assert!(histogram(&p, "By", 0.5, false).is_none());
+    }
+
+    #[test]
+    fn exponential_histograms_count_whole_buckets() {
+        use slotel_proto::otlp::metrics::v1::exponential_histogram_data_point::Buckets;
+        // Scale 0: base 2, bucket k holds (2^k, 2^(k+1)]. Offset -4: (1/16,1/8], (1/8,1/4], ...
+        let p = ExponentialHistogramDataPoint {
+            scale: 0,
+            count: 16,
+            zero_count: 1,
+            positive: Some(Buckets {
+                offset: -4,
+                bucket_counts: vec![2, 3, 4, 5, 1],
+            }),
+            ..Default::default()
+        };
+        // Threshold 0.5 s: buckets up to (1/4, 1/2] are good: 1 + 2 + 3 + 4.
+        let o = exponential(&p, "s", 0.5, false).unwrap();
+        assert_eq!(
+            (o.good, o.total, o.effective_threshold),
+            (10.0, 16.0, Some(0.5))
+        );
+        let o = exponential(&p, "s", 0.3, false).unwrap();
+        assert_eq!((o.good, o.effective_threshold), (6.0, Some(0.25)));
+    }
+}
