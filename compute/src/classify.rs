@@ -12,7 +12,7 @@ use slotel_proto::otlp::logs::v1::ResourceLogs;
 use slotel_proto::otlp::resource::v1::Resource;
 use slotel_proto::otlp::trace::v1::{ResourceSpans, Span, status::StatusCode};
 
-use crate::model::{AttrValue, GoodRule, Sli, SloDef, SpanKind, StatusRule};
+use crate::model::{AttrMatch, AttrValue, GoodRule, Sli, SloDef, SpanKind, StatusRule};
 
 /// The resource attribute naming the service.
 pub const SERVICE_NAME: &str = "service.name";
@@ -25,7 +25,7 @@ pub const UNKNOWN_SERVICE: &str = "unknown_service";
 #[derive(Debug)]
 struct CompiledLogs {
     id: u32,
-    attributes: Vec<(String, AttrValue)>,
+    attributes: Vec<(String, AttrMatch)>,
     max_severity: i32,
 }
 
@@ -37,7 +37,8 @@ struct Compiled {
     span_name: Option<String>,
     /// Set when the SLO is indexed by name but also names the route.
     http_route: Option<String>,
-    attributes: Vec<(String, AttrValue)>,
+    attributes: Vec<(String, AttrMatch)>,
+    resource: Vec<(String, AttrMatch)>,
     good: GoodRule,
 }
 
@@ -105,6 +106,7 @@ impl SloIndex {
                 span_name: None,
                 http_route: None,
                 attributes: selector.attributes.clone(),
+                resource: selector.resource.clone(),
                 good: good.clone(),
             };
             match (&selector.span_name, &selector.http_route) {
@@ -147,10 +149,7 @@ impl SloIndex {
                 record.observed_time_unix_nano
             };
             for slo in slos {
-                let selected = slo.attributes.iter().all(|(key, want)| {
-                    find(&record.attributes, key).is_some_and(|v| attr_eq(v, want))
-                });
-                if selected {
+                if matches_all(&record.attributes, &slo.attributes) {
                     emit(slo.id, time, record.severity_number <= slo.max_severity);
                 }
             }
@@ -174,6 +173,7 @@ impl SloIndex {
             return spans;
         };
         let need_route = !slos.by_route.is_empty();
+        let resource = rs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
         for span in rs.scope_spans.iter().flat_map(|ss| ss.spans.iter()) {
             let by_name = slos.by_name.get(span.name.as_str());
             let by_route = if need_route {
@@ -190,7 +190,7 @@ impl SloIndex {
                 let Some(c) = &self.compiled[id as usize] else {
                     continue;
                 };
-                if c.selects(span) {
+                if c.selects(span, resource) {
                     emit(id, span.end_time_unix_nano, c.good.is_good(span));
                 }
             }
@@ -200,7 +200,7 @@ impl SloIndex {
 }
 
 impl Compiled {
-    fn selects(&self, span: &Span) -> bool {
+    fn selects(&self, span: &Span, resource: &[KeyValue]) -> bool {
         if let Some(kind) = self.kind
             && !kind.matches(span.kind)
         {
@@ -216,10 +216,22 @@ impl Compiled {
         {
             return false;
         }
-        self.attributes
-            .iter()
-            .all(|(key, want)| find(&span.attributes, key).is_some_and(|v| attr_eq(v, want)))
+        matches_all(&span.attributes, &self.attributes) && matches_all(resource, &self.resource)
     }
+}
+
+/// The span attributes holding the HTTP response status code, current and older.
+const HTTP_STATUS_KEYS: [&str; 2] = ["http.response.status_code", "http.status_code"];
+
+fn http_status_code(span: &Span) -> Option<i64> {
+    HTTP_STATUS_KEYS
+        .iter()
+        .find_map(|k| match find(&span.attributes, k)?.value.as_ref()? {
+            Value::IntValue(i) => Some(*i),
+            Value::StringValue(s) => s.parse().ok(),
+            Value::DoubleValue(d) => Some(*d as i64),
+            _ => None,
+        })
 }
 
 impl GoodRule {
@@ -239,7 +251,25 @@ impl GoodRule {
                     <= max
             }
         };
-        status_ok && fast_enough
+        if !(status_ok && fast_enough) {
+            return false;
+        }
+        if self.http_status.is_some() || self.not_http_status.is_some() {
+            let code = http_status_code(span);
+            // Without a status code, an allow list fails and a deny list holds.
+            if let Some(allow) = &self.http_status
+                && !code.is_some_and(|c| allow.iter().any(|s| s.matches(c)))
+            {
+                return false;
+            }
+            if let Some(deny) = &self.not_http_status
+                && code.is_some_and(|c| deny.iter().any(|s| s.matches(c)))
+            {
+                return false;
+            }
+        }
+        self.all_of.iter().all(|r| r.is_good(span))
+            && (self.any_of.is_empty() || self.any_of.iter().any(|r| r.is_good(span)))
     }
 }
 
@@ -254,6 +284,27 @@ pub(crate) fn find_str<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> 
     match find(attrs, key)?.value.as_ref()? {
         Value::StringValue(s) => Some(s),
         _ => None,
+    }
+}
+
+/// Whether every matcher holds on `attrs`.
+pub(crate) fn matches_all(attrs: &[KeyValue], matchers: &[(String, AttrMatch)]) -> bool {
+    matchers
+        .iter()
+        .all(|(key, m)| attr_matches(find(attrs, key), m))
+}
+
+/// Whether one matcher holds on an attribute value (`None`: the attribute is absent).
+pub(crate) fn attr_matches(value: Option<&AnyValue>, m: &AttrMatch) -> bool {
+    match m {
+        AttrMatch::Eq(want) => value.is_some_and(|v| attr_eq(v, want)),
+        AttrMatch::Ne(want) => !value.is_some_and(|v| attr_eq(v, want)),
+        AttrMatch::In(wants) => value.is_some_and(|v| wants.iter().any(|w| attr_eq(v, w))),
+        AttrMatch::Regex(re) => match value.and_then(|v| v.value.as_ref()) {
+            Some(Value::StringValue(s)) => re.is_match(s),
+            _ => false,
+        },
+        AttrMatch::Exists(want) => value.is_some() == *want,
     }
 }
 
@@ -402,6 +453,79 @@ slos:
         assert!(classify(&rs, "other").is_empty());
         let rs = resource_spans("search", vec![span("anything", 0, 2, 1, vec![])]);
         assert_eq!(classify(&rs, "default"), vec![(3, false)]);
+    }
+
+    #[test]
+    fn matchers_and_http_status_rules() {
+        let text = r#"
+slos:
+  - name: m
+    service: checkout
+    objective: 99
+    window: 1d
+    sli:
+      spans:
+        match:
+          attributes: { route: { regex: "/api/.*" }, env: { in: [prod, staging] }, region: { not: eu } }
+          resource: { tier: { exists: true } }
+        good:
+          not_http_status: [5xx]
+          any_of: [ { status: ok }, { http_status: [2xx, 404] } ]
+"#;
+        let defs = parse_native(Path::new("t.yaml"), text).unwrap();
+        let index = SloIndex::build(&defs);
+        let s = |route: &str, env: &str, region: Option<&str>, code: i64, status: i32| {
+            let mut attrs = vec![
+                kv("route", Value::StringValue(route.into())),
+                kv("env", Value::StringValue(env.into())),
+                kv("http.response.status_code", Value::IntValue(code)),
+            ];
+            if let Some(r) = region {
+                attrs.push(kv("region", Value::StringValue(r.into())));
+            }
+            span("x", 2, status, 1, attrs)
+        };
+        let mut rs = resource_spans(
+            "checkout",
+            vec![
+                s("/api/a", "prod", None, 200, 0),          // selected, 2xx: good
+                s("/api/a", "staging", Some("us"), 404, 0), // selected, 404: good
+                s("/api/a", "prod", None, 503, 1),          // selected, 5xx: bad though OK
+                s("/api/a", "prod", None, 401, 0),          // selected, neither OK nor allowed
+                s("/api/a", "prod", None, 401, 1),          // selected, OK: good
+                s("/web", "prod", None, 200, 0),            // regex is anchored: not selected
+                s("/api/a", "dev", None, 200, 0),           // env not in list
+                s("/api/a", "prod", Some("eu"), 200, 0),    // region is eu
+            ],
+        );
+        // The resource has no tier attribute yet: nothing is selected.
+        let mut out = Vec::new();
+        index.classify("default", &rs, |id, _, good| out.push((id, good)));
+        assert!(out.is_empty());
+        rs.resource
+            .as_mut()
+            .unwrap()
+            .attributes
+            .push(kv("tier", Value::StringValue("gold".into())));
+        index.classify("default", &rs, |id, _, good| out.push((id, good)));
+        assert_eq!(
+            out,
+            vec![(0, true), (0, true), (0, false), (0, false), (0, true)]
+        );
+        // The older attribute name counts too; without any code, the allow list fails.
+        let mut old = span(
+            "x",
+            2,
+            0,
+            1,
+            vec![kv("http.status_code", Value::StringValue("500".into()))],
+        );
+        let Sli::Spans { good, .. } = &defs[0].sli else {
+            panic!()
+        };
+        assert!(!good.is_good(&old));
+        old.attributes.clear();
+        assert!(!good.is_good(&old));
     }
 
     #[test]

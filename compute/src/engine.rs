@@ -300,6 +300,8 @@ fn status_of(entry: &SloEntry, now: i64) -> SloStatus {
         tenant: def.tenant.clone(),
         service: def.service.clone(),
         description: def.description.clone(),
+        labels: def.labels.clone(),
+        annotations: def.annotations.clone(),
         objective: def.objective,
         window: label,
         good_events: good,

@@ -22,8 +22,8 @@ use slotel_proto::otlp::metrics::v1::{
     metric::Data, number_data_point,
 };
 
-use crate::classify::{attr_eq, find, service_of};
-use crate::model::{AttrValue, MetricSelector, Sli, SloDef};
+use crate::classify::{matches_all, service_of};
+use crate::model::{AttrMatch, MetricSelector, Sli, SloDef};
 
 /// What a data point means to an SLO.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,7 +42,7 @@ pub enum Role {
 struct Rule {
     slo: u32,
     role: Role,
-    attributes: Vec<(String, AttrValue)>,
+    attributes: Vec<(String, AttrMatch)>,
 }
 
 /// Metric rules by tenant, service and metric name.
@@ -133,11 +133,7 @@ impl MetricIndex {
             let mut each = |attrs: &[KeyValue], obs: &dyn Fn(Role) -> Option<Observation>| {
                 seen += 1;
                 for rule in rules {
-                    let selected = rule
-                        .attributes
-                        .iter()
-                        .all(|(k, want)| find(attrs, k).is_some_and(|v| attr_eq(v, want)));
-                    if !selected {
+                    if !matches_all(attrs, &rule.attributes) {
                         continue;
                     }
                     if let Some(o) = obs(rule.role) {

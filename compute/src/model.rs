@@ -16,6 +16,10 @@ pub struct SloDef {
     pub service: String,
     /// Free text for people.
     pub description: Option<String>,
+    /// Labels for routing and grouping (team, tier, …), carried into status and alerts.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Annotations for people (runbook, dashboard, …).
+    pub annotations: std::collections::BTreeMap<String, String>,
     /// The objective in percent (e.g. 99.9), strictly between 0 and 100.
     pub objective: f64,
     /// The rolling window the SLI and the budget are computed over.
@@ -84,8 +88,8 @@ pub enum Sli {
     },
     /// Events are log records.
     Logs {
-        /// Log record attributes that must equal the given values.
-        attributes: Vec<(String, AttrValue)>,
+        /// Log record attribute matchers; all must hold.
+        attributes: Vec<(String, AttrMatch)>,
         /// Good when the record's severity number is at most this (unset, 0, is good).
         max_severity: i32,
     },
@@ -96,8 +100,8 @@ pub enum Sli {
 pub struct MetricSelector {
     /// The OTLP metric name, e.g. `http.server.requests`.
     pub name: String,
-    /// Data point attributes that must equal the given values.
-    pub attributes: Vec<(String, AttrValue)>,
+    /// Data point attribute matchers; all must hold.
+    pub attributes: Vec<(String, AttrMatch)>,
 }
 
 impl SloDef {
@@ -170,8 +174,110 @@ pub struct SpanSelector {
     pub span_name: Option<String>,
     /// The exact `http.route` attribute.
     pub http_route: Option<String>,
-    /// Span attributes that must equal the given values.
-    pub attributes: Vec<(String, AttrValue)>,
+    /// Span attribute matchers; all must hold.
+    pub attributes: Vec<(String, AttrMatch)>,
+    /// Resource attribute matchers; all must hold.
+    pub resource: Vec<(String, AttrMatch)>,
+}
+
+/// A test on one attribute.
+#[derive(Debug, Clone)]
+pub enum AttrMatch {
+    /// Present and equal (`key: value`, or `{eq: value}`).
+    Eq(AttrValue),
+    /// Absent or different (`{not: value}`).
+    Ne(AttrValue),
+    /// Present and equal to one of the values (`{in: [a, b]}`).
+    In(Vec<AttrValue>),
+    /// A string matching the whole regular expression (`{regex: "^/api/.*"}`, anchored
+    /// at both ends as in PromQL).
+    Regex(regex::Regex),
+    /// Present (`{exists: true}`) or absent (`{exists: false}`).
+    Exists(bool),
+}
+
+impl PartialEq for AttrMatch {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (AttrMatch::Eq(a), AttrMatch::Eq(b)) | (AttrMatch::Ne(a), AttrMatch::Ne(b)) => a == b,
+            (AttrMatch::In(a), AttrMatch::In(b)) => a == b,
+            (AttrMatch::Regex(a), AttrMatch::Regex(b)) => a.as_str() == b.as_str(),
+            (AttrMatch::Exists(a), AttrMatch::Exists(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AttrMatch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = AttrMatch;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a value, or one of {eq: v}, {not: v}, {in: [v, ...]}, {regex: \"...\"}, {exists: true|false}")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<AttrMatch, E> {
+                Ok(AttrMatch::Eq(AttrValue::Bool(v)))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<AttrMatch, E> {
+                Ok(AttrMatch::Eq(AttrValue::Int(v)))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<AttrMatch, E> {
+                i64::try_from(v)
+                    .map(|v| AttrMatch::Eq(AttrValue::Int(v)))
+                    .map_err(|_| E::custom("integer too large"))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<AttrMatch, E> {
+                Ok(AttrMatch::Eq(AttrValue::Double(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<AttrMatch, E> {
+                Ok(AttrMatch::Eq(AttrValue::String(v.to_string())))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<AttrMatch, A::Error> {
+                use serde::de::Error;
+                let Some(op) = map.next_key::<String>()? else {
+                    return Err(A::Error::custom(
+                        "an empty matcher: use one of eq, not, in, regex, exists",
+                    ));
+                };
+                let m = match op.as_str() {
+                    "eq" => AttrMatch::Eq(map.next_value()?),
+                    "not" => AttrMatch::Ne(map.next_value()?),
+                    "in" => AttrMatch::In(map.next_value()?),
+                    "exists" => AttrMatch::Exists(map.next_value()?),
+                    "regex" => {
+                        let pattern: String = map.next_value()?;
+                        let re = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+                            // The regex crate's message draws the pattern over several
+                            // lines; its last line says what is wrong.
+                            let e = e.to_string();
+                            let why = e.lines().last().unwrap_or_default();
+                            let why = why.trim().trim_start_matches("error: ");
+                            A::Error::custom(format!(
+                                "invalid regular expression {pattern:?}: {why}"
+                            ))
+                        })?;
+                        AttrMatch::Regex(re)
+                    }
+                    other => {
+                        return Err(A::Error::custom(format!(
+                            "unknown matcher {other:?}: use one of eq, not, in, regex, exists"
+                        )));
+                    }
+                };
+                if map.next_key::<String>()?.is_some() {
+                    return Err(A::Error::custom(
+                        "a matcher takes exactly one of eq, not, in, regex, exists",
+                    ));
+                }
+                Ok(m)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// An attribute value in a selector.
@@ -195,6 +301,84 @@ pub struct GoodRule {
     pub status: Option<StatusRule>,
     /// Good only when the duration (end − start) is at most this many nanoseconds.
     pub max_duration_nanos: Option<u64>,
+    /// Good only when the HTTP response status code matches one of these.
+    pub http_status: Option<Vec<HttpStatus>>,
+    /// Good only when the HTTP response status code (if any) matches none of these.
+    pub not_http_status: Option<Vec<HttpStatus>>,
+    /// Good only when every one of these holds.
+    pub all_of: Vec<GoodRule>,
+    /// Good only when at least one of these holds (when not empty).
+    pub any_of: Vec<GoodRule>,
+}
+
+impl GoodRule {
+    /// Whether the rule tests anything at all.
+    pub fn is_empty(&self) -> bool {
+        self.status.is_none()
+            && self.max_duration_nanos.is_none()
+            && self.http_status.is_none()
+            && self.not_http_status.is_none()
+            && self.all_of.is_empty()
+            && self.any_of.is_empty()
+    }
+}
+
+/// An HTTP status code (`404`) or class (`4xx`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpStatus {
+    /// One code.
+    Code(u16),
+    /// A class: 1 for 1xx … 5 for 5xx.
+    Class(u8),
+}
+
+impl HttpStatus {
+    /// Parses `404` or `4xx`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim().to_ascii_lowercase();
+        if let Some(c) = s.strip_suffix("xx") {
+            return match c.parse::<u8>() {
+                Ok(c @ 1..=5) if s.len() == 3 => Some(HttpStatus::Class(c)),
+                _ => None,
+            };
+        }
+        match s.parse::<u16>() {
+            Ok(code @ 100..=599) => Some(HttpStatus::Code(code)),
+            _ => None,
+        }
+    }
+
+    /// Whether `code` is this code or in this class.
+    pub fn matches(self, code: i64) -> bool {
+        match self {
+            HttpStatus::Code(c) => code == i64::from(c),
+            HttpStatus::Class(c) => code / 100 == i64::from(c),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for HttpStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = HttpStatus;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an HTTP status code (404) or class (4xx)")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<HttpStatus, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<HttpStatus, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HttpStatus, E> {
+                HttpStatus::parse(v).ok_or_else(|| {
+                    E::custom(format!("invalid HTTP status {v:?}: use a code from 100 to 599 or a class 1xx to 5xx"))
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Span status rules.

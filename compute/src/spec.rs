@@ -11,8 +11,8 @@ use serde_saphyr::Spanned;
 
 use crate::error::{Error, Result, SpecError};
 use crate::model::{
-    AttrValue, GoodRule, MetricSelector, Sli, SloDef, SpanKind, SpanSelector, StatusRule, Window,
-    parse_severity,
+    AttrMatch, GoodRule, HttpStatus, MetricSelector, Sli, SloDef, SpanKind, SpanSelector,
+    StatusRule, Window, parse_severity,
 };
 
 /// The longest window accepted, in minutes (400 days).
@@ -34,6 +34,10 @@ struct RawSlo {
     service: Spanned<String>,
     #[serde(default)]
     description: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
     objective: Spanned<f64>,
     window: Spanned<HumanDuration>,
     sli: RawSli,
@@ -57,7 +61,7 @@ struct RawSli {
 struct RawMetricSelector {
     metric: Spanned<String>,
     #[serde(default)]
-    attributes: BTreeMap<String, AttrValue>,
+    attributes: BTreeMap<String, AttrMatch>,
 }
 
 impl RawMetricSelector {
@@ -84,7 +88,7 @@ struct RawMetricRatio {
 struct RawHistogram {
     metric: Spanned<String>,
     #[serde(default)]
-    attributes: BTreeMap<String, AttrValue>,
+    attributes: BTreeMap<String, AttrMatch>,
     threshold: Spanned<HumanDuration>,
 }
 
@@ -100,7 +104,7 @@ struct RawLogs {
 #[serde(deny_unknown_fields)]
 struct RawLogMatch {
     #[serde(default)]
-    attributes: BTreeMap<String, AttrValue>,
+    attributes: BTreeMap<String, AttrMatch>,
 }
 
 #[derive(Deserialize)]
@@ -127,7 +131,9 @@ struct RawMatch {
     #[serde(default)]
     http_route: Option<String>,
     #[serde(default)]
-    attributes: BTreeMap<String, AttrValue>,
+    attributes: BTreeMap<String, AttrMatch>,
+    #[serde(default)]
+    resource: BTreeMap<String, AttrMatch>,
 }
 
 #[derive(Deserialize)]
@@ -137,6 +143,29 @@ struct RawGood {
     status: Option<StatusRule>,
     #[serde(default)]
     max_duration: Option<HumanDuration>,
+    #[serde(default)]
+    http_status: Option<Vec<HttpStatus>>,
+    #[serde(default)]
+    not_http_status: Option<Vec<HttpStatus>>,
+    #[serde(default)]
+    all_of: Vec<RawGood>,
+    #[serde(default)]
+    any_of: Vec<RawGood>,
+}
+
+impl RawGood {
+    fn to_rule(&self) -> GoodRule {
+        GoodRule {
+            status: self.status,
+            max_duration_nanos: self
+                .max_duration
+                .map(|d| u64::try_from(d.0.as_nanos()).unwrap_or(u64::MAX)),
+            http_status: self.http_status.clone(),
+            not_http_status: self.not_http_status.clone(),
+            all_of: self.all_of.iter().map(RawGood::to_rule).collect(),
+            any_of: self.any_of.iter().map(RawGood::to_rule).collect(),
+        }
+    }
 }
 
 /// A duration written the way people write them: `300ms`, `1.5s`, `30d`.
@@ -265,6 +294,11 @@ fn yaml_error(file: &Path, e: &serde_saphyr::Error) -> SpecError {
 fn first_line(rendered: &str) -> String {
     let line = rendered.lines().next().unwrap_or("invalid YAML").trim();
     let line = line.strip_prefix("error: ").unwrap_or(line);
+    // Custom errors arrive as "line L column C: message"; ours puts the position first.
+    let line = match line.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+        Some((pos, msg)) if pos.contains(" column ") => msg,
+        _ => line,
+    };
     // The parser appends its own position; ours comes first in the message.
     match line.rfind(" at line ") {
         Some(i) => line[..i].to_string(),
@@ -327,11 +361,11 @@ fn validate(ctx: &mut Ctx<'_>, raw: RawSlo) -> Option<(SloDef, Origin)> {
         raw.sli.histogram,
     ) {
         (Some(spans), None, None, None) => {
-            let good = &spans.good;
-            if good.value.status.is_none() && good.value.max_duration.is_none() {
+            let good = spans.good.value.to_rule();
+            if good.is_empty() {
                 ctx.err(
-                    good,
-                    "good needs at least one rule: status (not_error or ok) and/or max_duration",
+                    &spans.good,
+                    "good needs at least one rule: status, max_duration, http_status, not_http_status, all_of or any_of",
                 );
             }
             let sel = spans.selector;
@@ -341,14 +375,9 @@ fn validate(ctx: &mut Ctx<'_>, raw: RawSlo) -> Option<(SloDef, Origin)> {
                     span_name: sel.span_name,
                     http_route: sel.http_route,
                     attributes: sel.attributes.into_iter().collect(),
+                    resource: sel.resource.into_iter().collect(),
                 },
-                good: GoodRule {
-                    status: good.value.status,
-                    max_duration_nanos: good
-                        .value
-                        .max_duration
-                        .map(|d| u64::try_from(d.0.as_nanos()).unwrap_or(u64::MAX)),
-                },
+                good,
             })
         }
         (None, None, Some(m), None) => match (m.good, m.bad) {
@@ -417,6 +446,8 @@ fn validate(ctx: &mut Ctx<'_>, raw: RawSlo) -> Option<(SloDef, Origin)> {
         tenant,
         service: raw.service.value,
         description: raw.description,
+        labels: raw.labels,
+        annotations: raw.annotations,
         objective: o,
         window: Window {
             minutes: minutes as u32,
@@ -499,6 +530,8 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<SloDef>> {
 mod tests {
     use super::*;
 
+    use crate::model::AttrValue;
+
     const ISSUE_EXAMPLE: &str = r#"
 slos:
   - name: checkout-availability
@@ -541,7 +574,7 @@ slos:
             selector.attributes,
             vec![(
                 "http.request.method".to_string(),
-                AttrValue::String("POST".into())
+                AttrMatch::Eq(AttrValue::String("POST".into()))
             )]
         );
         assert_eq!(good.max_duration_nanos, Some(300_000_000));
@@ -555,7 +588,10 @@ slos:
         assert_eq!(
             defs[0].sli,
             Sli::Logs {
-                attributes: vec![("event".into(), AttrValue::String("payment".into()))],
+                attributes: vec![(
+                    "event".into(),
+                    AttrMatch::Eq(AttrValue::String("payment".into()))
+                )],
                 max_severity: 16
             }
         );
@@ -571,6 +607,57 @@ slos:
                 "f.yaml:6:85: unknown severity \"loud\": use trace, debug, info, warn, error or fatal, optionally with 1-4 (e.g. warn2)"
             ]
         );
+    }
+
+    #[test]
+    fn matchers_and_good_rules() {
+        let text = r#"
+slos:
+  - name: m
+    service: s
+    objective: 99
+    window: 1d
+    sli:
+      spans:
+        match:
+          attributes:
+            method: GET
+            route: { regex: "/api/.*" }
+            env: { in: [prod, staging] }
+            user: { exists: true }
+            region: { not: eu }
+          resource: { k8s.namespace.name: shop }
+        good:
+          any_of:
+            - { status: ok }
+            - { http_status: [2xx, 404], max_duration: 1s }
+"#;
+        let defs = parse_native(Path::new("f.yaml"), text).unwrap();
+        let Sli::Spans { selector, good } = &defs[0].sli else {
+            panic!("a span SLI")
+        };
+        assert_eq!(selector.attributes.len(), 5);
+        assert!(
+            matches!(&selector.attributes[3].1, AttrMatch::Regex(r) if r.as_str() == "^(?:/api/.*)$")
+        );
+        assert_eq!(selector.resource.len(), 1);
+        assert_eq!(good.any_of.len(), 2);
+        assert_eq!(
+            good.any_of[1].http_status,
+            Some(vec![HttpStatus::Class(2), HttpStatus::Code(404)])
+        );
+        let bad = text.replace("\"/api/.*\"", "\"/api/(\"");
+        let e = errors(&bad);
+        assert_eq!(
+            e,
+            ["f.yaml:12:20: invalid regular expression \"/api/(\": unclosed group"]
+        );
+        let bad = text.replace("2xx, 404", "2xx, 6xx");
+        let e = errors(&bad);
+        assert!(e[0].contains("invalid HTTP status \"6xx\""), "{e:?}");
+        let bad = text.replace("{ exists: true }", "{ exist: true }");
+        let e = errors(&bad);
+        assert!(e[0].contains("unknown matcher \"exist\""), "{e:?}");
     }
 
     #[test]
@@ -606,7 +693,7 @@ slos:
             vec![
                 "f.yaml:4:16: objective 100 is out of range: it is a percentage above 0 and below 100, e.g. 99.9",
                 "f.yaml:5:13: window 90s must be a whole number of minutes, at least 1m",
-                "f.yaml:8:15: good needs at least one rule: status (not_error or ok) and/or max_duration",
+                "f.yaml:8:15: good needs at least one rule: status, max_duration, http_status, not_http_status, all_of or any_of",
             ]
         );
     }

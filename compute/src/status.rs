@@ -15,6 +15,12 @@ pub struct SloStatus {
     /// Free text from the SLO file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Labels from the SLO file.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Annotations from the SLO file.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<String, String>,
     /// The objective in percent.
     pub objective: f64,
     /// The rolling window, e.g. `30d`.
