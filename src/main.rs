@@ -194,7 +194,12 @@ async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let api_router = slotel_query::router(Arc::clone(&engine), auth, Arc::new(registry));
+    let reload: slotel_query::Reload = {
+        let (engine, paths) = (Arc::clone(&engine), config.slos.clone());
+        Arc::new(move || reload_slos(&engine, &paths))
+    };
+    let api_router =
+        slotel_query::router(Arc::clone(&engine), auth, Arc::new(registry), Some(reload));
     let servers = [
         tokio::spawn(slotel_ingest::serve(
             grpc,
@@ -280,6 +285,22 @@ impl Collector for EngineCollector {
     }
 }
 
+/// Reloads the SLO files into `engine`; on any problem the loaded SLOs stay.
+fn reload_slos(engine: &Engine, paths: &[PathBuf]) -> Result<usize, String> {
+    match slotel_compute::spec::load_paths(paths) {
+        Ok(defs) => {
+            let n = defs.len();
+            tracing::info!(slos = n, "Reloaded SLOs.");
+            engine.load(defs);
+            Ok(n)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "Reload failed; the previous SLOs stay loaded.");
+            Err(e.to_string())
+        }
+    }
+}
+
 /// Waits for SIGINT or SIGTERM; reloads the SLO files on SIGHUP in the meantime.
 async fn wait_for_signals(engine: &Engine, slo_paths: &[PathBuf]) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -295,13 +316,9 @@ async fn wait_for_signals(engine: &Engine, slo_paths: &[PathBuf]) {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => return,
             _ = term.recv() => return,
-            _ = hup.recv() => match slotel_compute::spec::load_paths(slo_paths) {
-                Ok(defs) => {
-                    tracing::info!(slos = defs.len(), "Reloaded SLOs.");
-                    engine.load(defs);
-                }
-                Err(e) => tracing::error!(error = %e, "Reload failed; the previous SLOs stay loaded."),
-            },
+            _ = hup.recv() => {
+                let _ = reload_slos(engine, slo_paths);
+            }
         }
     }
 }

@@ -99,8 +99,9 @@ impl Engine {
         Arc::clone(&self.set.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Replaces the loaded SLOs. An SLO whose definition did not change keeps its counts;
-    /// a new or changed one starts empty.
+    /// Replaces the loaded SLOs. An SLO that still counts the same events into the same
+    /// window keeps its counts (its objective, labels or thresholds for flags may have
+    /// changed); a new one, or one whose SLI or window changed, starts empty.
     pub fn load(&self, defs: Vec<SloDef>) {
         let old = self.current();
         let mut set = SloSet {
@@ -111,8 +112,8 @@ impl Engine {
         for (i, def) in defs.into_iter().enumerate() {
             let key = (def.tenant.clone(), def.name.clone());
             let entry = match old.by_name.get(&key).map(|&j| &old.slos[j]) {
-                Some(prev) if *prev.def == def => SloEntry {
-                    def: Arc::clone(&prev.def),
+                Some(prev) if prev.def.counts_like(&def) => SloEntry {
+                    def: Arc::new(def),
                     ring: Arc::clone(&prev.ring),
                     series: Arc::clone(&prev.series),
                     effective_threshold: Arc::clone(&prev.effective_threshold),
@@ -295,6 +296,35 @@ fn status_of(entry: &SloEntry, now: i64) -> SloStatus {
     if !burn_rates.iter().any(|(w, _)| *w == label) {
         burn_rates.push((label.clone(), math::burn_rate(good, total, objective)));
     }
+    let low_traffic = BURN_RATE_WINDOWS
+        .iter()
+        .chain(std::iter::once(&def.window.minutes))
+        .filter(|&&w| sum_of(w).1 < def.min_events)
+        .map(|&w| format_minutes(w))
+        .fold(Vec::<String>::new(), |mut v, w| {
+            if !v.contains(&w) {
+                v.push(w);
+            }
+            v
+        });
+    let remaining = math::budget_remaining(good, total, objective);
+    let window_seconds = f64::from(def.window.minutes) * 60.0;
+    let rate = |w: &str| {
+        burn_rates
+            .iter()
+            .find(|(l, _)| l == w)
+            .and_then(|(_, r)| *r)
+    };
+    let exhaustion = ["1h", "6h"]
+        .iter()
+        .map(|w| {
+            (
+                w.to_string(),
+                math::exhaustion_seconds(remaining, rate(w), window_seconds),
+            )
+        })
+        .collect();
+    let budget_events = (1.0 - objective) * total as f64;
     SloStatus {
         name: def.name.clone(),
         tenant: def.tenant.clone(),
@@ -308,8 +338,12 @@ fn status_of(entry: &SloEntry, now: i64) -> SloStatus {
         bad_events: total - good,
         total_events: total,
         sli: math::sli(good, total),
-        error_budget_remaining: math::budget_remaining(good, total, objective),
+        error_budget_remaining: remaining,
+        error_budget_events: budget_events,
+        error_budget_consumed: (total > 0).then(|| (total - good) as f64 / budget_events),
         burn_rates: BurnRates(burn_rates),
+        budget_exhaustion_seconds: BurnRates(exhaustion),
+        low_traffic,
         effective_threshold_seconds: match entry.effective_threshold.load(Ordering::Relaxed) {
             0 => None,
             bits => Some(f64::from_bits(bits)),
@@ -465,6 +499,12 @@ mod tests {
         assert!(close(s.error_budget_remaining, 1.0 - 17.0 / 2.5));
         // The 1d window is also a standard window: it is listed once.
         assert_eq!(s.burn_rates.0.len(), 7);
+        // Budget: 1% of 250 events = 2.5; 17 bad spent 6.8 of it.
+        assert!(close(Some(s.error_budget_events), 2.5));
+        assert!(close(s.error_budget_consumed, 6.8));
+        // Overspent: exhaustion is now.
+        assert_eq!(s.budget_exhaustion_seconds.get("1h"), Some(0.0));
+        assert!(s.low_traffic.is_empty());
 
         // A day later the 1d window is empty again: no data, not an outage.
         clock.set(T0 + 240 * MIN + 1440 * MIN);
@@ -473,6 +513,29 @@ mod tests {
         assert_eq!(s.sli, None);
         // The 3d burn rate still sees everything.
         assert!(close(s.burn_rates.get("3d"), 17.0 / 250.0 / 0.01));
+    }
+
+    #[test]
+    fn forecast_and_low_traffic() {
+        let (engine, clock) = engine();
+        let slos = SLOS.replace("window: 1d", "window: 1d\n    min_events: 100");
+        engine.load(parse_native(Path::new("t.yaml"), &slos).unwrap());
+        clock.set(T0 + 1000 * MIN);
+        // 2000 events 3 hours ago with 2 bad, 60 in the last minute with 1 bad.
+        engine.ingest(&batch(T0 + 820 * MIN, 1998, 2));
+        engine.ingest(&batch(T0 + 1000 * MIN, 59, 1));
+        let s = engine.status("default", "api").unwrap();
+        // Budget: 1% of 2060 = 20.6 events; 3 spent.
+        let remaining = 1.0 - 3.0 / (0.01 * 2060.0);
+        let burn_1h = (1.0 / 60.0) / 0.01;
+        let want = remaining * 86_400.0 / burn_1h;
+        assert!((s.budget_exhaustion_seconds.get("1h").unwrap() - want).abs() < 1e-6);
+        // 6h sees everything: 3 of 2060.
+        let burn_6h = (3.0 / 2060.0) / 0.01;
+        let want = remaining * 86_400.0 / burn_6h;
+        assert!((s.budget_exhaustion_seconds.get("6h").unwrap() - want).abs() < 1e-6);
+        // 60 events in the last 5m, 30m, 1h and 2h: under min_events 100.
+        assert_eq!(s.low_traffic, ["5m", "30m", "1h", "2h"]);
     }
 
     #[test]
@@ -497,7 +560,13 @@ mod tests {
         engine.ingest(&batch(T0, 7, 1));
         engine.load(parse_native(Path::new("t.yaml"), SLOS).unwrap());
         assert_eq!(engine.status("default", "api").unwrap().total_events, 8);
+        // A new objective keeps the counts and applies to them.
         let changed = SLOS.replace("objective: 99", "objective: 99.5");
+        engine.load(parse_native(Path::new("t.yaml"), &changed).unwrap());
+        let s = engine.status("default", "api").unwrap();
+        assert_eq!((s.total_events, s.objective), (8, 99.5));
+        // A new SLI starts empty.
+        let changed = changed.replace("status: not_error", "status: ok");
         engine.load(parse_native(Path::new("t.yaml"), &changed).unwrap());
         assert_eq!(engine.status("default", "api").unwrap().total_events, 0);
         assert!(matches!(

@@ -20,6 +20,21 @@ pub fn burn_rate(good: u64, total: u64, objective: f64) -> Option<f64> {
     (total > 0).then(|| (bad(good, total) as f64 / total as f64) / (1.0 - objective))
 }
 
+/// Seconds until the budget is spent at burn rate `burn`, for a window of
+/// `window_seconds` with `remaining` of its budget left: `remaining × window / burn`.
+/// `Some(0)` when already spent; `None` when not burning or without data.
+pub fn exhaustion_seconds(
+    remaining: Option<f64>,
+    burn: Option<f64>,
+    window_seconds: f64,
+) -> Option<f64> {
+    let (r, b) = (remaining?, burn?);
+    if r <= 0.0 {
+        return Some(0.0);
+    }
+    (b > 0.0).then(|| r * window_seconds / b)
+}
+
 fn bad(good: u64, total: u64) -> u64 {
     total.saturating_sub(good)
 }
@@ -37,6 +52,20 @@ mod tests {
         assert_eq!(sli(0, 0), None);
         assert_eq!(budget_remaining(0, 0, 0.999), None);
         assert_eq!(burn_rate(0, 0, 0.999), None);
+    }
+
+    #[test]
+    fn exhaustion_forecast() {
+        // Half the budget left on a 30-day window, burning at 2x: 7.5 days.
+        let d30 = 30.0 * 86_400.0;
+        assert_eq!(
+            exhaustion_seconds(Some(0.5), Some(2.0), d30),
+            Some(7.5 * 86_400.0)
+        );
+        assert_eq!(exhaustion_seconds(Some(-0.1), Some(2.0), d30), Some(0.0));
+        assert_eq!(exhaustion_seconds(Some(0.5), Some(0.0), d30), None);
+        assert_eq!(exhaustion_seconds(Some(0.5), None, d30), None);
+        assert_eq!(exhaustion_seconds(None, Some(1.0), d30), None);
     }
 
     #[test]

@@ -24,11 +24,22 @@ pub struct SloDef {
     pub objective: f64,
     /// The rolling window the SLI and the budget are computed over.
     pub window: Window,
+    /// Windows with fewer events than this are flagged `low_traffic` (0: never).
+    pub min_events: u64,
     /// What the SLO counts and what makes an event good.
     pub sli: Sli,
 }
 
 impl SloDef {
+    /// Whether `other` counts the same events into the same windows, so that counts
+    /// can carry over a reload (objective, labels and the like may differ).
+    pub fn counts_like(&self, other: &SloDef) -> bool {
+        self.tenant == other.tenant
+            && self.service == other.service
+            && self.sli == other.sli
+            && self.window == other.window
+    }
+
     /// The objective as a ratio (99.9 → 0.999).
     pub fn objective_ratio(&self) -> f64 {
         self.objective / 100.0

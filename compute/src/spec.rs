@@ -40,6 +40,8 @@ struct RawSlo {
     annotations: BTreeMap<String, String>,
     objective: Spanned<f64>,
     window: Spanned<HumanDuration>,
+    #[serde(default)]
+    min_events: u64,
     sli: RawSli,
 }
 
@@ -452,6 +454,7 @@ fn validate(ctx: &mut Ctx<'_>, raw: RawSlo) -> Option<(SloDef, Origin)> {
         window: Window {
             minutes: minutes as u32,
         },
+        min_events: raw.min_events,
         sli,
     };
     let origin = Origin {

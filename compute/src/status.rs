@@ -36,9 +36,20 @@ pub struct SloStatus {
     /// The error budget still left over the window: 1 untouched, 0 spent, negative
     /// overspent; `None` without events.
     pub error_budget_remaining: Option<f64>,
+    /// The error budget over the window, in events: `(1 − objective) × total`.
+    pub error_budget_events: f64,
+    /// The fraction of the budget spent: `bad / error_budget_events` (above 1 when
+    /// overspent); `None` without events.
+    pub error_budget_consumed: Option<f64>,
     /// Burn rate per window (`5m` … `3d` and the SLO window); `None` where the window
     /// had no events.
     pub burn_rates: BurnRates,
+    /// Seconds until the budget is spent at the current 1h and 6h burn rates; 0 when it is
+    /// spent already, `None` when not burning.
+    pub budget_exhaustion_seconds: BurnRates,
+    /// Windows (of `burn_rates`) with fewer events than the SLO's `min_events`: their burn
+    /// rates are reported but not to be trusted for paging.
+    pub low_traffic: Vec<String>,
     /// For a histogram latency SLI: the largest bucket bound at or below the threshold
     /// that the last data point was counted at, in seconds (a threshold between bounds
     /// counts the bucket holding it as bad).

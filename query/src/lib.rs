@@ -12,7 +12,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use prometheus_client::registry::Registry;
 use serde_json::json;
@@ -20,14 +20,23 @@ use slotel_compute::{Engine, SloStatus};
 use slotel_proto::auth::{Auth, AuthError};
 use slotel_proto::{TENANT_HEADER, Tenant};
 
+/// Reloads the SLO files: the number of SLOs loaded, or every problem found.
+pub type Reload = Arc<dyn Fn() -> Result<usize, String> + Send + Sync>;
+
 /// The API routes over `engine`; `/api` asks `auth` for the tenant, `/metrics` encodes
-/// `registry`.
-pub fn router(engine: Arc<Engine>, auth: Auth, registry: Arc<Registry>) -> Router {
+/// `registry`, `POST /api/v1/reload` calls `reload`.
+pub fn router(
+    engine: Arc<Engine>,
+    auth: Auth,
+    registry: Arc<Registry>,
+    reload: Option<Reload>,
+) -> Router {
     let api = Router::new()
         .route("/api/v1/slos", get(list_slos))
         .route("/api/v1/slos/{name}", get(get_slo))
-        .layer(middleware::from_fn_with_state(Arc::new(auth), tenant))
-        .with_state(engine);
+        .with_state(engine)
+        .route("/api/v1/reload", post(reload_slos).with_state(reload))
+        .layer(middleware::from_fn_with_state(Arc::new(auth), tenant));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics).with_state(registry))
@@ -106,6 +115,24 @@ async fn healthz() -> Json<serde_json::Value> {
 
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+async fn reload_slos(
+    State(reload): State<Option<Reload>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let reload =
+        reload.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "reload is not available"))?;
+    // Reading and parsing files blocks: keep it off the async workers.
+    let result = tokio::task::spawn_blocking(move || reload())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    match result {
+        Ok(n) => Ok(Json(json!({ "status": "ok", "slos": n }))),
+        Err(problems) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("the SLO files are invalid; the previous SLOs stay loaded:\n{problems}"),
+        )),
+    }
 }
 
 async fn list_slos(
@@ -199,7 +226,7 @@ mod tests {
     async fn tokens_are_required_when_configured() {
         let engine = Engine::new(Arc::new(ManualClock::new(0)));
         let auth = Auth::with_tokens([("t0k".to_string(), Tenant::from("default"))]);
-        let app = router(Arc::new(engine), auth, Arc::new(Registry::default()));
+        let app = router(Arc::new(engine), auth, Arc::new(Registry::default()), None);
         let (status, body) = get(app.clone(), "/api/v1/slos", None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(body["error"], "missing or invalid bearer token");

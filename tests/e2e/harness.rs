@@ -20,6 +20,8 @@ pub struct Server {
     pub otlp_grpc: String,
     pub otlp_http: String,
     pub api: String,
+    /// The SLO file the server reads (tests may rewrite it and reload).
+    pub slo_file: PathBuf,
     _dir: tempfile::TempDir,
     http: reqwest::Client,
 }
@@ -60,6 +62,7 @@ impl Server {
             otlp_grpc: String::new(),
             otlp_http: String::new(),
             api: String::new(),
+            slo_file: slo_file.clone(),
             _dir: dir,
             http: reqwest::Client::new(),
         };

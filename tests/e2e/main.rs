@@ -6,6 +6,7 @@ mod ingest;
 mod loadtest;
 mod malformed;
 mod otel_sdk;
+mod reload;
 mod rust_sdk;
 mod tenants;
 mod validate;
