@@ -169,6 +169,7 @@ mod tests {
             Arc::new(engine),
             Auth::open(),
             Arc::new(Registry::default()),
+            None,
         )
     }
 
