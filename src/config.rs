@@ -69,6 +69,17 @@ struct FileConfig {
     limits: LimitsConfig,
     #[serde(default)]
     queue: QueueConfig,
+    #[serde(default)]
+    compute: ComputeConfig,
+}
+
+/// `compute:` — the engine.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct ComputeConfig {
+    #[serde(default, deserialize_with = "duration")]
+    dedup_horizon: Option<Duration>,
+    dedup_max_spans: Option<usize>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -150,6 +161,7 @@ pub struct ServeConfig {
     pub limits: Limits,
     pub queue_capacity_batches: usize,
     pub queue_max_bytes: usize,
+    pub engine: slotel_compute::EngineConfig,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -252,9 +264,17 @@ impl ServeConfig {
             tls,
             auth: file.auth,
             cors: file.cors,
-            limits,
             queue_capacity_batches: file.queue.capacity_batches.unwrap_or(1024),
             queue_max_bytes: file.queue.max_bytes.unwrap_or(256 << 20),
+            engine: {
+                let d = slotel_compute::EngineConfig::default();
+                slotel_compute::EngineConfig {
+                    max_future: Duration::from_nanos(limits.items.max_future_nanos),
+                    dedup_horizon: file.compute.dedup_horizon.unwrap_or(d.dedup_horizon),
+                    dedup_max_spans: file.compute.dedup_max_spans.unwrap_or(d.dedup_max_spans),
+                }
+            },
+            limits,
         })
     }
 }

@@ -121,7 +121,7 @@ async fn bind(what: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
 }
 
 async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::Result<()> {
-    let engine = Arc::new(Engine::new(Arc::new(SystemClock)));
+    let engine = Arc::new(Engine::with_config(Arc::new(SystemClock), config.engine));
     tracing::info!(slos = defs.len(), "Loaded SLOs.");
     engine.load(defs);
 
@@ -274,6 +274,16 @@ impl Collector for EngineCollector {
                 "engine_events_in_future",
                 "Events dated too far in the future, not counted",
                 &s.events_in_future,
+            ),
+            (
+                "engine_spans_duplicate",
+                "Spans seen again within the de-duplication horizon, not counted again",
+                &s.spans_duplicate,
+            ),
+            (
+                "engine_series_over_cap",
+                "Metric points not counted because their SLO tracks too many series",
+                &s.series_over_cap,
             ),
         ];
         for (name, help, value) in counters {

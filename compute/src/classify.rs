@@ -157,13 +157,14 @@ impl SloIndex {
         records
     }
 
-    /// Classifies every span of `rs` for `tenant`, calling `emit(slo_id, end_time_nanos,
-    /// good)` once per (span, matching SLO). Returns the number of spans looked at.
-    pub fn classify(
+    /// Classifies every span of `rs` for `tenant`, calling `emit(slo_id, span, good)`
+    /// once per (span, matching SLO), the matches of one span one after another. Returns
+    /// the number of spans looked at.
+    pub fn classify<'a>(
         &self,
         tenant: &str,
-        rs: &ResourceSpans,
-        mut emit: impl FnMut(u32, u64, bool),
+        rs: &'a ResourceSpans,
+        mut emit: impl FnMut(u32, &'a Span, bool),
     ) -> usize {
         let spans = rs.scope_spans.iter().map(|ss| ss.spans.len()).sum();
         let Some(services) = self.tenants.get(tenant) else {
@@ -191,7 +192,7 @@ impl SloIndex {
                     continue;
                 };
                 if c.selects(span, resource) {
-                    emit(id, span.end_time_unix_nano, c.good.is_good(span));
+                    emit(id, span, c.good.is_good(span));
                 }
             }
         }

@@ -10,17 +10,41 @@ use slotel_proto::{Batch, Consumer, Payload};
 
 use crate::classify::SloIndex;
 use crate::clock::Clock;
+use crate::dedup::Dedup;
 use crate::error::{Error, Result};
 use crate::math;
 use crate::metric::{MetricIndex, Role, SeriesState};
 use crate::model::{BURN_RATE_WINDOWS, SloDef, format_minutes};
 use crate::status::{BurnRates, SloStatus};
 use crate::window::{AddOutcome, MinuteRing};
+use slotel_proto::otlp::trace::v1::Span;
 
 const NANOS_PER_MINUTE: i64 = 60_000_000_000;
 
 /// Events dated further ahead than this are refused by default.
 pub const DEFAULT_MAX_FUTURE: Duration = Duration::from_secs(300);
+
+/// Settings of the engine.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineConfig {
+    /// Events dated further ahead of the clock are not counted.
+    pub max_future: Duration,
+    /// A span seen again within this horizon (by tenant, trace id and span id) counts
+    /// once; zero turns de-duplication off.
+    pub dedup_horizon: Duration,
+    /// Most spans remembered for de-duplication.
+    pub dedup_max_spans: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_future: DEFAULT_MAX_FUTURE,
+            dedup_horizon: Duration::from_secs(600),
+            dedup_max_spans: 8_000_000,
+        }
+    }
+}
 
 /// Counters of what the engine did with the spans it was given.
 #[derive(Debug, Default)]
@@ -39,6 +63,8 @@ pub struct EngineStats {
     pub events_too_old: AtomicU64,
     /// Events dated too far in the future, not counted.
     pub events_in_future: AtomicU64,
+    /// Spans seen again within the de-duplication horizon, not counted again.
+    pub spans_duplicate: AtomicU64,
 }
 
 struct SloEntry {
@@ -62,6 +88,7 @@ struct SloSet {
 pub struct Engine {
     clock: Arc<dyn Clock>,
     max_future_nanos: i64,
+    dedup: Mutex<Dedup>,
     set: RwLock<Arc<SloSet>>,
     stats: EngineStats,
 }
@@ -80,11 +107,20 @@ fn horizon_minutes(def: &SloDef) -> u32 {
 }
 
 impl Engine {
-    /// An engine with no SLOs, reading time from `clock`.
+    /// An engine with no SLOs and the default settings, reading time from `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self::with_config(clock, EngineConfig::default())
+    }
+
+    /// An engine with no SLOs, reading time from `clock`.
+    pub fn with_config(clock: Arc<dyn Clock>, config: EngineConfig) -> Self {
         Self {
             clock,
-            max_future_nanos: DEFAULT_MAX_FUTURE.as_nanos() as i64,
+            max_future_nanos: config.max_future.as_nanos() as i64,
+            dedup: Mutex::new(Dedup::new(
+                (config.dedup_horizon.as_secs() / 60) as u32,
+                config.dedup_max_spans,
+            )),
             set: RwLock::new(Arc::default()),
             stats: EngineStats::default(),
         }
@@ -147,10 +183,34 @@ impl Engine {
         match &batch.payload {
             Payload::Traces(req) => {
                 let mut seen = 0;
+                let mut dedup = self.dedup.lock().unwrap_or_else(|e| e.into_inner());
+                let mut duplicates = 0u64;
+                // A span's matches arrive one after another: test each span once.
+                let mut last: Option<(*const Span, bool)> = None;
                 for rs in &req.resource_spans {
-                    seen += set.index.classify(&batch.tenant, rs, &mut emit);
+                    seen += set.index.classify(&batch.tenant, rs, |id, span, good| {
+                        let dup = match last {
+                            Some((p, dup)) if std::ptr::eq(p, span) => dup,
+                            _ => {
+                                let dup = dedup.seen(
+                                    now_minute,
+                                    &batch.tenant,
+                                    &span.trace_id,
+                                    &span.span_id,
+                                );
+                                duplicates += u64::from(dup);
+                                last = Some((span, dup));
+                                dup
+                            }
+                        };
+                        if !dup {
+                            emit(id, span.end_time_unix_nano, good);
+                        }
+                    });
                 }
+                drop(dedup);
                 s.spans_seen.fetch_add(seen as u64, Ordering::Relaxed);
+                s.spans_duplicate.fetch_add(duplicates, Ordering::Relaxed);
             }
             Payload::Logs(req) => {
                 let mut seen = 0;
@@ -433,9 +493,21 @@ mod tests {
         (engine, clock)
     }
 
+    /// A fresh 16-byte id.
+    fn next_id() -> [u8; 16] {
+        static N: AtomicU64 = AtomicU64::new(1);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&n.to_be_bytes());
+        id[8..].copy_from_slice(&n.to_be_bytes());
+        id
+    }
+
     /// `good` OK spans and `bad` ERROR spans of service `api` ending at `end`.
     fn batch(end: i64, good: usize, bad: usize) -> Batch {
         let span = |code| Span {
+            trace_id: next_id().to_vec(),
+            span_id: next_id()[..8].to_vec(),
             name: "GET /".into(),
             start_time_unix_nano: (end - 1_000_000) as u64,
             end_time_unix_nano: end as u64,
@@ -445,8 +517,9 @@ mod tests {
             }),
             ..Default::default()
         };
-        let spans = std::iter::repeat_n(span(1), good)
-            .chain(std::iter::repeat_n(span(2), bad))
+        let spans = (0..good)
+            .map(|_| span(1))
+            .chain((0..bad).map(|_| span(2)))
             .collect();
         Batch::traces(
             "default".into(),
@@ -536,6 +609,20 @@ mod tests {
         assert!((s.budget_exhaustion_seconds.get("6h").unwrap() - want).abs() < 1e-6);
         // 60 events in the last 5m, 30m, 1h and 2h: under min_events 100.
         assert_eq!(s.low_traffic, ["5m", "30m", "1h", "2h"]);
+    }
+
+    #[test]
+    fn a_retried_batch_counts_once() {
+        let (engine, clock) = engine();
+        let b = batch(T0, 7, 3);
+        engine.ingest(&b);
+        engine.ingest(&b);
+        assert_eq!(engine.status("default", "api").unwrap().total_events, 10);
+        assert_eq!(engine.stats().spans_duplicate.load(Ordering::Relaxed), 10);
+        // Past the 10-minute horizon the same spans count again.
+        clock.set(T0 + 10 * MIN);
+        engine.ingest(&b);
+        assert_eq!(engine.status("default", "api").unwrap().total_events, 20);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod classify;
 pub mod clock;
+pub mod dedup;
 pub mod engine;
 pub mod error;
 pub mod math;
@@ -18,7 +19,7 @@ pub mod status;
 pub mod window;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{Engine, EngineStats};
+pub use engine::{Engine, EngineConfig, EngineStats};
 pub use error::{Error, Result, SpecError};
 pub use model::SloDef;
 pub use status::SloStatus;

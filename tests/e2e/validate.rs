@@ -57,7 +57,7 @@ fn every_problem_is_reported_with_file_line_and_column() {
         format!(
             "{f}:4:16: objective 100 is out of range: it is a percentage above 0 and below 100, e.g. 99.9\n\
              {f}:5:13: window 90s must be a whole number of minutes, at least 1m\n\
-             {f}:8:15: good needs at least one rule: status (not_error or ok) and/or max_duration\n\
+             {f}:8:15: good needs at least one rule: status, max_duration, http_status, not_http_status, all_of or any_of\n\
              {f}:14:11: SLO \"a\" of tenant \"default\" is already defined at {f}:9:11\n"
         )
     );

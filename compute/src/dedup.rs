@@ -1,0 +1,128 @@
+//! De-duplication of spans by (tenant, trace id, span id) within a horizon, so that a
+//! batch retried by an SDK or a Collector counts once.
+//!
+//! Keys are 64-bit hashes (std's randomly seeded SipHash, so crafted ids cannot force
+//! collisions) in one hash set per minute of arrival; a lookup asks the sets of the
+//! horizon. A span costs about 9 to 18 bytes (an 8-byte key and hashbrown's control
+//! byte, at its load factor). The number of keys is capped: past the cap the oldest
+//! minutes are forgotten early, and that is counted, so memory stays bounded at any
+//! rate and the horizon shrinks instead.
+
+use std::collections::{HashSet, VecDeque};
+use std::hash::BuildHasher;
+
+/// Remembers the spans seen within the horizon.
+#[derive(Debug)]
+pub struct Dedup {
+    horizon_minutes: i64,
+    max_keys: usize,
+    generations: VecDeque<(i64, HashSet<u64>)>,
+    keys: usize,
+    hasher: std::collections::hash_map::RandomState,
+    /// Keys forgotten before the end of the horizon because of the cap.
+    pub forgotten_early: u64,
+}
+
+impl Dedup {
+    /// Remembers spans for `horizon_minutes` (0 turns de-duplication off), holding at
+    /// most `max_keys`.
+    pub fn new(horizon_minutes: u32, max_keys: usize) -> Self {
+        Self {
+            horizon_minutes: i64::from(horizon_minutes),
+            max_keys: max_keys.max(1),
+            generations: VecDeque::new(),
+            keys: 0,
+            hasher: Default::default(),
+            forgotten_early: 0,
+        }
+    }
+
+    /// Whether the span was seen within the horizon; remembers it if not.
+    pub fn seen(&mut self, now_minute: i64, tenant: &str, trace_id: &[u8], span_id: &[u8]) -> bool {
+        if self.horizon_minutes == 0 {
+            return false;
+        }
+        if self
+            .generations
+            .back()
+            .is_none_or(|(m, _)| *m != now_minute)
+        {
+            self.generations.push_back((now_minute, HashSet::new()));
+        }
+        while let Some((m, set)) = self.generations.front() {
+            if *m > now_minute - self.horizon_minutes {
+                break;
+            }
+            self.keys -= set.len();
+            self.generations.pop_front();
+        }
+        let key = self.hasher.hash_one((tenant, trace_id, span_id));
+        if self.generations.iter().any(|(_, set)| set.contains(&key)) {
+            return true;
+        }
+        while self.keys >= self.max_keys && self.generations.len() > 1 {
+            if let Some((_, set)) = self.generations.pop_front() {
+                self.keys -= set.len();
+                self.forgotten_early += set.len() as u64;
+            }
+        }
+        if self.keys >= self.max_keys {
+            // One minute alone exceeds the cap: start it afresh.
+            if let Some((_, set)) = self.generations.back_mut() {
+                self.forgotten_early += set.len() as u64;
+                self.keys -= set.len();
+                set.clear();
+            }
+        }
+        if let Some((_, set)) = self.generations.back_mut() {
+            set.insert(key);
+            self.keys += 1;
+        }
+        false
+    }
+
+    /// Keys held.
+    pub fn len(&self) -> usize {
+        self.keys
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.keys == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn within_the_horizon_a_span_counts_once() {
+        let mut d = Dedup::new(10, 1000);
+        assert!(!d.seen(100, "t", &[1; 16], &[1; 8]));
+        assert!(d.seen(100, "t", &[1; 16], &[1; 8]));
+        assert!(d.seen(109, "t", &[1; 16], &[1; 8]));
+        // Another tenant, another span id: different spans.
+        assert!(!d.seen(109, "u", &[1; 16], &[1; 8]));
+        assert!(!d.seen(109, "t", &[1; 16], &[2; 8]));
+        // Ten minutes later the first is forgotten.
+        assert!(!d.seen(110, "t", &[1; 16], &[1; 8]));
+        assert_eq!(d.len(), 3);
+    }
+
+    #[test]
+    fn the_cap_forgets_the_oldest_minutes_first() {
+        let mut d = Dedup::new(10, 3);
+        for (minute, id) in [(1, 1u8), (2, 2), (3, 3)] {
+            assert!(!d.seen(minute, "t", &[id; 16], &[id; 8]));
+        }
+        assert!(!d.seen(4, "t", &[4; 16], &[4; 8]));
+        assert_eq!(d.forgotten_early, 1);
+        assert!(!d.seen(4, "t", &[1; 16], &[1; 8])); // forgotten, counts again
+        assert!(d.seen(4, "t", &[3; 16], &[3; 8]));
+        assert!(d.len() <= 3);
+        let mut off = Dedup::new(0, 3);
+        assert!(!off.seen(1, "t", &[1; 16], &[1; 8]));
+        assert!(!off.seen(1, "t", &[1; 16], &[1; 8]));
+    }
+}
