@@ -161,3 +161,51 @@ mod tests {
         assert_eq!(r.heap_bytes(), 0);
     }
 }
+
+#[cfg(test)]
+mod model_tests {
+    //! The ring against a brute-force model: keep every event, sum by scanning.
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn ring_sums_equal_brute_force(
+            cap in 1u32..200,
+            events in prop::collection::vec((-250i64..60, any::<bool>(), 1u64..5), 0..300),
+            later in 0i64..300,
+            windows in prop::collection::vec(1u32..200, 1..6),
+        ) {
+            let mut ring = MinuteRing::new(cap);
+            let mut kept: Vec<(i64, u64, u64)> = Vec::new();
+            let mut clock = 1_000i64;
+            for (offset, good, n) in events {
+                // Time moves forward; events may be late (or slightly early).
+                clock += offset.rem_euclid(3);
+                let minute = clock + offset.min(0) / 2 + offset.max(0) / 30;
+                let now = clock.max(minute);
+                clock = now;
+                if ring.add(minute, if good { n } else { 0 }, n, now) == AddOutcome::Added {
+                    kept.push((minute, if good { n } else { 0 }, n));
+                } else {
+                    // Refused only when older than every window the ring can answer.
+                    prop_assert!(minute <= now - i64::from(cap));
+                }
+            }
+            let query = clock + later;
+            let mut windows: Vec<u32> = windows.into_iter().map(|w| w.min(cap)).collect();
+            windows.sort_unstable();
+            let got = ring.sums(query, &windows);
+            for (i, &w) in windows.iter().enumerate() {
+                let lo = query - i64::from(w);
+                let want = kept
+                    .iter()
+                    .filter(|(m, _, _)| *m > lo && *m <= query)
+                    .fold((0, 0), |(g, t), (_, eg, et)| (g + eg, t + et));
+                prop_assert_eq!(got[i], want, "window {} at {}", w, query);
+            }
+        }
+    }
+}
