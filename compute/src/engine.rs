@@ -102,7 +102,7 @@ impl std::fmt::Debug for Engine {
 /// The horizon an SLO's ring keeps: its window, and at least the longest burn-rate window.
 fn horizon_minutes(def: &SloDef) -> u32 {
     def.window
-        .minutes
+        .max_minutes()
         .max(*BURN_RATE_WINDOWS.last().unwrap_or(&0))
 }
 
@@ -326,7 +326,8 @@ fn status_of(entry: &SloEntry, now: i64) -> SloStatus {
     let def = &entry.def;
     let objective = def.objective_ratio();
     let mut windows: Vec<u32> = BURN_RATE_WINDOWS.to_vec();
-    windows.push(def.window.minutes);
+    let window_minutes = def.window.minutes_at(now);
+    windows.push(window_minutes);
     windows.sort_unstable();
     windows.dedup();
     let sums = {
@@ -344,7 +345,7 @@ fn status_of(entry: &SloEntry, now: i64) -> SloStatus {
         };
         (good, total)
     };
-    let (good, total) = sum_of(def.window.minutes);
+    let (good, total) = sum_of(window_minutes);
     let mut burn_rates: Vec<(String, Option<f64>)> = BURN_RATE_WINDOWS
         .iter()
         .map(|&w| {
@@ -358,9 +359,15 @@ fn status_of(entry: &SloEntry, now: i64) -> SloStatus {
     }
     let low_traffic = BURN_RATE_WINDOWS
         .iter()
-        .chain(std::iter::once(&def.window.minutes))
+        .chain(std::iter::once(&window_minutes))
         .filter(|&&w| sum_of(w).1 < def.min_events)
-        .map(|&w| format_minutes(w))
+        .map(|&w| {
+            if w == window_minutes && !BURN_RATE_WINDOWS.contains(&w) {
+                def.window.to_string()
+            } else {
+                format_minutes(w)
+            }
+        })
         .fold(Vec::<String>::new(), |mut v, w| {
             if !v.contains(&w) {
                 v.push(w);
@@ -368,7 +375,7 @@ fn status_of(entry: &SloEntry, now: i64) -> SloStatus {
             v
         });
     let remaining = math::budget_remaining(good, total, objective);
-    let window_seconds = f64::from(def.window.minutes) * 60.0;
+    let window_seconds = def.window.length_seconds(now);
     let rate = |w: &str| {
         burn_rates
             .iter()
@@ -672,5 +679,131 @@ mod tests {
         // Two u32 counts per minute of the 30-day horizon.
         let bytes = engine.state_bytes("default", "api").unwrap();
         assert_eq!(bytes, std::mem::size_of::<MinuteRing>() + 30 * 1440 * 8);
+    }
+}
+
+#[cfg(test)]
+mod model_tests {
+    //! The engine against a brute-force model over random event streams: every event
+    //! kept, every window summed by scanning, for rolling and calendar windows.
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::spec::parse_native;
+    use proptest::prelude::*;
+    use slotel_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
+    use slotel_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
+    use slotel_proto::otlp::resource::v1::Resource;
+    use slotel_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Status};
+    use std::path::Path;
+
+    const MIN: i64 = NANOS_PER_MINUTE;
+
+    const SLOS: &str = r#"
+slos:
+  - name: rolling
+    service: api
+    objective: 99
+    window: 7d
+    sli: { spans: { good: { status: not_error } } }
+  - name: month
+    service: api
+    objective: 99
+    window: { calendar: month, time_zone: Europe/Berlin }
+    sli: { spans: { good: { status: not_error } } }
+  - name: week
+    service: api
+    objective: 99
+    window: { calendar: week, time_zone: America/New_York }
+    sli: { spans: { good: { status: not_error } } }
+"#;
+
+    fn batch(events: &[(i64, bool)], first_id: u64) -> Batch {
+        let spans = events
+            .iter()
+            .enumerate()
+            .map(|(i, &(t, good))| {
+                let id = first_id + i as u64;
+                Span {
+                    trace_id: [id.to_be_bytes(), id.to_be_bytes()].concat(),
+                    span_id: id.to_be_bytes().to_vec(),
+                    start_time_unix_nano: t as u64 - 1,
+                    end_time_unix_nano: t as u64,
+                    status: Some(Status {
+                        code: if good { 1 } else { 2 },
+                        message: String::new(),
+                    }),
+                    ..Default::default()
+                }
+            })
+            .collect();
+        Batch::traces(
+            "default".into(),
+            ExportTraceServiceRequest {
+                resource_spans: vec![ResourceSpans {
+                    resource: Some(Resource {
+                        attributes: vec![KeyValue {
+                            key: "service.name".into(),
+                            value: Some(AnyValue {
+                                value: Some(Value::StringValue("api".into())),
+                            }),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                    scope_spans: vec![ScopeSpans {
+                        spans,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn statuses_equal_brute_force(
+            // Around the turn of March 2026 in Berlin (and a DST change in New York).
+            start_minute in 29_520_000i64..29_540_000,
+            steps in prop::collection::vec((0i64..3000, 0i64..600, any::<bool>(), 1usize..4), 1..40),
+        ) {
+            let clock = Arc::new(ManualClock::new(start_minute * MIN));
+            let engine = Engine::new(clock.clone());
+            engine.load(parse_native(Path::new("t.yaml"), SLOS).unwrap());
+            let mut now = start_minute * MIN;
+            let mut kept: Vec<(i64, bool)> = Vec::new();
+            let mut id = 1;
+            for (advance, late, good, n) in steps {
+                now += advance * MIN + 7;
+                clock.set(now);
+                // Events up to ten hours late, each a distinct span.
+                let t = now - late * MIN;
+                let events = vec![(t, good); n];
+                engine.ingest(&batch(&events, id));
+                id += n as u64;
+                kept.extend(events);
+            }
+            let defs = parse_native(Path::new("t.yaml"), SLOS).unwrap();
+            for def in &defs {
+                let start = def.window.start_nanos(now);
+                let (good, total) = kept
+                    .iter()
+                    .filter(|(t, _)| *t >= start && *t <= now)
+                    .fold((0u64, 0u64), |(g, n), (_, ok)| (g + u64::from(*ok), n + 1));
+                let s = engine.status("default", &def.name).unwrap();
+                prop_assert_eq!((s.good_events, s.total_events), (good, total), "{}", def.name);
+                // Standard windows too: 1h and 1d as burn rates.
+                for (label, minutes) in [("1h", 60i64), ("1d", 1440)] {
+                    let lo = (now.div_euclid(MIN) - minutes + 1) * MIN;
+                    let (g, n) = kept
+                        .iter()
+                        .filter(|(t, _)| *t >= lo && *t <= now)
+                        .fold((0u64, 0u64), |(g, n), (_, ok)| (g + u64::from(*ok), n + 1));
+                    prop_assert_eq!(s.burn_rates.get(label), math::burn_rate(g, n, 0.99), "{} {}", def.name, label);
+                }
+            }
+        }
     }
 }

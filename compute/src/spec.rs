@@ -11,8 +11,8 @@ use serde_saphyr::Spanned;
 
 use crate::error::{Error, Result, SpecError};
 use crate::model::{
-    AttrMatch, GoodRule, HttpStatus, MetricSelector, Sli, SloDef, SpanKind, SpanSelector,
-    StatusRule, Window, parse_severity,
+    AttrMatch, CalendarUnit, GoodRule, HttpStatus, MetricSelector, NamedTz, Sli, SloDef, SpanKind,
+    SpanSelector, StatusRule, Window, parse_severity,
 };
 
 /// The longest window accepted, in minutes (400 days).
@@ -39,7 +39,7 @@ struct RawSlo {
     #[serde(default)]
     annotations: BTreeMap<String, String>,
     objective: Spanned<f64>,
-    window: Spanned<HumanDuration>,
+    window: Spanned<RawWindow>,
     #[serde(default)]
     min_events: u64,
     sli: RawSli,
@@ -167,6 +167,57 @@ impl RawGood {
             all_of: self.all_of.iter().map(RawGood::to_rule).collect(),
             any_of: self.any_of.iter().map(RawGood::to_rule).collect(),
         }
+    }
+}
+
+/// `window: 30d` (rolling) or `window: { calendar: month, time_zone: Europe/Berlin }`.
+#[derive(Debug, Clone)]
+enum RawWindow {
+    Rolling(Duration),
+    Calendar {
+        unit: CalendarUnit,
+        time_zone: Option<String>,
+    },
+}
+
+impl<'de> Deserialize<'de> for RawWindow {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawWindow;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a rolling window such as 30d, or {calendar: week|month|quarter, time_zone: NAME}")
+            }
+            fn visit_str<E: serde::de::Error>(
+                self,
+                s: &str,
+            ) -> std::result::Result<Self::Value, E> {
+                parse_duration(s).map(RawWindow::Rolling).map_err(E::custom)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                use serde::de::Error;
+                let (mut unit, mut time_zone) = (None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "calendar" => unit = Some(map.next_value::<CalendarUnit>()?),
+                        "time_zone" => time_zone = Some(map.next_value::<String>()?),
+                        other => {
+                            return Err(A::Error::custom(format!(
+                                "unknown window key {other:?}: use calendar and time_zone"
+                            )));
+                        }
+                    }
+                }
+                let unit = unit.ok_or_else(|| {
+                    A::Error::custom("a calendar window needs calendar: week, month or quarter")
+                })?;
+                Ok(RawWindow::Calendar { unit, time_zone })
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -346,16 +397,35 @@ fn validate(ctx: &mut Ctx<'_>, raw: RawSlo) -> Option<(SloDef, Origin)> {
             ),
         );
     }
-    let window = raw.window.value.0;
-    let minutes = window.as_secs() / 60;
-    if window.as_nanos() % 60_000_000_000 != 0 || minutes == 0 {
-        ctx.err(
-            &raw.window,
-            format!("window {window:?} must be a whole number of minutes, at least 1m"),
-        );
-    } else if minutes > u64::from(MAX_WINDOW_MINUTES) {
-        ctx.err(&raw.window, "window is longer than the maximum of 400d");
-    }
+    let window = match &raw.window.value {
+        RawWindow::Rolling(window) => {
+            let minutes = window.as_secs() / 60;
+            if window.as_nanos() % 60_000_000_000 != 0 || minutes == 0 {
+                ctx.err(
+                    &raw.window,
+                    format!("window {window:?} must be a whole number of minutes, at least 1m"),
+                );
+            } else if minutes > u64::from(MAX_WINDOW_MINUTES) {
+                ctx.err(&raw.window, "window is longer than the maximum of 400d");
+            }
+            Window::rolling(minutes as u32)
+        }
+        RawWindow::Calendar { unit, time_zone } => {
+            let name = time_zone.as_deref().unwrap_or("UTC");
+            match NamedTz::get(name) {
+                Some(tz) => Window::Calendar { unit: *unit, tz },
+                None => {
+                    ctx.err(
+                        &raw.window,
+                        format!(
+                            "unknown time zone {name:?}: use an IANA name such as Europe/Berlin"
+                        ),
+                    );
+                    Window::rolling(1)
+                }
+            }
+        }
+    };
     let sli = match (
         raw.sli.spans,
         raw.sli.logs,
@@ -451,9 +521,7 @@ fn validate(ctx: &mut Ctx<'_>, raw: RawSlo) -> Option<(SloDef, Origin)> {
         labels: raw.labels,
         annotations: raw.annotations,
         objective: o,
-        window: Window {
-            minutes: minutes as u32,
-        },
+        window,
         min_events: raw.min_events,
         sli,
     };
@@ -562,7 +630,7 @@ slos:
         assert_eq!(defs[0].name, "checkout-availability");
         assert_eq!(defs[0].tenant, "default");
         assert_eq!(defs[0].objective, 99.9);
-        assert_eq!(defs[0].window.minutes, 30 * 1440);
+        assert_eq!(defs[0].window, Window::rolling(30 * 1440));
         let Sli::Spans { selector, good } = &defs[0].sli else {
             panic!("a span SLI")
         };
@@ -661,6 +729,25 @@ slos:
         let bad = text.replace("{ exists: true }", "{ exist: true }");
         let e = errors(&bad);
         assert!(e[0].contains("unknown matcher \"exist\""), "{e:?}");
+    }
+
+    #[test]
+    fn calendar_windows() {
+        let text = "slos:\n  - name: c\n    service: s\n    objective: 99\n    window: { calendar: month, time_zone: Europe/Berlin }\n    sli: { spans: { good: { status: ok } } }\n";
+        let defs = parse_native(Path::new("f.yaml"), text).unwrap();
+        assert!(
+            matches!(&defs[0].window, Window::Calendar { unit: CalendarUnit::Month, tz } if tz.name == "Europe/Berlin")
+        );
+        assert_eq!(defs[0].window.to_string(), "month");
+        let bad = text.replace("Europe/Berlin", "Mars/Olympus");
+        assert_eq!(
+            errors(&bad),
+            [
+                "f.yaml:5:13: unknown time zone \"Mars/Olympus\": use an IANA name such as Europe/Berlin"
+            ]
+        );
+        let bad = text.replace("month", "fortnight");
+        assert!(errors(&bad)[0].contains("fortnight"), "{:?}", errors(&bad));
     }
 
     #[test]
