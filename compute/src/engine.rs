@@ -14,8 +14,8 @@ use crate::dedup::Dedup;
 use crate::error::{Error, Result};
 use crate::math;
 use crate::metric::{MetricIndex, Role, SeriesState};
-use crate::model::{BURN_RATE_WINDOWS, SloDef, format_minutes};
-use crate::status::{BurnRates, SloStatus};
+use crate::model::{BURN_RATE_WINDOWS, Budgeting, SloDef, format_minutes};
+use crate::status::{BurnRates, ObjectiveStatus, SloStatus};
 use crate::window::{AddOutcome, MinuteRing};
 use slotel_proto::otlp::trace::v1::Span;
 
@@ -322,76 +322,145 @@ impl Engine {
     }
 }
 
+/// (good, total) events.
+type Counts = (u64, u64);
+/// (good, total) budgeting units: events or slices.
+type Units = (f64, f64);
+
+/// Good and total units of a window: events (occurrences), or slices.
+fn slice_units(
+    ring: &MinuteRing,
+    now_minute: i64,
+    minutes: u32,
+    slice: u32,
+    counts_bad: bool,
+    score: impl Fn(u64, u64) -> f64,
+) -> (f64, f64) {
+    let lo = now_minute - i64::from(minutes) + 1;
+    let slice = i64::from(slice.max(1));
+    let (mut good, mut slices) = (0.0, 0.0);
+    // Slices are aligned to the epoch; the window's edges may cut the first one.
+    let mut start = lo.div_euclid(slice) * slice;
+    while start <= now_minute {
+        let (x, t) = ring.range(start.max(lo), (start + slice - 1).min(now_minute));
+        if t > 0 {
+            let g = if counts_bad { t - x.min(t) } else { x.min(t) };
+            good += score(g, t);
+            slices += 1.0;
+        }
+        start += slice;
+    }
+    (good, slices)
+}
+
 fn status_of(entry: &SloEntry, now: i64) -> SloStatus {
     let def = &entry.def;
-    let objective = def.objective_ratio();
-    let mut windows: Vec<u32> = BURN_RATE_WINDOWS.to_vec();
+    let now_minute = now.div_euclid(NANOS_PER_MINUTE);
     let window_minutes = def.window.minutes_at(now);
+    let mut windows: Vec<u32> = BURN_RATE_WINDOWS.to_vec();
     windows.push(window_minutes);
     windows.sort_unstable();
     windows.dedup();
-    let sums = {
-        let ring = entry.ring.lock().unwrap_or_else(|e| e.into_inner());
-        ring.sums(now.div_euclid(NANOS_PER_MINUTE), &windows)
-    };
     // A bad/total metric SLI keeps bad events where others keep good ones.
     let counts_bad = def.counts_bad();
-    let sum_of = |minutes: u32| {
-        let (x, total) = sums[windows.binary_search(&minutes).unwrap_or(0)];
-        let good = if counts_bad {
-            total.saturating_sub(x)
-        } else {
-            x.min(total)
-        };
-        (good, total)
-    };
-    let (good, total) = sum_of(window_minutes);
-    let mut burn_rates: Vec<(String, Option<f64>)> = BURN_RATE_WINDOWS
-        .iter()
-        .map(|&w| {
-            let (g, t) = sum_of(w);
-            (format_minutes(w), math::burn_rate(g, t, objective))
-        })
-        .collect();
-    let label = def.window.to_string();
-    if !burn_rates.iter().any(|(w, _)| *w == label) {
-        burn_rates.push((label.clone(), math::burn_rate(good, total, objective)));
-    }
-    let low_traffic = BURN_RATE_WINDOWS
-        .iter()
-        .chain(std::iter::once(&window_minutes))
-        .filter(|&&w| sum_of(w).1 < def.min_events)
-        .map(|&w| {
-            if w == window_minutes && !BURN_RATE_WINDOWS.contains(&w) {
-                def.window.to_string()
-            } else {
-                format_minutes(w)
-            }
-        })
-        .fold(Vec::<String>::new(), |mut v, w| {
-            if !v.contains(&w) {
-                v.push(w);
-            }
-            v
-        });
-    let remaining = math::budget_remaining(good, total, objective);
-    let window_seconds = def.window.length_seconds(now);
-    let rate = |w: &str| {
-        burn_rates
+    // Per window: (good, total) events, and (good, total) budgeting units.
+    let (events, units): (Vec<Counts>, Vec<Units>) = {
+        let ring = entry.ring.lock().unwrap_or_else(|e| e.into_inner());
+        let events: Vec<(u64, u64)> = ring
+            .sums(now_minute, &windows)
+            .into_iter()
+            .map(|(x, total)| {
+                let good = if counts_bad {
+                    total.saturating_sub(x)
+                } else {
+                    x.min(total)
+                };
+                (good, total)
+            })
+            .collect();
+        let units = windows
             .iter()
-            .find(|(l, _)| l == w)
-            .and_then(|(_, r)| *r)
+            .zip(&events)
+            .map(|(&w, &(g, t))| match def.budgeting {
+                Budgeting::Occurrences => (g as f64, t as f64),
+                Budgeting::Timeslices {
+                    slice_minutes,
+                    slice_target,
+                } => slice_units(&ring, now_minute, w, slice_minutes, counts_bad, |g, t| {
+                    if g as f64 >= slice_target * t as f64 {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                }),
+                Budgeting::RatioTimeslices { slice_minutes } => {
+                    slice_units(&ring, now_minute, w, slice_minutes, counts_bad, |g, t| {
+                        g as f64 / t as f64
+                    })
+                }
+            })
+            .collect();
+        (events, units)
     };
-    let exhaustion = ["1h", "6h"]
+    let at = |minutes: u32| windows.binary_search(&minutes).unwrap_or(0);
+    let (good, total) = events[at(window_minutes)];
+    let (good_units, total_units) = units[at(window_minutes)];
+    let label = def.window.to_string();
+    // The standard windows, then the SLO's own unless it is one of them.
+    let mut labelled: Vec<(String, u32)> = BURN_RATE_WINDOWS
         .iter()
-        .map(|w| {
-            (
-                w.to_string(),
-                math::exhaustion_seconds(remaining, rate(w), window_seconds),
-            )
+        .map(|&w| (format_minutes(w), w))
+        .collect();
+    if !labelled.iter().any(|(l, _)| *l == label) {
+        labelled.push((label.clone(), window_minutes));
+    }
+    let low_traffic = labelled
+        .iter()
+        .filter(|(_, w)| events[at(*w)].1 < def.min_events)
+        .map(|(l, _)| l.clone())
+        .collect();
+    let window_seconds = def.window.length_seconds(now);
+    let objectives: Vec<ObjectiveStatus> = def
+        .objectives
+        .iter()
+        .map(|o| {
+            let ratio = o.target / 100.0;
+            let burn_rates: Vec<(String, Option<f64>)> = labelled
+                .iter()
+                .map(|(l, w)| {
+                    let (g, t) = units[at(*w)];
+                    (l.clone(), math::burn_rate(g, t, ratio))
+                })
+                .collect();
+            let remaining = math::budget_remaining(good_units, total_units, ratio);
+            let rate = |w: &str| {
+                burn_rates
+                    .iter()
+                    .find(|(l, _)| l == w)
+                    .and_then(|(_, r)| *r)
+            };
+            let exhaustion = ["1h", "6h"]
+                .iter()
+                .map(|w| {
+                    let secs = math::exhaustion_seconds(remaining, rate(w), window_seconds);
+                    (w.to_string(), secs)
+                })
+                .collect();
+            let budget = (1.0 - ratio) * total_units;
+            ObjectiveStatus {
+                name: o.name.clone(),
+                objective: o.target,
+                error_budget_remaining: remaining,
+                error_budget_events: budget,
+                error_budget_consumed: (total_units > 0.0)
+                    .then(|| (total_units - good_units) / budget),
+                burn_rates: BurnRates(burn_rates),
+                budget_exhaustion_seconds: BurnRates(exhaustion),
+            }
         })
         .collect();
-    let budget_events = (1.0 - objective) * total as f64;
+    let primary = objectives.first().cloned().unwrap_or_default();
+    let slices = !matches!(def.budgeting, Budgeting::Occurrences);
     SloStatus {
         name: def.name.clone(),
         tenant: def.tenant.clone(),
@@ -401,15 +470,20 @@ fn status_of(entry: &SloEntry, now: i64) -> SloStatus {
         annotations: def.annotations.clone(),
         objective: def.objective,
         window: label,
+        window_start: rfc3339(def.window.start_nanos(now)),
+        budgeting: def.budgeting.name(),
         good_events: good,
         bad_events: total - good,
         total_events: total,
-        sli: math::sli(good, total),
-        error_budget_remaining: remaining,
-        error_budget_events: budget_events,
-        error_budget_consumed: (total > 0).then(|| (total - good) as f64 / budget_events),
-        burn_rates: BurnRates(burn_rates),
-        budget_exhaustion_seconds: BurnRates(exhaustion),
+        good_slices: slices.then_some(good_units),
+        total_slices: slices.then_some(total_units as u64),
+        sli: math::sli(good_units, total_units),
+        error_budget_remaining: primary.error_budget_remaining,
+        error_budget_events: primary.error_budget_events,
+        error_budget_consumed: primary.error_budget_consumed,
+        burn_rates: primary.burn_rates,
+        budget_exhaustion_seconds: primary.budget_exhaustion_seconds,
+        objectives,
         low_traffic,
         effective_threshold_seconds: match entry.effective_threshold.load(Ordering::Relaxed) {
             0 => None,
@@ -715,6 +789,18 @@ slos:
     objective: 99
     window: { calendar: week, time_zone: America/New_York }
     sli: { spans: { good: { status: not_error } } }
+  - name: slices
+    service: api
+    objective: 99
+    budgeting: { timeslices: { slice: 7m, target: 60 } }
+    window: 2d
+    sli: { spans: { good: { status: not_error } } }
+  - name: ratio-slices
+    service: api
+    objective: 99
+    budgeting: { ratio_timeslices: { slice: 1h } }
+    window: { calendar: month, time_zone: Asia/Kolkata }
+    sli: { spans: { good: { status: not_error } } }
 "#;
 
     fn batch(events: &[(i64, bool)], first_id: u64) -> Batch {
@@ -794,14 +880,52 @@ slos:
                     .fold((0u64, 0u64), |(g, n), (_, ok)| (g + u64::from(*ok), n + 1));
                 let s = engine.status("default", &def.name).unwrap();
                 prop_assert_eq!((s.good_events, s.total_events), (good, total), "{}", def.name);
-                // Standard windows too: 1h and 1d as burn rates.
+                // Slices: aligned to the epoch, cut by the window's start.
+                let slice = |minutes: i64, score: &dyn Fn(u64, u64) -> f64| {
+                    let lo = start.div_euclid(MIN);
+                    let hi = now.div_euclid(MIN);
+                    let mut k = lo.div_euclid(minutes);
+                    let (mut g_sum, mut n) = (0.0, 0u64);
+                    while k * minutes <= hi {
+                        let (a, b) = ((k * minutes).max(lo), (k * minutes + minutes - 1).min(hi));
+                        let (g, t) = kept
+                            .iter()
+                            .filter(|(t, _)| (a..=b).contains(&t.div_euclid(MIN)))
+                            .fold((0u64, 0u64), |(g, n), (_, ok)| (g + u64::from(*ok), n + 1));
+                        if t > 0 {
+                            g_sum += score(g, t);
+                            n += 1;
+                        }
+                        k += 1;
+                    }
+                    (g_sum, n)
+                };
+                match def.budgeting {
+                    Budgeting::Occurrences => prop_assert_eq!(s.total_slices, None),
+                    Budgeting::Timeslices { slice_minutes, slice_target } => {
+                        let (g, n) = slice(i64::from(slice_minutes), &|g, t| {
+                            if g as f64 >= slice_target * t as f64 { 1.0 } else { 0.0 }
+                        });
+                        prop_assert_eq!((s.good_slices, s.total_slices), (Some(g), Some(n)));
+                    }
+                    Budgeting::RatioTimeslices { slice_minutes } => {
+                        let (g, n) = slice(i64::from(slice_minutes), &|g, t| g as f64 / t as f64);
+                        prop_assert_eq!(s.total_slices, Some(n));
+                        prop_assert!((s.good_slices.unwrap() - g).abs() < 1e-9);
+                        prop_assert_eq!(s.sli, math::sli(s.good_slices.unwrap(), n as f64));
+                    }
+                }
+                // Standard windows too: 1h and 1d as burn rates (events).
+                if def.budgeting != Budgeting::Occurrences {
+                    continue;
+                }
                 for (label, minutes) in [("1h", 60i64), ("1d", 1440)] {
                     let lo = (now.div_euclid(MIN) - minutes + 1) * MIN;
                     let (g, n) = kept
                         .iter()
                         .filter(|(t, _)| *t >= lo && *t <= now)
                         .fold((0u64, 0u64), |(g, n), (_, ok)| (g + u64::from(*ok), n + 1));
-                    prop_assert_eq!(s.burn_rates.get(label), math::burn_rate(g, n, 0.99), "{} {}", def.name, label);
+                    prop_assert_eq!(s.burn_rates.get(label), math::burn_rate(g as f64, n as f64, 0.99), "{} {}", def.name, label);
                 }
             }
         }

@@ -20,8 +20,13 @@ pub struct SloDef {
     pub labels: std::collections::BTreeMap<String, String>,
     /// Annotations for people (runbook, dashboard, …).
     pub annotations: std::collections::BTreeMap<String, String>,
-    /// The objective in percent (e.g. 99.9), strictly between 0 and 100.
+    /// The primary objective in percent (e.g. 99.9), strictly between 0 and 100: the
+    /// first of `objectives`.
     pub objective: f64,
+    /// Every objective, the primary first.
+    pub objectives: Vec<Objective>,
+    /// How the budget is counted.
+    pub budgeting: Budgeting,
     /// The rolling window the SLI and the budget are computed over.
     pub window: Window,
     /// Windows with fewer events than this are flagged `low_traffic` (0: never).
@@ -38,11 +43,52 @@ impl SloDef {
             && self.service == other.service
             && self.sli == other.sli
             && self.window == other.window
+            && self.budgeting == other.budgeting
     }
 
     /// The objective as a ratio (99.9 → 0.999).
     pub fn objective_ratio(&self) -> f64 {
         self.objective / 100.0
+    }
+}
+
+/// One target of an SLO.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Objective {
+    /// Its name (`default` when the SLO has one unnamed objective).
+    pub name: String,
+    /// The target in percent.
+    pub target: f64,
+}
+
+/// How an SLO's budget is counted (OpenSLO's budgeting methods).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Budgeting {
+    /// Good events over all events.
+    Occurrences,
+    /// Good slices over slices with events; a slice is good when its ratio of good events
+    /// is at least `slice_target`.
+    Timeslices {
+        /// The slice length in minutes.
+        slice_minutes: u32,
+        /// The ratio (0-1) a slice needs to be good.
+        slice_target: f64,
+    },
+    /// The mean of the slices' ratios of good events, over slices with events.
+    RatioTimeslices {
+        /// The slice length in minutes.
+        slice_minutes: u32,
+    },
+}
+
+impl Budgeting {
+    /// Its name in the API: `occurrences`, `timeslices`, `ratio_timeslices`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Budgeting::Occurrences => "occurrences",
+            Budgeting::Timeslices { .. } => "timeslices",
+            Budgeting::RatioTimeslices { .. } => "ratio_timeslices",
+        }
     }
 }
 

@@ -11,8 +11,8 @@ use serde_saphyr::Spanned;
 
 use crate::error::{Error, Result, SpecError};
 use crate::model::{
-    AttrMatch, CalendarUnit, GoodRule, HttpStatus, MetricSelector, NamedTz, Sli, SloDef, SpanKind,
-    SpanSelector, StatusRule, Window, parse_severity,
+    AttrMatch, Budgeting, CalendarUnit, GoodRule, HttpStatus, MetricSelector, NamedTz, Objective,
+    Sli, SloDef, SpanKind, SpanSelector, StatusRule, Window, parse_severity,
 };
 
 /// The longest window accepted, in minutes (400 days).
@@ -38,7 +38,12 @@ struct RawSlo {
     labels: BTreeMap<String, String>,
     #[serde(default)]
     annotations: BTreeMap<String, String>,
-    objective: Spanned<f64>,
+    #[serde(default)]
+    objective: Option<Spanned<f64>>,
+    #[serde(default)]
+    objectives: Option<Spanned<Vec<RawObjective>>>,
+    #[serde(default)]
+    budgeting: Option<Spanned<RawBudgeting>>,
     window: Spanned<RawWindow>,
     #[serde(default)]
     min_events: u64,
@@ -168,6 +173,24 @@ impl RawGood {
             any_of: self.any_of.iter().map(RawGood::to_rule).collect(),
         }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawObjective {
+    #[serde(default)]
+    name: Option<String>,
+    target: Spanned<f64>,
+}
+
+/// `budgeting: occurrences`, `{timeslices: {slice: 5m, target: 95}}` or
+/// `{ratio_timeslices: {slice: 5m}}`.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum RawBudgeting {
+    Occurrences,
+    Timeslices { slice: HumanDuration, target: f64 },
+    RatioTimeslices { slice: HumanDuration },
 }
 
 /// `window: 30d` (rolling) or `window: { calendar: month, time_zone: Europe/Berlin }`.
@@ -359,6 +382,18 @@ fn first_line(rendered: &str) -> String {
     }
 }
 
+fn slice_minutes<T>(ctx: &mut Ctx<'_>, at: &Spanned<T>, slice: Duration) -> u32 {
+    let minutes = slice.as_secs() / 60;
+    if slice.as_nanos() % 60_000_000_000 != 0 || minutes == 0 || minutes > 1440 {
+        ctx.err(
+            at,
+            format!("the slice {slice:?} must be whole minutes, from 1m to 1d"),
+        );
+        return 1;
+    }
+    minutes as u32
+}
+
 fn is_valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
@@ -388,15 +423,65 @@ fn validate(ctx: &mut Ctx<'_>, raw: RawSlo) -> Option<(SloDef, Origin)> {
     if raw.service.value.trim().is_empty() {
         ctx.err(&raw.service, "service must not be empty");
     }
-    let o = raw.objective.value;
-    if !(o > 0.0 && o < 100.0) {
-        ctx.err(
-            &raw.objective,
-            format!(
-                "objective {o} is out of range: it is a percentage above 0 and below 100, e.g. 99.9"
-            ),
-        );
+    let mut objectives = Vec::new();
+    let check_target = |ctx: &mut Ctx<'_>, at: &Spanned<f64>| {
+        let o = at.value;
+        if !(o > 0.0 && o < 100.0) {
+            ctx.err(
+                at,
+                format!(
+                    "objective {o} is out of range: it is a percentage above 0 and below 100, e.g. 99.9"
+                ),
+            );
+        }
+        o
+    };
+    match (&raw.objective, &raw.objectives) {
+        (Some(o), None) => objectives.push(Objective {
+            name: "default".into(),
+            target: check_target(ctx, o),
+        }),
+        (None, Some(list)) if !list.value.is_empty() => {
+            for (i, o) in list.value.iter().enumerate() {
+                let name = o
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("objective-{}", i + 1));
+                if objectives.iter().any(|x: &Objective| x.name == name) {
+                    ctx.err(&o.target, format!("objective {name:?} is named twice"));
+                }
+                objectives.push(Objective {
+                    name,
+                    target: check_target(ctx, &o.target),
+                });
+            }
+        }
+        _ => ctx.err(
+            &raw.name,
+            "an SLO needs objective: PERCENT, or objectives: a non-empty list of {name, target}",
+        ),
     }
+    let budgeting = match &raw.budgeting {
+        None => Budgeting::Occurrences,
+        Some(b) => match &b.value {
+            RawBudgeting::Occurrences => Budgeting::Occurrences,
+            RawBudgeting::Timeslices { slice, target } => {
+                if !(*target > 0.0 && *target <= 100.0) {
+                    ctx.err(
+                        b,
+                        format!("the slice target {target} is a percentage above 0, at most 100"),
+                    );
+                }
+                Budgeting::Timeslices {
+                    slice_minutes: slice_minutes(ctx, b, slice.0),
+                    slice_target: target / 100.0,
+                }
+            }
+            RawBudgeting::RatioTimeslices { slice } => Budgeting::RatioTimeslices {
+                slice_minutes: slice_minutes(ctx, b, slice.0),
+            },
+        },
+    };
     let window = match &raw.window.value {
         RawWindow::Rolling(window) => {
             let minutes = window.as_secs() / 60;
@@ -520,7 +605,9 @@ fn validate(ctx: &mut Ctx<'_>, raw: RawSlo) -> Option<(SloDef, Origin)> {
         description: raw.description,
         labels: raw.labels,
         annotations: raw.annotations,
-        objective: o,
+        objective: objectives.first().map_or(0.0, |o| o.target),
+        objectives,
+        budgeting,
         window,
         min_events: raw.min_events,
         sli,
@@ -748,6 +835,38 @@ slos:
         );
         let bad = text.replace("month", "fortnight");
         assert!(errors(&bad)[0].contains("fortnight"), "{:?}", errors(&bad));
+    }
+
+    #[test]
+    fn objectives_and_budgeting() {
+        let text = "slos:\n  - name: o\n    service: s\n    objectives: [ { name: strict, target: 99.9 }, { target: 99 } ]\n    budgeting: { timeslices: { slice: 5m, target: 95 } }\n    window: 7d\n    sli: { spans: { good: { status: ok } } }\n";
+        let defs = parse_native(Path::new("f.yaml"), text).unwrap();
+        assert_eq!(defs[0].objective, 99.9);
+        assert_eq!(
+            defs[0].objectives[1],
+            Objective {
+                name: "objective-2".into(),
+                target: 99.0
+            }
+        );
+        assert_eq!(
+            defs[0].budgeting,
+            Budgeting::Timeslices {
+                slice_minutes: 5,
+                slice_target: 0.95
+            }
+        );
+        let both = text.replace("    objectives:", "    objective: 99\n    objectives:");
+        assert!(
+            errors(&both)[0].contains("an SLO needs objective"),
+            "{:?}",
+            errors(&both)
+        );
+        let bad = text.replace("slice: 5m", "slice: 90s");
+        assert_eq!(
+            errors(&bad),
+            ["f.yaml:5:16: the slice 90s must be whole minutes, from 1m to 1d"]
+        );
     }
 
     #[test]

@@ -23,20 +23,32 @@ pub struct SloStatus {
     pub annotations: std::collections::BTreeMap<String, String>,
     /// The objective in percent.
     pub objective: f64,
-    /// The rolling window, e.g. `30d`.
+    /// The window: `30d` (rolling) or `week`, `month`, `quarter` (calendar).
     pub window: String,
+    /// Where the window begins now (RFC 3339).
+    pub window_start: String,
+    /// `occurrences`, `timeslices` or `ratio_timeslices`.
+    pub budgeting: &'static str,
     /// Good events in the window.
     pub good_events: u64,
     /// Bad events in the window.
     pub bad_events: u64,
     /// All events in the window.
     pub total_events: u64,
-    /// good / total over the window; `None` without events.
+    /// Timeslice budgeting: good slices (`timeslices`), or the sum of the slices' ratios
+    /// (`ratio_timeslices`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub good_slices: Option<f64>,
+    /// Timeslice budgeting: slices with events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_slices: Option<u64>,
+    /// good / total over the window (in events, or slices); `None` without any.
     pub sli: Option<f64>,
     /// The error budget still left over the window: 1 untouched, 0 spent, negative
     /// overspent; `None` without events.
     pub error_budget_remaining: Option<f64>,
-    /// The error budget over the window, in events: `(1 − objective) × total`.
+    /// The error budget over the window, in events (slices for timeslice budgeting):
+    /// `(1 − objective) × total`.
     pub error_budget_events: f64,
     /// The fraction of the budget spent: `bad / error_budget_events` (above 1 when
     /// overspent); `None` without events.
@@ -47,6 +59,8 @@ pub struct SloStatus {
     /// Seconds until the budget is spent at the current 1h and 6h burn rates; 0 when it is
     /// spent already, `None` when not burning.
     pub budget_exhaustion_seconds: BurnRates,
+    /// Every objective of the SLO, the primary (whose numbers are above) first.
+    pub objectives: Vec<ObjectiveStatus>,
     /// Windows (of `burn_rates`) with fewer events than the SLO's `min_events`: their burn
     /// rates are reported but not to be trusted for paging.
     pub low_traffic: Vec<String>,
@@ -57,6 +71,25 @@ pub struct SloStatus {
     pub effective_threshold_seconds: Option<f64>,
     /// When this status was computed (RFC 3339).
     pub evaluated_at: String,
+}
+
+/// The budget of one objective.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ObjectiveStatus {
+    /// The objective's name.
+    pub name: String,
+    /// Its target in percent.
+    pub objective: f64,
+    /// The budget left (1 untouched, 0 spent, negative overspent).
+    pub error_budget_remaining: Option<f64>,
+    /// The budget, in events or slices.
+    pub error_budget_events: f64,
+    /// The fraction of the budget spent.
+    pub error_budget_consumed: Option<f64>,
+    /// Burn rate per window.
+    pub burn_rates: BurnRates,
+    /// Seconds until the budget is spent at the 1h and 6h burn rates.
+    pub budget_exhaustion_seconds: BurnRates,
 }
 
 /// Burn rates keyed by window label, in window order.

@@ -84,6 +84,22 @@ impl MinuteRing {
         AddOutcome::Added
     }
 
+    /// The sums of (good, total) over minutes `lo..=hi`.
+    pub fn range(&self, lo: i64, hi: i64) -> (u64, u64) {
+        let Some(head) = self.head else {
+            return (0, 0);
+        };
+        let lo = lo.max(head - self.capacity as i64 + 1);
+        let hi = hi.min(head);
+        let (mut good, mut total) = (0u64, 0u64);
+        for m in lo..=hi {
+            let s = self.slot(m);
+            good += u64::from(self.good[s]);
+            total += u64::from(self.total[s]);
+        }
+        (good, total)
+    }
+
     /// Sums of (good, total) over windows ending at `now_minute` (inclusive), one per
     /// entry of `windows` (lengths in minutes, ascending). A window of `w` minutes covers
     /// minutes `now_minute - w + 1 ..= now_minute`. One pass over the longest window.
