@@ -281,6 +281,11 @@ impl Collector for EngineCollector {
                 &s.spans_duplicate,
             ),
             (
+                "engine_group_overflow_events",
+                "Events of grouped SLOs counted in the __overflow__ group",
+                &s.group_overflow_events,
+            ),
+            (
                 "engine_series_over_cap",
                 "Metric points not counted because their SLO tracks too many series",
                 &s.series_over_cap,

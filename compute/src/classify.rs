@@ -132,7 +132,7 @@ impl SloIndex {
         &self,
         tenant: &str,
         rl: &ResourceLogs,
-        mut emit: impl FnMut(u32, u64, bool),
+        mut emit: impl FnMut(u32, u64, bool, &[KeyValue]),
     ) -> usize {
         let records = rl.scope_logs.iter().map(|sl| sl.log_records.len()).sum();
         let Some(slos) = self
@@ -150,7 +150,12 @@ impl SloIndex {
             };
             for slo in slos {
                 if matches_all(&record.attributes, &slo.attributes) {
-                    emit(slo.id, time, record.severity_number <= slo.max_severity);
+                    emit(
+                        slo.id,
+                        time,
+                        record.severity_number <= slo.max_severity,
+                        &record.attributes,
+                    );
                 }
             }
         }

@@ -2,6 +2,7 @@
 //! answers status.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, UNIX_EPOCH};
@@ -14,9 +15,10 @@ use crate::dedup::Dedup;
 use crate::error::{Error, Result};
 use crate::math;
 use crate::metric::{MetricIndex, Role, SeriesState};
-use crate::model::{BURN_RATE_WINDOWS, Budgeting, SloDef, format_minutes};
-use crate::status::{BurnRates, ObjectiveStatus, SloStatus};
+use crate::model::{BURN_RATE_WINDOWS, Budgeting, MAX_GROUP_BY, SloDef, format_minutes};
+use crate::status::{BurnRates, GroupStatus, ObjectiveStatus, SloStatus};
 use crate::window::{AddOutcome, MinuteRing};
+use slotel_proto::otlp::common::v1::{KeyValue, any_value::Value};
 use slotel_proto::otlp::trace::v1::Span;
 
 const NANOS_PER_MINUTE: i64 = 60_000_000_000;
@@ -65,6 +67,8 @@ pub struct EngineStats {
     pub events_in_future: AtomicU64,
     /// Spans seen again within the de-duplication horizon, not counted again.
     pub spans_duplicate: AtomicU64,
+    /// Events of grouped SLOs counted in the overflow group (past `max_groups`).
+    pub group_overflow_events: AtomicU64,
 }
 
 struct SloEntry {
@@ -74,6 +78,83 @@ struct SloEntry {
     series: Arc<Mutex<SeriesState>>,
     /// The histogram bound a latency SLI last counted at, as `f64` bits (0: none yet).
     effective_threshold: Arc<AtomicU64>,
+    /// Per-group rings (grouped SLOs only).
+    groups: Arc<Mutex<Groups>>,
+}
+
+/// The group id of events of an SLO without grouping.
+const NO_GROUP: u32 = u32::MAX;
+/// The group that takes the events of groups past `max_groups`.
+pub const OVERFLOW_GROUP: &str = "__overflow__";
+
+/// The groups of a grouped SLO: one ring per combination of the `group_by` values.
+#[derive(Default)]
+struct Groups {
+    by_hash: HashMap<u64, Vec<u32>>,
+    keys: Vec<Vec<String>>,
+    rings: Vec<MinuteRing>,
+    overflow: Option<u32>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl Groups {
+    /// The id of the group with `values`, made if new; the overflow group once `max`
+    /// groups exist. The flag says whether the event overflowed.
+    fn resolve(&mut self, values: &[&str], max: usize, horizon: u32) -> (u32, bool) {
+        let h = self.hasher.hash_one(values);
+        if let Some(ids) = self.by_hash.get(&h) {
+            for &id in ids {
+                if self.keys[id as usize]
+                    .iter()
+                    .map(String::as_str)
+                    .eq(values.iter().copied())
+                {
+                    return (id, false);
+                }
+            }
+        }
+        let real_groups = self.keys.len() - usize::from(self.overflow.is_some());
+        if real_groups >= max {
+            let id = match self.overflow {
+                Some(id) => id,
+                None => {
+                    let id = self.push(vec![OVERFLOW_GROUP.to_string()], horizon);
+                    self.overflow = Some(id);
+                    id
+                }
+            };
+            return (id, true);
+        }
+        let id = self.push(values.iter().map(|v| v.to_string()).collect(), horizon);
+        self.by_hash.entry(h).or_default().push(id);
+        (id, false)
+    }
+
+    fn push(&mut self, key: Vec<String>, horizon: u32) -> u32 {
+        self.keys.push(key);
+        self.rings.push(MinuteRing::new(horizon));
+        (self.keys.len() - 1) as u32
+    }
+}
+
+/// The values of `keys` among `attrs` (strings as they are, other values formatted,
+/// absent ones empty), into `out`.
+fn group_values<'a>(attrs: &'a [KeyValue], keys: &[String], out: &mut [std::borrow::Cow<'a, str>]) {
+    use std::borrow::Cow;
+    for (slot, key) in out.iter_mut().zip(keys) {
+        *slot = match attrs
+            .iter()
+            .find(|kv| kv.key == *key)
+            .and_then(|kv| kv.value.as_ref())
+            .and_then(|v| v.value.as_ref())
+        {
+            Some(Value::StringValue(s)) => Cow::Borrowed(s.as_str()),
+            Some(Value::IntValue(i)) => Cow::Owned(i.to_string()),
+            Some(Value::BoolValue(b)) => Cow::Owned(b.to_string()),
+            Some(Value::DoubleValue(d)) => Cow::Owned(d.to_string()),
+            _ => Cow::Borrowed(""),
+        };
+    }
 }
 
 #[derive(Default)]
@@ -153,12 +234,14 @@ impl Engine {
                     ring: Arc::clone(&prev.ring),
                     series: Arc::clone(&prev.series),
                     effective_threshold: Arc::clone(&prev.effective_threshold),
+                    groups: Arc::clone(&prev.groups),
                 },
                 _ => SloEntry {
                     ring: Arc::new(Mutex::new(MinuteRing::new(horizon_minutes(&def)))),
                     def: Arc::new(def),
                     series: Arc::default(),
                     effective_threshold: Arc::default(),
+                    groups: Arc::default(),
                 },
             };
             set.by_name.insert(key, i);
@@ -175,11 +258,42 @@ impl Engine {
         let latest = now.saturating_add(self.max_future_nanos);
         let mut acc = Accumulator::default();
         let mut in_future = 0u64;
-        let mut emit = |id, time: u64, good| match i64::try_from(time) {
-            Ok(t) if t <= latest => acc.add(id, t.div_euclid(NANOS_PER_MINUTE), good),
+        let s = &self.stats;
+        let mut overflowed = 0u64;
+        // The group of an event of SLO `id` with these attributes.
+        let mut group_of = |id: u32, attrs: &[KeyValue]| -> u32 {
+            let def = &set.slos[id as usize].def;
+            if def.group_by.is_empty() {
+                return NO_GROUP;
+            }
+            let mut values: [std::borrow::Cow<'_, str>; MAX_GROUP_BY] = Default::default();
+            let n = def.group_by.len().min(MAX_GROUP_BY);
+            group_values(attrs, &def.group_by, &mut values[..n]);
+            let mut refs: [&str; MAX_GROUP_BY] = [""; MAX_GROUP_BY];
+            for (r, v) in refs.iter_mut().zip(&values) {
+                *r = v.as_ref();
+            }
+            let mut groups = set.slos[id as usize]
+                .groups
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let (g, over) = groups.resolve(&refs[..n], def.max_groups, horizon_minutes(def));
+            overflowed += u64::from(over);
+            g
+        };
+        let mut emit = |id, time: u64, good: bool, attrs: &[KeyValue]| match i64::try_from(time) {
+            Ok(t) if t <= latest => {
+                let group = group_of(id, attrs);
+                acc.add_counts(
+                    id,
+                    group,
+                    t.div_euclid(NANOS_PER_MINUTE),
+                    u64::from(good),
+                    1,
+                )
+            }
             _ => in_future += 1,
         };
-        let s = &self.stats;
         match &batch.payload {
             Payload::Traces(req) => {
                 let mut seen = 0;
@@ -204,7 +318,7 @@ impl Engine {
                             }
                         };
                         if !dup {
-                            emit(id, span.end_time_unix_nano, good);
+                            emit(id, span.end_time_unix_nano, good, &span.attributes);
                         }
                     });
                 }
@@ -224,7 +338,7 @@ impl Engine {
                 s.data_points_seen.fetch_add(points, Ordering::Relaxed);
                 for rm in &req.resource_metrics {
                     set.metrics
-                        .classify(&batch.tenant, rm, |id, role, key, obs| {
+                        .classify(&batch.tenant, rm, |id, role, key, obs, attrs| {
                             let entry = &set.slos[id as usize];
                             let horizon = i64::from(horizon_minutes(&entry.def)) * NANOS_PER_MINUTE;
                             let horizon_start = u64::try_from(now - horizon).unwrap_or(0);
@@ -249,7 +363,9 @@ impl Engine {
                             };
                             match i64::try_from(obs.time) {
                                 Ok(t) if t <= latest => {
-                                    acc.add_counts(id, t.div_euclid(NANOS_PER_MINUTE), good, total)
+                                    let group = group_of(id, attrs);
+                                    let minute = t.div_euclid(NANOS_PER_MINUTE);
+                                    acc.add_counts(id, group, minute, good, total)
                                 }
                                 _ => in_future += total.max(good),
                             }
@@ -265,7 +381,16 @@ impl Engine {
                 AddOutcome::Added => counted += cell.total,
                 AddOutcome::TooOld => too_old += cell.total,
             }
+            drop(ring);
+            if cell.group != NO_GROUP {
+                let mut groups = entry.groups.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(ring) = groups.rings.get_mut(cell.group as usize) {
+                    ring.add(cell.minute, cell.good, cell.total, now_minute);
+                }
+            }
         }
+        s.group_overflow_events
+            .fetch_add(overflowed, Ordering::Relaxed);
         s.events_counted.fetch_add(counted, Ordering::Relaxed);
         s.events_too_old.fetch_add(too_old, Ordering::Relaxed);
         s.events_in_future.fetch_add(in_future, Ordering::Relaxed);
@@ -310,7 +435,10 @@ impl Engine {
                 tenant: tenant.to_string(),
                 name: name.to_string(),
             })?;
-        Ok(status_of(entry, self.clock.now_nanos()))
+        let now = self.clock.now_nanos();
+        let mut status = status_of(entry, now);
+        status.groups = group_statuses(entry, now);
+        Ok(status)
     }
 
     /// Heap bytes of window state held for `tenant`'s SLO `name`, for measurements.
@@ -353,54 +481,118 @@ fn slice_units(
     (good, slices)
 }
 
-fn status_of(entry: &SloEntry, now: i64) -> SloStatus {
-    let def = &entry.def;
+/// The windows (minutes, ascending: the standard ones and the SLO's) and their
+/// (good, total) events and budgeting units, from one ring.
+fn figures(def: &SloDef, ring: &MinuteRing, now: i64) -> (Vec<u32>, Vec<Counts>, Vec<Units>) {
     let now_minute = now.div_euclid(NANOS_PER_MINUTE);
-    let window_minutes = def.window.minutes_at(now);
     let mut windows: Vec<u32> = BURN_RATE_WINDOWS.to_vec();
-    windows.push(window_minutes);
+    windows.push(def.window.minutes_at(now));
     windows.sort_unstable();
     windows.dedup();
     // A bad/total metric SLI keeps bad events where others keep good ones.
     let counts_bad = def.counts_bad();
-    // Per window: (good, total) events, and (good, total) budgeting units.
-    let (events, units): (Vec<Counts>, Vec<Units>) = {
-        let ring = entry.ring.lock().unwrap_or_else(|e| e.into_inner());
-        let events: Vec<(u64, u64)> = ring
-            .sums(now_minute, &windows)
-            .into_iter()
-            .map(|(x, total)| {
-                let good = if counts_bad {
-                    total.saturating_sub(x)
+    let events: Vec<Counts> = ring
+        .sums(now_minute, &windows)
+        .into_iter()
+        .map(|(x, total)| {
+            let good = if counts_bad {
+                total.saturating_sub(x)
+            } else {
+                x.min(total)
+            };
+            (good, total)
+        })
+        .collect();
+    let units = windows
+        .iter()
+        .zip(&events)
+        .map(|(&w, &(g, t))| match def.budgeting {
+            Budgeting::Occurrences => (g as f64, t as f64),
+            Budgeting::Timeslices {
+                slice_minutes,
+                slice_target,
+            } => slice_units(ring, now_minute, w, slice_minutes, counts_bad, |g, t| {
+                if g as f64 >= slice_target * t as f64 {
+                    1.0
                 } else {
-                    x.min(total)
-                };
-                (good, total)
-            })
-            .collect();
-        let units = windows
-            .iter()
-            .zip(&events)
-            .map(|(&w, &(g, t))| match def.budgeting {
-                Budgeting::Occurrences => (g as f64, t as f64),
-                Budgeting::Timeslices {
-                    slice_minutes,
-                    slice_target,
-                } => slice_units(&ring, now_minute, w, slice_minutes, counts_bad, |g, t| {
-                    if g as f64 >= slice_target * t as f64 {
-                        1.0
-                    } else {
-                        0.0
-                    }
-                }),
-                Budgeting::RatioTimeslices { slice_minutes } => {
-                    slice_units(&ring, now_minute, w, slice_minutes, counts_bad, |g, t| {
-                        g as f64 / t as f64
-                    })
+                    0.0
                 }
-            })
-            .collect();
-        (events, units)
+            }),
+            Budgeting::RatioTimeslices { slice_minutes } => {
+                slice_units(ring, now_minute, w, slice_minutes, counts_bad, |g, t| {
+                    g as f64 / t as f64
+                })
+            }
+        })
+        .collect();
+    (windows, events, units)
+}
+
+/// The status of each group of a grouped SLO, by its primary objective.
+fn group_statuses(entry: &SloEntry, now: i64) -> Vec<GroupStatus> {
+    let def = &entry.def;
+    if def.group_by.is_empty() {
+        return Vec::new();
+    }
+    let ratio = def.objective_ratio();
+    let window_minutes = def.window.minutes_at(now);
+    let groups = entry.groups.lock().unwrap_or_else(|e| e.into_inner());
+    let mut out: Vec<GroupStatus> = groups
+        .keys
+        .iter()
+        .zip(&groups.rings)
+        .map(|(key, ring)| {
+            let (windows, events, units) = figures(def, ring, now);
+            let at = |m: u32| windows.binary_search(&m).unwrap_or(0);
+            let (good, total) = events[at(window_minutes)];
+            let (gu, tu) = units[at(window_minutes)];
+            let mut burn_rates: Vec<(String, Option<f64>)> = BURN_RATE_WINDOWS
+                .iter()
+                .map(|&w| {
+                    let (g, t) = units[at(w)];
+                    (format_minutes(w), math::burn_rate(g, t, ratio))
+                })
+                .collect();
+            let label = def.window.to_string();
+            if !burn_rates.iter().any(|(l, _)| *l == label) {
+                burn_rates.push((label, math::burn_rate(gu, tu, ratio)));
+            }
+            let group = if key.len() == 1 && key[0] == OVERFLOW_GROUP && groups.overflow.is_some() {
+                def.group_by
+                    .iter()
+                    .map(|k| (k.clone(), OVERFLOW_GROUP.to_string()))
+                    .collect()
+            } else {
+                def.group_by
+                    .iter()
+                    .cloned()
+                    .zip(key.iter().cloned())
+                    .collect()
+            };
+            GroupStatus {
+                group,
+                good_events: good,
+                total_events: total,
+                sli: math::sli(gu, tu),
+                error_budget_remaining: math::budget_remaining(gu, tu, ratio),
+                burn_rates: BurnRates(burn_rates),
+            }
+        })
+        .collect();
+    // The groups spending their budget fastest first.
+    out.sort_by(|a, b| {
+        let key = |g: &GroupStatus| g.error_budget_remaining.unwrap_or(f64::INFINITY);
+        key(a).total_cmp(&key(b))
+    });
+    out
+}
+
+fn status_of(entry: &SloEntry, now: i64) -> SloStatus {
+    let def = &entry.def;
+    let window_minutes = def.window.minutes_at(now);
+    let (windows, events, units) = {
+        let ring = entry.ring.lock().unwrap_or_else(|e| e.into_inner());
+        figures(def, &ring, now)
     };
     let at = |minutes: u32| windows.binary_search(&minutes).unwrap_or(0);
     let (good, total) = events[at(window_minutes)];
@@ -485,6 +677,7 @@ fn status_of(entry: &SloEntry, now: i64) -> SloStatus {
         budget_exhaustion_seconds: primary.budget_exhaustion_seconds,
         objectives,
         low_traffic,
+        groups: Vec::new(),
         effective_threshold_seconds: match entry.effective_threshold.load(Ordering::Relaxed) {
             0 => None,
             bits => Some(f64::from_bits(bits)),
@@ -508,6 +701,7 @@ impl Consumer for Engine {
 #[derive(Debug, Clone, Copy)]
 struct Cell {
     slo: u32,
+    group: u32,
     minute: i64,
     good: u64,
     total: u64,
@@ -522,12 +716,8 @@ struct Accumulator {
 }
 
 impl Accumulator {
-    fn add(&mut self, slo: u32, minute: i64, good: bool) {
-        self.add_counts(slo, minute, u64::from(good), 1);
-    }
-
-    fn add_counts(&mut self, slo: u32, minute: i64, good: u64, total: u64) {
-        let hit = |c: &Cell| c.slo == slo && c.minute == minute;
+    fn add_counts(&mut self, slo: u32, group: u32, minute: i64, good: u64, total: u64) {
+        let hit = |c: &Cell| c.slo == slo && c.group == group && c.minute == minute;
         let i = match self.cells.get(self.last) {
             Some(c) if hit(c) => self.last,
             _ => match self.cells.iter().position(hit) {
@@ -535,6 +725,7 @@ impl Accumulator {
                 None => {
                     self.cells.push(Cell {
                         slo,
+                        group,
                         minute,
                         good: 0,
                         total: 0,
@@ -690,6 +881,55 @@ mod tests {
         assert!((s.budget_exhaustion_seconds.get("6h").unwrap() - want).abs() < 1e-6);
         // 60 events in the last 5m, 30m, 1h and 2h: under min_events 100.
         assert_eq!(s.low_traffic, ["5m", "30m", "1h", "2h"]);
+    }
+
+    #[test]
+    fn groups_split_the_slo_and_overflow_is_counted() {
+        let clock = Arc::new(ManualClock::new(T0));
+        let engine = Engine::new(clock);
+        let slos = SLOS.replace(
+            "window: 1d",
+            "window: 1d\n    group_by: [route]\n    max_groups: 2",
+        );
+        engine.load(parse_native(Path::new("t.yaml"), &slos).unwrap());
+        let routed = |route: &str, good: usize, bad: usize| {
+            let mut b = batch(T0, good, bad);
+            let Payload::Traces(req) = &mut b.payload else {
+                unreachable!()
+            };
+            for span in &mut req.resource_spans[0].scope_spans[0].spans {
+                span.attributes.push(KeyValue {
+                    key: "route".into(),
+                    value: Some(AnyValue {
+                        value: Some(Value::StringValue(route.into())),
+                    }),
+                    ..Default::default()
+                });
+            }
+            b
+        };
+        engine.ingest(&routed("/a", 9, 1));
+        engine.ingest(&routed("/b", 4, 0));
+        engine.ingest(&routed("/c", 1, 2));
+        engine.ingest(&routed("/d", 3, 0));
+        let s = engine.status("default", "api").unwrap();
+        assert_eq!((s.good_events, s.total_events), (17, 20));
+        let groups: Vec<_> = s
+            .groups
+            .iter()
+            .map(|g| (g.group["route"].as_str(), g.good_events, g.total_events))
+            .collect();
+        // Lowest budget first: the overflow group (/c and /d) has 2 bad of 6.
+        assert_eq!(
+            groups,
+            [("__overflow__", 4, 6), ("/a", 9, 10), ("/b", 4, 4)]
+        );
+        assert_eq!(
+            engine.stats().group_overflow_events.load(Ordering::Relaxed),
+            6
+        );
+        // The list does not carry groups.
+        assert!(engine.statuses("default")[0].groups.is_empty());
     }
 
     #[test]

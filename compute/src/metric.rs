@@ -109,12 +109,12 @@ impl MetricIndex {
     }
 
     /// Classifies every data point of `rm` for `tenant`: `emit(slo, role, series_key,
-    /// observation)` once per (point, matching rule). Returns the points looked at.
+    /// observation, point attributes)` once per (point, matching rule). Returns the points looked at.
     pub fn classify(
         &self,
         tenant: &str,
         rm: &ResourceMetrics,
-        mut emit: impl FnMut(u32, Role, u64, Observation),
+        mut emit: impl FnMut(u32, Role, u64, Observation, &[KeyValue]),
     ) -> usize {
         let Some(metrics) = self
             .tenants
@@ -138,7 +138,7 @@ impl MetricIndex {
                     }
                     if let Some(o) = obs(rule.role) {
                         let key = series_key(&metric.name, rule.role, resource_attrs, attrs);
-                        emit(rule.slo, rule.role, key, o);
+                        emit(rule.slo, rule.role, key, o, attrs);
                     }
                 }
             };

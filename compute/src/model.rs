@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+/// Attributes an SLO may be grouped by.
+pub const MAX_GROUP_BY: usize = 4;
+
 /// Minutes in the standard burn-rate windows reported for every SLO.
 pub const BURN_RATE_WINDOWS: [u32; 7] = [5, 30, 60, 120, 360, 1440, 4320];
 
@@ -31,6 +34,11 @@ pub struct SloDef {
     pub window: Window,
     /// Windows with fewer events than this are flagged `low_traffic` (0: never).
     pub min_events: u64,
+    /// Attributes (of the span, log record or data point) whose values split the SLO
+    /// into groups, each with its own SLI and budget; at most [`MAX_GROUP_BY`].
+    pub group_by: Vec<String>,
+    /// Groups kept; events of further groups count in the `__overflow__` group.
+    pub max_groups: usize,
     /// What the SLO counts and what makes an event good.
     pub sli: Sli,
 }
@@ -44,6 +52,8 @@ impl SloDef {
             && self.sli == other.sli
             && self.window == other.window
             && self.budgeting == other.budgeting
+            && self.group_by == other.group_by
+            && self.max_groups == other.max_groups
     }
 
     /// The objective as a ratio (99.9 → 0.999).

@@ -11,9 +11,14 @@ use serde_saphyr::Spanned;
 
 use crate::error::{Error, Result, SpecError};
 use crate::model::{
-    AttrMatch, Budgeting, CalendarUnit, GoodRule, HttpStatus, MetricSelector, NamedTz, Objective,
-    Sli, SloDef, SpanKind, SpanSelector, StatusRule, Window, parse_severity,
+    AttrMatch, Budgeting, CalendarUnit, GoodRule, HttpStatus, MAX_GROUP_BY, MetricSelector,
+    NamedTz, Objective, Sli, SloDef, SpanKind, SpanSelector, StatusRule, Window, parse_severity,
 };
+
+/// Groups an SLO keeps unless it says otherwise.
+pub const DEFAULT_MAX_GROUPS: usize = 100;
+/// The most groups an SLO may keep.
+pub const MAX_MAX_GROUPS: usize = 10_000;
 
 /// The longest window accepted, in minutes (400 days).
 pub const MAX_WINDOW_MINUTES: u32 = 400 * 1440;
@@ -47,6 +52,10 @@ struct RawSlo {
     window: Spanned<RawWindow>,
     #[serde(default)]
     min_events: u64,
+    #[serde(default)]
+    group_by: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    max_groups: Option<Spanned<usize>>,
     sli: RawSli,
 }
 
@@ -594,6 +603,31 @@ fn validate(ctx: &mut Ctx<'_>, raw: RawSlo) -> Option<(SloDef, Origin)> {
             None
         }
     };
+    let group_by = raw
+        .group_by
+        .as_ref()
+        .map(|g| g.value.clone())
+        .unwrap_or_default();
+    if let Some(g) = &raw.group_by
+        && (g.value.is_empty() || g.value.len() > MAX_GROUP_BY)
+    {
+        ctx.err(
+            g,
+            format!("group_by takes 1 to {MAX_GROUP_BY} attribute names"),
+        );
+    }
+    let max_groups = raw
+        .max_groups
+        .as_ref()
+        .map_or(DEFAULT_MAX_GROUPS, |m| m.value);
+    if let Some(m) = &raw.max_groups
+        && !(1..=MAX_MAX_GROUPS).contains(&m.value)
+    {
+        ctx.err(
+            m,
+            format!("max_groups must be between 1 and {MAX_MAX_GROUPS}"),
+        );
+    }
     if ctx.errors.len() > before {
         return None;
     }
@@ -610,6 +644,8 @@ fn validate(ctx: &mut Ctx<'_>, raw: RawSlo) -> Option<(SloDef, Origin)> {
         budgeting,
         window,
         min_events: raw.min_events,
+        group_by,
+        max_groups,
         sli,
     };
     let origin = Origin {

@@ -64,6 +64,9 @@ pub struct SloStatus {
     /// Windows (of `burn_rates`) with fewer events than the SLO's `min_events`: their burn
     /// rates are reported but not to be trusted for paging.
     pub low_traffic: Vec<String>,
+    /// A grouped SLO's groups, the lowest budget first (only in a single SLO's status).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupStatus>,
     /// For a histogram latency SLI: the largest bucket bound at or below the threshold
     /// that the last data point was counted at, in seconds (a threshold between bounds
     /// counts the bucket holding it as bad).
@@ -71,6 +74,23 @@ pub struct SloStatus {
     pub effective_threshold_seconds: Option<f64>,
     /// When this status was computed (RFC 3339).
     pub evaluated_at: String,
+}
+
+/// One group of a grouped SLO, by the SLO's primary objective.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupStatus {
+    /// The group's attribute values (`__overflow__` for the overflow group).
+    pub group: std::collections::BTreeMap<String, String>,
+    /// Good events in the window.
+    pub good_events: u64,
+    /// All events in the window.
+    pub total_events: u64,
+    /// The group's SLI.
+    pub sli: Option<f64>,
+    /// The group's budget left.
+    pub error_budget_remaining: Option<f64>,
+    /// The group's burn rates.
+    pub burn_rates: BurnRates,
 }
 
 /// The budget of one objective.
