@@ -310,6 +310,10 @@ pub(crate) fn attr_matches(value: Option<&AnyValue>, m: &AttrMatch) -> bool {
             Some(Value::StringValue(s)) => re.is_match(s),
             _ => false,
         },
+        AttrMatch::NotRegex(re) => match value.and_then(|v| v.value.as_ref()) {
+            Some(Value::StringValue(s)) => !re.is_match(s),
+            _ => true,
+        },
         AttrMatch::Exists(want) => value.is_some() == *want,
     }
 }

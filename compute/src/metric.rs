@@ -22,7 +22,7 @@ use slotel_proto::otlp::metrics::v1::{
     metric::Data, number_data_point,
 };
 
-use crate::classify::{matches_all, service_of};
+use crate::classify::{attr_matches, matches_all, service_of};
 use crate::model::{AttrMatch, MetricSelector, Sli, SloDef};
 
 /// What a data point means to an SLO.
@@ -43,12 +43,84 @@ struct Rule {
     slo: u32,
     role: Role,
     attributes: Vec<(String, AttrMatch)>,
+    /// The attribute keys are Prometheus label names.
+    prometheus: bool,
+}
+
+/// A service's rules by metric name: OTLP names, and Prometheus names of OTLP metrics.
+#[derive(Debug, Default)]
+struct ServiceRules {
+    by_name: HashMap<String, Vec<Rule>>,
+    by_prometheus_name: HashMap<String, Vec<Rule>>,
 }
 
 /// Metric rules by tenant, service and metric name.
 #[derive(Debug, Default)]
 pub struct MetricIndex {
-    tenants: HashMap<String, HashMap<String, HashMap<String, Vec<Rule>>>>,
+    tenants: HashMap<String, HashMap<String, ServiceRules>>,
+}
+
+/// The Prometheus name of an OTLP metric, as the OpenTelemetry Collector's Prometheus
+/// exporters write it: characters outside `[a-zA-Z0-9_:]` become `_`, the unit is added
+/// (`_seconds`, `_milliseconds`, `_bytes`) unless the name ends with it, and monotonic
+/// Sums end in `_total`.
+pub fn prometheus_name(name: &str, unit: &str, monotonic_sum: bool) -> String {
+    let mut out = String::with_capacity(name.len() + 16);
+    for c in name.chars() {
+        let c = if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+            c
+        } else {
+            '_'
+        };
+        if !(c == '_' && out.ends_with('_')) {
+            out.push(c);
+        }
+    }
+    let suffix = match unit {
+        "s" => "seconds",
+        "ms" => "milliseconds",
+        "us" => "microseconds",
+        "ns" => "nanoseconds",
+        "By" => "bytes",
+        "min" => "minutes",
+        "h" => "hours",
+        _ => "",
+    };
+    if !suffix.is_empty() && !out.ends_with(suffix) {
+        out.push('_');
+        out.push_str(suffix);
+    }
+    if monotonic_sum && !out.ends_with("_total") {
+        out.push_str("_total");
+    }
+    out
+}
+
+/// Whether OTLP attribute key `otlp` is Prometheus label `label` (invalid characters
+/// read as `_`), without allocating.
+fn prometheus_key_eq(otlp: &str, label: &str) -> bool {
+    otlp.len() == label.len()
+        && otlp.chars().zip(label.chars()).all(|(o, l)| {
+            let o = if o.is_ascii_alphanumeric() || o == '_' {
+                o
+            } else {
+                '_'
+            };
+            o == l
+        })
+}
+
+fn rule_matches(rule: &Rule, attrs: &[KeyValue]) -> bool {
+    if !rule.prometheus {
+        return matches_all(attrs, &rule.attributes);
+    }
+    rule.attributes.iter().all(|(label, m)| {
+        let value = attrs
+            .iter()
+            .find(|kv| prometheus_key_eq(&kv.key, label))
+            .and_then(|kv| kv.value.as_ref());
+        attr_matches(value, m)
+    })
 }
 
 /// One data point's counts, before delta conversion.
@@ -74,19 +146,23 @@ impl MetricIndex {
         let mut index = MetricIndex::default();
         for (id, def) in slos.into_iter().enumerate() {
             let mut add = |sel: &MetricSelector, role| {
-                index
+                let service = index
                     .tenants
                     .entry(def.tenant.clone())
                     .or_default()
                     .entry(def.service.clone())
-                    .or_default()
-                    .entry(sel.name.clone())
-                    .or_default()
-                    .push(Rule {
-                        slo: id as u32,
-                        role,
-                        attributes: sel.attributes.clone(),
-                    });
+                    .or_default();
+                let map = if sel.prometheus {
+                    &mut service.by_prometheus_name
+                } else {
+                    &mut service.by_name
+                };
+                map.entry(sel.name.clone()).or_default().push(Rule {
+                    slo: id as u32,
+                    role,
+                    attributes: sel.attributes.clone(),
+                    prometheus: sel.prometheus,
+                });
             };
             match &def.sli {
                 Sli::MetricRatio { good, bad, total } => {
@@ -116,7 +192,7 @@ impl MetricIndex {
         rm: &ResourceMetrics,
         mut emit: impl FnMut(u32, Role, u64, Observation, &[KeyValue]),
     ) -> usize {
-        let Some(metrics) = self
+        let Some(service) = self
             .tenants
             .get(tenant)
             .and_then(|s| s.get(service_of(rm.resource.as_ref())))
@@ -125,15 +201,29 @@ impl MetricIndex {
         };
         let resource_attrs = rm.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
         let mut seen = 0;
+        let no_rules: Vec<Rule> = Vec::new();
         for metric in rm.scope_metrics.iter().flat_map(|sm| sm.metrics.iter()) {
-            let Some(rules) = metrics.get(metric.name.as_str()) else {
-                continue;
+            let by_name = service.by_name.get(metric.name.as_str());
+            // Prometheus names are computed only where an SLO uses them.
+            let by_prometheus = if service.by_prometheus_name.is_empty() {
+                None
+            } else {
+                let monotonic = matches!(&metric.data, Some(Data::Sum(s)) if s.is_monotonic);
+                let name = prometheus_name(&metric.name, &metric.unit, monotonic);
+                service.by_prometheus_name.get(name.as_str())
             };
+            if by_name.is_none() && by_prometheus.is_none() {
+                continue;
+            }
+            let rules = by_name
+                .unwrap_or(&no_rules)
+                .iter()
+                .chain(by_prometheus.unwrap_or(&no_rules).iter());
             let unit = metric.unit.as_str();
             let mut each = |attrs: &[KeyValue], obs: &dyn Fn(Role) -> Option<Observation>| {
                 seen += 1;
-                for rule in rules {
-                    if !matches_all(attrs, &rule.attributes) {
+                for rule in rules.clone() {
+                    if !rule_matches(rule, attrs) {
                         continue;
                     }
                     if let Some(o) = obs(rule.role) {
@@ -406,6 +496,32 @@ mod tests {
             cumulative: true,
             effective_threshold: None,
         }
+    }
+
+    #[test]
+    fn prometheus_names_of_otlp_metrics() {
+        assert_eq!(
+            prometheus_name("http.server.requests", "", true),
+            "http_server_requests_total"
+        );
+        assert_eq!(
+            prometheus_name("http.server.requests", "{request}", true),
+            "http_server_requests_total"
+        );
+        assert_eq!(
+            prometheus_name("http.server.duration", "s", false),
+            "http_server_duration_seconds"
+        );
+        assert_eq!(
+            prometheus_name("rpc.duration_seconds", "s", false),
+            "rpc_duration_seconds"
+        );
+        assert_eq!(prometheus_name("jobs_total", "", true), "jobs_total");
+        assert!(prometheus_key_eq(
+            "http.response.status_code",
+            "http_response_status_code"
+        ));
+        assert!(!prometheus_key_eq("http.route", "http_routes"));
     }
 
     #[test]

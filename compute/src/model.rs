@@ -9,7 +9,7 @@ pub const MAX_GROUP_BY: usize = 4;
 pub const BURN_RATE_WINDOWS: [u32; 7] = [5, 30, 60, 120, 360, 1440, 4320];
 
 /// One validated SLO.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SloDef {
     /// Unique per tenant.
     pub name: String,
@@ -63,7 +63,7 @@ impl SloDef {
 }
 
 /// One target of an SLO.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Objective {
     /// Its name (`default` when the SLO has one unnamed objective).
     pub name: String,
@@ -72,7 +72,8 @@ pub struct Objective {
 }
 
 /// How an SLO's budget is counted (OpenSLO's budgeting methods).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Budgeting {
     /// Good events over all events.
     Occurrences,
@@ -103,7 +104,8 @@ impl Budgeting {
 }
 
 /// The window an SLO's SLI and budget are computed over.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Window {
     /// The last `minutes` whole minutes, the current one included.
     Rolling {
@@ -120,7 +122,7 @@ pub enum Window {
 }
 
 /// Calendar periods.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CalendarUnit {
     /// Monday 00:00 to Sunday 24:00.
@@ -138,6 +140,37 @@ pub struct NamedTz {
     pub name: String,
     /// The zone's rules.
     pub tz: jiff::tz::TimeZone,
+}
+
+impl serde::Serialize for NamedTz {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name)
+    }
+}
+
+impl serde::Serialize for AttrMatch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(1))?;
+        match self {
+            AttrMatch::Eq(v) => m.serialize_entry("eq", v)?,
+            AttrMatch::Ne(v) => m.serialize_entry("not", v)?,
+            AttrMatch::In(v) => m.serialize_entry("in", v)?,
+            AttrMatch::Regex(r) => m.serialize_entry("regex", r.as_str())?,
+            AttrMatch::NotRegex(r) => m.serialize_entry("not_regex", r.as_str())?,
+            AttrMatch::Exists(b) => m.serialize_entry("exists", b)?,
+        }
+        m.end()
+    }
+}
+
+impl serde::Serialize for HttpStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            HttpStatus::Code(c) => s.serialize_str(&c.to_string()),
+            HttpStatus::Class(c) => s.serialize_str(&format!("{c}xx")),
+        }
+    }
 }
 
 impl PartialEq for NamedTz {
@@ -273,7 +306,8 @@ pub fn format_minutes(minutes: u32) -> String {
 }
 
 /// The service level indicator: which events count, and which of them are good.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Sli {
     /// Events are spans.
     Spans {
@@ -309,10 +343,15 @@ pub enum Sli {
 }
 
 /// Selects the data points of one metric.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct MetricSelector {
-    /// The OTLP metric name, e.g. `http.server.requests`.
+    /// The OTLP metric name, e.g. `http.server.requests`; with `prometheus`, the name as
+    /// Prometheus knows the metric, e.g. `http_server_requests_total`.
     pub name: String,
+    /// Whether `name` and the attribute keys are Prometheus names of OTLP metrics and
+    /// attributes (as the OpenTelemetry Collector's Prometheus exporters write them).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub prometheus: bool,
     /// Data point attribute matchers; all must hold.
     pub attributes: Vec<(String, AttrMatch)>,
 }
@@ -350,7 +389,7 @@ pub fn parse_severity(s: &str) -> Option<i32> {
 }
 
 /// OTLP span kinds, as their protobuf values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SpanKind {
     /// `SPAN_KIND_INTERNAL` (and `UNSPECIFIED`, which receivers may treat as internal).
@@ -379,7 +418,7 @@ impl SpanKind {
 }
 
 /// Which spans of the SLO's service count.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct SpanSelector {
     /// The span kind, any when unset.
     pub kind: Option<SpanKind>,
@@ -405,8 +444,23 @@ pub enum AttrMatch {
     /// A string matching the whole regular expression (`{regex: "^/api/.*"}`, anchored
     /// at both ends as in PromQL).
     Regex(regex::Regex),
+    /// Absent, or a value that is not a string matching the whole regular expression
+    /// (`{not_regex: "..."}`).
+    NotRegex(regex::Regex),
     /// Present (`{exists: true}`) or absent (`{exists: false}`).
     Exists(bool),
+}
+
+/// Compiles a regular expression anchored at both ends, as PromQL does; the error is a
+/// sentence for people.
+pub fn anchored_regex(pattern: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+        // The regex crate draws the pattern over several lines; the last says what is wrong.
+        let e = e.to_string();
+        let why = e.lines().last().unwrap_or_default();
+        let why = why.trim().trim_start_matches("error: ");
+        format!("invalid regular expression {pattern:?}: {why}")
+    })
 }
 
 impl PartialEq for AttrMatch {
@@ -414,7 +468,8 @@ impl PartialEq for AttrMatch {
         match (self, other) {
             (AttrMatch::Eq(a), AttrMatch::Eq(b)) | (AttrMatch::Ne(a), AttrMatch::Ne(b)) => a == b,
             (AttrMatch::In(a), AttrMatch::In(b)) => a == b,
-            (AttrMatch::Regex(a), AttrMatch::Regex(b)) => a.as_str() == b.as_str(),
+            (AttrMatch::Regex(a), AttrMatch::Regex(b))
+            | (AttrMatch::NotRegex(a), AttrMatch::NotRegex(b)) => a.as_str() == b.as_str(),
             (AttrMatch::Exists(a), AttrMatch::Exists(b)) => a == b,
             _ => false,
         }
@@ -477,7 +532,7 @@ impl<'de> serde::Deserialize<'de> for AttrMatch {
                     }
                     other => {
                         return Err(A::Error::custom(format!(
-                            "unknown matcher {other:?}: use one of eq, not, in, regex, exists"
+                            "unknown matcher {other:?}: use one of eq, not, in, regex, not_regex, exists"
                         )));
                     }
                 };
@@ -494,7 +549,7 @@ impl<'de> serde::Deserialize<'de> for AttrMatch {
 }
 
 /// An attribute value in a selector.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(untagged)]
 pub enum AttrValue {
     /// A boolean.
@@ -508,7 +563,7 @@ pub enum AttrValue {
 }
 
 /// What makes a span good. Every rule that is set must hold.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct GoodRule {
     /// The span status rule, if any.
     pub status: Option<StatusRule>,
@@ -595,7 +650,7 @@ impl<'de> serde::Deserialize<'de> for HttpStatus {
 }
 
 /// Span status rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StatusRule {
     /// Good unless the status is `ERROR` (so `UNSET` and `OK` are good).

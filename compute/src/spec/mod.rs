@@ -9,6 +9,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+mod openslo;
+mod sloth;
+
 use crate::error::{Error, Result, SpecError};
 use crate::model::{
     AttrMatch, Budgeting, CalendarUnit, GoodRule, HttpStatus, MAX_GROUP_BY, MetricSelector,
@@ -59,9 +62,9 @@ struct RawSlo {
     sli: RawSli,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct RawSli {
+pub(crate) struct RawSli {
     #[serde(default)]
     spans: Option<RawSpans>,
     #[serde(default)]
@@ -74,7 +77,7 @@ struct RawSli {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawMetricSelector {
+pub(crate) struct RawMetricSelector {
     metric: Spanned<String>,
     #[serde(default)]
     attributes: BTreeMap<String, AttrMatch>,
@@ -84,6 +87,7 @@ impl RawMetricSelector {
     fn into_model(self) -> MetricSelector {
         MetricSelector {
             name: self.metric.value,
+            prometheus: false,
             attributes: self.attributes.into_iter().collect(),
         }
     }
@@ -91,7 +95,7 @@ impl RawMetricSelector {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawMetricRatio {
+pub(crate) struct RawMetricRatio {
     #[serde(default)]
     good: Option<RawMetricSelector>,
     #[serde(default)]
@@ -101,7 +105,7 @@ struct RawMetricRatio {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawHistogram {
+pub(crate) struct RawHistogram {
     metric: Spanned<String>,
     #[serde(default)]
     attributes: BTreeMap<String, AttrMatch>,
@@ -110,36 +114,36 @@ struct RawHistogram {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawLogs {
+pub(crate) struct RawLogs {
     #[serde(rename = "match", default)]
     selector: RawLogMatch,
     good: Spanned<RawLogGood>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
-struct RawLogMatch {
+pub(crate) struct RawLogMatch {
     #[serde(default)]
     attributes: BTreeMap<String, AttrMatch>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
-struct RawLogGood {
+pub(crate) struct RawLogGood {
     max_severity: Spanned<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawSpans {
+pub(crate) struct RawSpans {
     #[serde(rename = "match", default)]
     selector: RawMatch,
     good: Spanned<RawGood>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
-struct RawMatch {
+pub(crate) struct RawMatch {
     #[serde(default)]
     span_kind: Option<SpanKind>,
     #[serde(default)]
@@ -152,9 +156,9 @@ struct RawMatch {
     resource: BTreeMap<String, AttrMatch>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
-struct RawGood {
+pub(crate) struct RawGood {
     #[serde(default)]
     status: Option<StatusRule>,
     #[serde(default)]
@@ -204,7 +208,7 @@ enum RawBudgeting {
 
 /// `window: 30d` (rolling) or `window: { calendar: month, time_zone: Europe/Berlin }`.
 #[derive(Debug, Clone)]
-enum RawWindow {
+pub(crate) enum RawWindow {
     Rolling(Duration),
     Calendar {
         unit: CalendarUnit,
@@ -254,8 +258,8 @@ impl<'de> Deserialize<'de> for RawWindow {
 }
 
 /// A duration written the way people write them: `300ms`, `1.5s`, `30d`.
-#[derive(Debug, Clone, Copy)]
-struct HumanDuration(Duration);
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct HumanDuration(pub(crate) Duration);
 
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
@@ -310,25 +314,41 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
 
 /// Where an SLO was defined, to point at it in later errors.
 #[derive(Debug, Clone)]
-struct Origin {
+pub(crate) struct Origin {
     file: PathBuf,
     line: u64,
     column: u64,
 }
 
-struct Ctx<'a> {
-    file: &'a Path,
-    errors: Vec<SpecError>,
+/// Collects the problems of one document; positions are shifted by `line_offset`
+/// (the document's first line in its file, less one).
+pub(crate) struct Ctx<'a> {
+    pub(crate) file: &'a Path,
+    pub(crate) errors: Vec<SpecError>,
+    pub(crate) line_offset: u64,
 }
 
 impl Ctx<'_> {
-    fn err<T>(&mut self, at: &Spanned<T>, message: impl Into<String>) {
+    pub(crate) fn err<T>(&mut self, at: &Spanned<T>, message: impl Into<String>) {
+        let line = at.referenced.line();
         self.errors.push(SpecError {
             file: self.file.to_path_buf(),
-            line: at.referenced.line(),
+            line: if line == 0 {
+                0
+            } else {
+                line + self.line_offset
+            },
             column: at.referenced.column(),
             message: message.into(),
         });
+    }
+
+    pub(crate) fn origin<T>(&self, at: &Spanned<T>) -> Origin {
+        Origin {
+            file: self.file.to_path_buf(),
+            line: at.referenced.line() + self.line_offset,
+            column: at.referenced.column(),
+        }
     }
 }
 
@@ -352,6 +372,7 @@ fn parse_with_origin(file: &Path, text: &str) -> (Vec<(SloDef, Origin)>, Vec<Spe
     let mut ctx = Ctx {
         file,
         errors: Vec::new(),
+        line_offset: 0,
     };
     let mut out = Vec::with_capacity(raw.slos.len());
     for slo in raw.slos {
@@ -362,7 +383,7 @@ fn parse_with_origin(file: &Path, text: &str) -> (Vec<(SloDef, Origin)>, Vec<Spe
     (out, ctx.errors)
 }
 
-fn yaml_error(file: &Path, e: &serde_saphyr::Error) -> SpecError {
+pub(crate) fn yaml_error(file: &Path, e: &serde_saphyr::Error) -> SpecError {
     let (line, column) = e
         .location()
         .map(|l| (l.line(), l.column()))
@@ -391,7 +412,7 @@ fn first_line(rendered: &str) -> String {
     }
 }
 
-fn slice_minutes<T>(ctx: &mut Ctx<'_>, at: &Spanned<T>, slice: Duration) -> u32 {
+pub(crate) fn slice_minutes<T>(ctx: &mut Ctx<'_>, at: &Spanned<T>, slice: Duration) -> u32 {
     let minutes = slice.as_secs() / 60;
     if slice.as_nanos() % 60_000_000_000 != 0 || minutes == 0 || minutes > 1440 {
         ctx.err(
@@ -403,7 +424,124 @@ fn slice_minutes<T>(ctx: &mut Ctx<'_>, at: &Spanned<T>, slice: Duration) -> u32 
     minutes as u32
 }
 
-fn is_valid_name(name: &str) -> bool {
+/// The model of a `window:` value.
+pub(crate) fn window_of(ctx: &mut Ctx<'_>, window: &Spanned<RawWindow>) -> Window {
+    match &window.value {
+        RawWindow::Rolling(length) => {
+            let length = *length;
+            let minutes = length.as_secs() / 60;
+            if length.as_nanos() % 60_000_000_000 != 0 || minutes == 0 {
+                ctx.err(
+                    window,
+                    format!("window {length:?} must be a whole number of minutes, at least 1m"),
+                );
+            } else if minutes > u64::from(MAX_WINDOW_MINUTES) {
+                ctx.err(window, "window is longer than the maximum of 400d");
+            }
+            Window::rolling(minutes as u32)
+        }
+        RawWindow::Calendar { unit, time_zone } => {
+            let name = time_zone.as_deref().unwrap_or("UTC");
+            match NamedTz::get(name) {
+                Some(tz) => Window::Calendar { unit: *unit, tz },
+                None => {
+                    ctx.err(
+                        window,
+                        format!(
+                            "unknown time zone {name:?}: use an IANA name such as Europe/Berlin"
+                        ),
+                    );
+                    Window::rolling(1)
+                }
+            }
+        }
+    }
+}
+
+/// The model of an `sli:` value; errors are reported at `at` when no part fits.
+pub(crate) fn sli_of(ctx: &mut Ctx<'_>, at: &Spanned<String>, sli: RawSli) -> Option<Sli> {
+    match (sli.spans, sli.logs, sli.metrics, sli.histogram) {
+        (Some(spans), None, None, None) => {
+            let good = spans.good.value.to_rule();
+            if good.is_empty() {
+                ctx.err(
+                    &spans.good,
+                    "good needs at least one rule: status, max_duration, http_status, not_http_status, all_of or any_of",
+                );
+            }
+            let sel = spans.selector;
+            Some(Sli::Spans {
+                selector: SpanSelector {
+                    kind: sel.span_kind,
+                    span_name: sel.span_name,
+                    http_route: sel.http_route,
+                    attributes: sel.attributes.into_iter().collect(),
+                    resource: sel.resource.into_iter().collect(),
+                },
+                good,
+            })
+        }
+        (None, None, Some(m), None) => match (m.good, m.bad) {
+            (Some(good), None) => Some(Sli::MetricRatio {
+                good: Some(good.into_model()),
+                bad: None,
+                total: m.total.into_model(),
+            }),
+            (None, Some(bad)) => Some(Sli::MetricRatio {
+                good: None,
+                bad: Some(bad.into_model()),
+                total: m.total.into_model(),
+            }),
+            _ => {
+                ctx.err(
+                    &m.total.metric,
+                    "a metrics SLI needs exactly one of good or bad beside total",
+                );
+                None
+            }
+        },
+        (None, None, None, Some(h)) => {
+            let t = h.threshold.value.0;
+            if t.is_zero() {
+                ctx.err(&h.threshold, "the threshold must be above zero");
+            }
+            Some(Sli::MetricLatency {
+                metric: MetricSelector {
+                    name: h.metric.value,
+                    prometheus: false,
+                    attributes: h.attributes.into_iter().collect(),
+                },
+                threshold_seconds: t.as_secs_f64(),
+            })
+        }
+        (None, Some(logs), None, None) => match parse_severity(&logs.good.value.max_severity.value)
+        {
+            Some(max_severity) => Some(Sli::Logs {
+                attributes: logs.selector.attributes.into_iter().collect(),
+                max_severity,
+            }),
+            None => {
+                ctx.err(
+                    &logs.good.value.max_severity,
+                    format!(
+                        "unknown severity {:?}: use trace, debug, info, warn, error or fatal, optionally with 1-4 (e.g. warn2)",
+                        logs.good.value.max_severity.value
+                    ),
+                );
+                None
+            }
+        },
+        _ => {
+            ctx.err(
+                at,
+                "sli needs exactly one of spans, logs, metrics or histogram",
+            );
+            None
+        }
+    }
+}
+
+pub(crate) fn is_valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
@@ -491,118 +629,8 @@ fn validate(ctx: &mut Ctx<'_>, raw: RawSlo) -> Option<(SloDef, Origin)> {
             },
         },
     };
-    let window = match &raw.window.value {
-        RawWindow::Rolling(window) => {
-            let minutes = window.as_secs() / 60;
-            if window.as_nanos() % 60_000_000_000 != 0 || minutes == 0 {
-                ctx.err(
-                    &raw.window,
-                    format!("window {window:?} must be a whole number of minutes, at least 1m"),
-                );
-            } else if minutes > u64::from(MAX_WINDOW_MINUTES) {
-                ctx.err(&raw.window, "window is longer than the maximum of 400d");
-            }
-            Window::rolling(minutes as u32)
-        }
-        RawWindow::Calendar { unit, time_zone } => {
-            let name = time_zone.as_deref().unwrap_or("UTC");
-            match NamedTz::get(name) {
-                Some(tz) => Window::Calendar { unit: *unit, tz },
-                None => {
-                    ctx.err(
-                        &raw.window,
-                        format!(
-                            "unknown time zone {name:?}: use an IANA name such as Europe/Berlin"
-                        ),
-                    );
-                    Window::rolling(1)
-                }
-            }
-        }
-    };
-    let sli = match (
-        raw.sli.spans,
-        raw.sli.logs,
-        raw.sli.metrics,
-        raw.sli.histogram,
-    ) {
-        (Some(spans), None, None, None) => {
-            let good = spans.good.value.to_rule();
-            if good.is_empty() {
-                ctx.err(
-                    &spans.good,
-                    "good needs at least one rule: status, max_duration, http_status, not_http_status, all_of or any_of",
-                );
-            }
-            let sel = spans.selector;
-            Some(Sli::Spans {
-                selector: SpanSelector {
-                    kind: sel.span_kind,
-                    span_name: sel.span_name,
-                    http_route: sel.http_route,
-                    attributes: sel.attributes.into_iter().collect(),
-                    resource: sel.resource.into_iter().collect(),
-                },
-                good,
-            })
-        }
-        (None, None, Some(m), None) => match (m.good, m.bad) {
-            (Some(good), None) => Some(Sli::MetricRatio {
-                good: Some(good.into_model()),
-                bad: None,
-                total: m.total.into_model(),
-            }),
-            (None, Some(bad)) => Some(Sli::MetricRatio {
-                good: None,
-                bad: Some(bad.into_model()),
-                total: m.total.into_model(),
-            }),
-            _ => {
-                ctx.err(
-                    &m.total.metric,
-                    "a metrics SLI needs exactly one of good or bad beside total",
-                );
-                None
-            }
-        },
-        (None, None, None, Some(h)) => {
-            let t = h.threshold.value.0;
-            if t.is_zero() {
-                ctx.err(&h.threshold, "the threshold must be above zero");
-            }
-            Some(Sli::MetricLatency {
-                metric: MetricSelector {
-                    name: h.metric.value,
-                    attributes: h.attributes.into_iter().collect(),
-                },
-                threshold_seconds: t.as_secs_f64(),
-            })
-        }
-        (None, Some(logs), None, None) => match parse_severity(&logs.good.value.max_severity.value)
-        {
-            Some(max_severity) => Some(Sli::Logs {
-                attributes: logs.selector.attributes.into_iter().collect(),
-                max_severity,
-            }),
-            None => {
-                ctx.err(
-                    &logs.good.value.max_severity,
-                    format!(
-                        "unknown severity {:?}: use trace, debug, info, warn, error or fatal, optionally with 1-4 (e.g. warn2)",
-                        logs.good.value.max_severity.value
-                    ),
-                );
-                None
-            }
-        },
-        _ => {
-            ctx.err(
-                &raw.name,
-                "sli needs exactly one of spans, logs, metrics or histogram",
-            );
-            None
-        }
-    };
+    let window = window_of(ctx, &raw.window);
+    let sli = sli_of(ctx, &raw.name, raw.sli);
     let group_by = raw
         .group_by
         .as_ref()
@@ -685,15 +713,28 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<SloDef>> {
     }
     let mut errors = Vec::new();
     let mut all: Vec<(SloDef, Origin)> = Vec::new();
+    let mut open_slo = Vec::new();
     for file in &files {
         let text = std::fs::read_to_string(file).map_err(|source| Error::Read {
             path: file.clone(),
             source,
         })?;
+        if sloth::is_sloth(&text) {
+            all.extend(sloth::parse_file(file, &text, &mut errors));
+            continue;
+        }
+        if openslo::is_openslo(&text) {
+            open_slo.push((
+                file.as_path(),
+                openslo::parse_file(file, &text, &mut errors),
+            ));
+            continue;
+        }
         let (defs, errs) = parse_with_origin(file, &text);
         all.extend(defs);
         errors.extend(errs);
     }
+    all.extend(openslo::translate(&open_slo, &mut errors));
     let mut seen: HashMap<(&str, &str), &Origin> = HashMap::new();
     for (def, origin) in &all {
         if let Some(first) = seen.insert((&def.tenant, &def.name), origin) {

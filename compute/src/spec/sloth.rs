@@ -1,0 +1,311 @@
+//! Sloth `prometheus/v1` input. An SLO whose `error_query` and `total_query` are each
+//! `sum(rate(COUNTER{matchers}[{{.window}}]))` (or `increase`) becomes a bad/total
+//! metric SLI over the OTLP counters whose Prometheus names (as the Collector's
+//! Prometheus exporters write them) are the queries' names, e.g. `http.server.requests`
+//! for `http_server_requests_total`. A `job="…"` matcher names the service (it is
+//! `service.name` in OTLP); other matchers select data point attributes by their
+//! Prometheus label names. Anything else is rejected with the query and the reason.
+//! Sloth's period is not in its spec: slotel uses 30 days, Sloth's default.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use promql_parser::label::MatchOp;
+use promql_parser::parser::{self, Expr};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_saphyr::Spanned;
+
+use super::{Ctx, Origin, is_valid_name, yaml_error};
+use crate::error::SpecError;
+use crate::model::{
+    AttrMatch, AttrValue, Budgeting, MetricSelector, Objective, Sli, SloDef, Window,
+};
+
+/// Whether a text is a Sloth spec: `version: prometheus/v1` at the top.
+pub(crate) fn is_sloth(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("version:"))
+        .is_some_and(|l| l.contains("prometheus/v1"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Spec {
+    version: Spanned<String>,
+    service: Spanned<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    slos: Vec<SlothSlo>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SlothSlo {
+    name: Spanned<String>,
+    objective: Spanned<f64>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    sli: SlothSli,
+    #[serde(rename = "alerting", default)]
+    _alerting: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SlothSli {
+    #[serde(default)]
+    events: Option<Events>,
+    #[serde(default)]
+    raw: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    plugin: Option<Spanned<IgnoredAny>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Events {
+    error_query: Spanned<String>,
+    total_query: Spanned<String>,
+}
+
+/// A counter selected by a query: its Prometheus name, the `job`, other matchers.
+#[derive(Debug, PartialEq)]
+struct Counter {
+    name: String,
+    job: Option<String>,
+    matchers: Vec<(String, AttrMatch)>,
+}
+
+/// Reads `sum(rate(NAME{matchers}[{{.window}}]))`, or says why it cannot.
+fn counter(query: &str) -> Result<Counter, String> {
+    let q = query
+        .replace("{{.window}}", "5m")
+        .replace("{{ .window }}", "5m");
+    let expr = parser::parse(&q).map_err(|e| format!("it is not valid PromQL: {e}"))?;
+    let not_simple = "slotel imports sum(rate(COUNTER{...}[{{.window}}])) or sum(increase(...)) over one counter";
+    let unparen = |e: Expr| match e {
+        Expr::Paren(p) => *p.expr,
+        e => e,
+    };
+    let Expr::Aggregate(agg) = unparen(expr) else {
+        return Err(format!("the query is not a sum: {not_simple}"));
+    };
+    if agg.op.to_string() != "sum" || agg.param.is_some() {
+        return Err(format!(
+            "the aggregation is {}, not sum: {not_simple}",
+            agg.op
+        ));
+    }
+    if agg.modifier.is_some() {
+        return Err(format!(
+            "sum by/without splits the ratio per label: {not_simple}"
+        ));
+    }
+    let Expr::Call(call) = unparen(*agg.expr) else {
+        return Err(format!(
+            "sum does not wrap rate() or increase(): {not_simple}"
+        ));
+    };
+    if !matches!(call.func.name, "rate" | "increase") {
+        return Err(format!(
+            "{}() is not rate() or increase(): {not_simple}",
+            call.func.name
+        ));
+    }
+    let [arg] = call.args.args.as_slice() else {
+        return Err(not_simple.to_string());
+    };
+    let Expr::MatrixSelector(ms) = arg.as_ref() else {
+        return Err(format!(
+            "{}() does not take a plain range selector: {not_simple}",
+            call.func.name
+        ));
+    };
+    let vs = &ms.vs;
+    if vs.offset.is_some() || vs.at.is_some() {
+        return Err("offset and @ modifiers cannot be mapped to live events".to_string());
+    }
+    if !vs.matchers.or_matchers.is_empty() {
+        return Err("\"or\" matchers cannot be mapped to one selector".to_string());
+    }
+    let mut name = vs.name.clone();
+    let mut job = None;
+    let mut matchers = Vec::new();
+    for m in &vs.matchers.matchers {
+        match (m.name.as_str(), &m.op) {
+            ("__name__", MatchOp::Equal) => name = Some(m.value.clone()),
+            ("__name__", _) => return Err("the metric name must be matched exactly".to_string()),
+            ("job", MatchOp::Equal) => job = Some(m.value.clone()),
+            ("job", _) => {
+                return Err("job must be matched exactly: it names the service".to_string());
+            }
+            (label, op) => {
+                let value = AttrValue::String(m.value.clone());
+                let matcher = match op {
+                    MatchOp::Equal => AttrMatch::Eq(value),
+                    MatchOp::NotEqual => AttrMatch::Ne(value),
+                    MatchOp::Re(_) => AttrMatch::Regex(crate::model::anchored_regex(&m.value)?),
+                    MatchOp::NotRe(_) => {
+                        AttrMatch::NotRegex(crate::model::anchored_regex(&m.value)?)
+                    }
+                };
+                matchers.push((label.to_string(), matcher));
+            }
+        }
+    }
+    let name = name.ok_or("the query names no metric")?;
+    if name.ends_with("_bucket") {
+        return Err(
+            "histogram buckets cannot be mapped to a counter ratio; use a native histogram SLI"
+                .to_string(),
+        );
+    }
+    Ok(Counter {
+        name,
+        job,
+        matchers,
+    })
+}
+
+/// Parses one Sloth file into SLOs; problems go to `errors`.
+pub(crate) fn parse_file(
+    file: &Path,
+    text: &str,
+    errors: &mut Vec<SpecError>,
+) -> Vec<(SloDef, Origin)> {
+    let spec: Spec = match serde_saphyr::from_str(text) {
+        Ok(s) => s,
+        Err(e) => {
+            errors.push(yaml_error(file, &e));
+            return Vec::new();
+        }
+    };
+    let mut ctx = Ctx {
+        file,
+        errors: Vec::new(),
+        line_offset: 0,
+    };
+    if spec.version.value != "prometheus/v1" {
+        ctx.err(
+            &spec.version,
+            format!(
+                "unsupported Sloth version {:?}: slotel reads prometheus/v1",
+                spec.version.value
+            ),
+        );
+    }
+    let mut out = Vec::new();
+    for slo in spec.slos {
+        let before = ctx.errors.len();
+        let name = format!("{}-{}", spec.service.value, slo.name.value);
+        if !is_valid_name(&name) {
+            ctx.err(&slo.name, format!("invalid SLO name {name:?}"));
+        }
+        let o = slo.objective.value;
+        if !(o > 0.0 && o < 100.0) {
+            ctx.err(&slo.objective, format!("objective {o} is out of range: it is a percentage above 0 and below 100, e.g. 99.9"));
+        }
+        if let Some(raw) = &slo.sli.raw {
+            ctx.err(raw, "raw error ratio queries cannot be mapped to events: use sli.events with error_query and total_query");
+            continue;
+        }
+        if let Some(plugin) = &slo.sli.plugin {
+            ctx.err(plugin, "SLI plugins cannot be mapped to events: use sli.events with error_query and total_query");
+            continue;
+        }
+        let Some(events) = &slo.sli.events else {
+            ctx.err(&slo.name, "sli needs events: error_query and total_query");
+            continue;
+        };
+        let mut read = |q: &Spanned<String>| match counter(&q.value) {
+            Ok(c) => Some(c),
+            Err(why) => {
+                ctx.err(q, format!("cannot import {:?}: {why}", q.value.trim()));
+                None
+            }
+        };
+        let (bad, total) = (read(&events.error_query), read(&events.total_query));
+        let (Some(bad), Some(total)) = (bad, total) else {
+            continue;
+        };
+        if bad.job != total.job {
+            ctx.err(
+                &events.error_query,
+                "error_query and total_query must select the same job",
+            );
+        }
+        if ctx.errors.len() > before {
+            continue;
+        }
+        let service = total
+            .job
+            .clone()
+            .unwrap_or_else(|| spec.service.value.clone());
+        let selector = |c: Counter| MetricSelector {
+            name: c.name,
+            prometheus: true,
+            attributes: c.matchers,
+        };
+        let mut labels = spec.labels.clone();
+        labels.extend(slo.labels);
+        out.push((
+            SloDef {
+                name,
+                tenant: slotel_proto::DEFAULT_TENANT.to_string(),
+                service,
+                description: slo.description,
+                labels,
+                annotations: BTreeMap::new(),
+                objective: o,
+                objectives: vec![Objective {
+                    name: "default".into(),
+                    target: o,
+                }],
+                budgeting: Budgeting::Occurrences,
+                window: Window::rolling(30 * 1440),
+                min_events: 0,
+                group_by: Vec::new(),
+                max_groups: super::DEFAULT_MAX_GROUPS,
+                sli: Sli::MetricRatio {
+                    good: None,
+                    bad: Some(selector(bad)),
+                    total: selector(total),
+                },
+            },
+            ctx.origin(&slo.name),
+        ));
+    }
+    errors.append(&mut ctx.errors);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simple_counter_ratios_are_read() {
+        let c = counter(r#"sum(rate(http_requests_total{job="api",code=~"(5..|429)",method!="OPTIONS"}[{{.window}}]))"#).unwrap();
+        assert_eq!(c.name, "http_requests_total");
+        assert_eq!(c.job.as_deref(), Some("api"));
+        assert_eq!(c.matchers.len(), 2);
+        assert!(matches!(&c.matchers[0].1, AttrMatch::Regex(r) if r.as_str() == "^(?:(5..|429))$"));
+        assert!(counter("sum(increase(jobs_total[{{.window}}]))").is_ok());
+    }
+
+    #[test]
+    fn anything_else_says_why() {
+        let why = |q| counter(q).unwrap_err();
+        assert!(why("rate(x_total[5m])").starts_with("the query is not a sum"));
+        assert!(why("sum by (code) (rate(x_total[5m]))").starts_with("sum by/without splits"));
+        assert!(why("sum(irate(x_total[5m]))").starts_with("irate() is not rate()"));
+        assert!(why("sum(rate(x_bucket{le=\"0.3\"}[5m]))").starts_with("histogram buckets"));
+        assert!(why("sum(rate(x_total[5m] offset 1h))").starts_with("offset and @"));
+        assert!(why("max(rate(x_total[5m]))").starts_with("the aggregation is max"));
+        assert!(why("sum(rate(").starts_with("it is not valid PromQL"));
+    }
+}
