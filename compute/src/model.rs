@@ -482,7 +482,7 @@ impl<'de> serde::Deserialize<'de> for AttrMatch {
         impl<'de> serde::de::Visitor<'de> for V {
             type Value = AttrMatch;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a value, or one of {eq: v}, {not: v}, {in: [v, ...]}, {regex: \"...\"}, {exists: true|false}")
+                f.write_str("a value, or one of {eq: v}, {not: v}, {in: [v, ...]}, {regex: \"...\"}, {not_regex: \"...\"}, {exists: true|false}")
             }
             fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<AttrMatch, E> {
                 Ok(AttrMatch::Eq(AttrValue::Bool(v)))
@@ -518,17 +518,11 @@ impl<'de> serde::Deserialize<'de> for AttrMatch {
                     "exists" => AttrMatch::Exists(map.next_value()?),
                     "regex" => {
                         let pattern: String = map.next_value()?;
-                        let re = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
-                            // The regex crate's message draws the pattern over several
-                            // lines; its last line says what is wrong.
-                            let e = e.to_string();
-                            let why = e.lines().last().unwrap_or_default();
-                            let why = why.trim().trim_start_matches("error: ");
-                            A::Error::custom(format!(
-                                "invalid regular expression {pattern:?}: {why}"
-                            ))
-                        })?;
-                        AttrMatch::Regex(re)
+                        AttrMatch::Regex(anchored_regex(&pattern).map_err(A::Error::custom)?)
+                    }
+                    "not_regex" => {
+                        let pattern: String = map.next_value()?;
+                        AttrMatch::NotRegex(anchored_regex(&pattern).map_err(A::Error::custom)?)
                     }
                     other => {
                         return Err(A::Error::custom(format!(
