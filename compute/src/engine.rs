@@ -742,57 +742,32 @@ impl Accumulator {
 }
 
 #[cfg(test)]
-mod tests {
+mod test_support {
+    //! Batches of spans for the engine's tests.
     use super::*;
-    use crate::clock::ManualClock;
-    use crate::spec::parse_native;
     use slotel_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
-    use slotel_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
+    use slotel_proto::otlp::common::v1::AnyValue;
     use slotel_proto::otlp::resource::v1::Resource;
-    use slotel_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
-    use std::path::Path;
+    use slotel_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Status};
 
-    const MIN: i64 = NANOS_PER_MINUTE;
-    /// A minute boundary, to keep the arithmetic readable.
-    const T0: i64 = 28_000_000 * MIN;
-
-    const SLOS: &str = "slos:\n  - name: api\n    service: api\n    objective: 99\n    window: 1d\n    sli: { spans: { good: { status: not_error } } }\n";
-
-    fn engine() -> (Engine, Arc<ManualClock>) {
-        let clock = Arc::new(ManualClock::new(T0));
-        let engine = Engine::new(clock.clone());
-        engine.load(parse_native(Path::new("t.yaml"), SLOS).unwrap());
-        (engine, clock)
-    }
-
-    /// A fresh 16-byte id.
-    fn next_id() -> [u8; 16] {
-        static N: AtomicU64 = AtomicU64::new(1);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let mut id = [0u8; 16];
-        id[..8].copy_from_slice(&n.to_be_bytes());
-        id[8..].copy_from_slice(&n.to_be_bytes());
-        id
-    }
-
-    /// `good` OK spans and `bad` ERROR spans of service `api` ending at `end`.
-    fn batch(end: i64, good: usize, bad: usize) -> Batch {
-        let span = |code| Span {
-            trace_id: next_id().to_vec(),
-            span_id: next_id()[..8].to_vec(),
+    /// A span with ids from `id`, ending at `end`, OK or ERROR.
+    pub(super) fn span(id: u64, end: i64, good: bool) -> Span {
+        Span {
+            trace_id: [id.to_be_bytes(), id.to_be_bytes()].concat(),
+            span_id: id.to_be_bytes().to_vec(),
             name: "GET /".into(),
             start_time_unix_nano: (end - 1_000_000) as u64,
             end_time_unix_nano: end as u64,
             status: Some(Status {
-                code,
+                code: if good { 1 } else { 2 },
                 message: String::new(),
             }),
             ..Default::default()
-        };
-        let spans = (0..good)
-            .map(|_| span(1))
-            .chain((0..bad).map(|_| span(2)))
-            .collect();
+        }
+    }
+
+    /// A batch of `spans` of service `api`, tenant `default`.
+    pub(super) fn api_batch(spans: Vec<Span>) -> Batch {
         Batch::traces(
             "default".into(),
             ExportTraceServiceRequest {
@@ -815,6 +790,39 @@ mod tests {
                 }],
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::spec::parse_native;
+    use slotel_proto::otlp::common::v1::AnyValue;
+    use std::path::Path;
+
+    const MIN: i64 = NANOS_PER_MINUTE;
+    /// A minute boundary, to keep the arithmetic readable.
+    const T0: i64 = 28_000_000 * MIN;
+
+    const SLOS: &str = "slos:\n  - name: api\n    service: api\n    objective: 99\n    window: 1d\n    sli: { spans: { good: { status: not_error } } }\n";
+
+    fn engine() -> (Engine, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(T0));
+        let engine = Engine::new(clock.clone());
+        engine.load(parse_native(Path::new("t.yaml"), SLOS).unwrap());
+        (engine, clock)
+    }
+
+    /// `good` OK spans and `bad` ERROR spans of service `api` ending at `end`, each new.
+    fn batch(end: i64, good: usize, bad: usize) -> Batch {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let span = |ok| test_support::span(NEXT.fetch_add(1, Ordering::Relaxed), end, ok);
+        let spans = (0..good)
+            .map(|_| span(true))
+            .chain((0..bad).map(|_| span(false)))
+            .collect();
+        test_support::api_batch(spans)
     }
 
     #[test]
@@ -1004,10 +1012,6 @@ mod model_tests {
     use crate::clock::ManualClock;
     use crate::spec::parse_native;
     use proptest::prelude::*;
-    use slotel_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
-    use slotel_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
-    use slotel_proto::otlp::resource::v1::Resource;
-    use slotel_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Status};
     use std::path::Path;
 
     const MIN: i64 = NANOS_PER_MINUTE;
@@ -1047,43 +1051,9 @@ slos:
         let spans = events
             .iter()
             .enumerate()
-            .map(|(i, &(t, good))| {
-                let id = first_id + i as u64;
-                Span {
-                    trace_id: [id.to_be_bytes(), id.to_be_bytes()].concat(),
-                    span_id: id.to_be_bytes().to_vec(),
-                    start_time_unix_nano: t as u64 - 1,
-                    end_time_unix_nano: t as u64,
-                    status: Some(Status {
-                        code: if good { 1 } else { 2 },
-                        message: String::new(),
-                    }),
-                    ..Default::default()
-                }
-            })
+            .map(|(i, &(t, good))| test_support::span(first_id + i as u64, t, good))
             .collect();
-        Batch::traces(
-            "default".into(),
-            ExportTraceServiceRequest {
-                resource_spans: vec![ResourceSpans {
-                    resource: Some(Resource {
-                        attributes: vec![KeyValue {
-                            key: "service.name".into(),
-                            value: Some(AnyValue {
-                                value: Some(Value::StringValue("api".into())),
-                            }),
-                            ..Default::default()
-                        }],
-                        ..Default::default()
-                    }),
-                    scope_spans: vec![ScopeSpans {
-                        spans,
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
-            },
-        )
+        test_support::api_batch(spans)
     }
 
     proptest! {
