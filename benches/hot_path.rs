@@ -1,6 +1,6 @@
 //! The hot path on a realistic 512-span OTLP batch: protobuf decode, the receiver's
 //! checks (partial success, attribute limits), and classification + aggregation into
-//! the SLO windows, apart and together.
+//! the SLO windows (without and with span de-duplication), apart and together.
 //!
 //! Run: `cargo bench --bench hot_path`
 
@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
-use slotel_compute::{Engine, SystemClock, spec};
+use slotel_compute::{Engine, EngineConfig, SystemClock, spec};
 use slotel_ingest::validate::{self, ItemLimits};
 use slotel_loadtest::{Generator, Route, Scenario};
 use slotel_proto::Batch;
@@ -39,8 +39,17 @@ fn batch() -> ExportTraceServiceRequest {
     Generator::new(scenario, 1).unwrap().batch(SPANS, now).0
 }
 
-fn engine() -> Engine {
-    let engine = Engine::new(Arc::new(SystemClock));
+/// An engine over `examples/slos.yaml`; `dedup` turns span de-duplication on.
+fn make_engine(dedup: bool) -> Engine {
+    let config = EngineConfig {
+        dedup_horizon: if dedup {
+            EngineConfig::default().dedup_horizon
+        } else {
+            std::time::Duration::ZERO
+        },
+        ..EngineConfig::default()
+    };
+    let engine = Engine::with_config(Arc::new(SystemClock), config);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     engine.load(spec::load_paths(&[root.join("examples/slos.yaml")]).unwrap());
     engine
@@ -54,7 +63,24 @@ fn hot_path(c: &mut Criterion) {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64;
-    let engine = engine();
+    // The same batch again and again would be all duplicates: without de-duplication,
+    // or with fresh span ids for every iteration.
+    let engine = make_engine(false);
+    let dedup_engine = make_engine(true);
+    let mut next_id = 0u64;
+    let fresh = |req: &ExportTraceServiceRequest, next_id: &mut u64| {
+        let mut req = req.clone();
+        for span in req
+            .resource_spans
+            .iter_mut()
+            .flat_map(|rs| rs.scope_spans.iter_mut())
+            .flat_map(|ss| ss.spans.iter_mut())
+        {
+            *next_id += 1;
+            span.span_id = next_id.to_be_bytes().to_vec();
+        }
+        Batch::traces("default".into(), req)
+    };
 
     let mut g = c.benchmark_group("batch_512_spans");
     g.throughput(Throughput::Elements(SPANS as u64));
@@ -71,6 +97,13 @@ fn hot_path(c: &mut Criterion) {
     g.bench_function("classify_aggregate", |b| {
         let batch = Batch::traces("default".into(), request.clone());
         b.iter(|| engine.ingest(black_box(&batch)))
+    });
+    g.bench_function("classify_aggregate_dedup", |b| {
+        b.iter_batched(
+            || fresh(&request, &mut next_id),
+            |batch| dedup_engine.ingest(&batch),
+            BatchSize::SmallInput,
+        )
     });
     g.bench_function("decode_check_classify_aggregate", |b| {
         b.iter(|| {
