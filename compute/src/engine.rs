@@ -82,6 +82,25 @@ struct SloEntry {
     groups: Arc<Mutex<Groups>>,
 }
 
+/// An SLO's (minutes, good, total) over each standard burn-rate window.
+#[derive(Debug, Clone)]
+pub struct BurnSnapshot {
+    /// The SLO.
+    pub def: Arc<SloDef>,
+    /// (window minutes, good events, all events), shortest window first.
+    pub windows: Vec<(u32, u64, u64)>,
+}
+
+impl BurnSnapshot {
+    /// (good, total) over the standard window of `minutes`, if it is one.
+    pub fn window(&self, minutes: u32) -> Option<(u64, u64)> {
+        self.windows
+            .iter()
+            .find(|(w, _, _)| *w == minutes)
+            .map(|&(_, g, t)| (g, t))
+    }
+}
+
 /// The group id of events of an SLO without grouping.
 const NO_GROUP: u32 = u32::MAX;
 /// The group that takes the events of groups past `max_groups`.
@@ -407,6 +426,40 @@ impl Engine {
             .collect();
         defs.sort_by(|a, b| a.name.cmp(&b.name));
         defs
+    }
+
+    /// The events of every SLO (all tenants) over the standard burn-rate windows at the
+    /// engine's now, in units of the SLO's budgeting: what alert rules read. Scans at most
+    /// the longest standard window (3 days) per SLO.
+    pub fn burn_snapshot(&self) -> (i64, Vec<BurnSnapshot>) {
+        let set = self.current();
+        let now = self.clock.now_nanos();
+        let now_minute = now.div_euclid(NANOS_PER_MINUTE);
+        let out = set
+            .slos
+            .iter()
+            .map(|e| {
+                let ring = e.ring.lock().unwrap_or_else(|p| p.into_inner());
+                let counts_bad = e.def.counts_bad();
+                let windows = BURN_RATE_WINDOWS
+                    .iter()
+                    .zip(ring.sums(now_minute, &BURN_RATE_WINDOWS))
+                    .map(|(&w, (x, total))| {
+                        let good = if counts_bad {
+                            total.saturating_sub(x)
+                        } else {
+                            x.min(total)
+                        };
+                        (w, good, total)
+                    })
+                    .collect();
+                BurnSnapshot {
+                    def: Arc::clone(&e.def),
+                    windows,
+                }
+            })
+            .collect();
+        (now, out)
     }
 
     /// The status of every SLO of `tenant`, by name.

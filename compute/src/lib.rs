@@ -6,6 +6,7 @@
 //! SLO; each [`slotel_proto::Batch`] is classified and added to those rings once per
 //! batch; [`Engine::status`] sums the rings into an [`status::SloStatus`].
 
+pub mod alert;
 pub mod classify;
 pub mod clock;
 pub mod dedup;
@@ -19,7 +20,7 @@ pub mod status;
 pub mod window;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{Engine, EngineConfig, EngineStats};
+pub use engine::{BurnSnapshot, Engine, EngineConfig, EngineStats};
 pub use error::{Error, Result, SpecError};
 pub use model::SloDef;
 pub use status::SloStatus;
