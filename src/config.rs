@@ -71,6 +71,30 @@ struct FileConfig {
     queue: QueueConfig,
     #[serde(default)]
     compute: ComputeConfig,
+    #[serde(default)]
+    alerting: AlertingFile,
+}
+
+/// `alerting:` — rule evaluation and where alerts go.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct AlertingFile {
+    #[serde(default, deserialize_with = "duration")]
+    evaluation_interval: Option<Duration>,
+    alertmanager_url: Option<String>,
+    external_url: Option<String>,
+}
+
+/// The resolved `alerting:` settings.
+#[derive(Debug, Clone)]
+pub struct AlertingConfig {
+    /// How often the rules run.
+    pub evaluation_interval: Duration,
+    /// Alertmanager's base URL, when alerts go there.
+    pub alertmanager_url: Option<String>,
+    /// The URL people reach slotel's API at, for links in alerts (default: the API
+    /// address).
+    pub external_url: Option<String>,
 }
 
 /// `compute:` — the engine.
@@ -162,6 +186,7 @@ pub struct ServeConfig {
     pub queue_capacity_batches: usize,
     pub queue_max_bytes: usize,
     pub engine: slotel_compute::EngineConfig,
+    pub alerting: AlertingConfig,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -275,6 +300,15 @@ impl ServeConfig {
                 }
             },
             limits,
+            alerting: AlertingConfig {
+                evaluation_interval: file
+                    .alerting
+                    .evaluation_interval
+                    .unwrap_or(Duration::from_secs(30))
+                    .max(Duration::from_millis(100)),
+                alertmanager_url: file.alerting.alertmanager_url,
+                external_url: file.alerting.external_url,
+            },
         })
     }
 }

@@ -14,11 +14,15 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::registry::Registry;
+use slotel_compute::alert::{AlertState, Evaluator};
+use slotel_compute::notify::{Alertmanager, AlertmanagerConfig, alertmanager_batch};
 use slotel_compute::{Engine, SystemClock};
 use slotel_ingest::buffer::MemoryQueue;
 use slotel_ingest::{IngestConfig, IngestMetrics};
 use slotel_proto::auth::Auth;
 use slotel_proto::{Consumer, Tenant};
+use std::sync::Mutex;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -194,12 +198,42 @@ async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    let alerts_path = config.data_dir.join("state").join("alerts.json");
+    let evaluator = Arc::new(Mutex::new(Evaluator::load(&alerts_path).with_context(
+        || format!("cannot read the alert state {}", alerts_path.display()),
+    )?));
+    let alertmanager = config.alerting.alertmanager_url.clone().map(|url| {
+        Alertmanager::start(AlertmanagerConfig {
+            url,
+            timeout: Duration::from_secs(10),
+            attempts: 3,
+        })
+    });
+    let external_url = config
+        .alerting
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", addrs["api"].as_str().unwrap_or_default()));
+    let alert_loop = tokio::spawn(run_alerting(
+        Arc::clone(&engine),
+        Arc::clone(&evaluator),
+        alertmanager,
+        alerts_path,
+        config.alerting.evaluation_interval,
+        external_url,
+        stopped(stop_rx.clone()),
+    ));
     let reload: slotel_query::Reload = {
         let (engine, paths) = (Arc::clone(&engine), config.slos.clone());
         Arc::new(move || reload_slos(&engine, &paths))
     };
-    let api_router =
-        slotel_query::router(Arc::clone(&engine), auth, Arc::new(registry), Some(reload));
+    let api_router = slotel_query::router(
+        Arc::clone(&engine),
+        auth,
+        Arc::new(registry),
+        Some(reload),
+        Arc::clone(&evaluator),
+    );
     let servers = [
         tokio::spawn(slotel_ingest::serve(
             grpc,
@@ -231,9 +265,60 @@ async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::
             Err(e) => tracing::error!(error = %e, "A server task panicked."),
         }
     }
+    let _ = alert_loop.await;
     queue.shutdown().await?;
     tracing::info!("Stopped.");
     Ok(())
+}
+
+/// Evaluates the alert rules every `interval`, logs and saves every change, and sends
+/// firing and resolved alerts to Alertmanager, until `stop` completes.
+async fn run_alerting(
+    engine: Arc<Engine>,
+    evaluator: Arc<Mutex<Evaluator>>,
+    alertmanager: Option<Alertmanager>,
+    state_path: PathBuf,
+    interval: Duration,
+    external_url: String,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = ticks.tick() => {}
+        }
+        let (now, snapshot) = engine.burn_snapshot();
+        let mut ev = evaluator.lock().unwrap_or_else(|e| e.into_inner());
+        let transitions = ev.evaluate(now, &snapshot);
+        for t in &transitions {
+            let to = match t.to {
+                AlertState::Firing { .. } => "firing",
+                AlertState::Pending { .. } => "pending",
+                AlertState::Inactive => "inactive",
+            };
+            tracing::warn!(tenant = %t.tenant, slo = %t.slo, tier = %t.tier, state = to, "Alert changed state.");
+        }
+        if !transitions.is_empty()
+            && let Err(e) = ev.save(&state_path)
+        {
+            tracing::error!(error = %e, path = %state_path.display(), "Cannot save the alert state.");
+        }
+        if let Some(am) = &alertmanager {
+            // Valid for four intervals, as Prometheus does, so a missed resend does not
+            // resolve the alert.
+            let valid = (interval * 4).max(Duration::from_secs(60));
+            am.send(alertmanager_batch(
+                &ev,
+                &transitions,
+                now,
+                valid,
+                &external_url,
+            ));
+        }
+    }
 }
 
 /// Exposes the engine's counters on `/metrics`.

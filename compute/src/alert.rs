@@ -13,7 +13,8 @@
 //! Each (SLO, tier) moves inactive → pending (while its `for` duration has not passed) →
 //! firing → inactive again, and every move is returned as a [`Transition`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -71,8 +72,17 @@ pub fn default_tiers(window_minutes: u32) -> Vec<Tier> {
         .collect()
 }
 
+/// One alert's state as saved on disk.
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct SavedState {
+    tenant: String,
+    slo: String,
+    tier: String,
+    state: AlertState,
+}
+
 /// Where an alert is.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum AlertState {
     /// The condition does not hold.
@@ -108,12 +118,85 @@ pub struct Transition {
     pub at: i64,
     /// The burn rates seen: long window, short window.
     pub burn_rates: (Option<f64>, Option<f64>),
+    /// The alert's labels (as in [`Alert`]).
+    pub labels: BTreeMap<String, String>,
+    /// The alert's annotations.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// An alert as notifiers and the API show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    /// Firing or pending.
+    #[serde(flatten)]
+    pub state: AlertState,
+    /// `alertname`, `slo`, `service`, `tenant`, `severity`, `burnrate_tier`, and the
+    /// SLO's own labels.
+    pub labels: BTreeMap<String, String>,
+    /// `summary`, `description`, the burn rates seen, and the SLO's annotations.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The alert name every burn-rate alert carries.
+pub const ALERT_NAME: &str = "SLOBurnRate";
+
+fn labels_of(def: &SloDef, tier: &Tier) -> BTreeMap<String, String> {
+    let mut labels = def.labels.clone();
+    labels.insert("alertname".into(), ALERT_NAME.into());
+    labels.insert("slo".into(), def.name.clone());
+    labels.insert("service".into(), def.service.clone());
+    labels.insert("tenant".into(), def.tenant.clone());
+    labels.insert(
+        "severity".into(),
+        match tier.severity {
+            Severity::Page => "page".into(),
+            Severity::Ticket => "ticket".into(),
+        },
+    );
+    labels.insert("burnrate_tier".into(), tier.name.clone());
+    labels
+}
+
+fn annotations_of(
+    def: &SloDef,
+    tier: &Tier,
+    burn: (Option<f64>, Option<f64>),
+) -> BTreeMap<String, String> {
+    let mut annotations = def.annotations.clone();
+    let rate = |r: Option<f64>| r.map_or_else(|| "no data".to_string(), |r| format!("{r:.2}x"));
+    let (long, short) = (
+        crate::model::format_minutes(tier.long_minutes),
+        crate::model::format_minutes(tier.short_minutes),
+    );
+    annotations.insert(
+        "summary".into(),
+        format!("{} is burning its error budget {}", def.name, rate(burn.0)),
+    );
+    annotations.insert(
+        "description".into(),
+        format!(
+            "SLO {} ({}% over {}) of service {}: burn rate {} over {long} and {} over {short}, above {:.2}x ({}).",
+            def.name,
+            def.objective,
+            def.window,
+            def.service,
+            rate(burn.0),
+            rate(burn.1),
+            tier.factor,
+            tier.name
+        ),
+    );
+    annotations.insert(format!("burn_rate_{long}"), rate(burn.0));
+    annotations.insert(format!("burn_rate_{short}"), rate(burn.1));
+    annotations
 }
 
 /// The alert states of every (SLO, tier).
 #[derive(Debug, Default)]
 pub struct Evaluator {
     states: HashMap<(String, String, String), AlertState>,
+    /// The latest alert of every (SLO, tier) that is pending or firing.
+    active: HashMap<(String, String, String), Alert>,
 }
 
 impl Evaluator {
@@ -128,6 +211,60 @@ impl Evaluator {
             .get(&(tenant.to_string(), slo.to_string(), tier.to_string()))
             .copied()
             .unwrap_or(AlertState::Inactive)
+    }
+
+    /// The pending and firing alerts of `tenant` (all tenants with `None`), by SLO and tier.
+    pub fn active(&self, tenant: Option<&str>) -> Vec<Alert> {
+        let mut out: Vec<(&(String, String, String), &Alert)> = self
+            .active
+            .iter()
+            .filter(|((t, _, _), _)| tenant.is_none_or(|want| t == want))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(b.0));
+        out.into_iter().map(|(_, a)| a.clone()).collect()
+    }
+
+    /// Writes the states to `path` (JSON, written aside and renamed, so a crash leaves
+    /// the previous file): a restart reads them back and neither pages again nor forgets
+    /// an alert that fires.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let states: Vec<SavedState> = self
+            .states
+            .iter()
+            .filter(|(_, s)| !matches!(s, AlertState::Inactive))
+            .map(|((tenant, slo, tier), state)| SavedState {
+                tenant: tenant.clone(),
+                slo: slo.clone(),
+                tier: tier.clone(),
+                state: *state,
+            })
+            .collect();
+        let json = serde_json::to_vec_pretty(&states).map_err(std::io::Error::other)?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, json)?;
+        std::fs::rename(&tmp, path)
+    }
+
+    /// Reads states saved by [`Evaluator::save`]; a missing file is a fresh start.
+    pub fn load(path: &Path) -> std::io::Result<Self> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(e),
+        };
+        let saved: Vec<SavedState> = serde_json::from_slice(&bytes)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let states = saved
+            .into_iter()
+            .map(|s| ((s.tenant, s.slo, s.tier), s.state))
+            .collect();
+        Ok(Self {
+            states,
+            active: HashMap::new(),
+        })
     }
 
     /// Evaluates every SLO of `snapshot` (taken at `now`) against its tiers; returns the
@@ -173,6 +310,18 @@ impl Evaluator {
                     (state, true) => state,
                     (_, false) => AlertState::Inactive,
                 };
+                if matches!(to, AlertState::Inactive) {
+                    self.active.remove(&key);
+                } else {
+                    self.active.insert(
+                        key.clone(),
+                        Alert {
+                            state: to,
+                            labels: labels_of(def, &tier),
+                            annotations: annotations_of(def, &tier, (long, short)),
+                        },
+                    );
+                }
                 if to != from {
                     self.states.insert(key, to);
                     out.push(Transition {
@@ -184,6 +333,8 @@ impl Evaluator {
                         to,
                         at: now,
                         burn_rates: (long, short),
+                        labels: labels_of(def, &tier),
+                        annotations: annotations_of(def, &tier, (long, short)),
                     });
                 }
             }
@@ -195,6 +346,38 @@ impl Evaluator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn states_survive_a_restart() {
+        let dir = std::env::temp_dir().join(format!("slotel-alert-{}", std::process::id()));
+        let path = dir.join("alerts.json");
+        let mut e = Evaluator::new();
+        let key = (
+            "default".to_string(),
+            "api".to_string(),
+            "page-fast".to_string(),
+        );
+        e.states
+            .insert(key.clone(), AlertState::Firing { since: 42 });
+        e.save(&path).unwrap();
+        let back = Evaluator::load(&path).unwrap();
+        assert_eq!(
+            back.state("default", "api", "page-fast"),
+            AlertState::Firing { since: 42 }
+        );
+        assert_eq!(
+            back.state("default", "api", "page-slow"),
+            AlertState::Inactive
+        );
+        assert_eq!(
+            Evaluator::load(&dir.join("none.json"))
+                .unwrap()
+                .states
+                .len(),
+            0
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn default_factors_scale_with_the_window() {

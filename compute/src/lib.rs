@@ -15,6 +15,7 @@ pub mod error;
 pub mod math;
 pub mod metric;
 pub mod model;
+pub mod notify;
 pub mod spec;
 pub mod status;
 pub mod window;

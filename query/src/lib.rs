@@ -16,9 +16,11 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use prometheus_client::registry::Registry;
 use serde_json::json;
+use slotel_compute::alert::Evaluator;
 use slotel_compute::{Engine, SloStatus};
 use slotel_proto::auth::{Auth, AuthError};
 use slotel_proto::{TENANT_HEADER, Tenant};
+use std::sync::Mutex;
 
 /// Reloads the SLO files: the number of SLOs loaded, or every problem found.
 pub type Reload = Arc<dyn Fn() -> Result<usize, String> + Send + Sync>;
@@ -30,12 +32,14 @@ pub fn router(
     auth: Auth,
     registry: Arc<Registry>,
     reload: Option<Reload>,
+    alerts: Arc<Mutex<Evaluator>>,
 ) -> Router {
     let api = Router::new()
         .route("/api/v1/slos", get(list_slos))
         .route("/api/v1/slos/{name}", get(get_slo))
         .with_state(engine)
         .route("/api/v1/reload", post(reload_slos).with_state(reload))
+        .route("/api/v1/alerts", get(list_alerts).with_state(alerts))
         .layer(middleware::from_fn_with_state(Arc::new(auth), tenant));
     Router::new()
         .route("/healthz", get(healthz))
@@ -135,6 +139,17 @@ async fn reload_slos(
     }
 }
 
+async fn list_alerts(
+    State(alerts): State<Arc<Mutex<Evaluator>>>,
+    Extension(t): Extension<Tenant>,
+) -> Json<serde_json::Value> {
+    let active = alerts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .active(Some(&t));
+    Json(json!({ "alerts": active }))
+}
+
 async fn list_slos(
     State(engine): State<Arc<Engine>>,
     Extension(t): Extension<Tenant>,
@@ -170,6 +185,7 @@ mod tests {
             Auth::open(),
             Arc::new(Registry::default()),
             None,
+            Arc::default(),
         )
     }
 
@@ -227,7 +243,13 @@ mod tests {
     async fn tokens_are_required_when_configured() {
         let engine = Engine::new(Arc::new(ManualClock::new(0)));
         let auth = Auth::with_tokens([("t0k".to_string(), Tenant::from("default"))]);
-        let app = router(Arc::new(engine), auth, Arc::new(Registry::default()), None);
+        let app = router(
+            Arc::new(engine),
+            auth,
+            Arc::new(Registry::default()),
+            None,
+            Arc::default(),
+        );
         let (status, body) = get(app.clone(), "/api/v1/slos", None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(body["error"], "missing or invalid bearer token");

@@ -39,24 +39,7 @@ impl Server {
         std::fs::write(&slo_file, slos).unwrap();
         let config_file = dir.path().join("slotel.yaml");
         std::fs::write(&config_file, config).unwrap();
-        let listen = dir.path().join("listen.json");
-        let child = Command::new(env!("CARGO_BIN_EXE_slotel"))
-            .arg("serve")
-            .arg("--config")
-            .arg(&config_file)
-            .arg("--slos")
-            .arg(&slo_file)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["--otlp-grpc-addr", "127.0.0.1:0"])
-            .args(["--otlp-http-addr", "127.0.0.1:0"])
-            .args(["--api-addr", "127.0.0.1:0"])
-            .arg("--listen-file")
-            .arg(&listen)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start slotel");
+        let child = spawn(dir.path());
         let mut server = Server {
             child,
             otlp_grpc: String::new(),
@@ -66,7 +49,29 @@ impl Server {
             _dir: dir,
             http: reqwest::Client::new(),
         };
-        let addrs = server.wait_for_listen_file(&listen);
+        server.read_addresses();
+        server
+    }
+
+    /// Stops the server gracefully (SIGTERM) and starts it again on the same data
+    /// directory and files; the addresses change.
+    pub fn restart(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "slotel exited with {exit} on SIGTERM");
+        let _ = std::fs::remove_file(self._dir.path().join("listen.json"));
+        self.child = spawn(self._dir.path());
+        self.read_addresses();
+    }
+
+    fn read_addresses(&mut self) {
+        let listen = self._dir.path().join("listen.json");
+        let addrs = self.wait_for_listen_file(&listen);
+        let server = self;
         let scheme = if addrs["tls"] == true {
             "https"
         } else {
@@ -75,7 +80,11 @@ impl Server {
         server.otlp_grpc = format!("{scheme}://{}", addrs["otlp_grpc"].as_str().unwrap());
         server.otlp_http = format!("{scheme}://{}", addrs["otlp_http"].as_str().unwrap());
         server.api = format!("{scheme}://{}", addrs["api"].as_str().unwrap());
-        server
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self._dir.path().join("data")
     }
 
     /// The server's process id.
@@ -182,6 +191,27 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts `slotel serve` on the files of `dir` (`slos.yaml`, `slotel.yaml`, `data/`).
+fn spawn(dir: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_slotel"))
+        .arg("serve")
+        .arg("--config")
+        .arg(dir.join("slotel.yaml"))
+        .arg("--slos")
+        .arg(dir.join("slos.yaml"))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(["--otlp-grpc-addr", "127.0.0.1:0"])
+        .args(["--otlp-http-addr", "127.0.0.1:0"])
+        .args(["--api-addr", "127.0.0.1:0"])
+        .arg("--listen-file")
+        .arg(dir.join("listen.json"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start slotel")
 }
 
 /// The value of sample `name` in Prometheus text `text` whose labels include all of

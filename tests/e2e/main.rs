@@ -1,6 +1,7 @@
 //! Black-box tests: the real `slotel` binary on ephemeral ports, driven by real clients
 //! (the OpenTelemetry Python SDK, tonic, HTTP) and by the `loadtest` binary.
 
+mod alerting;
 mod formats;
 mod harness;
 mod ingest;
