@@ -1,6 +1,7 @@
 //! Burn-rate alerts from OTLP traffic to a real Alertmanager (Debian's
 //! `prometheus-alertmanager`, started here on a free port): an outage arrives there as a
-//! firing page with slotel's labels, and the API lists it.
+//! firing page with slotel's labels, tickets are inhibited on `severity` while it fires,
+//! the API lists the alerts, and after a restart the resolve is still delivered.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -49,7 +50,8 @@ async fn start_alertmanager() -> Alertmanager {
     let config = dir.path().join("alertmanager.yml");
     std::fs::write(
         &config,
-        "route:\n  receiver: blackhole\n  group_by: [slo]\nreceivers:\n  - name: blackhole\n",
+        "route:\n  receiver: blackhole\n  group_by: [slo]\nreceivers:\n  - name: blackhole\n\
+         inhibit_rules:\n  - source_matchers: [severity=\"page\"]\n    target_matchers: [severity=\"ticket\"]\n    equal: [slo, tenant]\n",
     )
     .unwrap();
     let port = free_port();
@@ -161,9 +163,21 @@ async fn an_outage_pages_through_a_real_alertmanager() {
             .unwrap()
             .ends_with("/api/v1/slos/api")
     );
-    // Every tier fires on a total outage; the tickets arrive too, with their own tier.
+    // Every tier fires on a total outage; the tickets arrive too, with their own tier,
+    // and Alertmanager's inhibition rule on severity mutes them while the page fires.
     let ticket = wait_for_alert(&am, "ticket-slow").await;
     assert_eq!(ticket["labels"]["severity"], "ticket");
+    let start = Instant::now();
+    loop {
+        let t = wait_for_alert(&am, "ticket-slow").await;
+        if t["status"]["state"] == "suppressed" {
+            assert!(!t["status"]["inhibitedBy"].as_array().unwrap().is_empty(), "{t}");
+            break;
+        }
+        assert!(start.elapsed() < DEADLINE, "the ticket was not inhibited: {t}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(wait_for_alert(&am, "page-fast").await["status"]["state"], "active");
 
     // slotel's own API lists the firing alerts of the tenant.
     let (status, body) = server.get_as(None, "/api/v1/alerts").await;
