@@ -729,6 +729,7 @@ fn status_of(entry: &SloEntry, now: i64) -> SloStatus {
         burn_rates: primary.burn_rates,
         budget_exhaustion_seconds: primary.budget_exhaustion_seconds,
         objectives,
+        freeze_below: def.freeze_below,
         low_traffic,
         groups: Vec::new(),
         effective_threshold_seconds: match entry.effective_threshold.load(Ordering::Relaxed) {

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod dedup;
 pub mod engine;
 pub mod error;
+pub mod gate;
 pub mod math;
 pub mod metric;
 pub mod model;

@@ -34,6 +34,9 @@ pub struct SloDef {
     pub window: Window,
     /// Windows with fewer events than this are flagged `low_traffic` (0: never).
     pub min_events: u64,
+    /// The error budget policy: releases freeze when the budget left falls below
+    /// `freeze_below` (a fraction; 0, the default, freezes once the budget is spent).
+    pub freeze_below: f64,
     /// Attributes (of the span, log record or data point) whose values split the SLO
     /// into groups, each with its own SLI and budget; at most [`MAX_GROUP_BY`].
     pub group_by: Vec<String>,

@@ -61,6 +61,8 @@ pub struct SloStatus {
     pub budget_exhaustion_seconds: BurnRates,
     /// Every objective of the SLO, the primary (whose numbers are above) first.
     pub objectives: Vec<ObjectiveStatus>,
+    /// The error budget policy: releases freeze below this fraction of the budget left.
+    pub freeze_below: f64,
     /// Windows (of `burn_rates`) with fewer events than the SLO's `min_events`: their burn
     /// rates are reported but not to be trusted for paging.
     pub low_traffic: Vec<String>,

@@ -17,6 +17,7 @@ use axum::{Extension, Json, Router};
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use slotel_compute::alert::Evaluator;
+use slotel_compute::gate::{self, Gate};
 use slotel_compute::{Engine, SloStatus};
 use slotel_proto::auth::{Auth, AuthError};
 use slotel_proto::{TENANT_HEADER, Tenant};
@@ -37,9 +38,20 @@ pub fn router(
     let api = Router::new()
         .route("/api/v1/slos", get(list_slos))
         .route("/api/v1/slos/{name}", get(get_slo))
-        .with_state(engine)
+        .with_state(Arc::clone(&engine))
         .route("/api/v1/reload", post(reload_slos).with_state(reload))
-        .route("/api/v1/alerts", get(list_alerts).with_state(alerts))
+        .route(
+            "/api/v1/alerts",
+            get(list_alerts).with_state(Arc::clone(&alerts)),
+        )
+        .route(
+            "/api/v1/slos/{name}/gate",
+            get(slo_gate).with_state((Arc::clone(&engine), Arc::clone(&alerts))),
+        )
+        .route(
+            "/api/v1/services/{service}/gate",
+            get(service_gate).with_state((Arc::clone(&engine), alerts)),
+        )
         .layer(middleware::from_fn_with_state(Arc::new(auth), tenant));
     Router::new()
         .route("/healthz", get(healthz))
@@ -150,6 +162,50 @@ async fn list_alerts(
     Json(json!({ "alerts": active }))
 }
 
+type GateState = (Arc<Engine>, Arc<Mutex<Evaluator>>);
+
+async fn slo_gate(
+    State((engine, alerts)): State<GateState>,
+    Extension(t): Extension<Tenant>,
+    Path(name): Path<String>,
+) -> Result<Json<Gate>, ApiError> {
+    let status = engine
+        .status(&t, &name)
+        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
+    let active = alerts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .active(Some(&t));
+    Ok(Json(gate::decide(&status, &active)))
+}
+
+async fn service_gate(
+    State((engine, alerts)): State<GateState>,
+    Extension(t): Extension<Tenant>,
+    Path(service): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let statuses: Vec<SloStatus> = engine
+        .statuses(&t)
+        .into_iter()
+        .filter(|s| s.service == service)
+        .collect();
+    if statuses.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no SLO of service {service:?} for tenant {:?}", &*t),
+        ));
+    }
+    let active = alerts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .active(Some(&t));
+    let gates: Vec<Gate> = statuses.iter().map(|s| gate::decide(s, &active)).collect();
+    let allowed = gates.iter().all(|g| g.allowed);
+    Ok(Json(
+        json!({ "service": service, "allowed": allowed, "slos": gates }),
+    ))
+}
+
 async fn list_slos(
     State(engine): State<Arc<Engine>>,
     Extension(t): Extension<Tenant>,
@@ -237,6 +293,102 @@ mod tests {
         assert_eq!(body["slos"].as_array().unwrap().len(), 0);
         let (status, _) = get(app(), "/api/v1/slos", Some("bad tenant")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    fn spans(n: usize, bad: usize, now: u64, first: u64) -> slotel_proto::Batch {
+        use slotel_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
+        use slotel_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
+        use slotel_proto::otlp::resource::v1::Resource;
+        use slotel_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+        let spans = (0..n)
+            .map(|i| {
+                let id = first + i as u64;
+                Span {
+                    trace_id: [id.to_be_bytes(), id.to_be_bytes()].concat(),
+                    span_id: id.to_be_bytes().to_vec(),
+                    start_time_unix_nano: now - 1,
+                    end_time_unix_nano: now,
+                    status: Some(Status {
+                        code: if i < bad { 2 } else { 1 },
+                        message: String::new(),
+                    }),
+                    ..Default::default()
+                }
+            })
+            .collect();
+        slotel_proto::Batch::traces(
+            "default".into(),
+            ExportTraceServiceRequest {
+                resource_spans: vec![ResourceSpans {
+                    resource: Some(Resource {
+                        attributes: vec![KeyValue {
+                            key: "service.name".into(),
+                            value: Some(AnyValue {
+                                value: Some(Value::StringValue("s".into())),
+                            }),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                    scope_spans: vec![ScopeSpans {
+                        spans,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn release_gates_follow_the_budget_policy_and_firing_pages() {
+        let now = 1_700_000_000_000_000_000u64;
+        let engine = Arc::new(Engine::new(Arc::new(ManualClock::new(now as i64))));
+        let slos = "slos:\n  - name: a\n    service: s\n    objective: 99\n    window: 7d\n    policy: { freeze_below: 0.5 }\n    sli: { spans: { good: { status: not_error } } }\n";
+        engine.load(parse_native(std::path::Path::new("t.yaml"), slos).unwrap());
+        let alerts: Arc<Mutex<Evaluator>> = Arc::default();
+        let app = || {
+            router(
+                Arc::clone(&engine),
+                Auth::open(),
+                Arc::new(Registry::default()),
+                None,
+                Arc::clone(&alerts),
+            )
+        };
+        let (status, body) = get(app(), "/api/v1/slos/a/gate", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["allowed"], true);
+        assert_eq!(
+            body["reasons"][0],
+            "no traffic in the window: no data is not an outage"
+        );
+
+        // 6 bad of 1,000 on a 1% budget: 40% left, under the 50% threshold.
+        engine.ingest(&spans(1000, 6, now, 1));
+        let (_, body) = get(app(), "/api/v1/slos/a/gate", None).await;
+        assert_eq!(body["allowed"], false);
+        assert_eq!(
+            body["reasons"][0],
+            "40.0% of the error budget is left, below the freeze threshold of 50.0%"
+        );
+        assert_eq!(body["freeze_below"], 0.5);
+
+        // A burst of errors fires the pages; the gate names them.
+        engine.ingest(&spans(100, 100, now, 10_000));
+        let (at, snapshot) = engine.burn_snapshot();
+        alerts.lock().unwrap().evaluate(at, &snapshot);
+        let (_, body) = get(app(), "/api/v1/slos/a/gate", None).await;
+        assert_eq!(
+            body["firing_pages"],
+            serde_json::json!(["page-fast", "page-slow"])
+        );
+        let (status, body) = get(app(), "/api/v1/services/s/gate", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["allowed"], false);
+        assert_eq!(body["slos"].as_array().unwrap().len(), 1);
+        let (status, _) = get(app(), "/api/v1/services/nope/gate", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
     }
 
     #[tokio::test]

@@ -171,13 +171,22 @@ async fn an_outage_pages_through_a_real_alertmanager() {
     loop {
         let t = wait_for_alert(&am, "ticket-slow").await;
         if t["status"]["state"] == "suppressed" {
-            assert!(!t["status"]["inhibitedBy"].as_array().unwrap().is_empty(), "{t}");
+            assert!(
+                !t["status"]["inhibitedBy"].as_array().unwrap().is_empty(),
+                "{t}"
+            );
             break;
         }
-        assert!(start.elapsed() < DEADLINE, "the ticket was not inhibited: {t}");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the ticket was not inhibited: {t}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(wait_for_alert(&am, "page-fast").await["status"]["state"], "active");
+    assert_eq!(
+        wait_for_alert(&am, "page-fast").await["status"]["state"],
+        "active"
+    );
 
     // slotel's own API lists the firing alerts of the tenant.
     let (status, body) = server.get_as(None, "/api/v1/alerts").await;

@@ -56,6 +56,8 @@ struct RawSlo {
     #[serde(default)]
     min_events: u64,
     #[serde(default)]
+    policy: Option<RawPolicy>,
+    #[serde(default)]
     group_by: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     max_groups: Option<Spanned<usize>>,
@@ -186,6 +188,13 @@ impl RawGood {
             any_of: self.any_of.iter().map(RawGood::to_rule).collect(),
         }
     }
+}
+
+/// `policy: { freeze_below: 0.1 }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    freeze_below: Spanned<f64>,
 }
 
 #[derive(Deserialize)]
@@ -644,6 +653,15 @@ fn validate(ctx: &mut Ctx<'_>, raw: RawSlo) -> Option<(SloDef, Origin)> {
             format!("group_by takes 1 to {MAX_GROUP_BY} attribute names"),
         );
     }
+    let freeze_below = raw.policy.as_ref().map_or(0.0, |p| p.freeze_below.value);
+    if let Some(p) = &raw.policy
+        && !(0.0..1.0).contains(&p.freeze_below.value)
+    {
+        ctx.err(
+            &p.freeze_below,
+            "freeze_below is the fraction of the budget left below which releases stop: from 0 up to 1",
+        );
+    }
     let max_groups = raw
         .max_groups
         .as_ref()
@@ -672,6 +690,7 @@ fn validate(ctx: &mut Ctx<'_>, raw: RawSlo) -> Option<(SloDef, Origin)> {
         budgeting,
         window,
         min_events: raw.min_events,
+        freeze_below,
         group_by,
         max_groups,
         sli,

@@ -599,6 +599,7 @@ fn translate_slo(
         budgeting,
         window,
         min_events: 0,
+        freeze_below: 0.0,
         group_by: Vec::new(),
         max_groups: super::DEFAULT_MAX_GROUPS,
         sli: sli?,

@@ -268,6 +268,7 @@ pub(crate) fn parse_file(
                 budgeting: Budgeting::Occurrences,
                 window: Window::rolling(30 * 1440),
                 min_events: 0,
+                freeze_below: 0.0,
                 group_by: Vec::new(),
                 max_groups: super::DEFAULT_MAX_GROUPS,
                 sli: Sli::MetricRatio {
