@@ -83,6 +83,17 @@ struct AlertingFile {
     evaluation_interval: Option<Duration>,
     alertmanager_url: Option<String>,
     external_url: Option<String>,
+    #[serde(default)]
+    webhook_urls: Vec<String>,
+    pagerduty: Option<PagerDutyFile>,
+    slack_webhook_url: Option<String>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct PagerDutyFile {
+    routing_key: String,
+    events_url: Option<String>,
 }
 
 /// The resolved `alerting:` settings.
@@ -95,6 +106,12 @@ pub struct AlertingConfig {
     /// The URL people reach slotel's API at, for links in alerts (default: the API
     /// address).
     pub external_url: Option<String>,
+    /// Webhook receivers.
+    pub webhook_urls: Vec<String>,
+    /// PagerDuty routing key and events URL.
+    pub pagerduty: Option<(String, String)>,
+    /// A Slack incoming webhook.
+    pub slack_webhook_url: Option<String>,
 }
 
 /// `compute:` — the engine.
@@ -308,6 +325,14 @@ impl ServeConfig {
                     .max(Duration::from_millis(100)),
                 alertmanager_url: file.alerting.alertmanager_url,
                 external_url: file.alerting.external_url,
+                webhook_urls: file.alerting.webhook_urls,
+                pagerduty: file.alerting.pagerduty.map(|p| {
+                    let url = p.events_url.unwrap_or_else(|| {
+                        slotel_compute::notify::PAGERDUTY_EVENTS_URL.to_string()
+                    });
+                    (p.routing_key, url)
+                }),
+                slack_webhook_url: file.alerting.slack_webhook_url,
             },
         })
     }

@@ -15,7 +15,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::registry::Registry;
 use slotel_compute::alert::{AlertState, Evaluator};
-use slotel_compute::notify::{Alertmanager, AlertmanagerConfig, alertmanager_batch};
+use slotel_compute::notify::{Notifiers, NotifyConfig};
 use slotel_compute::{Engine, SystemClock};
 use slotel_ingest::buffer::MemoryQueue;
 use slotel_ingest::{IngestConfig, IngestMetrics};
@@ -202,13 +202,18 @@ async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::
     let evaluator = Arc::new(Mutex::new(Evaluator::load(&alerts_path).with_context(
         || format!("cannot read the alert state {}", alerts_path.display()),
     )?));
-    let alertmanager = config.alerting.alertmanager_url.clone().map(|url| {
-        Alertmanager::start(AlertmanagerConfig {
-            url,
-            timeout: Duration::from_secs(10),
-            attempts: 3,
-        })
+    let notifiers = Notifiers::start(&NotifyConfig {
+        alertmanager_url: config.alerting.alertmanager_url.clone(),
+        webhook_urls: config.alerting.webhook_urls.clone(),
+        pagerduty: config.alerting.pagerduty.clone(),
+        slack_url: config.alerting.slack_webhook_url.clone(),
+        timeout: Duration::from_secs(10),
+        attempts: 3,
     });
+    registry.register_collector(Box::new(AlertCollector {
+        evaluator: Arc::clone(&evaluator),
+        notifiers: notifiers.stats(),
+    }));
     let external_url = config
         .alerting
         .external_url
@@ -217,7 +222,7 @@ async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::
     let alert_loop = tokio::spawn(run_alerting(
         Arc::clone(&engine),
         Arc::clone(&evaluator),
-        alertmanager,
+        notifiers,
         alerts_path,
         config.alerting.evaluation_interval,
         external_url,
@@ -271,12 +276,12 @@ async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::
     Ok(())
 }
 
-/// Evaluates the alert rules every `interval`, logs and saves every change, and sends
-/// firing and resolved alerts to Alertmanager, until `stop` completes.
+/// Evaluates the alert rules every `interval`, logs and saves every change, and hands
+/// the alerts to the notifiers, until `stop` completes.
 async fn run_alerting(
     engine: Arc<Engine>,
     evaluator: Arc<Mutex<Evaluator>>,
-    alertmanager: Option<Alertmanager>,
+    notifiers: Notifiers,
     state_path: PathBuf,
     interval: Duration,
     external_url: String,
@@ -287,7 +292,7 @@ async fn run_alerting(
     tokio::pin!(stop);
     loop {
         tokio::select! {
-            _ = &mut stop => return,
+            _ = &mut stop => break,
             _ = ticks.tick() => {}
         }
         let (now, snapshot) = engine.burn_snapshot();
@@ -306,18 +311,72 @@ async fn run_alerting(
         {
             tracing::error!(error = %e, path = %state_path.display(), "Cannot save the alert state.");
         }
-        if let Some(am) = &alertmanager {
-            // Valid for four intervals, as Prometheus does, so a missed resend does not
-            // resolve the alert.
-            let valid = (interval * 4).max(Duration::from_secs(60));
-            am.send(alertmanager_batch(
-                &ev,
-                &transitions,
-                now,
-                valid,
-                &external_url,
-            ));
+        // Valid for four intervals, as Prometheus does, so that a missed resend does not
+        // resolve the alert.
+        let valid = (interval * 4).max(Duration::from_secs(60));
+        notifiers.notify(&ev, &transitions, now, valid, &external_url);
+    }
+    notifiers.flush(Duration::from_secs(5)).await;
+}
+
+/// Exposes the alerts and the notifiers' counters on `/metrics`.
+#[derive(Debug)]
+struct AlertCollector {
+    evaluator: Arc<Mutex<Evaluator>>,
+    notifiers: Vec<(String, Arc<slotel_compute::notify::NotifyStats>)>,
+}
+
+impl Collector for AlertCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use prometheus_client::metrics::gauge::ConstGauge;
+        use std::sync::atomic::Ordering::Relaxed;
+        let active = self
+            .evaluator
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .active(None);
+        let firing = active
+            .iter()
+            .filter(|a| matches!(a.state, AlertState::Firing { .. }))
+            .count();
+        let gauge = ConstGauge::new(firing as i64);
+        let metric = encoder.encode_descriptor(
+            "alerts_firing",
+            "Burn-rate alerts firing now",
+            None,
+            gauge.metric_type(),
+        )?;
+        gauge.encode(metric)?;
+        for (what, help) in [
+            ("sent", "Notifications delivered, by receiver"),
+            (
+                "failed",
+                "Notifications that failed after every attempt, by receiver",
+            ),
+            (
+                "dropped",
+                "Notifications dropped because the receiver's outbox was full",
+            ),
+        ] {
+            let name = format!("notifications_{what}");
+            let mut family = encoder.encode_descriptor(
+                &name,
+                help,
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (receiver, stats) in &self.notifiers {
+                let value = match what {
+                    "sent" => stats.sent.load(Relaxed),
+                    "failed" => stats.failed.load(Relaxed),
+                    _ => stats.dropped.load(Relaxed),
+                };
+                let labels = [("receiver", receiver.as_str())];
+                let metric = family.encode_family(&labels)?;
+                ConstCounter::new(value).encode(metric)?;
+            }
         }
+        Ok(())
     }
 }
 

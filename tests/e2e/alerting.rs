@@ -37,15 +37,8 @@ impl Drop for Alertmanager {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn start_alertmanager() -> Alertmanager {
+    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("alertmanager.yml");
     std::fs::write(
@@ -54,22 +47,39 @@ async fn start_alertmanager() -> Alertmanager {
          inhibit_rules:\n  - source_matchers: [severity=\"page\"]\n    target_matchers: [severity=\"ticket\"]\n    equal: [slo, tenant]\n",
     )
     .unwrap();
-    let port = free_port();
-    let child = Command::new("prometheus-alertmanager")
+    // Port 0: Alertmanager logs the address it bound, which is read from its log.
+    let mut child = Command::new("prometheus-alertmanager")
         .arg(format!("--config.file={}", config.display()))
         .arg(format!(
             "--storage.path={}",
             dir.path().join("data").display()
         ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--web.listen-address=127.0.0.1:0")
         .arg("--cluster.listen-address=")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("prometheus-alertmanager runs (./scripts/test installs it)");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("msg=\"Listening on\"")
+                && let Some(addr) = line.split("address=").nth(1)
+            {
+                let _ = tx.send(addr.trim().to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(DEADLINE)
+        .expect("Alertmanager reported its address");
     let am = Alertmanager {
         child,
-        url: format!("http://127.0.0.1:{port}"),
+        url: format!("http://{addr}"),
         _dir: dir,
     };
     let http = reqwest::Client::new();
@@ -238,4 +248,209 @@ async fn an_outage_pages_through_a_real_alertmanager() {
     }
     let state = std::fs::read_to_string(server.data_dir().join("state/alerts.json")).unwrap();
     assert!(!state.contains("firing"), "{state}");
+}
+
+/// Every JSON body posted to a [`Receiver`], with the path it came to.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>;
+
+/// A local receiver that records every JSON body posted to it, by path.
+struct Receiver {
+    url: String,
+    got: Received,
+}
+
+async fn start_receiver() -> Receiver {
+    use axum::extract::{Path, State};
+    let got: Received = Default::default();
+    let app = axum::Router::new()
+        .route(
+            "/{kind}",
+            axum::routing::post(
+                |State(got): State<Received>,
+                 Path(kind): Path<String>,
+                 axum::Json(body): axum::Json<Value>| async move {
+                    got.lock().unwrap().push((kind, body));
+                    "ok"
+                },
+            ),
+        )
+        .with_state(got.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Receiver { url, got }
+}
+
+impl Receiver {
+    /// Polls until a body posted to `kind` satisfies `pred`; returns it.
+    async fn wait(&self, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            if let Some((_, v)) = self
+                .got
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(k, v)| k == kind && pred(v))
+            {
+                return v.clone();
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "nothing matching arrived at /{kind}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhook_pagerduty_and_slack_payloads_and_a_dead_receiver() {
+    let live = start_receiver().await;
+    // A receiver that accepts connections and never answers.
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_url = format!("http://{}/hang", dead.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = dead.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    let config = format!(
+        "alerting:
+  evaluation_interval: 200ms
+  external_url: https://slotel.example.com
+  webhook_urls: [{dead_url}, {live}/webhook]
+  pagerduty: {{ routing_key: R0UT1NGKEY0123456789, events_url: {live}/pagerduty }}
+  slack_webhook_url: {live}/slack
+",
+        live = live.url
+    );
+    let mut server = Server::start_with(SLOS, &config);
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/traces", server.otlp_http))
+        .header("content-type", "application/x-protobuf")
+        .body(request(50).encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    // Alertmanager's webhook payload, field by field.
+    let hook = live
+        .wait("webhook", |v| {
+            v["alerts"][0]["labels"]["burnrate_tier"] == "page-fast"
+        })
+        .await;
+    assert_eq!(hook["version"], "4");
+    assert_eq!(hook["status"], "firing");
+    assert_eq!(hook["receiver"], "slotel");
+    assert_eq!(hook["groupLabels"]["slo"], "api");
+    assert_eq!(hook["externalURL"], "https://slotel.example.com");
+    let alert = &hook["alerts"][0];
+    assert_eq!(alert["status"], "firing");
+    assert_eq!(alert["labels"]["severity"], "page");
+    assert_eq!(alert["endsAt"], "0001-01-01T00:00:00Z");
+    assert_eq!(
+        alert["generatorURL"],
+        "https://slotel.example.com/api/v1/slos/api"
+    );
+    assert_eq!(alert["fingerprint"].as_str().unwrap().len(), 16);
+
+    // PagerDuty Events v2: the documented required fields.
+    let trigger = live
+        .wait("pagerduty", |v| {
+            v["dedup_key"] == "slotel/default/api/page-fast"
+        })
+        .await;
+    assert_eq!(trigger["routing_key"], "R0UT1NGKEY0123456789");
+    assert_eq!(trigger["event_action"], "trigger");
+    let payload = &trigger["payload"];
+    assert!(
+        payload["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("api is burning its error budget")
+    );
+    assert_eq!(payload["severity"], "critical");
+    assert_eq!(payload["source"], "slotel");
+    assert_eq!(payload["component"], "api");
+    assert_eq!(
+        trigger["links"][0]["href"],
+        "https://slotel.example.com/api/v1/slos/api"
+    );
+    let ticket = live
+        .wait("pagerduty", |v| {
+            v["dedup_key"] == "slotel/default/api/ticket-slow"
+        })
+        .await;
+    assert_eq!(ticket["payload"]["severity"], "warning");
+
+    // Slack: one line per change.
+    let slack = live
+        .wait("slack", |v| {
+            v["text"].as_str().unwrap_or("").contains("page-fast")
+        })
+        .await;
+    assert!(
+        slack["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("[firing] api page-fast (page)"),
+        "{slack}"
+    );
+
+    // The dead receiver was tried, and held up nobody.
+    assert!(accepted.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    assert_eq!(server.metric("slotel_alerts_firing", &[]).await, 4.0);
+    let sent = |receiver| [("receiver", receiver)];
+    // webhook-2 gets every change (polled: its outbox runs on its own); webhook-1 hangs.
+    let start = Instant::now();
+    while server
+        .metric("slotel_notifications_sent_total", &sent("webhook-2"))
+        .await
+        < 4.0
+    {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "webhook-2 did not get four notifications"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let hung = server
+        .metric("slotel_notifications_sent_total", &sent("webhook-1"))
+        .await;
+    assert_eq!(hung, 0.0);
+
+    // Every tier triggered once.
+    for tier in ["page-fast", "page-slow", "ticket-fast", "ticket-slow"] {
+        let key = format!("slotel/default/api/{tier}");
+        live.wait("pagerduty", |v| v["dedup_key"] == key.as_str())
+            .await;
+    }
+    // After a restart the saved firing alerts resolve: PagerDuty gets a resolve with the
+    // same dedup key, the webhook a resolved payload.
+    server.restart();
+    let resolve = live
+        .wait("pagerduty", |v| {
+            v["event_action"] == "resolve" && v["dedup_key"] == "slotel/default/api/page-fast"
+        })
+        .await;
+    assert_eq!(resolve["routing_key"], "R0UT1NGKEY0123456789");
+    let resolved = live
+        .wait("webhook", |v| {
+            v["status"] == "resolved" && v["alerts"][0]["labels"]["burnrate_tier"] == "page-fast"
+        })
+        .await;
+    assert_ne!(resolved["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");
+    // Every change was delivered once: one trigger per tier, no page again on restart.
+    let got = live.got.lock().unwrap();
+    let triggers = got
+        .iter()
+        .filter(|(k, v)| k == "pagerduty" && v["event_action"] == "trigger")
+        .count();
+    assert_eq!(triggers, 4, "{got:?}");
 }
