@@ -22,15 +22,7 @@ use crate::engine::BurnSnapshot;
 use crate::math;
 use crate::model::{SloDef, Window};
 
-/// What an alert asks of people.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// Wake someone up.
-    Page,
-    /// Look at it during working hours.
-    Ticket,
-}
+pub use crate::model::Severity;
 
 /// One burn-rate tier of an SLO's alerting.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -47,6 +39,10 @@ pub struct Tier {
     pub factor: f64,
     /// How long the condition must hold before the alert fires, in seconds.
     pub for_seconds: i64,
+    /// Labels of the tier's own.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations of the tier's own.
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// The workbook's tiers: (name, severity, long, short, budget fraction).
@@ -68,8 +64,53 @@ pub fn default_tiers(window_minutes: u32) -> Vec<Tier> {
             short_minutes: short,
             factor: budget * f64::from(window_minutes) / f64::from(long),
             for_seconds: 0,
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
         })
         .collect()
+}
+
+/// The tiers of an SLO: the defaults for its window with its overrides applied, without
+/// the disabled ones, and its own tiers after them.
+pub fn tiers_for(def: &SloDef, window_minutes: u32) -> Vec<Tier> {
+    let mut tiers = default_tiers(window_minutes);
+    for (name, o) in &def.alert_tiers {
+        let tier = match tiers.iter_mut().find(|t| t.name == *name) {
+            Some(t) => t,
+            None => {
+                tiers.push(Tier {
+                    name: name.clone(),
+                    severity: o.severity.unwrap_or(Severity::Ticket),
+                    long_minutes: o.long_minutes.unwrap_or(60),
+                    short_minutes: o.short_minutes.unwrap_or(5),
+                    factor: o.factor.unwrap_or(1.0),
+                    for_seconds: 0,
+                    labels: BTreeMap::new(),
+                    annotations: BTreeMap::new(),
+                });
+                tiers.last_mut().expect("just pushed")
+            }
+        };
+        if let Some(f) = o.factor {
+            tier.factor = f;
+        }
+        if let Some(s) = o.severity {
+            tier.severity = s;
+        }
+        if let Some(m) = o.long_minutes {
+            tier.long_minutes = m;
+        }
+        if let Some(m) = o.short_minutes {
+            tier.short_minutes = m;
+        }
+        if let Some(f) = o.for_seconds {
+            tier.for_seconds = f;
+        }
+        tier.labels.extend(o.labels.clone());
+        tier.annotations.extend(o.annotations.clone());
+    }
+    tiers.retain(|t| !def.alert_tiers.get(&t.name).is_some_and(|o| o.disabled));
+    tiers
 }
 
 /// One alert's state as saved on disk.
@@ -154,6 +195,7 @@ fn labels_of(def: &SloDef, tier: &Tier) -> BTreeMap<String, String> {
         },
     );
     labels.insert("burnrate_tier".into(), tier.name.clone());
+    labels.extend(tier.labels.clone());
     labels
 }
 
@@ -188,6 +230,7 @@ fn annotations_of(
     );
     annotations.insert(format!("burn_rate_{long}"), rate(burn.0));
     annotations.insert(format!("burn_rate_{short}"), rate(burn.1));
+    annotations.extend(tier.annotations.clone());
     annotations
 }
 
@@ -279,7 +322,7 @@ impl Evaluator {
                 Window::Rolling { minutes } => minutes,
                 Window::Calendar { .. } => (def.window.length_seconds(now) / 60.0).round() as u32,
             };
-            for tier in default_tiers(window) {
+            for tier in tiers_for(def, window) {
                 let rate = |minutes: u32| {
                     s.window(minutes)
                         .and_then(|(g, t)| math::burn_rate(g as f64, t as f64, objective))
@@ -377,6 +420,83 @@ mod tests {
             0
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn overrides_change_disable_and_add_tiers() {
+        let text = r#"
+slos:
+  - name: api
+    service: api
+    objective: 99.9
+    window: 30d
+    alerting:
+      tiers:
+        page-fast: { factor: 20, for: 2m, labels: { team: core } }
+        ticket-slow: { disabled: true }
+        page-burst: { long: 5m, short: 5m, factor: 50, severity: page }
+    sli: { spans: { good: { status: ok } } }
+"#;
+        let defs = crate::spec::parse_native(Path::new("t.yaml"), text).unwrap();
+        let tiers = tiers_for(&defs[0], 30 * 1440);
+        let names: Vec<&str> = tiers.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["page-fast", "page-slow", "ticket-fast", "page-burst"]
+        );
+        assert_eq!((tiers[0].factor, tiers[0].for_seconds), (20.0, 120));
+        assert_eq!(tiers[0].labels["team"], "core");
+        assert_eq!(
+            (
+                tiers[3].long_minutes,
+                tiers[3].short_minutes,
+                tiers[3].severity
+            ),
+            (5, 5, Severity::Page)
+        );
+        let bad = text.replace("long: 5m", "long: 4m");
+        let e = crate::spec::parse_native(Path::new("t.yaml"), &bad).unwrap_err();
+        assert!(
+            e[0].message.contains("must be standard burn-rate windows"),
+            "{e:?}"
+        );
+        let bad = text.replace("long: 5m, short: 5m, ", "");
+        let e = crate::spec::parse_native(Path::new("t.yaml"), &bad).unwrap_err();
+        assert!(
+            e[0].message
+                .contains("needs long, short, factor and severity"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn pending_until_for_has_passed() {
+        let text = "slos:\n  - name: api\n    service: api\n    objective: 99.9\n    window: 30d\n    alerting: { tiers: { page-fast: { for: 2m } } }\n    sli: { spans: { good: { status: ok } } }\n";
+        let defs = crate::spec::parse_native(Path::new("t.yaml"), text).unwrap();
+        let snapshot = |bad: u64| crate::engine::BurnSnapshot {
+            def: std::sync::Arc::new(defs[0].clone()),
+            windows: crate::model::BURN_RATE_WINDOWS
+                .iter()
+                .map(|&w| (w, 100 - bad, 100))
+                .collect(),
+        };
+        let mut e = Evaluator::new();
+        let min = 60_000_000_000;
+        let t = e.evaluate(0, &[snapshot(50)]);
+        let page_fast = |t: &[Transition]| t.iter().find(|t| t.tier == "page-fast").map(|t| t.to);
+        assert_eq!(page_fast(&t), Some(AlertState::Pending { since: 0 }));
+        assert_eq!(page_fast(&e.evaluate(min, &[snapshot(50)])), None);
+        assert_eq!(
+            page_fast(&e.evaluate(2 * min, &[snapshot(50)])),
+            Some(AlertState::Firing { since: 2 * min })
+        );
+        // A pending alert that stops holding goes back to inactive without firing.
+        let mut e = Evaluator::new();
+        e.evaluate(0, &[snapshot(50)]);
+        assert_eq!(
+            page_fast(&e.evaluate(min, &[snapshot(0)])),
+            Some(AlertState::Inactive)
+        );
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub struct SloDef {
     /// The error budget policy: releases freeze when the budget left falls below
     /// `freeze_below` (a fraction; 0, the default, freezes once the budget is spent).
     pub freeze_below: f64,
+    /// Changes to the default burn-rate alert tiers, and tiers of the SLO's own, by name.
+    pub alert_tiers: std::collections::BTreeMap<String, TierOverride>,
     /// Attributes (of the span, log record or data point) whose values split the SLO
     /// into groups, each with its own SLI and budget; at most [`MAX_GROUP_BY`].
     pub group_by: Vec<String>,
@@ -63,6 +65,38 @@ impl SloDef {
     pub fn objective_ratio(&self) -> f64 {
         self.objective / 100.0
     }
+}
+
+/// What an alert asks of people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Wake someone up.
+    Page,
+    /// Look at it during working hours.
+    Ticket,
+}
+
+/// A change to a burn-rate alert tier (or a tier of the SLO's own, when every window,
+/// factor and severity is given).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct TierOverride {
+    /// The tier does not alert.
+    pub disabled: bool,
+    /// Both windows must burn faster than this.
+    pub factor: Option<f64>,
+    /// Page or ticket.
+    pub severity: Option<Severity>,
+    /// The long window, in minutes (a standard burn-rate window).
+    pub long_minutes: Option<u32>,
+    /// The short window, in minutes (a standard burn-rate window).
+    pub short_minutes: Option<u32>,
+    /// How long the condition must hold before the alert fires, in seconds.
+    pub for_seconds: Option<i64>,
+    /// Labels the tier's alerts carry besides the SLO's.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Annotations the tier's alerts carry besides the SLO's.
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 /// One target of an SLO.

@@ -14,8 +14,9 @@ mod sloth;
 
 use crate::error::{Error, Result, SpecError};
 use crate::model::{
-    AttrMatch, Budgeting, CalendarUnit, GoodRule, HttpStatus, MAX_GROUP_BY, MetricSelector,
-    NamedTz, Objective, Sli, SloDef, SpanKind, SpanSelector, StatusRule, Window, parse_severity,
+    AttrMatch, BURN_RATE_WINDOWS, Budgeting, CalendarUnit, GoodRule, HttpStatus, MAX_GROUP_BY,
+    MetricSelector, NamedTz, Objective, Severity, Sli, SloDef, SpanKind, SpanSelector, StatusRule,
+    TierOverride, Window, parse_severity,
 };
 
 /// Groups an SLO keeps unless it says otherwise.
@@ -57,6 +58,8 @@ struct RawSlo {
     min_events: u64,
     #[serde(default)]
     policy: Option<RawPolicy>,
+    #[serde(default)]
+    alerting: Option<RawAlerting>,
     #[serde(default)]
     group_by: Option<Spanned<Vec<String>>>,
     #[serde(default)]
@@ -189,6 +192,38 @@ impl RawGood {
         }
     }
 }
+
+/// `alerting: { tiers: { NAME: {...} } }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlerting {
+    #[serde(default)]
+    tiers: BTreeMap<String, Spanned<RawTier>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTier {
+    #[serde(default)]
+    disabled: bool,
+    #[serde(default)]
+    factor: Option<f64>,
+    #[serde(default)]
+    severity: Option<Severity>,
+    #[serde(default)]
+    long: Option<HumanDuration>,
+    #[serde(default)]
+    short: Option<HumanDuration>,
+    #[serde(default, rename = "for")]
+    for_duration: Option<HumanDuration>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+}
+
+/// The default tiers' names.
+pub const DEFAULT_TIERS: [&str; 4] = ["page-fast", "page-slow", "ticket-fast", "ticket-slow"];
 
 /// `policy: { freeze_below: 0.1 }`.
 #[derive(Deserialize)]
@@ -662,6 +697,48 @@ fn validate(ctx: &mut Ctx<'_>, raw: RawSlo) -> Option<(SloDef, Origin)> {
             "freeze_below is the fraction of the budget left below which releases stop: from 0 up to 1",
         );
     }
+    let mut alert_tiers = BTreeMap::new();
+    for (name, t) in raw.alerting.iter().flat_map(|a| a.tiers.iter()) {
+        let standard = |d: &Option<HumanDuration>| -> Option<Option<u32>> {
+            match d {
+                None => Some(None),
+                Some(d) => {
+                    let m = (d.0.as_secs() / 60) as u32;
+                    (d.0.as_secs() % 60 == 0 && BURN_RATE_WINDOWS.contains(&m)).then_some(Some(m))
+                }
+            }
+        };
+        let (Some(long), Some(short)) = (standard(&t.value.long), standard(&t.value.short)) else {
+            ctx.err(t, format!("the windows of tier {name:?} must be standard burn-rate windows: 5m, 30m, 1h, 2h, 6h, 1d or 3d"));
+            continue;
+        };
+        let custom = !DEFAULT_TIERS.contains(&name.as_str());
+        if custom
+            && (long.is_none()
+                || short.is_none()
+                || t.value.factor.is_none()
+                || t.value.severity.is_none())
+        {
+            ctx.err(t, format!("tier {name:?} is not a default tier ({}): it needs long, short, factor and severity", DEFAULT_TIERS.join(", ")));
+            continue;
+        }
+        if t.value.factor.is_some_and(|f| !(f > 0.0)) {
+            ctx.err(t, format!("the factor of tier {name:?} must be above 0"));
+        }
+        alert_tiers.insert(
+            name.clone(),
+            TierOverride {
+                disabled: t.value.disabled,
+                factor: t.value.factor,
+                severity: t.value.severity,
+                long_minutes: long,
+                short_minutes: short,
+                for_seconds: t.value.for_duration.map(|d| d.0.as_secs() as i64),
+                labels: t.value.labels.clone(),
+                annotations: t.value.annotations.clone(),
+            },
+        );
+    }
     let max_groups = raw
         .max_groups
         .as_ref()
@@ -691,6 +768,7 @@ fn validate(ctx: &mut Ctx<'_>, raw: RawSlo) -> Option<(SloDef, Origin)> {
         window,
         min_events: raw.min_events,
         freeze_below,
+        alert_tiers,
         group_by,
         max_groups,
         sli,

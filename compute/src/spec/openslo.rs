@@ -600,6 +600,7 @@ fn translate_slo(
         window,
         min_events: 0,
         freeze_below: 0.0,
+        alert_tiers: Default::default(),
         group_by: Vec::new(),
         max_groups: super::DEFAULT_MAX_GROUPS,
         sli: sli?,

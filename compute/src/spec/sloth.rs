@@ -269,6 +269,7 @@ pub(crate) fn parse_file(
                 window: Window::rolling(30 * 1440),
                 min_events: 0,
                 freeze_below: 0.0,
+                alert_tiers: Default::default(),
                 group_by: Vec::new(),
                 max_groups: super::DEFAULT_MAX_GROUPS,
                 sli: Sli::MetricRatio {
