@@ -722,7 +722,7 @@ fn validate(ctx: &mut Ctx<'_>, raw: RawSlo) -> Option<(SloDef, Origin)> {
             ctx.err(t, format!("tier {name:?} is not a default tier ({}): it needs long, short, factor and severity", DEFAULT_TIERS.join(", ")));
             continue;
         }
-        if t.value.factor.is_some_and(|f| !(f > 0.0)) {
+        if t.value.factor.is_some_and(|f| f.is_nan() || f <= 0.0) {
             ctx.err(t, format!("the factor of tier {name:?} must be above 0"));
         }
         alert_tiers.insert(
