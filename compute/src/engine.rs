@@ -799,10 +799,7 @@ impl Accumulator {
 mod test_support {
     //! Batches of spans for the engine's tests.
     use super::*;
-    use slotel_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
-    use slotel_proto::otlp::common::v1::AnyValue;
-    use slotel_proto::otlp::resource::v1::Resource;
-    use slotel_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Status};
+    use slotel_proto::otlp::trace::v1::Status;
 
     /// A span with ids from `id`, ending at `end`, OK or ERROR.
     pub(super) fn span(id: u64, end: i64, good: bool) -> Span {
@@ -822,28 +819,7 @@ mod test_support {
 
     /// A batch of `spans` of service `api`, tenant `default`.
     pub(super) fn api_batch(spans: Vec<Span>) -> Batch {
-        Batch::traces(
-            "default".into(),
-            ExportTraceServiceRequest {
-                resource_spans: vec![ResourceSpans {
-                    resource: Some(Resource {
-                        attributes: vec![KeyValue {
-                            key: "service.name".into(),
-                            value: Some(AnyValue {
-                                value: Some(Value::StringValue("api".into())),
-                            }),
-                            ..Default::default()
-                        }],
-                        ..Default::default()
-                    }),
-                    scope_spans: vec![ScopeSpans {
-                        spans,
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
-            },
-        )
+        Batch::traces("default".into(), slotel_proto::traces_request("api", spans))
     }
 }
 

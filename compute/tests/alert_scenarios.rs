@@ -9,10 +9,7 @@ use std::time::Duration;
 use slotel_compute::alert::{AlertState, Evaluator, Transition};
 use slotel_compute::{Engine, EngineConfig, ManualClock, spec::parse_native};
 use slotel_proto::Batch;
-use slotel_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use slotel_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
-use slotel_proto::otlp::resource::v1::Resource;
-use slotel_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use slotel_proto::otlp::trace::v1::{Span, Status};
 
 const SLOS: &str = r#"
 slos:
@@ -136,28 +133,7 @@ impl NowForTests for ManualClock {
 }
 
 fn batch(spans: Vec<Span>) -> Batch {
-    Batch::traces(
-        "default".into(),
-        ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                resource: Some(Resource {
-                    attributes: vec![KeyValue {
-                        key: "service.name".into(),
-                        value: Some(AnyValue {
-                            value: Some(Value::StringValue("api".into())),
-                        }),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }),
-                scope_spans: vec![ScopeSpans {
-                    spans,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        },
-    )
+    Batch::traces("default".into(), slotel_proto::traces_request("api", spans))
 }
 
 /// The first time `tier` of SLO `api` fired at or after minute `after`, and when it

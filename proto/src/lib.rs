@@ -93,6 +93,36 @@ impl Batch {
     }
 }
 
+/// An export request of `spans` from one service (its `service.name` resource
+/// attribute), in one scope: the shape most tests and tools need.
+pub fn traces_request(
+    service: &str,
+    spans: Vec<otlp::trace::v1::Span>,
+) -> ExportTraceServiceRequest {
+    use otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
+    use otlp::resource::v1::Resource;
+    use otlp::trace::v1::{ResourceSpans, ScopeSpans};
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "service.name".into(),
+                    value: Some(AnyValue {
+                        value: Some(Value::StringValue(service.into())),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
 /// Spans in a trace export.
 pub fn span_count(req: &ExportTraceServiceRequest) -> usize {
     req.resource_spans

@@ -296,10 +296,7 @@ mod tests {
     }
 
     fn spans(n: usize, bad: usize, now: u64, first: u64) -> slotel_proto::Batch {
-        use slotel_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
-        use slotel_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
-        use slotel_proto::otlp::resource::v1::Resource;
-        use slotel_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+        use slotel_proto::otlp::trace::v1::{Span, Status};
         let spans = (0..n)
             .map(|i| {
                 let id = first + i as u64;
@@ -316,28 +313,7 @@ mod tests {
                 }
             })
             .collect();
-        slotel_proto::Batch::traces(
-            "default".into(),
-            ExportTraceServiceRequest {
-                resource_spans: vec![ResourceSpans {
-                    resource: Some(Resource {
-                        attributes: vec![KeyValue {
-                            key: "service.name".into(),
-                            value: Some(AnyValue {
-                                value: Some(Value::StringValue("s".into())),
-                            }),
-                            ..Default::default()
-                        }],
-                        ..Default::default()
-                    }),
-                    scope_spans: vec![ScopeSpans {
-                        spans,
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
-            },
-        )
+        slotel_proto::Batch::traces("default".into(), slotel_proto::traces_request("s", spans))
     }
 
     #[tokio::test]

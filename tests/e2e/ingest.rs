@@ -95,16 +95,7 @@ fn span(n: u64, kind: i32, error: bool) -> Span {
 }
 
 fn traces(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: resource(Some(service)),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    slotel_proto::traces_request(service, spans)
 }
 
 async fn post(

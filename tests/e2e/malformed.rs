@@ -9,9 +9,7 @@ use slotel_proto::otlp::collector::trace::v1::trace_service_client::TraceService
 use slotel_proto::otlp::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use slotel_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
-use slotel_proto::otlp::resource::v1::Resource;
-use slotel_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use slotel_proto::otlp::trace::v1::Span;
 use slotel_proto::rpc;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
@@ -35,34 +33,17 @@ pub fn request(spans: usize) -> ExportTraceServiceRequest {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64;
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "service.name".into(),
-                    value: Some(AnyValue {
-                        value: Some(Value::StringValue("api".into())),
-                    }),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans: (0..spans)
-                    .map(|i| Span {
-                        trace_id: vec![1; 16],
-                        span_id: (i as u64 + 1).to_be_bytes().to_vec(),
-                        name: "GET /".into(),
-                        start_time_unix_nano: now - 1_000_000,
-                        end_time_unix_nano: now,
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            }],
+    let spans = (0..spans)
+        .map(|i| Span {
+            trace_id: vec![1; 16],
+            span_id: (i as u64 + 1).to_be_bytes().to_vec(),
+            name: "GET /".into(),
+            start_time_unix_nano: now - 1_000_000,
+            end_time_unix_nano: now,
             ..Default::default()
-        }],
-    }
+        })
+        .collect();
+    slotel_proto::traces_request("api", spans)
 }
 
 #[tokio::test(flavor = "multi_thread")]
