@@ -16,7 +16,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::registry::Registry;
 use slotel_compute::alert::{AlertState, Evaluator};
 use slotel_compute::notify::{Notifiers, NotifyConfig};
-use slotel_compute::{Engine, SystemClock};
+use slotel_compute::{Clock, Engine, SystemClock};
 use slotel_ingest::buffer::MemoryQueue;
 use slotel_ingest::{IngestConfig, IngestMetrics};
 use slotel_proto::auth::Auth;
@@ -56,6 +56,16 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Alerting tools.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum AlertsCommand {
+    /// Sends a test notification through every receiver of the configuration's
+    /// `alerting:` section, and says which received it. Exits 1 when any failed.
+    Test(Box<ServeArgs>),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +74,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(*args),
         Command::Validate { paths } => validate(&paths),
+        Command::Alerts(AlertsCommand::Test(args)) => alerts_test(*args),
     };
     match result {
         Ok(code) => code,
@@ -85,6 +96,52 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+}
+
+fn alerts_test(mut args: ServeArgs) -> anyhow::Result<ExitCode> {
+    if args.slos.is_empty() {
+        // The SLO files are not needed to test receivers.
+        args.slos.push(PathBuf::from("-"));
+    }
+    let config = ServeConfig::resolve(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let notifiers = Notifiers::start(&NotifyConfig {
+            alertmanager_url: config.alerting.alertmanager_url.clone(),
+            webhook_urls: config.alerting.webhook_urls.clone(),
+            pagerduty: config.alerting.pagerduty.clone(),
+            slack_url: config.alerting.slack_webhook_url.clone(),
+            timeout: Duration::from_secs(10),
+            attempts: 1,
+        });
+        let stats = notifiers.stats();
+        if stats.is_empty() {
+            println!("no receivers are configured under alerting:");
+            return Ok(ExitCode::FAILURE);
+        }
+        let external_url = config
+            .alerting
+            .external_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.api_addr));
+        let now = SystemClock.now_nanos();
+        notifiers.test(&external_url, now);
+        notifiers.flush(Duration::from_secs(15)).await;
+        let mut ok = true;
+        for (receiver, s) in &stats {
+            let sent = s.sent.load(std::sync::atomic::Ordering::Relaxed) > 0;
+            ok &= sent;
+            println!("{receiver}: {}", if sent { "delivered" } else { "FAILED" });
+        }
+        Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    })
 }
 
 fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {

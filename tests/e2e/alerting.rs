@@ -454,3 +454,42 @@ async fn webhook_pagerduty_and_slack_payloads_and_a_dead_receiver() {
         .count();
     assert_eq!(triggers, 4, "{got:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alerts_test_sends_through_every_receiver_and_names_the_failures() {
+    let live = start_receiver().await;
+    // A port nobody listens on: connections are refused.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("slotel.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "alerting:\n  webhook_urls: [http://{closed}/nobody, {live}/webhook]\n  pagerduty: {{ routing_key: R0UT1NGKEY0123456789, events_url: {live}/pagerduty }}\n  slack_webhook_url: {live}/slack\n",
+            live = live.url
+        ),
+    )
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_slotel"))
+            .args(["alerts", "test", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "webhook-1: FAILED\nwebhook-2: delivered\npagerduty: delivered\nslack: delivered\n"
+    );
+    let trigger = live.wait("pagerduty", |_| true).await;
+    assert_eq!(trigger["dedup_key"], "slotel/default/slotel-test/test");
+    assert_eq!(trigger["event_action"], "trigger");
+    let hook = live.wait("webhook", |_| true).await;
+    assert_eq!(hook["alerts"][0]["labels"]["alertname"], "SLOTelTest");
+}
