@@ -234,9 +234,42 @@ fn annotations_of(
     annotations
 }
 
+/// Labels and annotations of an alert on the budget (`kind`: `budget-exhaustion`,
+/// `budget-exhausted`, `no-data`).
+fn budget_alert(
+    def: &SloDef,
+    kind: &str,
+    severity: Severity,
+    summary: String,
+) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let mut labels = def.labels.clone();
+    let alertname = match kind {
+        "budget-exhaustion" => "SLOBudgetExhaustion",
+        "budget-exhausted" => "SLOBudgetExhausted",
+        _ => "SLONoData",
+    };
+    labels.insert("alertname".into(), alertname.into());
+    labels.insert("slo".into(), def.name.clone());
+    labels.insert("service".into(), def.service.clone());
+    labels.insert("tenant".into(), def.tenant.clone());
+    labels.insert(
+        "severity".into(),
+        match severity {
+            Severity::Page => "page".into(),
+            Severity::Ticket => "ticket".into(),
+        },
+    );
+    let mut annotations = def.annotations.clone();
+    annotations.insert("summary".into(), summary);
+    (labels, annotations)
+}
+
 /// The alert states of every (SLO, tier).
 #[derive(Debug, Default)]
 pub struct Evaluator {
+    /// When this evaluator first ran: no-data alerts wait until slotel has watched
+    /// for their whole window.
+    first_evaluation: Option<i64>,
     states: HashMap<(String, String, String), AlertState>,
     /// The latest alert of every (SLO, tier) that is pending or firing.
     active: HashMap<(String, String, String), Alert>,
@@ -254,6 +287,65 @@ impl Evaluator {
             .get(&(tenant.to_string(), slo.to_string(), tier.to_string()))
             .copied()
             .unwrap_or(AlertState::Inactive)
+    }
+
+    /// Moves one alert's state; returns the transition when it changed.
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &mut self,
+        def: &SloDef,
+        name: &str,
+        severity: Severity,
+        for_seconds: i64,
+        holds: bool,
+        now: i64,
+        burn_rates: (Option<f64>, Option<f64>),
+        labels: BTreeMap<String, String>,
+        annotations: BTreeMap<String, String>,
+    ) -> Option<Transition> {
+        let key = (def.tenant.clone(), def.name.clone(), name.to_string());
+        let from = self
+            .states
+            .get(&key)
+            .copied()
+            .unwrap_or(AlertState::Inactive);
+        let to = match (from, holds) {
+            (AlertState::Inactive, true) if for_seconds <= 0 => AlertState::Firing { since: now },
+            (AlertState::Inactive, true) => AlertState::Pending { since: now },
+            (AlertState::Pending { since }, true) if now - since >= for_seconds * 1_000_000_000 => {
+                AlertState::Firing { since: now }
+            }
+            (state, true) => state,
+            (_, false) => AlertState::Inactive,
+        };
+        if matches!(to, AlertState::Inactive) {
+            self.active.remove(&key);
+        } else {
+            self.active.insert(
+                key.clone(),
+                Alert {
+                    state: to,
+                    labels: labels.clone(),
+                    annotations: annotations.clone(),
+                },
+            );
+        }
+        if to == from {
+            return None;
+        }
+        self.states.insert(key, to);
+        Some(Transition {
+            tenant: def.tenant.clone(),
+            slo: def.name.clone(),
+            tier: name.to_string(),
+            severity,
+            from,
+            to,
+            at: now,
+            burn_rates,
+            labels,
+            annotations,
+        })
     }
 
     /// The pending and firing alerts of `tenant` (all tenants with `None`), by SLO and tier.
@@ -306,7 +398,7 @@ impl Evaluator {
             .collect();
         Ok(Self {
             states,
-            active: HashMap::new(),
+            ..Self::default()
         })
     }
 
@@ -322,11 +414,11 @@ impl Evaluator {
                 Window::Rolling { minutes } => minutes,
                 Window::Calendar { .. } => (def.window.length_seconds(now) / 60.0).round() as u32,
             };
+            let rate = |minutes: u32| {
+                s.window(minutes)
+                    .and_then(|(g, t)| math::burn_rate(g as f64, t as f64, objective))
+            };
             for tier in tiers_for(def, window) {
-                let rate = |minutes: u32| {
-                    s.window(minutes)
-                        .and_then(|(g, t)| math::burn_rate(g as f64, t as f64, objective))
-                };
                 let (long, short) = (rate(tier.long_minutes), rate(tier.short_minutes));
                 let enough = s
                     .window(tier.long_minutes)
@@ -334,52 +426,102 @@ impl Evaluator {
                 let holds = enough
                     && long.is_some_and(|r| r > tier.factor)
                     && short.is_some_and(|r| r > tier.factor);
-                let key = (def.tenant.clone(), def.name.clone(), tier.name.clone());
-                let from = self
-                    .states
-                    .get(&key)
-                    .copied()
-                    .unwrap_or(AlertState::Inactive);
-                let to = match (from, holds) {
-                    (AlertState::Inactive, true) if tier.for_seconds <= 0 => {
-                        AlertState::Firing { since: now }
-                    }
-                    (AlertState::Inactive, true) => AlertState::Pending { since: now },
-                    (AlertState::Pending { since }, true)
-                        if now - since >= tier.for_seconds * 1_000_000_000 =>
-                    {
-                        AlertState::Firing { since: now }
-                    }
-                    (state, true) => state,
-                    (_, false) => AlertState::Inactive,
-                };
-                if matches!(to, AlertState::Inactive) {
-                    self.active.remove(&key);
-                } else {
-                    self.active.insert(
-                        key.clone(),
-                        Alert {
-                            state: to,
-                            labels: labels_of(def, &tier),
-                            annotations: annotations_of(def, &tier, (long, short)),
-                        },
-                    );
-                }
-                if to != from {
-                    self.states.insert(key, to);
-                    out.push(Transition {
-                        tenant: def.tenant.clone(),
-                        slo: def.name.clone(),
-                        tier: tier.name.clone(),
-                        severity: tier.severity,
-                        from,
-                        to,
-                        at: now,
-                        burn_rates: (long, short),
-                        labels: labels_of(def, &tier),
-                        annotations: annotations_of(def, &tier, (long, short)),
-                    });
-                }
+                let labels = labels_of(def, &tier);
+                let annotations = annotations_of(def, &tier, (long, short));
+                out.extend(self.step(
+                    def,
+                    &tier.name,
+                    tier.severity,
+                    tier.for_seconds,
+                    holds,
+                    now,
+                    (long, short),
+                    labels,
+                    annotations,
+                ));
+            }
+            // Alerts on the budget itself and on missing data.
+            let (good, total) = s.window(def.window.minutes_at(now)).unwrap_or((0, 0));
+            let remaining = math::budget_remaining(good as f64, total as f64, objective);
+            let burn_1h = rate(60);
+            let b = &def.budget_alerts;
+            if let Some((within, severity)) = b.exhaustion_within_seconds {
+                let secs =
+                    math::exhaustion_seconds(remaining, burn_1h, def.window.length_seconds(now));
+                let holds = secs.is_some_and(|s| s > 0.0 && s <= within as f64);
+                let (labels, annotations) = budget_alert(
+                    def,
+                    "budget-exhaustion",
+                    severity,
+                    format!(
+                        "{} will spend its error budget within {} at the 1h burn rate ({} left).",
+                        def.name,
+                        secs.map_or("-".to_string(), |s| format!("{:.1}h", s / 3600.0)),
+                        remaining.map_or("no data".to_string(), |r| format!("{:.1}%", r * 100.0)),
+                    ),
+                );
+                out.extend(self.step(
+                    def,
+                    "budget-exhaustion",
+                    severity,
+                    0,
+                    holds,
+                    now,
+                    (burn_1h, None),
+                    labels,
+                    annotations,
+                ));
+            }
+            if let Some(severity) = b.exhausted {
+                let holds = remaining.is_some_and(|r| r <= 0.0);
+                let (labels, annotations) = budget_alert(
+                    def,
+                    "budget-exhausted",
+                    severity,
+                    format!(
+                        "{} has spent its error budget ({} left).",
+                        def.name,
+                        remaining.map_or("no data".to_string(), |r| format!("{:.1}%", r * 100.0)),
+                    ),
+                );
+                out.extend(self.step(
+                    def,
+                    "budget-exhausted",
+                    severity,
+                    0,
+                    holds,
+                    now,
+                    (burn_1h, None),
+                    labels,
+                    annotations,
+                ));
+            }
+            if let Some((minutes, severity)) = b.no_data_minutes {
+                let first = *self.first_evaluation.get_or_insert(now);
+                let quiet = s.window(minutes).is_some_and(|(_, t)| t == 0);
+                // Not before slotel itself has watched for that long.
+                let holds = quiet && now - first >= i64::from(minutes) * 60_000_000_000;
+                let (labels, annotations) = budget_alert(
+                    def,
+                    "no-data",
+                    severity,
+                    format!(
+                        "{} has received no events for {}.",
+                        def.name,
+                        crate::model::format_minutes(minutes)
+                    ),
+                );
+                out.extend(self.step(
+                    def,
+                    "no-data",
+                    severity,
+                    0,
+                    holds,
+                    now,
+                    (None, None),
+                    labels,
+                    annotations,
+                ));
             }
         }
         out
@@ -497,6 +639,51 @@ slos:
             page_fast(&e.evaluate(min, &[snapshot(0)])),
             Some(AlertState::Inactive)
         );
+    }
+
+    #[test]
+    fn budget_exhaustion_exhausted_and_no_data_alerts() {
+        let text = "slos:\n  - name: api\n    service: api\n    objective: 99.9\n    window: 30d\n    alerting:\n      tiers: { page-fast: { disabled: true }, page-slow: { disabled: true }, ticket-fast: { disabled: true }, ticket-slow: { disabled: true } }\n      exhaustion: { within: 24h }\n      budget_exhausted: { severity: page }\n      no_data: { after: 30m }\n    sli: { spans: { good: { status: ok } } }\n";
+        let defs = crate::spec::parse_native(Path::new("t.yaml"), text).unwrap();
+        let def = std::sync::Arc::new(defs[0].clone());
+        // (1h: total, bad), (SLO window: total, bad), (30m: total)
+        let snapshot = |h: (u64, u64), w: (u64, u64), m30: u64| crate::engine::BurnSnapshot {
+            def: def.clone(),
+            windows: vec![
+                (30, m30, m30),
+                (60, h.0 - h.1, h.0),
+                (43_200, w.0 - w.1, w.0),
+            ],
+        };
+        let fired = |t: &[Transition]| -> Vec<(String, bool)> {
+            t.iter()
+                .map(|t| (t.tier.clone(), matches!(t.to, AlertState::Firing { .. })))
+                .collect()
+        };
+        let min = 60_000_000_000i64;
+        let mut e = Evaluator::new();
+        // Half the budget left, burning at 20x: spent in 0.5 × 30d / 20 = 18 h.
+        let t = e.evaluate(0, &[snapshot((1000, 20), (1_000_000, 500), 10)]);
+        assert_eq!(fired(&t), [("budget-exhaustion".to_string(), true)]);
+        let a = &e.active(None)[0];
+        assert_eq!(a.labels["alertname"], "SLOBudgetExhaustion");
+        assert!(
+            a.annotations["summary"].contains("within 18.0h"),
+            "{:?}",
+            a.annotations
+        );
+        // At 5x it is 72 h away: resolved.
+        let t = e.evaluate(min, &[snapshot((1000, 5), (1_000_000, 500), 10)]);
+        assert_eq!(fired(&t), [("budget-exhaustion".to_string(), false)]);
+        // Spent: the exhausted alert pages.
+        let t = e.evaluate(2 * min, &[snapshot((1000, 0), (1_000_000, 1500), 10)]);
+        assert_eq!(fired(&t), [("budget-exhausted".to_string(), true)]);
+        assert_eq!(e.active(None)[0].labels["severity"], "page");
+        // No events for 30 minutes fires only once slotel has watched that long.
+        let t = e.evaluate(3 * min, &[snapshot((1000, 0), (1_000_000, 1500), 0)]);
+        assert!(fired(&t).is_empty(), "{t:?}");
+        let t = e.evaluate(30 * min, &[snapshot((1000, 0), (1_000_000, 1500), 0)]);
+        assert_eq!(fired(&t), [("no-data".to_string(), true)]);
     }
 
     #[test]

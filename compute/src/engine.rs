@@ -82,12 +82,14 @@ struct SloEntry {
     groups: Arc<Mutex<Groups>>,
 }
 
-/// An SLO's (minutes, good, total) over each standard burn-rate window.
+/// An SLO's (minutes, good, total) over each standard burn-rate window, its own window
+/// and its no-data window.
 #[derive(Debug, Clone)]
 pub struct BurnSnapshot {
     /// The SLO.
     pub def: Arc<SloDef>,
-    /// (window minutes, good events, all events), shortest window first.
+    /// (window minutes, good events, all events), shortest window first: the standard
+    /// windows, the SLO's window as it stands now, and its no-data window.
     pub windows: Vec<(u32, u64, u64)>,
 }
 

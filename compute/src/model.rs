@@ -39,6 +39,8 @@ pub struct SloDef {
     pub freeze_below: f64,
     /// Changes to the default burn-rate alert tiers, and tiers of the SLO's own, by name.
     pub alert_tiers: std::collections::BTreeMap<String, TierOverride>,
+    /// Alerts on the budget itself and on missing data; all off by default.
+    pub budget_alerts: BudgetAlerts,
     /// Attributes (of the span, log record or data point) whose values split the SLO
     /// into groups, each with its own SLI and budget; at most [`MAX_GROUP_BY`].
     pub group_by: Vec<String>,
@@ -97,6 +99,17 @@ pub struct TierOverride {
     pub labels: std::collections::BTreeMap<String, String>,
     /// Annotations the tier's alerts carry besides the SLO's.
     pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// Alerts beyond burn rates, each off unless set.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct BudgetAlerts {
+    /// Fire when the budget will be spent within this many seconds at the 1h burn rate.
+    pub exhaustion_within_seconds: Option<(i64, Severity)>,
+    /// Fire while the budget is spent.
+    pub exhausted: Option<Severity>,
+    /// Fire when no event arrived for this many minutes.
+    pub no_data_minutes: Option<(u32, Severity)>,
 }
 
 /// One target of an SLO.

@@ -14,9 +14,9 @@ mod sloth;
 
 use crate::error::{Error, Result, SpecError};
 use crate::model::{
-    AttrMatch, BURN_RATE_WINDOWS, Budgeting, CalendarUnit, GoodRule, HttpStatus, MAX_GROUP_BY,
-    MetricSelector, NamedTz, Objective, Severity, Sli, SloDef, SpanKind, SpanSelector, StatusRule,
-    TierOverride, Window, parse_severity,
+    AttrMatch, BURN_RATE_WINDOWS, BudgetAlerts, Budgeting, CalendarUnit, GoodRule, HttpStatus,
+    MAX_GROUP_BY, MetricSelector, NamedTz, Objective, Severity, Sli, SloDef, SpanKind,
+    SpanSelector, StatusRule, TierOverride, Window, parse_severity,
 };
 
 /// Groups an SLO keeps unless it says otherwise.
@@ -199,6 +199,35 @@ impl RawGood {
 struct RawAlerting {
     #[serde(default)]
     tiers: BTreeMap<String, Spanned<RawTier>>,
+    #[serde(default)]
+    exhaustion: Option<RawExhaustion>,
+    #[serde(default)]
+    budget_exhausted: Option<RawSeverityOnly>,
+    #[serde(default)]
+    no_data: Option<Spanned<RawNoData>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExhaustion {
+    within: HumanDuration,
+    #[serde(default)]
+    severity: Option<Severity>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSeverityOnly {
+    #[serde(default)]
+    severity: Option<Severity>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNoData {
+    after: HumanDuration,
+    #[serde(default)]
+    severity: Option<Severity>,
 }
 
 #[derive(Deserialize)]
@@ -739,6 +768,27 @@ fn validate(ctx: &mut Ctx<'_>, raw: RawSlo) -> Option<(SloDef, Origin)> {
             },
         );
     }
+    let mut budget_alerts = BudgetAlerts::default();
+    if let Some(a) = &raw.alerting {
+        budget_alerts.exhaustion_within_seconds = a.exhaustion.as_ref().map(|e| {
+            (
+                e.within.0.as_secs() as i64,
+                e.severity.unwrap_or(Severity::Ticket),
+            )
+        });
+        budget_alerts.exhausted = a
+            .budget_exhausted
+            .as_ref()
+            .map(|b| b.severity.unwrap_or(Severity::Ticket));
+        if let Some(n) = &a.no_data {
+            let minutes = n.value.after.0.as_secs() / 60;
+            if n.value.after.0.as_secs() % 60 != 0 || minutes == 0 || minutes > 4320 {
+                ctx.err(n, "no_data.after must be whole minutes, from 1m to 3d");
+            }
+            budget_alerts.no_data_minutes =
+                Some((minutes as u32, n.value.severity.unwrap_or(Severity::Ticket)));
+        }
+    }
     let max_groups = raw
         .max_groups
         .as_ref()
@@ -769,6 +819,7 @@ fn validate(ctx: &mut Ctx<'_>, raw: RawSlo) -> Option<(SloDef, Origin)> {
         min_events: raw.min_events,
         freeze_below,
         alert_tiers,
+        budget_alerts,
         group_by,
         max_groups,
         sli,

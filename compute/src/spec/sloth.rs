@@ -270,6 +270,7 @@ pub(crate) fn parse_file(
                 min_events: 0,
                 freeze_below: 0.0,
                 alert_tiers: Default::default(),
+                budget_alerts: Default::default(),
                 group_by: Vec::new(),
                 max_groups: super::DEFAULT_MAX_GROUPS,
                 sli: Sli::MetricRatio {
