@@ -73,6 +73,8 @@ struct FileConfig {
     compute: ComputeConfig,
     #[serde(default)]
     alerting: AlertingFile,
+    #[serde(default)]
+    maintenance: Vec<slotel_compute::maintenance::MaintenanceWindow>,
 }
 
 /// `alerting:` — rule evaluation and where alerts go.
@@ -204,6 +206,7 @@ pub struct ServeConfig {
     pub queue_max_bytes: usize,
     pub engine: slotel_compute::EngineConfig,
     pub alerting: AlertingConfig,
+    pub maintenance: Vec<slotel_compute::maintenance::MaintenanceWindow>,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -317,6 +320,7 @@ impl ServeConfig {
                 }
             },
             limits,
+            maintenance: file.maintenance,
             alerting: AlertingConfig {
                 evaluation_interval: file
                     .alerting

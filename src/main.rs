@@ -185,6 +185,12 @@ async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::
     let engine = Arc::new(Engine::with_config(Arc::new(SystemClock), config.engine));
     tracing::info!(slos = defs.len(), "Loaded SLOs.");
     engine.load(defs);
+    for w in &config.maintenance {
+        engine
+            .maintenance()
+            .put(w.clone())
+            .map_err(|e| anyhow::anyhow!("maintenance: {e}"))?;
+    }
 
     let tls = match &config.tls {
         Some(t) => Some(
@@ -371,7 +377,14 @@ async fn run_alerting(
         // Valid for four intervals, as Prometheus does, so that a missed resend does not
         // resolve the alert.
         let valid = (interval * 4).max(Duration::from_secs(60));
-        notifiers.notify(&ev, &transitions, now, valid, &external_url);
+        let maintenance = engine.maintenance();
+        let silenced = |labels: &std::collections::BTreeMap<String, String>| {
+            let get = |k: &str| labels.get(k).map(String::as_str).unwrap_or_default();
+            maintenance
+                .silences(get("tenant"), get("slo"), get("service"), now)
+                .is_some()
+        };
+        notifiers.notify(&ev, &transitions, now, valid, &external_url, &silenced);
     }
     notifiers.flush(Duration::from_secs(5)).await;
 }
@@ -485,6 +498,11 @@ impl Collector for EngineCollector {
                 "engine_group_overflow_events",
                 "Events of grouped SLOs counted in the __overflow__ group",
                 &s.group_overflow_events,
+            ),
+            (
+                "engine_events_in_maintenance",
+                "Events left out of their SLI by a maintenance window",
+                &s.events_in_maintenance,
             ),
             (
                 "engine_series_over_cap",

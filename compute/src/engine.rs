@@ -13,6 +13,7 @@ use crate::classify::SloIndex;
 use crate::clock::Clock;
 use crate::dedup::Dedup;
 use crate::error::{Error, Result};
+use crate::maintenance::Maintenance;
 use crate::math;
 use crate::metric::{MetricIndex, Role, SeriesState};
 use crate::model::{BURN_RATE_WINDOWS, Budgeting, MAX_GROUP_BY, SloDef, format_minutes};
@@ -69,6 +70,8 @@ pub struct EngineStats {
     pub spans_duplicate: AtomicU64,
     /// Events of grouped SLOs counted in the overflow group (past `max_groups`).
     pub group_overflow_events: AtomicU64,
+    /// Events left out of their SLI by a maintenance window.
+    pub events_in_maintenance: AtomicU64,
 }
 
 struct SloEntry {
@@ -190,6 +193,7 @@ struct SloSet {
 pub struct Engine {
     clock: Arc<dyn Clock>,
     max_future_nanos: i64,
+    maintenance: Arc<Maintenance>,
     dedup: Mutex<Dedup>,
     set: RwLock<Arc<SloSet>>,
     stats: EngineStats,
@@ -219,6 +223,7 @@ impl Engine {
         Self {
             clock,
             max_future_nanos: config.max_future.as_nanos() as i64,
+            maintenance: Arc::default(),
             dedup: Mutex::new(Dedup::new(
                 (config.dedup_horizon.as_secs() / 60) as u32,
                 config.dedup_max_spans,
@@ -231,6 +236,11 @@ impl Engine {
     /// The engine's counters.
     pub fn stats(&self) -> &EngineStats {
         &self.stats
+    }
+
+    /// The maintenance windows the engine honours (events they exclude are not counted).
+    pub fn maintenance(&self) -> &Arc<Maintenance> {
+        &self.maintenance
     }
 
     fn current(&self) -> Arc<SloSet> {
@@ -302,7 +312,10 @@ impl Engine {
             overflowed += u64::from(over);
             g
         };
+        let maintenance = &self.maintenance;
+        let mut excluded = 0u64;
         let mut emit = |id, time: u64, good: bool, attrs: &[KeyValue]| match i64::try_from(time) {
+            Ok(t) if maintenance.excludes(&set.slos[id as usize].def, t) => excluded += 1,
             Ok(t) if t <= latest => {
                 let group = group_of(id, attrs);
                 acc.add_counts(
@@ -412,6 +425,8 @@ impl Engine {
         }
         s.group_overflow_events
             .fetch_add(overflowed, Ordering::Relaxed);
+        s.events_in_maintenance
+            .fetch_add(excluded, Ordering::Relaxed);
         s.events_counted.fetch_add(counted, Ordering::Relaxed);
         s.events_too_old.fetch_add(too_old, Ordering::Relaxed);
         s.events_in_future.fetch_add(in_future, Ordering::Relaxed);

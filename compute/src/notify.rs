@@ -222,7 +222,8 @@ impl Notifiers {
         out
     }
 
-    /// Sends what an evaluation at `now` calls for. Never waits.
+    /// Sends what an evaluation at `now` calls for, except for alerts `silenced` says to
+    /// hold back (a maintenance window). Never waits.
     pub fn notify(
         &self,
         evaluator: &Evaluator,
@@ -230,15 +231,18 @@ impl Notifiers {
         now: i64,
         valid_for: Duration,
         external_url: &str,
+        silenced: &dyn Fn(&BTreeMap<String, String>) -> bool,
     ) {
         if let Some(am) = &self.alertmanager {
-            let batch = alertmanager_batch(evaluator, transitions, now, valid_for, external_url);
+            let mut batch =
+                alertmanager_batch(evaluator, transitions, now, valid_for, external_url);
+            batch.retain(|a| !silenced(&a.labels));
             if !batch.is_empty() {
                 am.send(serde_json::to_value(batch).unwrap_or_default());
             }
         }
         // The others hear of changes between firing and not firing only.
-        for t in transitions {
+        for t in transitions.iter().filter(|t| !silenced(&t.labels)) {
             let (fired, resolved) = match (t.from, t.to) {
                 (_, AlertState::Firing { .. }) => (true, false),
                 (AlertState::Firing { .. }, AlertState::Inactive) => (false, true),

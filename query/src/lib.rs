@@ -18,6 +18,7 @@ use prometheus_client::registry::Registry;
 use serde_json::json;
 use slotel_compute::alert::Evaluator;
 use slotel_compute::gate::{self, Gate};
+use slotel_compute::maintenance::MaintenanceWindow;
 use slotel_compute::{Engine, SloStatus};
 use slotel_proto::auth::{Auth, AuthError};
 use slotel_proto::{TENANT_HEADER, Tenant};
@@ -51,6 +52,16 @@ pub fn router(
         .route(
             "/api/v1/services/{service}/gate",
             get(service_gate).with_state((Arc::clone(&engine), alerts)),
+        )
+        .route(
+            "/api/v1/maintenance",
+            get(list_maintenance)
+                .post(put_maintenance)
+                .with_state(Arc::clone(&engine)),
+        )
+        .route(
+            "/api/v1/maintenance/{name}",
+            axum::routing::delete(delete_maintenance).with_state(Arc::clone(&engine)),
         )
         .layer(middleware::from_fn_with_state(Arc::new(auth), tenant));
     Router::new()
@@ -160,6 +171,42 @@ async fn list_alerts(
         .unwrap_or_else(|e| e.into_inner())
         .active(Some(&t));
     Json(json!({ "alerts": active }))
+}
+
+async fn list_maintenance(
+    State(engine): State<Arc<Engine>>,
+    Extension(t): Extension<Tenant>,
+) -> Json<serde_json::Value> {
+    Json(json!({ "maintenance": engine.maintenance().list(&t) }))
+}
+
+/// Adds or replaces a window of the caller's tenant (a tenant in the body is ignored).
+async fn put_maintenance(
+    State(engine): State<Arc<Engine>>,
+    Extension(t): Extension<Tenant>,
+    Json(mut window): Json<MaintenanceWindow>,
+) -> Result<Json<MaintenanceWindow>, ApiError> {
+    window.tenant = t.to_string();
+    engine
+        .maintenance()
+        .put(window.clone())
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    Ok(Json(window))
+}
+
+async fn delete_maintenance(
+    State(engine): State<Arc<Engine>>,
+    Extension(t): Extension<Tenant>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if engine.maintenance().remove(&t, &name) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no maintenance window named {name:?} for tenant {:?}", &*t),
+        ))
+    }
 }
 
 type GateState = (Arc<Engine>, Arc<Mutex<Evaluator>>);

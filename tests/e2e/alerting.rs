@@ -493,3 +493,114 @@ async fn alerts_test_sends_through_every_receiver_and_names_the_failures() {
     let hook = live.wait("webhook", |_| true).await;
     assert_eq!(hook["alerts"][0]["labels"]["alertname"], "SLOTelTest");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_maintenance_window_holds_back_notifications_and_can_exclude_events() {
+    let live = start_receiver().await;
+    let slos = r#"
+slos:
+  - name: a-in-maintenance
+    service: api
+    objective: 99.9
+    window: 30d
+    sli: { spans: { good: { status: ok } } }
+  - name: b-not
+    service: api
+    objective: 99.9
+    window: 30d
+    sli: { spans: { good: { status: ok } } }
+"#;
+    let config = format!(
+        "alerting:\n  evaluation_interval: 200ms\n  pagerduty: {{ routing_key: R0UT1NGKEY0123456789, events_url: {}/pagerduty }}\n\
+         maintenance:\n  - {{ name: upgrade, start: \"2020-01-01T00:00:00Z\", end: \"2099-01-01T00:00:00Z\", slos: [a-in-maintenance] }}\n",
+        live.url
+    );
+    let server = Server::start_with(slos, &config);
+    let (status, body) = server.get_as(None, "/api/v1/maintenance").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["maintenance"][0]["name"], "upgrade");
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/traces", server.otlp_http))
+        .header("content-type", "application/x-protobuf")
+        .body(request(50).encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // Both SLOs fire; notifications go out in SLO order through one outbox, so once b's
+    // page arrived, a's would have arrived before it had it not been held back.
+    live.wait("pagerduty", |v| {
+        v["dedup_key"] == "slotel/default/b-not/page-fast"
+    })
+    .await;
+    let got = live.got.lock().unwrap().clone();
+    assert!(
+        got.iter().all(|(_, v)| !v["dedup_key"]
+            .as_str()
+            .unwrap()
+            .contains("a-in-maintenance")),
+        "{got:?}"
+    );
+    let (_, alerts) = server.get_as(None, "/api/v1/alerts").await;
+    assert_eq!(alerts["alerts"].as_array().unwrap().len(), 8, "{alerts}");
+
+    // A window that excludes events, posted to the API: new events in it do not count.
+    let http = reqwest::Client::new();
+    let window = serde_json::json!({
+        "name": "excluded", "start": "2020-01-01T00:00:00Z", "end": "2099-01-01T00:00:00Z",
+        "services": ["api"], "exclude_events": true,
+    });
+    let resp = http
+        .post(format!("{}/api/v1/maintenance", server.api))
+        .json(&window)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut more = request(60);
+    for (i, s) in more.resource_spans[0].scope_spans[0]
+        .spans
+        .iter_mut()
+        .enumerate()
+    {
+        s.span_id = (1000 + i as u64).to_be_bytes().to_vec();
+    }
+    let resp = http
+        .post(format!("{}/v1/traces", server.otlp_http))
+        .header("content-type", "application/x-protobuf")
+        .body(more.encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let start = Instant::now();
+    while server
+        .metric("slotel_engine_events_in_maintenance_total", &[])
+        .await
+        < 120.0
+    {
+        assert!(start.elapsed() < DEADLINE, "the events were not excluded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(server.slo("b-not").await["total_events"], 50);
+    let resp = http
+        .delete(format!("{}/api/v1/maintenance/excluded", server.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let resp = http
+        .delete(format!("{}/api/v1/maintenance/excluded", server.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let bad = serde_json::json!({"name": "x", "start": "soon", "end": "later", "slos": ["b-not"]});
+    let resp = http
+        .post(format!("{}/api/v1/maintenance", server.api))
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+}
