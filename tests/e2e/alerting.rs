@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use prost::Message;
 use serde_json::Value;
 
-use crate::harness::{DEADLINE, Server};
+use crate::harness::{DEADLINE, Server, eventually};
 use crate::malformed::request;
 
 const SLOS: &str = r#"
@@ -98,33 +98,26 @@ async fn start_alertmanager() -> Alertmanager {
     }
 }
 
-/// Polls Alertmanager until an alert with these labels is there; returns it.
+/// Alertmanager's alerts now.
+async fn am_alerts(am: &Alertmanager) -> Vec<Value> {
+    let alerts: Value = reqwest::get(format!("{}/api/v2/alerts", am.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    alerts.as_array().unwrap().clone()
+}
+
+/// Polls Alertmanager until an alert of `tier` is there; returns it.
 async fn wait_for_alert(am: &Alertmanager, tier: &str) -> Value {
-    let http = reqwest::Client::new();
-    let start = Instant::now();
-    loop {
-        let alerts: Value = http
-            .get(format!("{}/api/v2/alerts", am.url))
-            .send()
+    eventually(&format!("no {tier} alert in Alertmanager"), || async {
+        am_alerts(am)
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if let Some(a) = alerts
-            .as_array()
-            .unwrap()
-            .iter()
+            .into_iter()
             .find(|a| a["labels"]["burnrate_tier"] == tier)
-        {
-            return a.clone();
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "no {tier} alert in Alertmanager: {alerts}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -177,22 +170,15 @@ async fn an_outage_pages_through_a_real_alertmanager() {
     // and Alertmanager's inhibition rule on severity mutes them while the page fires.
     let ticket = wait_for_alert(&am, "ticket-slow").await;
     assert_eq!(ticket["labels"]["severity"], "ticket");
-    let start = Instant::now();
-    loop {
+    let t = eventually("the ticket was not inhibited", || async {
         let t = wait_for_alert(&am, "ticket-slow").await;
-        if t["status"]["state"] == "suppressed" {
-            assert!(
-                !t["status"]["inhibitedBy"].as_array().unwrap().is_empty(),
-                "{t}"
-            );
-            break;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "the ticket was not inhibited: {t}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (t["status"]["state"] == "suppressed").then_some(t)
+    })
+    .await;
+    assert!(
+        !t["status"]["inhibitedBy"].as_array().unwrap().is_empty(),
+        "{t}"
+    );
     assert_eq!(
         wait_for_alert(&am, "page-fast").await["status"]["state"],
         "active"
@@ -215,37 +201,16 @@ async fn an_outage_pages_through_a_real_alertmanager() {
         "{state}"
     );
     server.restart();
-    let http = reqwest::Client::new();
-    let start = Instant::now();
-    loop {
-        let alerts: Value = http
-            .get(format!("{}/api/v2/alerts", am.url))
-            .send()
+    // Resolved: gone from the active list, or ended already.
+    eventually("the page was not resolved", || async {
+        let page = am_alerts(&am)
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let page = alerts
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["labels"]["burnrate_tier"] == "page-fast")
-            .cloned();
-        // Resolved: gone from the active list, or ended already.
-        let ended = match &page {
-            None => true,
-            Some(a) => a["status"]["state"] != "active",
-        };
-        if ended {
-            break;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "the page was not resolved: {alerts}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            .into_iter()
+            .find(|a| a["labels"]["burnrate_tier"] == "page-fast");
+        page.is_none_or(|a| a["status"]["state"] != "active")
+            .then_some(())
+    })
+    .await;
     let state = std::fs::read_to_string(server.data_dir().join("state/alerts.json")).unwrap();
     assert!(!state.contains("firing"), "{state}");
 }
@@ -284,23 +249,13 @@ async fn start_receiver() -> Receiver {
 impl Receiver {
     /// Polls until a body posted to `kind` satisfies `pred`; returns it.
     async fn wait(&self, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let start = Instant::now();
-        loop {
-            if let Some((_, v)) = self
-                .got
-                .lock()
-                .unwrap()
-                .iter()
+        eventually(&format!("nothing matching arrived at /{kind}"), || async {
+            let got = self.got.lock().unwrap();
+            got.iter()
                 .find(|(k, v)| k == kind && pred(v))
-            {
-                return v.clone();
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "nothing matching arrived at /{kind}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+                .map(|(_, v)| v.clone())
+        })
+        .await
     }
 }
 

@@ -193,6 +193,23 @@ impl Drop for Server {
     }
 }
 
+/// Polls `check` every 20 ms until it gives a value, and returns it; fails the test with
+/// `what` at the deadline.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Starts `slotel serve` on the files of `dir` (`slos.yaml`, `slotel.yaml`, `data/`).
 fn spawn(dir: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_slotel"))
