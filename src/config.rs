@@ -98,6 +98,27 @@ struct PagerDutyFile {
     events_url: Option<String>,
 }
 
+impl AlertingConfig {
+    /// The notifiers' settings, with `attempts` per delivery.
+    pub fn notify_config(&self, attempts: u32) -> slotel_compute::notify::NotifyConfig {
+        slotel_compute::notify::NotifyConfig {
+            alertmanager_url: self.alertmanager_url.clone(),
+            webhook_urls: self.webhook_urls.clone(),
+            pagerduty: self.pagerduty.clone(),
+            slack_url: self.slack_webhook_url.clone(),
+            timeout: Duration::from_secs(10),
+            attempts,
+        }
+    }
+
+    /// The base of links in alerts: `external_url`, or the API address.
+    pub fn external_url(&self, api: &str) -> String {
+        self.external_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{api}"))
+    }
+}
+
 /// The resolved `alerting:` settings.
 #[derive(Debug, Clone)]
 pub struct AlertingConfig {

@@ -15,7 +15,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::registry::Registry;
 use slotel_compute::alert::{AlertState, Evaluator};
-use slotel_compute::notify::{Notifiers, NotifyConfig};
+use slotel_compute::notify::Notifiers;
 use slotel_compute::{Clock, Engine, SystemClock};
 use slotel_ingest::buffer::MemoryQueue;
 use slotel_ingest::{IngestConfig, IngestMetrics};
@@ -109,24 +109,13 @@ fn alerts_test(mut args: ServeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let notifiers = Notifiers::start(&NotifyConfig {
-            alertmanager_url: config.alerting.alertmanager_url.clone(),
-            webhook_urls: config.alerting.webhook_urls.clone(),
-            pagerduty: config.alerting.pagerduty.clone(),
-            slack_url: config.alerting.slack_webhook_url.clone(),
-            timeout: Duration::from_secs(10),
-            attempts: 1,
-        });
+        let notifiers = Notifiers::start(&config.alerting.notify_config(1));
         let stats = notifiers.stats();
         if stats.is_empty() {
             println!("no receivers are configured under alerting:");
             return Ok(ExitCode::FAILURE);
         }
-        let external_url = config
-            .alerting
-            .external_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", config.api_addr));
+        let external_url = config.alerting.external_url(&config.api_addr.to_string());
         let now = SystemClock.now_nanos();
         notifiers.test(&external_url, now);
         notifiers.flush(Duration::from_secs(15)).await;
@@ -265,23 +254,14 @@ async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::
     let evaluator = Arc::new(Mutex::new(Evaluator::load(&alerts_path).with_context(
         || format!("cannot read the alert state {}", alerts_path.display()),
     )?));
-    let notifiers = Notifiers::start(&NotifyConfig {
-        alertmanager_url: config.alerting.alertmanager_url.clone(),
-        webhook_urls: config.alerting.webhook_urls.clone(),
-        pagerduty: config.alerting.pagerduty.clone(),
-        slack_url: config.alerting.slack_webhook_url.clone(),
-        timeout: Duration::from_secs(10),
-        attempts: 3,
-    });
+    let notifiers = Notifiers::start(&config.alerting.notify_config(3));
     registry.register_collector(Box::new(AlertCollector {
         evaluator: Arc::clone(&evaluator),
         notifiers: notifiers.stats(),
     }));
     let external_url = config
         .alerting
-        .external_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", addrs["api"].as_str().unwrap_or_default()));
+        .external_url(addrs["api"].as_str().unwrap_or_default());
     let alert_loop = tokio::spawn(run_alerting(
         Arc::clone(&engine),
         Arc::clone(&evaluator),

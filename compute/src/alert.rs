@@ -181,19 +181,20 @@ pub struct Alert {
 /// The alert name every burn-rate alert carries.
 pub const ALERT_NAME: &str = "SLOBurnRate";
 
-fn labels_of(def: &SloDef, tier: &Tier) -> BTreeMap<String, String> {
+/// The labels every alert of `def` carries: the SLO's own, `alertname`, `slo`, `service`,
+/// `tenant` and `severity`.
+fn base_labels(def: &SloDef, alertname: &str, severity: Severity) -> BTreeMap<String, String> {
     let mut labels = def.labels.clone();
-    labels.insert("alertname".into(), ALERT_NAME.into());
+    labels.insert("alertname".into(), alertname.into());
     labels.insert("slo".into(), def.name.clone());
     labels.insert("service".into(), def.service.clone());
     labels.insert("tenant".into(), def.tenant.clone());
-    labels.insert(
-        "severity".into(),
-        match tier.severity {
-            Severity::Page => "page".into(),
-            Severity::Ticket => "ticket".into(),
-        },
-    );
+    labels.insert("severity".into(), severity.as_str().into());
+    labels
+}
+
+fn labels_of(def: &SloDef, tier: &Tier) -> BTreeMap<String, String> {
+    let mut labels = base_labels(def, ALERT_NAME, tier.severity);
     labels.insert("burnrate_tier".into(), tier.name.clone());
     labels.extend(tier.labels.clone());
     labels
@@ -242,23 +243,12 @@ fn budget_alert(
     severity: Severity,
     summary: String,
 ) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
-    let mut labels = def.labels.clone();
     let alertname = match kind {
         "budget-exhaustion" => "SLOBudgetExhaustion",
         "budget-exhausted" => "SLOBudgetExhausted",
         _ => "SLONoData",
     };
-    labels.insert("alertname".into(), alertname.into());
-    labels.insert("slo".into(), def.name.clone());
-    labels.insert("service".into(), def.service.clone());
-    labels.insert("tenant".into(), def.tenant.clone());
-    labels.insert(
-        "severity".into(),
-        match severity {
-            Severity::Page => "page".into(),
-            Severity::Ticket => "ticket".into(),
-        },
-    );
+    let labels = base_labels(def, alertname, severity);
     let mut annotations = def.annotations.clone();
     annotations.insert("summary".into(), summary);
     (labels, annotations)

@@ -48,3 +48,9 @@ impl Clock for ManualClock {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// `nanos` since the Unix epoch as RFC 3339 with milliseconds (before the epoch: the epoch).
+pub fn rfc3339(nanos: i64) -> String {
+    let t = UNIX_EPOCH + std::time::Duration::from_nanos(u64::try_from(nanos).unwrap_or(0));
+    humantime::format_rfc3339_millis(t).to_string()
+}

@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use slotel_proto::{Batch, Consumer, Payload};
 
 use crate::classify::SloIndex;
 use crate::clock::Clock;
+use crate::clock::rfc3339;
 use crate::dedup::Dedup;
 use crate::error::{Error, Result};
 use crate::maintenance::Maintenance;
@@ -755,11 +756,6 @@ fn status_of(entry: &SloEntry, now: i64) -> SloStatus {
         },
         evaluated_at: rfc3339(now),
     }
-}
-
-fn rfc3339(nanos: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_nanos(u64::try_from(nanos).unwrap_or(0));
-    humantime::format_rfc3339_millis(t).to_string()
 }
 
 impl Consumer for Engine {

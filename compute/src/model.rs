@@ -79,6 +79,16 @@ pub enum Severity {
     Ticket,
 }
 
+impl Severity {
+    /// Its label value: `page` or `ticket`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Page => "page",
+            Severity::Ticket => "ticket",
+        }
+    }
+}
+
 /// A change to a burn-rate alert tier (or a tier of the SLO's own, when every window,
 /// factor and severity is given).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]

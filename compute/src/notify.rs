@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::alert::{Alert, AlertState, Evaluator, Transition};
+use crate::clock::rfc3339;
 
 /// An alert in Alertmanager's API v2 form.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -136,11 +137,6 @@ pub struct Notifiers {
     webhooks: Vec<Outbox>,
     pagerduty: Option<(String, Outbox)>,
     slack: Option<Outbox>,
-}
-
-fn rfc3339(nanos: i64) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_nanos(u64::try_from(nanos).unwrap_or(0));
-    humantime::format_rfc3339_millis(t).to_string()
 }
 
 fn generator_url(base: &str, labels: &BTreeMap<String, String>) -> String {

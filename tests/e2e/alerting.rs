@@ -98,6 +98,19 @@ async fn start_alertmanager() -> Alertmanager {
     }
 }
 
+/// Fifty spans of service `api` with status UNSET, which the SLOs here count as bad: a
+/// total outage.
+async fn send_outage(server: &Server) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/traces", server.otlp_http))
+        .header("content-type", "application/x-protobuf")
+        .body(request(50).encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
 /// Alertmanager's alerts now.
 async fn am_alerts(am: &Alertmanager) -> Vec<Value> {
     let alerts: Value = reqwest::get(format!("{}/api/v2/alerts", am.url))
@@ -129,14 +142,7 @@ async fn an_outage_pages_through_a_real_alertmanager() {
     );
     let mut server = Server::start_with(SLOS, &config);
     // Every span of the request has status UNSET, not OK: all bad, a total outage.
-    let resp = reqwest::Client::new()
-        .post(format!("{}/v1/traces", server.otlp_http))
-        .header("content-type", "application/x-protobuf")
-        .body(request(50).encode_to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    send_outage(&server).await;
 
     let alert = wait_for_alert(&am, "page-fast").await;
     let labels = &alert["labels"];
@@ -285,14 +291,7 @@ async fn webhook_pagerduty_and_slack_payloads_and_a_dead_receiver() {
         live = live.url
     );
     let mut server = Server::start_with(SLOS, &config);
-    let resp = reqwest::Client::new()
-        .post(format!("{}/v1/traces", server.otlp_http))
-        .header("content-type", "application/x-protobuf")
-        .body(request(50).encode_to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    send_outage(&server).await;
 
     // Alertmanager's webhook payload, field by field.
     let hook = live
@@ -474,14 +473,7 @@ slos:
     let (status, body) = server.get_as(None, "/api/v1/maintenance").await;
     assert_eq!(status, 200);
     assert_eq!(body["maintenance"][0]["name"], "upgrade");
-    let resp = reqwest::Client::new()
-        .post(format!("{}/v1/traces", server.otlp_http))
-        .header("content-type", "application/x-protobuf")
-        .body(request(50).encode_to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    send_outage(&server).await;
     // Both SLOs fire; notifications go out in SLO order through one outbox, so once b's
     // page arrived, a's would have arrived before it had it not been held back.
     live.wait("pagerduty", |v| {
