@@ -19,7 +19,7 @@ use crate::math;
 use crate::metric::{MetricIndex, Role, SeriesState};
 use crate::model::{BURN_RATE_WINDOWS, Budgeting, MAX_GROUP_BY, SloDef, format_minutes};
 use crate::status::{BurnRates, GroupStatus, ObjectiveStatus, SloStatus};
-use crate::window::{AddOutcome, MinuteRing};
+use crate::window::{AddOutcome, MinuteCounts, MinuteRing};
 use slotel_proto::otlp::common::v1::{KeyValue, any_value::Value};
 use slotel_proto::otlp::trace::v1::Span;
 
@@ -84,6 +84,81 @@ struct SloEntry {
     effective_threshold: Arc<AtomicU64>,
     /// Per-group rings (grouped SLOs only).
     groups: Arc<Mutex<Groups>>,
+    /// Counts added since the last [`Engine::take_tail`], by (group id, minute): the
+    /// unflushed tail that storage has not seen yet.
+    tail: Arc<Mutex<HashMap<(u32, i64), (u64, u64)>>>,
+}
+
+/// One SLO's counts for one minute (and group): the row of the `sli_minute` table.
+///
+/// Rows are deltas: several rows may hold the same key, and the counts of a key are
+/// their sums.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MinuteRow {
+    /// The tenant.
+    pub tenant: String,
+    /// The SLO's name.
+    pub slo: String,
+    /// The group, as a JSON object of its `group_by` labels (`{"region":"eu"}`); empty
+    /// for the SLO as a whole.
+    pub group: String,
+    /// Minutes since the Unix epoch.
+    pub minute: i64,
+    /// Good events.
+    pub good: u64,
+    /// Bad events.
+    pub bad: u64,
+    /// All events. For bad/total metric SLIs the counted columns are `bad` and `total`
+    /// (their counters may land in different minutes), elsewhere `good` and `total`.
+    pub total: u64,
+}
+
+/// The JSON key of a group's labels, as [`MinuteRow::group`] holds it.
+pub fn group_key(labels: &[(String, String)]) -> String {
+    if labels.is_empty() {
+        return String::new();
+    }
+    let map: serde_json::Map<String, serde_json::Value> = labels
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+/// The labels of a group key made by [`group_key`]; `None` when it is not one.
+pub fn parse_group_key(key: &str) -> Option<Vec<(String, String)>> {
+    if key.is_empty() {
+        return Some(Vec::new());
+    }
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(key).ok()?;
+    map.into_iter()
+        .map(|(k, v)| Some((k, v.as_str()?.to_string())))
+        .collect()
+}
+
+/// What [`Engine::restore`] did with the rows it was given.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RestoreStats {
+    /// Rows added to the windows.
+    pub rows: u64,
+    /// Rows of SLOs not loaded, or that do not fit their group.
+    pub unknown: u64,
+    /// Rows older than their SLO's horizon.
+    pub too_old: u64,
+}
+
+/// The per-minute counts of one SLO (or one of its groups) that [`Engine::minutes`] reads.
+#[derive(Debug, Clone)]
+pub struct Minutes {
+    /// The SLO.
+    pub def: Arc<SloDef>,
+    /// Raw counts of each minute of the range asked, as [`MinuteRow::good`] (or `bad` for
+    /// bad/total metric SLIs) and `total`.
+    pub counts: Vec<(u64, u64)>,
+    /// The oldest minute the engine still holds: older ones must come from storage.
+    pub oldest_held: i64,
+    /// The histogram bound a latency SLI last counted at.
+    pub effective_threshold: Option<f64>,
 }
 
 /// An SLO's (minutes, good, total) over each standard burn-rate window, its own window
@@ -267,6 +342,7 @@ impl Engine {
                     series: Arc::clone(&prev.series),
                     effective_threshold: Arc::clone(&prev.effective_threshold),
                     groups: Arc::clone(&prev.groups),
+                    tail: Arc::clone(&prev.tail),
                 },
                 _ => SloEntry {
                     ring: Arc::new(Mutex::new(MinuteRing::new(horizon_minutes(&def)))),
@@ -274,6 +350,7 @@ impl Engine {
                     series: Arc::default(),
                     effective_threshold: Arc::default(),
                     groups: Arc::default(),
+                    tail: Arc::default(),
                 },
             };
             set.by_name.insert(key, i);
@@ -412,11 +489,26 @@ impl Engine {
         for cell in &acc.cells {
             let entry = &set.slos[cell.slo as usize];
             let mut ring = entry.ring.lock().unwrap_or_else(|e| e.into_inner());
-            match ring.add(cell.minute, cell.good, cell.total, now_minute) {
-                AddOutcome::Added => counted += cell.total,
-                AddOutcome::TooOld => too_old += cell.total,
-            }
+            let added = ring.add(cell.minute, cell.good, cell.total, now_minute);
             drop(ring);
+            match added {
+                AddOutcome::Added => counted += cell.total,
+                AddOutcome::TooOld => {
+                    too_old += cell.total;
+                    continue;
+                }
+            }
+            {
+                let mut tail = entry.tail.lock().unwrap_or_else(|e| e.into_inner());
+                for key in [(NO_GROUP, cell.minute), (cell.group, cell.minute)] {
+                    let c = tail.entry(key).or_default();
+                    c.0 += cell.good;
+                    c.1 += cell.total;
+                    if cell.group == NO_GROUP {
+                        break;
+                    }
+                }
+            }
             if cell.group != NO_GROUP {
                 let mut groups = entry.groups.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(ring) = groups.rings.get_mut(cell.group as usize) {
@@ -512,6 +604,188 @@ impl Engine {
         Ok(status)
     }
 
+    /// Takes the counts added since the last call: the rows storage must write. If the
+    /// write fails, hand them back with [`Engine::untake_tail`].
+    pub fn take_tail(&self) -> Vec<MinuteRow> {
+        self.tail_rows(true)
+    }
+
+    /// The counts not yet taken, left in place: the unflushed tail queries must see.
+    pub fn peek_tail(&self) -> Vec<MinuteRow> {
+        self.tail_rows(false)
+    }
+
+    fn tail_rows(&self, take: bool) -> Vec<MinuteRow> {
+        let set = self.current();
+        let mut out = Vec::new();
+        for e in &set.slos {
+            let cells: Vec<_> = {
+                let mut tail = e.tail.lock().unwrap_or_else(|p| p.into_inner());
+                if take {
+                    std::mem::take(&mut *tail).into_iter().collect()
+                } else {
+                    tail.iter().map(|(&k, &v)| (k, v)).collect()
+                }
+            };
+            if cells.is_empty() {
+                continue;
+            }
+            let keys: Vec<String> = {
+                let groups = e.groups.lock().unwrap_or_else(|p| p.into_inner());
+                (0..groups.keys.len())
+                    .map(|id| group_key(&group_labels(&e.def, &groups, id)))
+                    .collect()
+            };
+            let counts_bad = e.def.counts_bad();
+            for ((group, minute), (x, total)) in cells {
+                let (good, bad) = if counts_bad {
+                    (total.saturating_sub(x), x)
+                } else {
+                    (x, total.saturating_sub(x))
+                };
+                out.push(MinuteRow {
+                    tenant: e.def.tenant.clone(),
+                    slo: e.def.name.clone(),
+                    group: if group == NO_GROUP {
+                        String::new()
+                    } else {
+                        keys.get(group as usize).cloned().unwrap_or_default()
+                    },
+                    minute,
+                    good,
+                    bad,
+                    total,
+                });
+            }
+        }
+        out.sort_by(|a, b| {
+            (&a.tenant, &a.slo, &a.group, a.minute).cmp(&(&b.tenant, &b.slo, &b.group, b.minute))
+        });
+        out
+    }
+
+    /// Puts rows taken by [`Engine::take_tail`] back, for the next flush to write.
+    pub fn untake_tail(&self, rows: Vec<MinuteRow>) {
+        self.apply_rows(rows, false, true);
+    }
+
+    /// Adds stored rows to the windows (not to the tail: storage has them): how a
+    /// restart rebuilds the state it had.
+    pub fn restore(&self, rows: impl IntoIterator<Item = MinuteRow>) -> RestoreStats {
+        self.apply_rows(rows, true, false)
+    }
+
+    fn apply_rows(
+        &self,
+        rows: impl IntoIterator<Item = MinuteRow>,
+        to_rings: bool,
+        to_tail: bool,
+    ) -> RestoreStats {
+        let set = self.current();
+        let now_minute = self.clock.now_nanos().div_euclid(NANOS_PER_MINUTE);
+        let mut stats = RestoreStats::default();
+        for row in rows {
+            let key = (row.tenant, row.slo);
+            let Some(entry) = set.by_name.get(&key).map(|&i| &set.slos[i]) else {
+                stats.unknown += 1;
+                continue;
+            };
+            let def = &entry.def;
+            let x = if def.counts_bad() { row.bad } else { row.good };
+            let group = if row.group.is_empty() {
+                NO_GROUP
+            } else {
+                let labels = parse_group_key(&row.group).unwrap_or_default();
+                let values: Option<Vec<&str>> = def
+                    .group_by
+                    .iter()
+                    .map(|k| labels.iter().find(|(l, _)| l == k).map(|(_, v)| v.as_str()))
+                    .collect();
+                let Some(values) = values.filter(|_| !def.group_by.is_empty()) else {
+                    stats.unknown += 1;
+                    continue;
+                };
+                let mut groups = entry.groups.lock().unwrap_or_else(|p| p.into_inner());
+                let overflow = values.iter().all(|v| *v == OVERFLOW_GROUP);
+                let (id, _) = if overflow {
+                    groups.resolve(&values, 0, horizon_minutes(def))
+                } else {
+                    groups.resolve(&values, def.max_groups, horizon_minutes(def))
+                };
+                if to_rings {
+                    let ring = &mut groups.rings[id as usize];
+                    ring.add(row.minute, x, row.total, now_minute);
+                }
+                id
+            };
+            if to_rings && group == NO_GROUP {
+                let mut ring = entry.ring.lock().unwrap_or_else(|p| p.into_inner());
+                if ring.add(row.minute, x, row.total, now_minute) == AddOutcome::TooOld {
+                    stats.too_old += 1;
+                    continue;
+                }
+            }
+            if to_tail {
+                let mut tail = entry.tail.lock().unwrap_or_else(|p| p.into_inner());
+                let c = tail.entry((group, row.minute)).or_default();
+                c.0 += x;
+                c.1 += row.total;
+            }
+            stats.rows += 1;
+        }
+        stats
+    }
+
+    /// The labels of every group of `tenant`'s SLO `name` (empty when it is not grouped).
+    pub fn groups(&self, tenant: &str, name: &str) -> Vec<Vec<(String, String)>> {
+        let set = self.current();
+        let Some(&i) = set.by_name.get(&(tenant.to_string(), name.to_string())) else {
+            return Vec::new();
+        };
+        let e = &set.slos[i];
+        let groups = e.groups.lock().unwrap_or_else(|p| p.into_inner());
+        (0..groups.keys.len())
+            .map(|id| group_labels(&e.def, &groups, id))
+            .collect()
+    }
+
+    /// The per-minute counts of `tenant`'s SLO `name` (or of its group with `labels`)
+    /// over minutes `lo..=hi`, as held in memory; `None` for an unknown SLO or group.
+    pub fn minutes(
+        &self,
+        tenant: &str,
+        name: &str,
+        labels: Option<&[(String, String)]>,
+        lo: i64,
+        hi: i64,
+    ) -> Option<Minutes> {
+        let set = self.current();
+        let e = &set.slos[*set.by_name.get(&(tenant.to_string(), name.to_string()))?];
+        let now_minute = self.clock.now_nanos().div_euclid(NANOS_PER_MINUTE);
+        let (counts, oldest_held) = match labels.filter(|l| !l.is_empty()) {
+            None => {
+                let ring = e.ring.lock().unwrap_or_else(|p| p.into_inner());
+                (ring.minutes(lo, hi), ring.oldest(now_minute))
+            }
+            Some(labels) => {
+                let groups = e.groups.lock().unwrap_or_else(|p| p.into_inner());
+                let id = (0..groups.keys.len())
+                    .find(|&id| group_labels(&e.def, &groups, id) == labels)?;
+                let ring = &groups.rings[id];
+                (ring.minutes(lo, hi), ring.oldest(now_minute))
+            }
+        };
+        Some(Minutes {
+            def: Arc::clone(&e.def),
+            counts,
+            oldest_held,
+            effective_threshold: match e.effective_threshold.load(Ordering::Relaxed) {
+                0 => None,
+                bits => Some(f64::from_bits(bits)),
+            },
+        })
+    }
+
     /// Heap bytes of window state held for `tenant`'s SLO `name`, for measurements.
     pub fn state_bytes(&self, tenant: &str, name: &str) -> Option<usize> {
         let set = self.current();
@@ -528,7 +802,7 @@ type Units = (f64, f64);
 
 /// Good and total units of a window: events (occurrences), or slices.
 fn slice_units(
-    ring: &MinuteRing,
+    ring: &dyn MinuteCounts,
     now_minute: i64,
     minutes: u32,
     slice: u32,
@@ -554,7 +828,7 @@ fn slice_units(
 
 /// The windows (minutes, ascending: the standard ones and the SLO's) and their
 /// (good, total) events and budgeting units, from one ring.
-fn figures(def: &SloDef, ring: &MinuteRing, now: i64) -> (Vec<u32>, Vec<Counts>, Vec<Units>) {
+fn figures(def: &SloDef, ring: &dyn MinuteCounts, now: i64) -> (Vec<u32>, Vec<Counts>, Vec<Units>) {
     let now_minute = now.div_euclid(NANOS_PER_MINUTE);
     let mut windows: Vec<u32> = BURN_RATE_WINDOWS.to_vec();
     windows.push(def.window.minutes_at(now));
@@ -599,6 +873,20 @@ fn figures(def: &SloDef, ring: &MinuteRing, now: i64) -> (Vec<u32>, Vec<Counts>,
     (windows, events, units)
 }
 
+/// The `group_by` labels of group `id`: the overflow group has every label set to
+/// [`OVERFLOW_GROUP`].
+fn group_labels(def: &SloDef, groups: &Groups, id: usize) -> Vec<(String, String)> {
+    let key = &groups.keys[id];
+    if groups.overflow == Some(id as u32) {
+        def.group_by
+            .iter()
+            .map(|k| (k.clone(), OVERFLOW_GROUP.to_string()))
+            .collect()
+    } else {
+        def.group_by.iter().cloned().zip(key.iter().cloned()).collect()
+    }
+}
+
 /// The status of each group of a grouped SLO, by its primary objective.
 fn group_statuses(entry: &SloEntry, now: i64) -> Vec<GroupStatus> {
     let def = &entry.def;
@@ -609,11 +897,11 @@ fn group_statuses(entry: &SloEntry, now: i64) -> Vec<GroupStatus> {
     let window_minutes = def.window.minutes_at(now);
     let groups = entry.groups.lock().unwrap_or_else(|e| e.into_inner());
     let mut out: Vec<GroupStatus> = groups
-        .keys
+        .rings
         .iter()
-        .zip(&groups.rings)
-        .map(|(key, ring)| {
-            let (windows, events, units) = figures(def, ring, now);
+        .enumerate()
+        .map(|(id, ring)| {
+            let (windows, events, units) = figures(def, ring as &dyn MinuteCounts, now);
             let at = |m: u32| windows.binary_search(&m).unwrap_or(0);
             let (good, total) = events[at(window_minutes)];
             let (gu, tu) = units[at(window_minutes)];
@@ -628,20 +916,8 @@ fn group_statuses(entry: &SloEntry, now: i64) -> Vec<GroupStatus> {
             if !burn_rates.iter().any(|(l, _)| *l == label) {
                 burn_rates.push((label, math::burn_rate(gu, tu, ratio)));
             }
-            let group = if key.len() == 1 && key[0] == OVERFLOW_GROUP && groups.overflow.is_some() {
-                def.group_by
-                    .iter()
-                    .map(|k| (k.clone(), OVERFLOW_GROUP.to_string()))
-                    .collect()
-            } else {
-                def.group_by
-                    .iter()
-                    .cloned()
-                    .zip(key.iter().cloned())
-                    .collect()
-            };
             GroupStatus {
-                group,
+                group: group_labels(def, &groups, id).into_iter().collect(),
                 good_events: good,
                 total_events: total,
                 sli: math::sli(gu, tu),
@@ -659,12 +935,24 @@ fn group_statuses(entry: &SloEntry, now: i64) -> Vec<GroupStatus> {
 }
 
 fn status_of(entry: &SloEntry, now: i64) -> SloStatus {
-    let def = &entry.def;
-    let window_minutes = def.window.minutes_at(now);
-    let (windows, events, units) = {
-        let ring = entry.ring.lock().unwrap_or_else(|e| e.into_inner());
-        figures(def, &ring, now)
+    let ring = entry.ring.lock().unwrap_or_else(|e| e.into_inner());
+    let threshold = match entry.effective_threshold.load(Ordering::Relaxed) {
+        0 => None,
+        bits => Some(f64::from_bits(bits)),
     };
+    status_at(&entry.def, &*ring, threshold, now)
+}
+
+/// The status of `def` at `now` (nanoseconds) from the per-minute `counts`: what
+/// [`Engine::status`] answers, and what the query API computes at past instants.
+pub fn status_at(
+    def: &SloDef,
+    counts: &dyn MinuteCounts,
+    effective_threshold: Option<f64>,
+    now: i64,
+) -> SloStatus {
+    let window_minutes = def.window.minutes_at(now);
+    let (windows, events, units) = figures(def, counts, now);
     let at = |minutes: u32| windows.binary_search(&minutes).unwrap_or(0);
     let (good, total) = events[at(window_minutes)];
     let (good_units, total_units) = units[at(window_minutes)];
@@ -750,10 +1038,7 @@ fn status_of(entry: &SloEntry, now: i64) -> SloStatus {
         freeze_below: def.freeze_below,
         low_traffic,
         groups: Vec::new(),
-        effective_threshold_seconds: match entry.effective_threshold.load(Ordering::Relaxed) {
-            0 => None,
-            bits => Some(f64::from_bits(bits)),
-        },
+        effective_threshold_seconds: effective_threshold,
         evaluated_at: rfc3339(now),
     }
 }
@@ -981,6 +1266,26 @@ mod tests {
         );
         // The list does not carry groups.
         assert!(engine.statuses("default")[0].groups.is_empty());
+
+        // The tail holds the SLO's minute and each group's; a fresh engine restored from
+        // it answers the same, groups included, and has nothing left to flush.
+        let rows = engine.take_tail();
+        assert_eq!(rows.len(), 4);
+        assert_eq!(rows[0].group, "");
+        assert_eq!((rows[0].good, rows[0].bad, rows[0].total), (17, 3, 20));
+        assert!(rows.iter().any(|r| r.group == r#"{"route":"__overflow__"}"#));
+        assert!(engine.take_tail().is_empty());
+        let fresh = Engine::new(Arc::new(ManualClock::new(T0)));
+        fresh.load(parse_native(Path::new("t.yaml"), &slos).unwrap());
+        let stats = fresh.restore(rows.clone());
+        assert_eq!(stats, RestoreStats { rows: 4, unknown: 0, too_old: 0 });
+        let (a, b) = (engine.status("default", "api").unwrap(), fresh.status("default", "api").unwrap());
+        assert_eq!(serde_json::to_value(&a.groups).unwrap(), serde_json::to_value(&b.groups).unwrap());
+        assert_eq!((b.good_events, b.total_events), (17, 20));
+        assert!(fresh.take_tail().is_empty());
+        // Rows handed back are flushed next time.
+        engine.untake_tail(rows.clone());
+        assert_eq!(engine.take_tail(), rows);
     }
 
     #[test]

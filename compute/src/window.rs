@@ -1,5 +1,73 @@
 //! Per-minute good/total counts over a rolling horizon, and the window sums read from them.
 
+/// Per-minute (good, total) counts that window sums can be read from: the live
+/// [`MinuteRing`], or a [`MinuteSeries`] loaded for a query.
+pub trait MinuteCounts {
+    /// The sums of (good, total) over minutes `lo..=hi`.
+    fn range(&self, lo: i64, hi: i64) -> (u64, u64);
+
+    /// Sums of (good, total) over windows ending at `now_minute` (inclusive), one per
+    /// entry of `windows` (lengths in minutes, ascending).
+    fn sums(&self, now_minute: i64, windows: &[u32]) -> Vec<(u64, u64)> {
+        windows
+            .iter()
+            .map(|&w| self.range(now_minute - i64::from(w) + 1, now_minute))
+            .collect()
+    }
+}
+
+/// Counts of a contiguous run of minutes held as prefix sums: any window sum costs two
+/// lookups, which is what a `query_range` over thousands of steps needs.
+#[derive(Debug, Clone, Default)]
+pub struct MinuteSeries {
+    first: i64,
+    /// `good[i]` = sum of the first `i` minutes' good counts (`len + 1` entries).
+    good: Vec<u64>,
+    total: Vec<u64>,
+}
+
+impl MinuteSeries {
+    /// A series starting at minute `first` with per-minute (good, total) `counts`.
+    pub fn new(first: i64, counts: impl IntoIterator<Item = (u64, u64)>) -> Self {
+        let (mut good, mut total) = (vec![0u64], vec![0u64]);
+        let (mut g, mut t) = (0u64, 0u64);
+        for (cg, ct) in counts {
+            g += cg;
+            t += ct;
+            good.push(g);
+            total.push(t);
+        }
+        Self { first, good, total }
+    }
+
+    /// The first minute held.
+    pub fn first(&self) -> i64 {
+        self.first
+    }
+
+    /// The last minute held (`first - 1` when empty).
+    pub fn last(&self) -> i64 {
+        self.first + self.good.len() as i64 - 2
+    }
+
+    /// The cumulative (good, total) from the first minute up to `minute` inclusive.
+    pub fn cumulative(&self, minute: i64) -> (u64, u64) {
+        let i = (minute - self.first + 1).clamp(0, self.good.len() as i64 - 1) as usize;
+        (self.good[i], self.total[i])
+    }
+}
+
+impl MinuteCounts for MinuteSeries {
+    fn range(&self, lo: i64, hi: i64) -> (u64, u64) {
+        if hi < lo {
+            return (0, 0);
+        }
+        let (g1, t1) = self.cumulative(hi);
+        let (g0, t0) = self.cumulative(lo - 1);
+        (g1 - g0, t1 - t0)
+    }
+}
+
 /// What happened to counts offered to a [`MinuteRing`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddOutcome {
@@ -84,6 +152,24 @@ impl MinuteRing {
         AddOutcome::Added
     }
 
+    /// The oldest minute the ring can still hold, given the clock's `now_minute`.
+    pub fn oldest(&self, now_minute: i64) -> i64 {
+        self.head.map_or(now_minute, |h| h.max(now_minute)) - self.capacity as i64 + 1
+    }
+
+    /// The raw (good, total) counts of minutes `lo..=hi`, zero where none are held.
+    pub fn minutes(&self, lo: i64, hi: i64) -> Vec<(u64, u64)> {
+        (lo..=hi)
+            .map(|m| match self.head {
+                Some(head) if m <= head && m > head - self.capacity as i64 => {
+                    let s = self.slot(m);
+                    (u64::from(self.good[s]), u64::from(self.total[s]))
+                }
+                _ => (0, 0),
+            })
+            .collect()
+    }
+
     /// The sums of (good, total) over minutes `lo..=hi`.
     pub fn range(&self, lo: i64, hi: i64) -> (u64, u64) {
         let Some(head) = self.head else {
@@ -135,9 +221,39 @@ impl MinuteRing {
     }
 }
 
+impl MinuteCounts for MinuteRing {
+    fn range(&self, lo: i64, hi: i64) -> (u64, u64) {
+        MinuteRing::range(self, lo, hi)
+    }
+
+    fn sums(&self, now_minute: i64, windows: &[u32]) -> Vec<(u64, u64)> {
+        MinuteRing::sums(self, now_minute, windows)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn series_sums_match_the_ring() {
+        let mut r = MinuteRing::new(100);
+        for m in 1000..1050 {
+            r.add(m, (m % 3) as u64, 3, 1049);
+        }
+        let s = MinuteSeries::new(990, r.minutes(990, 1049));
+        assert_eq!(s.last(), 1049);
+        for w in [1u32, 5, 30, 60, 100] {
+            assert_eq!(
+                MinuteCounts::sums(&s, 1049, &[w]),
+                MinuteCounts::sums(&r, 1049, &[w]),
+                "{w}"
+            );
+        }
+        assert_eq!(s.range(1040, 1030), (0, 0));
+        assert_eq!(s.range(2000, 3000), (0, 0));
+        assert_eq!(s.cumulative(1001), (1 + 2, 6));
+    }
 
     #[test]
     fn sums_cover_the_last_minutes_inclusive() {

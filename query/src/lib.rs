@@ -6,6 +6,9 @@
 //! for that tenant's [`slotel_compute::SloStatus`]es. `/metrics` encodes the shared
 //! Prometheus registry.
 
+pub mod error;
+pub mod store;
+
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
