@@ -75,6 +75,50 @@ struct FileConfig {
     alerting: AlertingFile,
     #[serde(default)]
     maintenance: Vec<slotel_compute::maintenance::MaintenanceWindow>,
+    #[serde(default)]
+    storage: StorageFile,
+    #[serde(default)]
+    api: ApiFile,
+}
+
+/// `storage:` — the Parquet tables.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct StorageFile {
+    url: Option<String>,
+    #[serde(default, deserialize_with = "duration")]
+    flush_interval: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    maintenance_interval: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    minute_retention: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    hour_retention: Option<Duration>,
+    compact_min_files: Option<usize>,
+}
+
+/// The resolved `storage:` settings.
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// A directory or `s3://bucket/prefix` (default: `DATA_DIR/tables`).
+    pub url: String,
+    /// How often the unflushed minutes are written.
+    pub flush_interval: Duration,
+    /// How often compaction, rollups and retention run.
+    pub maintenance_interval: Duration,
+    /// What the tables keep and when they merge files.
+    pub options: slotel_query::store::StoreOptions,
+}
+
+/// `api:` — the query API.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct ApiFile {
+    #[serde(default, deserialize_with = "duration")]
+    sql_timeout: Option<Duration>,
+    sql_memory_bytes: Option<usize>,
+    sql_max_rows: Option<usize>,
+    slo_series_in_metrics: Option<bool>,
 }
 
 /// `alerting:` — rule evaluation and where alerts go.
@@ -228,6 +272,12 @@ pub struct ServeConfig {
     pub engine: slotel_compute::EngineConfig,
     pub alerting: AlertingConfig,
     pub maintenance: Vec<slotel_compute::maintenance::MaintenanceWindow>,
+    pub storage: StorageConfig,
+    pub api: slotel_query::ApiOptions,
+}
+
+fn days(d: Duration) -> u32 {
+    u32::try_from(d.as_secs().div_ceil(86_400)).unwrap_or(u32::MAX)
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -308,12 +358,49 @@ impl ServeConfig {
                 .max_concurrent_requests
                 .unwrap_or(d.max_concurrent_requests),
         };
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir.map(rel))
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let st = file.storage;
+        let ds = slotel_query::store::StoreOptions::default();
+        let storage = StorageConfig {
+            url: match st.url {
+                Some(u) if u.contains("://") => u,
+                Some(dir) => rel(PathBuf::from(dir)).display().to_string(),
+                None => data_dir.join("tables").display().to_string(),
+            },
+            flush_interval: st
+                .flush_interval
+                .unwrap_or(Duration::from_secs(60))
+                .max(Duration::from_millis(100)),
+            maintenance_interval: st
+                .maintenance_interval
+                .unwrap_or(Duration::from_secs(600))
+                .max(Duration::from_secs(1)),
+            options: slotel_query::store::StoreOptions {
+                minute_retention_days: st
+                    .minute_retention
+                    .map_or(ds.minute_retention_days, days),
+                hour_retention_days: st.hour_retention.map_or(ds.hour_retention_days, days),
+                compact_min_files: st.compact_min_files.unwrap_or(ds.compact_min_files),
+            },
+        };
+        let da = slotel_query::ApiOptions::default();
+        let api = slotel_query::ApiOptions {
+            sql_timeout: file.api.sql_timeout.unwrap_or(da.sql_timeout),
+            sql_memory_bytes: file.api.sql_memory_bytes.unwrap_or(da.sql_memory_bytes),
+            sql_max_rows: file.api.sql_max_rows.unwrap_or(da.sql_max_rows),
+            slo_series_in_metrics: file
+                .api
+                .slo_series_in_metrics
+                .unwrap_or(da.slo_series_in_metrics),
+        };
         Ok(Self {
             slos,
-            data_dir: args
-                .data_dir
-                .or(file.data_dir.map(rel))
-                .unwrap_or_else(|| PathBuf::from("./data")),
+            storage,
+            api,
+            data_dir,
             otlp_grpc_addr: args
                 .otlp_grpc_addr
                 .or(file.otlp_grpc_addr)

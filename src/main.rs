@@ -26,7 +26,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::{ServeArgs, ServeConfig};
+use crate::config::{ServeArgs, ServeConfig, StorageConfig};
+use slotel_query::store::{SLI_MINUTE, Store};
 
 /// SLIs, error budgets and burn-rate alerts computed from raw OpenTelemetry data.
 #[derive(Parser, Debug)]
@@ -180,6 +181,11 @@ async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::
             .put(w.clone())
             .map_err(|e| anyhow::anyhow!("maintenance: {e}"))?;
     }
+    let store = Arc::new(
+        Store::open(&config.storage.url, config.storage.options.clone())
+            .with_context(|| format!("cannot open the storage at {}", config.storage.url))?,
+    );
+    restore(&engine, &store).await?;
 
     let tls = match &config.tls {
         Some(t) => Some(
@@ -211,6 +217,7 @@ async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::
     let ingest_metrics = Arc::new(IngestMetrics::default());
     ingest_metrics.register(&mut registry);
     registry.register_collector(Box::new(EngineCollector(Arc::clone(&engine))));
+    registry.register_collector(Box::new(StoreCollector(Arc::clone(&store))));
     let receivers = slotel_ingest::receivers(
         Arc::clone(&queue),
         &IngestConfig {
@@ -275,13 +282,21 @@ async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::
         let (engine, paths) = (Arc::clone(&engine), config.slos.clone());
         Arc::new(move || reload_slos(&engine, &paths))
     };
-    let api_router = slotel_query::router(
+    let flusher = tokio::spawn(run_storage(
         Arc::clone(&engine),
+        Arc::clone(&store),
+        config.storage.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    let api_router = slotel_query::router(slotel_query::ApiContext {
+        engine: Arc::clone(&engine),
         auth,
-        Arc::new(registry),
-        Some(reload),
-        Arc::clone(&evaluator),
-    );
+        registry: Arc::new(registry),
+        reload: Some(reload),
+        alerts: Arc::clone(&evaluator),
+        store: Some(Arc::clone(&store)),
+        options: config.api,
+    });
     let servers = [
         tokio::spawn(slotel_ingest::serve(
             grpc,
@@ -315,8 +330,73 @@ async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::
     }
     let _ = alert_loop.await;
     queue.shutdown().await?;
+    // Every batch is counted now: the last flush writes what is left.
+    let _ = flusher.await;
+    store.flush(&engine).await;
     tracing::info!("Stopped.");
     Ok(())
+}
+
+/// Rebuilds the engine's windows from the stored minutes of every loaded SLO.
+async fn restore(engine: &Engine, store: &Store) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let now_minute = jiff::Timestamp::now().as_second().div_euclid(60);
+    let horizon = engine
+        .tenants()
+        .iter()
+        .flat_map(|t| engine.slos(t))
+        .map(|d| i64::from(d.window.max_minutes()))
+        .max()
+        .unwrap_or(0)
+        .max(4320);
+    let mut stats = slotel_compute::RestoreStats::default();
+    let scan = store
+        .scan(SLI_MINUTE, None, now_minute - horizon, now_minute + 60, |rows| {
+            let s = engine.restore(rows);
+            stats.rows += s.rows;
+            stats.unknown += s.unknown;
+            stats.too_old += s.too_old;
+        })
+        .await
+        .context("cannot read the stored SLO data")?;
+    tracing::info!(
+        files = scan.files,
+        corrupt_files = scan.corrupt,
+        rows = stats.rows,
+        rows_of_unknown_slos = stats.unknown,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "Restored SLO windows from storage."
+    );
+    Ok(())
+}
+
+/// Flushes every `flush_interval` and runs compaction, rollups and retention every
+/// `maintenance_interval`, until `stop` completes.
+async fn run_storage(
+    engine: Arc<Engine>,
+    store: Arc<Store>,
+    config: StorageConfig,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let mut flush_tick = tokio::time::interval(config.flush_interval);
+    flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut maintain_tick = tokio::time::interval(config.maintenance_interval);
+    maintain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = flush_tick.tick() => {
+                store.flush(&engine).await;
+            }
+            _ = maintain_tick.tick() => {
+                let today = jiff::Timestamp::now().as_second().div_euclid(86_400);
+                if let Err(e) = store.maintain(today).await {
+                    tracing::error!(error = %e, "Storage maintenance failed; it runs again later.");
+                }
+            }
+        }
+    }
 }
 
 /// Evaluates the alert rules every `interval`, logs and saves every change, and hands
@@ -488,6 +568,44 @@ impl Collector for EngineCollector {
                 "engine_series_over_cap",
                 "Metric points not counted because their SLO tracks too many series",
                 &s.series_over_cap,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value.load(Relaxed));
+            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
+/// The storage counters, for `/metrics`.
+#[derive(Debug)]
+struct StoreCollector(Arc<Store>);
+
+impl Collector for StoreCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = self.0.stats();
+        let counters = [
+            ("storage_files_written", "Parquet files written by flushes", &s.files_written),
+            ("storage_rows_written", "Rows written by flushes", &s.rows_written),
+            ("storage_bytes_written", "Bytes written by flushes", &s.bytes_written),
+            (
+                "storage_write_errors",
+                "Flushes of a partition that failed; their rows stay in memory and are retried",
+                &s.write_errors,
+            ),
+            (
+                "storage_corrupt_files",
+                "Stored files that could not be read and were skipped",
+                &s.corrupt_files,
+            ),
+            ("storage_compactions", "Partitions merged into one file", &s.compactions),
+            (
+                "storage_partitions_expired",
+                "Partitions deleted by retention",
+                &s.partitions_expired,
             ),
         ];
         for (name, help, value) in counters {

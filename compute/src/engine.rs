@@ -525,6 +525,15 @@ impl Engine {
         s.events_in_future.fetch_add(in_future, Ordering::Relaxed);
     }
 
+    /// The tenants that have SLOs loaded, sorted.
+    pub fn tenants(&self) -> Vec<String> {
+        let set = self.current();
+        let mut out: Vec<String> = set.slos.iter().map(|e| e.def.tenant.clone()).collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// The loaded SLOs of `tenant`, by name.
     pub fn slos(&self, tenant: &str) -> Vec<Arc<SloDef>> {
         let set = self.current();
@@ -824,6 +833,42 @@ fn slice_units(
         start += slice;
     }
     (good, slices)
+}
+
+/// The (good, total) events and budgeting units of `def` over the `minutes` ending at
+/// minute `now_minute` of `counts` (as the rings hold them: bad for bad/total SLIs).
+pub fn window_units(
+    def: &SloDef,
+    counts: &dyn MinuteCounts,
+    now_minute: i64,
+    minutes: u32,
+) -> ((u64, u64), (f64, f64)) {
+    let counts_bad = def.counts_bad();
+    let (x, total) = counts.range(now_minute - i64::from(minutes) + 1, now_minute);
+    let good = if counts_bad {
+        total.saturating_sub(x)
+    } else {
+        x.min(total)
+    };
+    let units = match def.budgeting {
+        Budgeting::Occurrences => (good as f64, total as f64),
+        Budgeting::Timeslices {
+            slice_minutes,
+            slice_target,
+        } => slice_units(counts, now_minute, minutes, slice_minutes, counts_bad, |g, t| {
+            if g as f64 >= slice_target * t as f64 {
+                1.0
+            } else {
+                0.0
+            }
+        }),
+        Budgeting::RatioTimeslices { slice_minutes } => {
+            slice_units(counts, now_minute, minutes, slice_minutes, counts_bad, |g, t| {
+                g as f64 / t as f64
+            })
+        }
+    };
+    ((good, total), units)
 }
 
 /// The windows (minutes, ascending: the standard ones and the SLO's) and their

@@ -7,7 +7,15 @@
 //! Prometheus registry.
 
 pub mod error;
+pub mod source;
+pub mod sql;
 pub mod store;
+
+pub mod exposition;
+pub mod prometheus;
+pub mod promql;
+
+pub use source::{ApiOptions, QueryEngine};
 
 use std::sync::Arc;
 
@@ -30,15 +38,63 @@ use std::sync::Mutex;
 /// Reloads the SLO files: the number of SLOs loaded, or every problem found.
 pub type Reload = Arc<dyn Fn() -> Result<usize, String> + Send + Sync>;
 
-/// The API routes over `engine`; `/api` asks `auth` for the tenant, `/metrics` encodes
-/// `registry`, `POST /api/v1/reload` calls `reload`.
-pub fn router(
-    engine: Arc<Engine>,
-    auth: Auth,
-    registry: Arc<Registry>,
-    reload: Option<Reload>,
-    alerts: Arc<Mutex<Evaluator>>,
-) -> Router {
+/// What the API serves from.
+pub struct ApiContext {
+    /// The engine.
+    pub engine: Arc<Engine>,
+    /// Resolves the caller's tenant.
+    pub auth: Auth,
+    /// slotel's own metrics.
+    pub registry: Arc<Registry>,
+    /// Reloads the SLO files (`POST /api/v1/reload`).
+    pub reload: Option<Reload>,
+    /// The alert rules' state.
+    pub alerts: Arc<Mutex<Evaluator>>,
+    /// The Parquet tables, when storage is on.
+    pub store: Option<Arc<store::Store>>,
+    /// The API's settings.
+    pub options: ApiOptions,
+}
+
+impl std::fmt::Debug for ApiContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiContext").finish_non_exhaustive()
+    }
+}
+
+impl ApiContext {
+    /// A context over `engine` with no storage, open auth and default settings.
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self {
+            engine,
+            auth: Auth::open(),
+            registry: Arc::default(),
+            reload: None,
+            alerts: Arc::default(),
+            store: None,
+            options: ApiOptions::default(),
+        }
+    }
+}
+
+/// The API routes: `/api` and `/prometheus` ask `auth` for the tenant, `/metrics`
+/// encodes the registry (and the SLO series when asked), `POST /api/v1/reload` calls
+/// `reload`.
+pub fn router(ctx: ApiContext) -> Router {
+    let ApiContext {
+        engine,
+        auth,
+        registry,
+        reload,
+        alerts,
+        store,
+        options,
+    } = ctx;
+    let source = QueryEngine {
+        engine: Arc::clone(&engine),
+        store,
+        options,
+    };
     let api = Router::new()
         .route("/api/v1/slos", get(list_slos))
         .route("/api/v1/slos/{name}", get(get_slo))
@@ -66,10 +122,15 @@ pub fn router(
             "/api/v1/maintenance/{name}",
             axum::routing::delete(delete_maintenance).with_state(Arc::clone(&engine)),
         )
+        .route("/api/v1/sql", post(run_sql).with_state(source.clone()))
+        .nest("/prometheus", prometheus::routes(source.clone()))
         .layer(middleware::from_fn_with_state(Arc::new(auth), tenant));
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics).with_state(registry))
+        .route(
+            "/metrics",
+            get(metrics).with_state((registry, options.slo_series_in_metrics.then_some(source))),
+        )
         .merge(api)
         .fallback(not_found)
 }
@@ -123,7 +184,9 @@ async fn tenant(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> 
 /// The OpenMetrics text format, which Prometheus scrapes.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-async fn metrics(State(registry): State<Arc<Registry>>) -> Response {
+async fn metrics(
+    State((registry, slo_series)): State<(Arc<Registry>, Option<QueryEngine>)>,
+) -> Response {
     let mut body = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &registry) {
         tracing::error!(error = %e, "Cannot encode the metrics.");
@@ -133,10 +196,59 @@ async fn metrics(State(registry): State<Arc<Registry>>) -> Response {
         )
         .into_response();
     }
+    if let Some(source) = slo_series {
+        let series = exposition::slo_series(&source).await;
+        // The SLO families go before the end marker.
+        let end = body.rfind("# EOF").unwrap_or(body.len());
+        body.insert_str(end, &series);
+    }
     let mut resp = body.into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(OPENMETRICS));
     resp
+}
+
+/// `POST /api/v1/sql` with `{"query": "..."}`: JSON rows, or an Arrow IPC stream when
+/// the `Accept` header asks for `application/vnd.apache.arrow.stream`.
+async fn run_sql(
+    State(source): State<QueryEngine>,
+    Extension(t): Extension<Tenant>,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<SqlRequest>,
+) -> Response {
+    let arrow = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains(ARROW_STREAM));
+    let batches = match source.sql(&t, &body.query).await {
+        Ok(b) => b,
+        Err(e) => {
+            let status = match e {
+                sql::SqlError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            return ApiError::new(status, e.to_string()).into_response();
+        }
+    };
+    let (body, content_type) = if arrow {
+        (sql::to_arrow_ipc(&batches), ARROW_STREAM)
+    } else {
+        (sql::to_json(&batches), "application/json")
+    };
+    match body {
+        Ok(bytes) => ([(header::CONTENT_TYPE, content_type)], bytes).into_response(),
+        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// The Arrow IPC stream media type.
+const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
+
+/// The body of `POST /api/v1/sql`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SqlRequest {
+    query: String,
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -286,13 +398,7 @@ mod tests {
         let engine = Engine::new(Arc::new(ManualClock::new(1_700_000_000_000_000_000)));
         let slos = "slos:\n  - name: a\n    service: s\n    objective: 99\n    window: 7d\n    sli: { spans: { good: { status: not_error } } }\n";
         engine.load(parse_native(std::path::Path::new("t.yaml"), slos).unwrap());
-        router(
-            Arc::new(engine),
-            Auth::open(),
-            Arc::new(Registry::default()),
-            None,
-            Arc::default(),
-        )
+        router(ApiContext::new(Arc::new(engine)))
     }
 
     async fn get(app: Router, uri: &str, tenant: Option<&str>) -> (StatusCode, serde_json::Value) {
@@ -374,13 +480,10 @@ mod tests {
         engine.load(parse_native(std::path::Path::new("t.yaml"), slos).unwrap());
         let alerts: Arc<Mutex<Evaluator>> = Arc::default();
         let app = || {
-            router(
-                Arc::clone(&engine),
-                Auth::open(),
-                Arc::new(Registry::default()),
-                None,
-                Arc::clone(&alerts),
-            )
+            router(ApiContext {
+                alerts: Arc::clone(&alerts),
+                ..ApiContext::new(Arc::clone(&engine))
+            })
         };
         let (status, body) = get(app(), "/api/v1/slos/a/gate", None).await;
         assert_eq!(status, StatusCode::OK);
@@ -421,13 +524,10 @@ mod tests {
     async fn tokens_are_required_when_configured() {
         let engine = Engine::new(Arc::new(ManualClock::new(0)));
         let auth = Auth::with_tokens([("t0k".to_string(), Tenant::from("default"))]);
-        let app = router(
-            Arc::new(engine),
+        let app = router(ApiContext {
             auth,
-            Arc::new(Registry::default()),
-            None,
-            Arc::default(),
-        );
+            ..ApiContext::new(Arc::new(engine))
+        });
         let (status, body) = get(app.clone(), "/api/v1/slos", None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(body["error"], "missing or invalid bearer token");

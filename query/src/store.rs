@@ -35,6 +35,8 @@ pub const SLI_MINUTE: &str = "sli_minute";
 pub const SLI_HOUR: &str = "sli_hour";
 
 const SECONDS_PER_DAY: i64 = 86_400;
+/// Where unreadable files are moved.
+pub const QUARANTINE: &str = "quarantine";
 
 /// The columns of `sli_minute` and `sli_hour` as stored in each file (the tenant and date
 /// are in the path).
@@ -112,6 +114,9 @@ pub struct Store {
     options: StoreOptions,
     seq: AtomicU64,
     stats: StoreStats,
+    /// Held for writing while a flush moves rows from the engine's tail to a file, and
+    /// for reading by a query over both: a query sees each row exactly once.
+    gate: tokio::sync::RwLock<()>,
 }
 
 impl std::fmt::Debug for Store {
@@ -287,6 +292,7 @@ impl Store {
             options,
             seq: AtomicU64::new(now),
             stats: StoreStats::default(),
+            gate: tokio::sync::RwLock::new(()),
         }
     }
 
@@ -336,6 +342,29 @@ impl Store {
             "{table}/tenant={tenant}/date={}",
             date_of_day(day)
         ))
+    }
+
+    /// Held by a query that reads both the engine's tail and the files: no flush moves
+    /// rows between them meanwhile.
+    pub async fn read_gate(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.gate.read().await
+    }
+
+    /// Writes the minutes `engine` counted since the last flush; what cannot be written
+    /// goes back to the engine for the next flush. Returns the rows written.
+    pub async fn flush(&self, engine: &slotel_compute::Engine) -> usize {
+        let _gate = self.gate.write().await;
+        let rows = engine.take_tail();
+        let n = rows.len();
+        if n == 0 {
+            return 0;
+        }
+        let failed = self.write_minutes(rows).await;
+        let written = n - failed.len();
+        if !failed.is_empty() {
+            engine.untake_tail(failed);
+        }
+        written
     }
 
     /// Writes `rows` to `sli_minute`, one file per (tenant, date). Returns the rows of the
@@ -483,8 +512,7 @@ impl Store {
                     }
                     Err(e) => {
                         stats.corrupt += 1;
-                        self.stats.corrupt_files.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(file = %path, error = %e, "Skipping a storage file that cannot be read.");
+                        self.quarantine(&path, &e).await;
                     }
                 }
             }
@@ -526,11 +554,7 @@ impl Store {
                     rows.extend(r);
                     read.push((path.clone(), *range));
                 }
-                Err(e) => {
-                    // Left where it is: merging around it keeps the numbers of the rest.
-                    self.stats.corrupt_files.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(file = %path, error = %e, "Skipping a storage file that cannot be read.");
-                }
+                Err(e) => self.quarantine(path, &e).await,
             }
         }
         // Only a run of readable files with no unreadable file between them can be
@@ -562,6 +586,23 @@ impl Store {
         }
         self.stats.compactions.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Moves a file that cannot be read to `quarantine/` (same path below it), where no
+    /// reader looks, and counts it.
+    async fn quarantine(&self, path: &Path, e: &Error) {
+        self.stats.corrupt_files.fetch_add(1, Ordering::Relaxed);
+        let to = Path::from(format!("{QUARANTINE}/{path}"));
+        match self.objects.rename(path, &to).await {
+            Ok(()) => tracing::error!(
+                file = %path, moved_to = %to, error = %e,
+                "A storage file cannot be read; it is skipped and moved aside."
+            ),
+            Err(m) => tracing::error!(
+                file = %path, error = %e, move_error = %m,
+                "A storage file cannot be read; it is skipped."
+            ),
+        }
     }
 
     async fn expire(&self, dir: &Path) -> Result<()> {
@@ -715,7 +756,9 @@ mod tests {
         assert_eq!((stats.files, stats.corrupt), (1, 1));
         assert_eq!(got, vec![row("a", D0, 2, 2)]);
         assert_eq!(s.stats().corrupt_files.load(Ordering::Relaxed), 1);
-        // Compaction leaves the broken file alone instead of failing.
+        // It was moved aside: the next read does not meet it, and compaction goes on.
+        assert!(dir.path().join("quarantine").join(names[0].strip_prefix(dir.path()).unwrap()).is_file());
+        assert_eq!(read_all(&s).await.1.corrupt, 0);
         s.maintain(D0 / DAY).await.unwrap();
         assert_eq!(read_all(&s).await.0, vec![row("a", D0, 2, 2)]);
     }

@@ -150,6 +150,80 @@ impl Server {
         (status, resp.json().await.unwrap())
     }
 
+    /// Sends `good` OK spans and `bad` ERROR spans of `service` ending now, each with
+    /// ids never sent before, as `tenant`, over OTLP/HTTP.
+    pub async fn send_spans(&self, tenant: Option<&str>, service: &str, good: usize, bad: usize) {
+        use prost::Message;
+        use slotel_proto::otlp::trace::v1::{Span, Status};
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        let first = NEXT.fetch_add((good + bad) as u64, std::sync::atomic::Ordering::Relaxed);
+        let spans = (0..good + bad)
+            .map(|i| {
+                let id = first + i as u64 + (u64::from(std::process::id()) << 40);
+                Span {
+                    trace_id: [id.to_be_bytes(), id.to_be_bytes()].concat(),
+                    span_id: id.to_be_bytes().to_vec(),
+                    name: "GET /".into(),
+                    start_time_unix_nano: now - 1_000_000,
+                    end_time_unix_nano: now,
+                    status: Some(Status {
+                        code: if i < good { 1 } else { 2 },
+                        message: String::new(),
+                    }),
+                    ..Default::default()
+                }
+            })
+            .collect();
+        let body = slotel_proto::traces_request(service, spans).encode_to_vec();
+        let mut req = self
+            .http
+            .post(format!("{}/v1/traces", self.otlp_http))
+            .header("content-type", "application/x-protobuf")
+            .body(body);
+        if let Some(t) = tenant {
+            req = req.header("x-scope-orgid", t);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+
+    /// POSTs JSON to an API path as `tenant`; returns the status, content type and body.
+    pub async fn post_as(
+        &self,
+        tenant: Option<&str>,
+        path: &str,
+        body: &Value,
+        accept: Option<&str>,
+    ) -> (u16, String, Vec<u8>) {
+        let mut req = self.http.post(format!("{}{path}", self.api)).json(body);
+        if let Some(t) = tenant {
+            req = req.header("x-scope-orgid", t);
+        }
+        if let Some(a) = accept {
+            req = req.header("accept", a);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let ctype = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (status, ctype, resp.bytes().await.unwrap().to_vec())
+    }
+
+    /// Runs SQL as `tenant`; returns the status and the JSON body.
+    pub async fn sql_as(&self, tenant: Option<&str>, query: &str) -> (u16, Value) {
+        let (status, _, body) = self
+            .post_as(tenant, "/api/v1/sql", &serde_json::json!({ "query": query }), None)
+            .await;
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
     /// The status of SLO `name` of the default tenant.
     pub async fn slo(&self, name: &str) -> Value {
         self.slo_as(None, name).await

@@ -10,5 +10,6 @@ mod malformed;
 mod otel_sdk;
 mod reload;
 mod rust_sdk;
+mod storage;
 mod tenants;
 mod validate;

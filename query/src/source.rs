@@ -1,0 +1,118 @@
+//! The one door the HTTP handlers read SLO data through: the engine's in-memory minutes
+//! and, for what the engine no longer holds, the Parquet tables.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::array::RecordBatch;
+use slotel_compute::window::MinuteSeries;
+use slotel_compute::{Engine, SloDef};
+
+use crate::sql::{self, SqlError, SqlLimits};
+use crate::store::{SLI_MINUTE, Store};
+
+/// Settings of the query API.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiOptions {
+    /// A SQL query running longer is cancelled.
+    pub sql_timeout: Duration,
+    /// Memory a SQL query may use.
+    pub sql_memory_bytes: usize,
+    /// Rows a SQL reply may hold.
+    pub sql_max_rows: usize,
+    /// Whether `/metrics` also carries the SLO series.
+    pub slo_series_in_metrics: bool,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        Self {
+            sql_timeout: Duration::from_secs(30),
+            sql_memory_bytes: 256 << 20,
+            sql_max_rows: 100_000,
+            slo_series_in_metrics: false,
+        }
+    }
+}
+
+/// An SLO's (or group's) minutes over a range, from memory and storage.
+#[derive(Debug, Clone)]
+pub struct SloMinutes {
+    /// The SLO.
+    pub def: Arc<SloDef>,
+    /// Its counts, as the engine's rings hold them.
+    pub series: MinuteSeries,
+    /// The histogram bound a latency SLI last counted at.
+    pub effective_threshold: Option<f64>,
+}
+
+/// Reads SLO data for the API: hot minutes from the engine, cold ones from storage.
+#[derive(Debug, Clone)]
+pub struct QueryEngine {
+    /// The engine.
+    pub engine: Arc<Engine>,
+    /// The Parquet tables, when storage is on.
+    pub store: Option<Arc<Store>>,
+    /// The API's settings.
+    pub options: ApiOptions,
+}
+
+impl QueryEngine {
+    /// The minutes `lo..=hi` of `tenant`'s SLO `name` (or its group with `labels`);
+    /// `None` for an unknown SLO or group.
+    pub async fn minutes(
+        &self,
+        tenant: &str,
+        name: &str,
+        labels: Option<&[(String, String)]>,
+        lo: i64,
+        hi: i64,
+    ) -> Option<SloMinutes> {
+        let m = self.engine.minutes(tenant, name, labels, lo, hi)?;
+        let mut counts = m.counts;
+        if let Some(store) = self.store.as_ref().filter(|_| lo < m.oldest_held) {
+            let key = slotel_compute::engine::group_key(labels.unwrap_or_default());
+            let counts_bad = m.def.counts_bad();
+            let upto = hi.min(m.oldest_held - 1);
+            let scanned = store
+                .scan(SLI_MINUTE, Some(tenant), lo, upto, |rows| {
+                    for r in rows.iter().filter(|r| r.slo == name && r.group == key) {
+                        let c = &mut counts[(r.minute - lo) as usize];
+                        c.0 += if counts_bad { r.bad } else { r.good };
+                        c.1 += r.total;
+                    }
+                })
+                .await;
+            if let Err(e) = scanned {
+                tracing::warn!(error = %e, slo = name, "Cannot read stored minutes; answering from memory.");
+            }
+        }
+        Some(SloMinutes {
+            def: m.def,
+            series: MinuteSeries::new(lo, counts),
+            effective_threshold: m.effective_threshold,
+        })
+    }
+
+    /// Runs read-only SQL over `tenant`'s tables.
+    pub async fn sql(&self, tenant: &str, query: &str) -> Result<Vec<RecordBatch>, SqlError> {
+        // No flush moves rows from the tail to a file while the query reads both.
+        let _gate = match &self.store {
+            Some(s) => Some(s.read_gate().await),
+            None => None,
+        };
+        let tail: Vec<_> = self
+            .engine
+            .peek_tail()
+            .into_iter()
+            .filter(|r| r.tenant == tenant)
+            .collect();
+        let defs = self.engine.slos(tenant);
+        let limits = SqlLimits {
+            timeout: self.options.sql_timeout,
+            memory_bytes: self.options.sql_memory_bytes,
+            max_rows: self.options.sql_max_rows,
+        };
+        sql::run(self.store.as_deref(), tenant, &tail, &defs, query, limits).await
+    }
+}

@@ -1,0 +1,225 @@
+//! Read-only SQL over one tenant's tables with DataFusion: the Parquet files and the
+//! unflushed tail through one set of tables, with a time limit, a memory limit and a
+//! row limit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use slotel_compute::{MinuteRow, SloDef};
+
+use crate::store::{SLI_HOUR, SLI_MINUTE, Store, file_schema};
+
+/// The URL the tables are registered under, whatever store holds them.
+const TABLES_URL: &str = "slotel://tables/";
+
+/// Limits of a SQL query.
+#[derive(Debug, Clone, Copy)]
+pub struct SqlLimits {
+    /// A query running longer is cancelled.
+    pub timeout: Duration,
+    /// Memory a query's operators may hold (sorts, joins, aggregations).
+    pub memory_bytes: usize,
+    /// Rows a reply may hold.
+    pub max_rows: usize,
+}
+
+/// Why a query did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    /// The query is not valid, not read-only, or failed.
+    #[error("{0}")]
+    Invalid(String),
+    /// The query ran past the time limit and was cancelled.
+    #[error("the query ran longer than {0:?} and was cancelled")]
+    Timeout(Duration),
+    /// The reply would hold more rows than allowed.
+    #[error("the result has more than {0} rows: add a LIMIT or aggregate")]
+    TooManyRows(usize),
+}
+
+fn invalid(e: impl std::fmt::Display) -> SqlError {
+    SqlError::Invalid(e.to_string())
+}
+
+/// The tables a tenant's queries see.
+fn tail_batch(tail: &[MinuteRow]) -> datafusion::error::Result<RecordBatch> {
+    let refs: Vec<&MinuteRow> = tail.iter().collect();
+    let batch = crate::store::rows_to_batch(&refs)
+        .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+    let dates: Vec<String> = tail
+        .iter()
+        .map(|r| {
+            jiff::Timestamp::from_second(r.minute * 60)
+                .map(|t| t.strftime("%Y-%m-%d").to_string())
+                .unwrap_or_default()
+        })
+        .collect();
+    let mut cols = batch.columns().to_vec();
+    cols.push(Arc::new(StringArray::from(dates)) as ArrayRef);
+    Ok(RecordBatch::try_new(table_schema(), cols)?)
+}
+
+/// `sli_minute`'s columns as queries see them: the file's, and the date partition.
+fn table_schema() -> Arc<Schema> {
+    let mut fields: Vec<Field> = file_schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("date", DataType::Utf8, false));
+    Arc::new(Schema::new(fields))
+}
+
+fn definitions_batch(defs: &[Arc<SloDef>]) -> datafusion::error::Result<RecordBatch> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("slo", DataType::Utf8, false),
+        Field::new("service", DataType::Utf8, false),
+        Field::new("description", DataType::Utf8, false),
+        Field::new("objective", DataType::Float64, false),
+        Field::new("window", DataType::Utf8, false),
+        Field::new("budgeting", DataType::Utf8, false),
+        Field::new("labels", DataType::Utf8, false),
+        Field::new("group_by", DataType::Utf8, false),
+    ]));
+    let text = |f: &dyn Fn(&SloDef) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(defs.iter().map(|d| f(d))))
+    };
+    let cols = vec![
+        text(&|d| d.name.clone()),
+        text(&|d| d.service.clone()),
+        text(&|d| d.description.clone().unwrap_or_default()),
+        Arc::new(Float64Array::from_iter_values(defs.iter().map(|d| d.objective))) as ArrayRef,
+        text(&|d| d.window.to_string()),
+        text(&|d| d.budgeting.name().to_string()),
+        text(&|d| serde_json::to_string(&d.labels).unwrap_or_default()),
+        text(&|d| d.group_by.join(",")),
+    ];
+    Ok(RecordBatch::try_new(schema, cols)?)
+}
+
+async fn context(
+    store: Option<&Store>,
+    tenant: &str,
+    tail: &[MinuteRow],
+    defs: &[Arc<SloDef>],
+    limits: &SqlLimits,
+) -> datafusion::error::Result<SessionContext> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(limits.memory_bytes, 1.0)
+        .build_arc()?;
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_target_partitions(2);
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    let tail = MemTable::try_new(table_schema(), vec![vec![tail_batch(tail)?]])?;
+    ctx.register_table("sli_minute_unflushed", Arc::new(tail))?;
+    let empty = || MemTable::try_new(table_schema(), vec![vec![]]);
+    match store {
+        Some(store) => {
+            let url = url::Url::parse(TABLES_URL).map_err(|e| {
+                datafusion::error::DataFusionError::External(Box::new(e))
+            })?;
+            ctx.register_object_store(&url, Arc::clone(store.objects()));
+            for (name, table) in [("sli_minute_flushed", SLI_MINUTE), (SLI_HOUR, SLI_HOUR)] {
+                // Only this tenant's folder: other tenants' files are not reachable.
+                let path = ListingTableUrl::parse(format!("{TABLES_URL}{table}/tenant={tenant}/"))?;
+                let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                    .with_file_extension(".parquet")
+                    .with_table_partition_cols(vec![("date".to_string(), DataType::Utf8)]);
+                let config = ListingTableConfig::new(path)
+                    .with_listing_options(options)
+                    .with_schema(file_schema());
+                ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
+            }
+        }
+        None => {
+            ctx.register_table("sli_minute_flushed", Arc::new(empty()?))?;
+            ctx.register_table(SLI_HOUR, Arc::new(empty()?))?;
+        }
+    }
+    ctx.sql(
+        "CREATE VIEW sli_minute AS \
+         SELECT * FROM sli_minute_flushed UNION ALL SELECT * FROM sli_minute_unflushed",
+    )
+    .await?;
+    let defs = MemTable::try_new(
+        definitions_batch(defs)?.schema(),
+        vec![vec![definitions_batch(defs)?]],
+    )?;
+    ctx.register_table("slo_definitions", Arc::new(defs))?;
+    Ok(ctx)
+}
+
+/// Runs the read-only `query` over `tenant`'s tables: the stored files, the unflushed
+/// `tail` and the loaded SLO definitions.
+pub async fn run(
+    store: Option<&Store>,
+    tenant: &str,
+    tail: &[MinuteRow],
+    defs: &[Arc<SloDef>],
+    query: &str,
+    limits: SqlLimits,
+) -> Result<Vec<RecordBatch>, SqlError> {
+    let ctx = context(store, tenant, tail, defs, &limits)
+        .await
+        .map_err(invalid)?;
+    let options = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    let work = async {
+        let df = ctx
+            .sql_with_options(query, options)
+            .await
+            .map_err(invalid)?;
+        let df = df
+            .limit(0, Some(limits.max_rows + 1))
+            .map_err(invalid)?;
+        df.collect().await.map_err(invalid)
+    };
+    let batches = tokio::time::timeout(limits.timeout, work)
+        .await
+        .map_err(|_| SqlError::Timeout(limits.timeout))??;
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    if rows > limits.max_rows {
+        return Err(SqlError::TooManyRows(limits.max_rows));
+    }
+    Ok(batches)
+}
+
+/// Batches as a JSON array of row objects.
+pub fn to_json(batches: &[RecordBatch]) -> Result<Vec<u8>, SqlError> {
+    let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    writer.write_batches(&refs).map_err(invalid)?;
+    writer.finish().map_err(invalid)?;
+    let mut out = writer.into_inner();
+    if out.is_empty() {
+        out.extend_from_slice(b"[]");
+    }
+    Ok(out)
+}
+
+/// Batches as an Arrow IPC stream.
+pub fn to_arrow_ipc(batches: &[RecordBatch]) -> Result<Vec<u8>, SqlError> {
+    let schema = batches
+        .first()
+        .map(RecordBatch::schema)
+        .unwrap_or_else(|| Arc::new(Schema::empty()));
+    let mut writer =
+        datafusion::arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &schema).map_err(invalid)?;
+    for b in batches {
+        writer.write(b).map_err(invalid)?;
+    }
+    writer.finish().map_err(invalid)?;
+    writer.into_inner().map_err(invalid)
+}
