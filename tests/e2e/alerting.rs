@@ -111,6 +111,13 @@ async fn send_outage(server: &Server) {
     assert_eq!(resp.status(), 200);
 }
 
+/// Good traffic enough to bring the 5m burn rate of the 50 bad spans under 14.4
+/// (50 / 4,050 / 0.001 = 12.3).
+async fn end_outage(server: &Server) {
+    server.send_spans(None, "api", 4000, 0).await;
+    server.slo_when_total("api", 4050).await;
+}
+
 /// Alertmanager's alerts now.
 async fn am_alerts(am: &Alertmanager) -> Vec<Value> {
     let alerts: Value = reqwest::get(format!("{}/api/v2/alerts", am.url))
@@ -199,14 +206,26 @@ async fn an_outage_pages_through_a_real_alertmanager() {
     let (_, other) = server.get_as(Some("team-b"), "/api/v1/alerts").await;
     assert_eq!(other["alerts"].as_array().unwrap().len(), 0);
 
-    // A restart reads the saved state: the alert is still known as firing, so its
-    // resolve is delivered. (The restarted server holds no counts yet, so the burn stops.)
+    // A restart reads the saved state and the stored counts: the alert is still firing
+    // and is not sent as new; once good traffic brings the 5m burn under 14.4, its
+    // resolve is delivered.
     let state = std::fs::read_to_string(server.data_dir().join("state/alerts.json")).unwrap();
     assert!(
         state.contains("page-fast") && state.contains("firing"),
         "{state}"
     );
     server.restart();
+    let (_, body) = server.get_as(None, "/api/v1/alerts").await;
+    assert!(
+        body["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["labels"]["burnrate_tier"] == "page-fast" && a["state"] == "firing"),
+        "{body}"
+    );
+    assert_eq!(server.slo("api").await["total_events"], 50);
+    end_outage(&server).await;
     // Resolved: gone from the active list, or ended already.
     eventually("the page was not resolved", || async {
         let page = am_alerts(&am)
@@ -217,8 +236,16 @@ async fn an_outage_pages_through_a_real_alertmanager() {
             .then_some(())
     })
     .await;
-    let state = std::fs::read_to_string(server.data_dir().join("state/alerts.json")).unwrap();
-    assert!(!state.contains("firing"), "{state}");
+    // The slower tiers still see 12.3x over their windows and keep firing.
+    let (_, body) = server.get_as(None, "/api/v1/alerts").await;
+    let mut tiers: Vec<&str> = body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["labels"]["burnrate_tier"].as_str().unwrap())
+        .collect();
+    tiers.sort();
+    assert_eq!(tiers, ["page-slow", "ticket-fast", "ticket-slow"]);
 }
 
 /// Every JSON body posted to a [`Receiver`], with the path it came to.
@@ -385,9 +412,11 @@ async fn webhook_pagerduty_and_slack_payloads_and_a_dead_receiver() {
         live.wait("pagerduty", |v| v["dedup_key"] == key.as_str())
             .await;
     }
-    // After a restart the saved firing alerts resolve: PagerDuty gets a resolve with the
-    // same dedup key, the webhook a resolved payload.
+    // After a restart the saved firing alerts and the stored counts are back; when good
+    // traffic ends the fast burn, PagerDuty gets a resolve with the same dedup key, the
+    // webhook a resolved payload.
     server.restart();
+    end_outage(&server).await;
     let resolve = live
         .wait("pagerduty", |v| {
             v["event_action"] == "resolve" && v["dedup_key"] == "slotel/default/api/page-fast"
