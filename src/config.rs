@@ -379,9 +379,7 @@ impl ServeConfig {
                 .unwrap_or(Duration::from_secs(600))
                 .max(Duration::from_secs(1)),
             options: slotel_query::store::StoreOptions {
-                minute_retention_days: st
-                    .minute_retention
-                    .map_or(ds.minute_retention_days, days),
+                minute_retention_days: st.minute_retention.map_or(ds.minute_retention_days, days),
                 hour_retention_days: st.hour_retention.map_or(ds.hour_retention_days, days),
                 compact_min_files: st.compact_min_files.unwrap_or(ds.compact_min_files),
             },

@@ -351,12 +351,18 @@ async fn restore(engine: &Engine, store: &Store) -> anyhow::Result<()> {
         .max(4320);
     let mut stats = slotel_compute::RestoreStats::default();
     let scan = store
-        .scan(SLI_MINUTE, None, now_minute - horizon, now_minute + 60, |rows| {
-            let s = engine.restore(rows);
-            stats.rows += s.rows;
-            stats.unknown += s.unknown;
-            stats.too_old += s.too_old;
-        })
+        .scan(
+            SLI_MINUTE,
+            None,
+            now_minute - horizon,
+            now_minute + 60,
+            |rows| {
+                let s = engine.restore(rows);
+                stats.rows += s.rows;
+                stats.unknown += s.unknown;
+                stats.too_old += s.too_old;
+            },
+        )
         .await
         .context("cannot read the stored SLO data")?;
     tracing::info!(
@@ -588,9 +594,21 @@ impl Collector for StoreCollector {
         use std::sync::atomic::Ordering::Relaxed;
         let s = self.0.stats();
         let counters = [
-            ("storage_files_written", "Parquet files written by flushes", &s.files_written),
-            ("storage_rows_written", "Rows written by flushes", &s.rows_written),
-            ("storage_bytes_written", "Bytes written by flushes", &s.bytes_written),
+            (
+                "storage_files_written",
+                "Parquet files written by flushes",
+                &s.files_written,
+            ),
+            (
+                "storage_rows_written",
+                "Rows written by flushes",
+                &s.rows_written,
+            ),
+            (
+                "storage_bytes_written",
+                "Bytes written by flushes",
+                &s.bytes_written,
+            ),
             (
                 "storage_write_errors",
                 "Flushes of a partition that failed; their rows stay in memory and are retried",
@@ -601,7 +619,11 @@ impl Collector for StoreCollector {
                 "Stored files that could not be read and were skipped",
                 &s.corrupt_files,
             ),
-            ("storage_compactions", "Partitions merged into one file", &s.compactions),
+            (
+                "storage_compactions",
+                "Partitions merged into one file",
+                &s.compactions,
+            ),
             (
                 "storage_partitions_expired",
                 "Partitions deleted by retention",

@@ -855,18 +855,28 @@ pub fn window_units(
         Budgeting::Timeslices {
             slice_minutes,
             slice_target,
-        } => slice_units(counts, now_minute, minutes, slice_minutes, counts_bad, |g, t| {
-            if g as f64 >= slice_target * t as f64 {
-                1.0
-            } else {
-                0.0
-            }
-        }),
-        Budgeting::RatioTimeslices { slice_minutes } => {
-            slice_units(counts, now_minute, minutes, slice_minutes, counts_bad, |g, t| {
-                g as f64 / t as f64
-            })
-        }
+        } => slice_units(
+            counts,
+            now_minute,
+            minutes,
+            slice_minutes,
+            counts_bad,
+            |g, t| {
+                if g as f64 >= slice_target * t as f64 {
+                    1.0
+                } else {
+                    0.0
+                }
+            },
+        ),
+        Budgeting::RatioTimeslices { slice_minutes } => slice_units(
+            counts,
+            now_minute,
+            minutes,
+            slice_minutes,
+            counts_bad,
+            |g, t| g as f64 / t as f64,
+        ),
     };
     ((good, total), units)
 }
@@ -928,7 +938,11 @@ fn group_labels(def: &SloDef, groups: &Groups, id: usize) -> Vec<(String, String
             .map(|k| (k.clone(), OVERFLOW_GROUP.to_string()))
             .collect()
     } else {
-        def.group_by.iter().cloned().zip(key.iter().cloned()).collect()
+        def.group_by
+            .iter()
+            .cloned()
+            .zip(key.iter().cloned())
+            .collect()
     }
 }
 
@@ -1020,7 +1034,7 @@ pub fn status_at(
         .objectives
         .iter()
         .map(|o| {
-            let ratio = o.target / 100.0;
+            let ratio = crate::model::percent_to_ratio(o.target);
             let burn_rates: Vec<(String, Option<f64>)> = labelled
                 .iter()
                 .map(|(l, w)| {
@@ -1318,14 +1332,30 @@ mod tests {
         assert_eq!(rows.len(), 4);
         assert_eq!(rows[0].group, "");
         assert_eq!((rows[0].good, rows[0].bad, rows[0].total), (17, 3, 20));
-        assert!(rows.iter().any(|r| r.group == r#"{"route":"__overflow__"}"#));
+        assert!(
+            rows.iter()
+                .any(|r| r.group == r#"{"route":"__overflow__"}"#)
+        );
         assert!(engine.take_tail().is_empty());
         let fresh = Engine::new(Arc::new(ManualClock::new(T0)));
         fresh.load(parse_native(Path::new("t.yaml"), &slos).unwrap());
         let stats = fresh.restore(rows.clone());
-        assert_eq!(stats, RestoreStats { rows: 4, unknown: 0, too_old: 0 });
-        let (a, b) = (engine.status("default", "api").unwrap(), fresh.status("default", "api").unwrap());
-        assert_eq!(serde_json::to_value(&a.groups).unwrap(), serde_json::to_value(&b.groups).unwrap());
+        assert_eq!(
+            stats,
+            RestoreStats {
+                rows: 4,
+                unknown: 0,
+                too_old: 0
+            }
+        );
+        let (a, b) = (
+            engine.status("default", "api").unwrap(),
+            fresh.status("default", "api").unwrap(),
+        );
+        assert_eq!(
+            serde_json::to_value(&a.groups).unwrap(),
+            serde_json::to_value(&b.groups).unwrap()
+        );
         assert_eq!((b.good_events, b.total_events), (17, 20));
         assert!(fresh.take_tail().is_empty());
         // Rows handed back are flushed next time.

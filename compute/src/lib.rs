@@ -23,7 +23,9 @@ pub mod status;
 pub mod window;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{BurnSnapshot, Engine, EngineConfig, EngineStats, MinuteRow, Minutes, RestoreStats, status_at};
+pub use engine::{
+    BurnSnapshot, Engine, EngineConfig, EngineStats, MinuteRow, Minutes, RestoreStats, status_at,
+};
 pub use error::{Error, Result, SpecError};
 pub use model::SloDef;
 pub use status::SloStatus;

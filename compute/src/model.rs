@@ -65,7 +65,7 @@ impl SloDef {
 
     /// The objective as a ratio (99.9 → 0.999).
     pub fn objective_ratio(&self) -> f64 {
-        self.objective / 100.0
+        percent_to_ratio(self.objective)
     }
 }
 
@@ -352,6 +352,12 @@ impl fmt::Display for Window {
             }),
         }
     }
+}
+
+/// A percentage as a ratio without the binary noise of `/ 100` (99.9 → 0.999, not
+/// 0.9990000000000001): objectives have at most six decimals.
+pub fn percent_to_ratio(percent: f64) -> f64 {
+    (percent * 1e6).round() / 1e8
 }
 
 /// Formats a minute count in the largest unit that divides it: `30d`, `6h`, `90m`.

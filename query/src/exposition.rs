@@ -12,7 +12,9 @@ use crate::source::QueryEngine;
 const SELECTOR: &str = r#"{__name__=~"slotel_slo_(objective|sli|error_ratio|burn_rate|error_budget_remaining|events_rate|good_events_rate)"}"#;
 
 fn escape(v: &str) -> String {
-    v.replace('\\', r"\\").replace('"', "\\\"").replace('\n', r"\n")
+    v.replace('\\', r"\\")
+        .replace('"', "\\\"")
+        .replace('\n', r"\n")
 }
 
 /// The SLO series of every tenant at the current minute, one family per metric.
@@ -23,7 +25,15 @@ pub async fn slo_series(source: &QueryEngine) -> String {
     let now = jiff::Timestamp::now().as_millisecond();
     let mut families: BTreeMap<String, Vec<(Labels, f64)>> = BTreeMap::new();
     for tenant in source.engine.tenants() {
-        let eval = match Evaluation::prepare(source, &tenant, &expr, vec![now], Duration::from_secs(30)).await {
+        let eval = match Evaluation::prepare(
+            source,
+            &tenant,
+            &expr,
+            vec![now],
+            Duration::from_secs(30),
+        )
+        .await
+        {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(tenant, error = %e.message(), "Cannot compute the SLO series for /metrics.");
@@ -50,7 +60,13 @@ pub async fn slo_series(source: &QueryEngine) -> String {
                 .iter()
                 .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
                 .collect();
-            let _ = writeln!(out, "{}{{{}}} {}", m.name(), labels.join(","), format_value(*v));
+            let _ = writeln!(
+                out,
+                "{}{{{}}} {}",
+                m.name(),
+                labels.join(","),
+                format_value(*v)
+            );
         }
     }
     out

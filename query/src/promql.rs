@@ -316,7 +316,13 @@ pub fn series_labels(targets: &[Target], selectors: &[VectorSelector]) -> Vec<La
 }
 
 /// The value of a series at minute `m` from the target's `series`.
-fn sample(def: &SloDef, s: &MinuteSeries, metric: Metric, window: Option<WindowSpec>, m: i64) -> Option<f64> {
+fn sample(
+    def: &SloDef,
+    s: &MinuteSeries,
+    metric: Metric,
+    window: Option<WindowSpec>,
+    m: i64,
+) -> Option<f64> {
     let ratio = def.objective_ratio();
     let counts_bad = def.counts_bad();
     let minutes = match window {
@@ -421,7 +427,10 @@ impl std::fmt::Debug for Evaluation {
 
 /// The selectors of `expr`, with the lookback (range, ms) each needs, checking that no
 /// unsupported construct is used.
-fn selectors<'a>(expr: &'a Expr, out: &mut Vec<(&'a VectorSelector, i64)>) -> Result<(), PromError> {
+fn selectors<'a>(
+    expr: &'a Expr,
+    out: &mut Vec<(&'a VectorSelector, i64)>,
+) -> Result<(), PromError> {
     match expr {
         Expr::Aggregate(a) => {
             if let Some(p) = &a.param {
@@ -491,10 +500,7 @@ impl Evaluation {
         let targets = targets(&source.engine, tenant);
         let all = catalog(&targets);
         let mut fetched = HashMap::new();
-        let (first, last) = (
-            *steps.first().unwrap_or(&0),
-            *steps.last().unwrap_or(&0),
-        );
+        let (first, last) = (*steps.first().unwrap_or(&0), *steps.last().unwrap_or(&0));
         for (vs, range) in sels {
             let off = offset_ms(&vs.offset);
             // Minutes whose samples the selector may read.
@@ -525,9 +531,12 @@ impl Evaluation {
                     return Err(PromError::Timeout);
                 }
                 let t = &targets[ti];
-                let lookback = i64::from(t.def.window.max_minutes().max(
-                    *BURN_RATE_WINDOWS.last().unwrap_or(&0),
-                ));
+                let lookback = i64::from(
+                    t.def
+                        .window
+                        .max_minutes()
+                        .max(*BURN_RATE_WINDOWS.last().unwrap_or(&0)),
+                );
                 let group = (!t.group.is_empty()).then_some(t.group.as_slice());
                 let Some(m) = source
                     .minutes(tenant, &t.def.name, group, lo - lookback, hi)
@@ -599,7 +608,9 @@ impl Evaluation {
                 let out = self
                     .range_samples(&m.vs, range)
                     .into_iter()
-                    .map(|(labels, per_step)| (labels, per_step.into_iter().next().unwrap_or_default()))
+                    .map(|(labels, per_step)| {
+                        (labels, per_step.into_iter().next().unwrap_or_default())
+                    })
                     .filter(|(_, s)| !s.is_empty())
                     .collect();
                 Ok(Value::Matrix(out))
@@ -633,7 +644,11 @@ impl Evaluation {
     /// For each series of the selector, its samples `(ms, value)` in `(t - range, t]` at
     /// each step `t`.
     #[allow(clippy::type_complexity)]
-    fn range_samples(&self, vs: &VectorSelector, range: i64) -> Vec<(Labels, Vec<Vec<(i64, f64)>>)> {
+    fn range_samples(
+        &self,
+        vs: &VectorSelector,
+        range: i64,
+    ) -> Vec<(Labels, Vec<Vec<(i64, f64)>>)> {
         let off = offset_ms(&vs.offset);
         let Some(fetched) = self.fetched.get(&key(vs)) else {
             return Vec::new();
@@ -717,7 +732,11 @@ impl Evaluation {
                     (0..n)
                         .map(|i| {
                             let present: Vec<f64> = v.iter().filter_map(|s| s.values[i]).collect();
-                            if present.len() == 1 { present[0] } else { f64::NAN }
+                            if present.len() == 1 {
+                                present[0]
+                            } else {
+                                f64::NAN
+                            }
                         })
                         .collect(),
                 ))
@@ -735,7 +754,11 @@ impl Evaluation {
                 let v = self.vector_arg(c, 0)?;
                 let (lo, hi) = (self.scalar_arg(c, 1)?, self.scalar_arg(c, 2)?);
                 Ok(map(v, &|x, i| {
-                    if lo[i] > hi[i] { f64::NAN } else { x.max(lo[i]).min(hi[i]) }
+                    if lo[i] > hi[i] {
+                        f64::NAN
+                    } else {
+                        x.max(lo[i]).min(hi[i])
+                    }
                 }))
             }
             "abs" => Ok(map(self.vector_arg(c, 0)?, &|x, _| x.abs())),
@@ -771,7 +794,9 @@ impl Evaluation {
                     let values = per_step
                         .iter()
                         .zip(&self.steps)
-                        .map(|(samples, t)| over_time(name, samples, *t - offset_ms(&m.vs.offset), range))
+                        .map(|(samples, t)| {
+                            over_time(name, samples, *t - offset_ms(&m.vs.offset), range)
+                        })
                         .collect::<Vec<_>>();
                     if values.iter().any(Option::is_some) {
                         out.push(Series { labels, values });
@@ -779,7 +804,9 @@ impl Evaluation {
                 }
                 Ok(Value::Vector(out))
             }
-            other => Err(bad(format!("function {other}() is not supported by slotel"))),
+            other => Err(bad(format!(
+                "function {other}() is not supported by slotel"
+            ))),
         }
     }
 
@@ -823,8 +850,12 @@ impl Evaluation {
                         Some(match op.as_str() {
                             "sum" => xs.iter().sum(),
                             "avg" => xs.iter().sum::<f64>() / xs.len() as f64,
-                            "min" => xs.iter().copied().fold(f64::INFINITY, |m, x| if x < m || m.is_nan() { x } else { m }),
-                            "max" => xs.iter().copied().fold(f64::NEG_INFINITY, |m, x| if x > m || m.is_nan() { x } else { m }),
+                            "min" => xs.iter().copied().fold(f64::INFINITY, |m, x| {
+                                if x < m || m.is_nan() { x } else { m }
+                            }),
+                            "max" => xs.iter().copied().fold(f64::NEG_INFINITY, |m, x| {
+                                if x > m || m.is_nan() { x } else { m }
+                            }),
                             _ => xs.len() as f64,
                         })
                     })
@@ -845,13 +876,39 @@ impl Evaluation {
             (Value::Scalar(l), Value::Scalar(r)) => Ok(Value::Scalar(
                 l.iter()
                     .zip(&r)
-                    .map(|(&x, &y)| apply(&op, x, y).map_or(0.0, |(v, keep)| if comparison { f64::from(u8::from(keep)) } else { v }))
+                    .map(|(&x, &y)| {
+                        apply(&op, x, y).map_or(0.0, |(v, keep)| {
+                            if comparison {
+                                f64::from(u8::from(keep))
+                            } else {
+                                v
+                            }
+                        })
+                    })
                     .collect(),
             )),
-            (Value::Vector(v), Value::Scalar(s)) => Ok(Value::Vector(scalar_op(v, &s, &op, comparison, return_bool, false))),
-            (Value::Scalar(s), Value::Vector(v)) => Ok(Value::Vector(scalar_op(v, &s, &op, comparison, return_bool, true))),
-            (Value::Vector(l), Value::Vector(r)) => self.vector_op(b, &op, l, r, comparison, return_bool),
-            _ => Err(bad(format!("operator {op} needs scalars or instant vectors"))),
+            (Value::Vector(v), Value::Scalar(s)) => Ok(Value::Vector(scalar_op(
+                v,
+                &s,
+                &op,
+                comparison,
+                return_bool,
+                false,
+            ))),
+            (Value::Scalar(s), Value::Vector(v)) => Ok(Value::Vector(scalar_op(
+                v,
+                &s,
+                &op,
+                comparison,
+                return_bool,
+                true,
+            ))),
+            (Value::Vector(l), Value::Vector(r)) => {
+                self.vector_op(b, &op, l, r, comparison, return_bool)
+            }
+            _ => Err(bad(format!(
+                "operator {op} needs scalars or instant vectors"
+            ))),
         }
     }
 
@@ -867,8 +924,13 @@ impl Evaluation {
         let modifier = b.modifier.as_ref();
         let matching = modifier.and_then(|m| m.matching.as_ref());
         if let Some(m) = modifier {
-            if matches!(m.card, VectorMatchCardinality::ManyToOne(_) | VectorMatchCardinality::OneToMany(_)) {
-                return Err(bad("group_left and group_right are not supported by slotel"));
+            if matches!(
+                m.card,
+                VectorMatchCardinality::ManyToOne(_) | VectorMatchCardinality::OneToMany(_)
+            ) {
+                return Err(bad(
+                    "group_left and group_right are not supported by slotel",
+                ));
             }
         }
         let signature = |labels: &Labels| -> Labels {
@@ -897,7 +959,9 @@ impl Evaluation {
                 right.entry(signature(&s.labels)).or_default().push(s);
             }
             let present = |sig: &Labels, i: usize| {
-                right.get(sig).is_some_and(|ss| ss.iter().any(|s| s.values[i].is_some()))
+                right
+                    .get(sig)
+                    .is_some_and(|ss| ss.iter().any(|s| s.values[i].is_some()))
             };
             let mut out: Vec<Series> = lhs
                 .iter()
@@ -910,7 +974,10 @@ impl Evaluation {
                             _ => s.values[i],
                         })
                         .collect();
-                    Series { labels: s.labels.clone(), values }
+                    Series {
+                        labels: s.labels.clone(),
+                        values,
+                    }
                 })
                 .collect();
             if op == "or" {
@@ -928,7 +995,10 @@ impl Evaluation {
                             if taken { None } else { s.values[i] }
                         })
                         .collect();
-                    out.push(Series { labels: s.labels.clone(), values });
+                    out.push(Series {
+                        labels: s.labels.clone(),
+                        values,
+                    });
                 }
             }
             out.retain(|s| s.values.iter().any(Option::is_some));
@@ -966,7 +1036,11 @@ impl Evaluation {
                     (Some(x), Some(y)) => {
                         let (v, keep) = apply(op, x, y)?;
                         if comparison {
-                            if return_bool { Some(f64::from(u8::from(keep))) } else { keep.then_some(x) }
+                            if return_bool {
+                                Some(f64::from(u8::from(keep)))
+                            } else {
+                                keep.then_some(x)
+                            }
                         } else {
                             Some(v)
                         }
@@ -1024,7 +1098,11 @@ fn scalar_op(
                     let (a, b) = if scalar_left { (s[i], x) } else { (x, s[i]) };
                     let (r, keep) = apply(op, a, b)?;
                     if comparison {
-                        if return_bool { Some(f64::from(u8::from(keep))) } else { keep.then_some(x) }
+                        if return_bool {
+                            Some(f64::from(u8::from(keep)))
+                        } else {
+                            keep.then_some(x)
+                        }
                     } else {
                         Some(r)
                     }
@@ -1075,8 +1153,16 @@ fn over_time(name: &str, samples: &[(i64, f64)], end: i64, range: i64) -> Option
             }
             let threshold = avg_step * 1.1;
             let mut interval = sampled;
-            interval += if to_start < threshold { to_start } else { avg_step / 2.0 };
-            interval += if to_end < threshold { to_end } else { avg_step / 2.0 };
+            interval += if to_start < threshold {
+                to_start
+            } else {
+                avg_step / 2.0
+            };
+            interval += if to_end < threshold {
+                to_end
+            } else {
+                avg_step / 2.0
+            };
             let mut factor = interval / sampled;
             if name == "rate" {
                 factor /= range as f64 / 1000.0;
@@ -1101,13 +1187,16 @@ pub fn format_value(v: f64) -> String {
 
 /// Parses a PromQL expression; errors are `bad_data`.
 pub fn parse(query: &str) -> Result<Expr, PromError> {
-    promql_parser::parser::parse(query).map_err(|e| bad(format!("invalid parameter \"query\": {e}")))
+    promql_parser::parser::parse(query)
+        .map_err(|e| bad(format!("invalid parameter \"query\": {e}")))
 }
 
 /// Parses a selector of `match[]`.
 pub fn parse_selector(s: &str) -> Result<VectorSelector, PromError> {
     match parse(s)? {
         Expr::VectorSelector(v) => Ok(v),
-        _ => Err(bad(format!("invalid parameter \"match[]\": {s:?} is not a series selector"))),
+        _ => Err(bad(format!(
+            "invalid parameter \"match[]\": {s:?} is not a series selector"
+        ))),
     }
 }

@@ -97,7 +97,9 @@ fn definitions_batch(defs: &[Arc<SloDef>]) -> datafusion::error::Result<RecordBa
         text(&|d| d.name.clone()),
         text(&|d| d.service.clone()),
         text(&|d| d.description.clone().unwrap_or_default()),
-        Arc::new(Float64Array::from_iter_values(defs.iter().map(|d| d.objective))) as ArrayRef,
+        Arc::new(Float64Array::from_iter_values(
+            defs.iter().map(|d| d.objective),
+        )) as ArrayRef,
         text(&|d| d.window.to_string()),
         text(&|d| d.budgeting.name().to_string()),
         text(&|d| serde_json::to_string(&d.labels).unwrap_or_default()),
@@ -125,9 +127,8 @@ async fn context(
     let empty = || MemTable::try_new(table_schema(), vec![vec![]]);
     match store {
         Some(store) => {
-            let url = url::Url::parse(TABLES_URL).map_err(|e| {
-                datafusion::error::DataFusionError::External(Box::new(e))
-            })?;
+            let url = url::Url::parse(TABLES_URL)
+                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
             ctx.register_object_store(&url, Arc::clone(store.objects()));
             for (name, table) in [("sli_minute_flushed", SLI_MINUTE), (SLI_HOUR, SLI_HOUR)] {
                 // Only this tenant's folder: other tenants' files are not reachable.
@@ -181,9 +182,7 @@ pub async fn run(
             .sql_with_options(query, options)
             .await
             .map_err(invalid)?;
-        let df = df
-            .limit(0, Some(limits.max_rows + 1))
-            .map_err(invalid)?;
+        let df = df.limit(0, Some(limits.max_rows + 1)).map_err(invalid)?;
         df.collect().await.map_err(invalid)
     };
     let batches = tokio::time::timeout(limits.timeout, work)
@@ -215,8 +214,8 @@ pub fn to_arrow_ipc(batches: &[RecordBatch]) -> Result<Vec<u8>, SqlError> {
         .first()
         .map(RecordBatch::schema)
         .unwrap_or_else(|| Arc::new(Schema::empty()));
-    let mut writer =
-        datafusion::arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &schema).map_err(invalid)?;
+    let mut writer = datafusion::arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &schema)
+        .map_err(invalid)?;
     for b in batches {
         writer.write(b).map_err(invalid)?;
     }

@@ -153,9 +153,9 @@ fn live_files(files: &[(Path, FileRange)]) -> Vec<(Path, FileRange)> {
     files
         .iter()
         .filter(|(_, r)| {
-            !files.iter().any(|(_, o)| {
-                o != r && o.first <= r.first && r.last <= o.last
-            })
+            !files
+                .iter()
+                .any(|(_, o)| o != r && o.first <= r.first && r.last <= o.last)
         })
         .cloned()
         .collect()
@@ -256,15 +256,17 @@ pub fn merge_rows(rows: impl IntoIterator<Item = MinuteRow>, bucket: i64) -> Vec
     }
     merged
         .into_iter()
-        .map(|((tenant, slo, group, minute), (good, bad, total))| MinuteRow {
-            tenant,
-            slo,
-            group,
-            minute,
-            good,
-            bad,
-            total,
-        })
+        .map(
+            |((tenant, slo, group, minute), (good, bad, total))| MinuteRow {
+                tenant,
+                slo,
+                group,
+                minute,
+                good,
+                bad,
+                total,
+            },
+        )
         .collect()
 }
 
@@ -338,10 +340,7 @@ impl Store {
     }
 
     fn partition(table: &str, tenant: &str, day: i64) -> Path {
-        Path::from(format!(
-            "{table}/tenant={tenant}/date={}",
-            date_of_day(day)
-        ))
+        Path::from(format!("{table}/tenant={tenant}/date={}", date_of_day(day)))
     }
 
     /// Held by a query that reads both the engine's tail and the files: no flush moves
@@ -417,17 +416,22 @@ impl Store {
     }
 
     /// The partitions of `table` (per tenant, when given) and their Unix day.
-    async fn partitions(&self, table: &str, tenant: Option<&str>) -> Result<Vec<(String, i64, Path)>> {
+    async fn partitions(
+        &self,
+        table: &str,
+        tenant: Option<&str>,
+    ) -> Result<Vec<(String, i64, Path)>> {
         let storage = |e: object_store::Error| Error::Storage(e.to_string());
         let mut out = Vec::new();
         let tenants = match tenant {
             Some(t) => vec![Path::from(format!("{table}/tenant={t}"))],
-            None => self
-                .objects
-                .list_with_delimiter(Some(&Path::from(table)))
-                .await
-                .map_err(storage)?
-                .common_prefixes,
+            None => {
+                self.objects
+                    .list_with_delimiter(Some(&Path::from(table)))
+                    .await
+                    .map_err(storage)?
+                    .common_prefixes
+            }
         };
         for tp in tenants {
             let Some(t) = tp.filename().and_then(|s| segment_value(s, "tenant")) else {
@@ -496,7 +500,10 @@ impl Store {
         hi: i64,
         mut each: impl FnMut(Vec<MinuteRow>),
     ) -> Result<ScanStats> {
-        let (lo_day, hi_day) = ((lo * 60).div_euclid(SECONDS_PER_DAY), (hi * 60).div_euclid(SECONDS_PER_DAY));
+        let (lo_day, hi_day) = (
+            (lo * 60).div_euclid(SECONDS_PER_DAY),
+            (hi * 60).div_euclid(SECONDS_PER_DAY),
+        );
         let mut stats = ScanStats::default();
         for (t, day, dir) in self.partitions(table, tenant).await? {
             if day < lo_day || day > hi_day {
@@ -545,7 +552,13 @@ impl Store {
         Ok(())
     }
 
-    async fn compact(&self, tenant: &str, day: i64, dir: &Path, files: &[(Path, FileRange)]) -> Result<()> {
+    async fn compact(
+        &self,
+        tenant: &str,
+        day: i64,
+        dir: &Path,
+        files: &[(Path, FileRange)],
+    ) -> Result<()> {
         let mut rows = Vec::new();
         let mut read = Vec::new();
         for (path, range) in files {
@@ -562,9 +575,7 @@ impl Store {
         let (Some(first), Some(_)) = (read.first().map(|(_, r)| r.first), read.last()) else {
             return Ok(());
         };
-        let contiguous = files
-            .iter()
-            .all(|(p, _)| read.iter().any(|(q, _)| q == p));
+        let contiguous = files.iter().all(|(p, _)| read.iter().any(|(q, _)| q == p));
         if !contiguous {
             return Ok(());
         }
@@ -579,8 +590,12 @@ impl Store {
         let hourly = merge_rows(merged, 60);
         let hour_dir = Self::partition(SLI_HOUR, tenant, day);
         let old = self.files(&hour_dir).await?;
-        self.write_file(&hour_dir, &hourly, old.first().map(|(_, r)| r.first).or(Some(0)))
-            .await?;
+        self.write_file(
+            &hour_dir,
+            &hourly,
+            old.first().map(|(_, r)| r.first).or(Some(0)),
+        )
+        .await?;
         for (path, _) in old {
             let _ = self.objects.delete(&path).await;
         }
@@ -612,7 +627,9 @@ impl Store {
                 .await
                 .map_err(|e| Error::Storage(e.to_string()))?;
         }
-        self.stats.partitions_expired.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .partitions_expired
+            .fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -683,8 +700,16 @@ mod tests {
         other.tenant = "t2".into();
         let rows = vec![row("a", D0 + 1, 9, 10), row("a", D0 + DAY + 1, 5, 5), other];
         assert!(s.write_minutes(rows.clone()).await.is_empty());
-        assert!(dir.path().join("sli_minute/tenant=t1/date=2024-10-04").is_dir());
-        assert!(dir.path().join("sli_minute/tenant=t1/date=2024-10-05").is_dir());
+        assert!(
+            dir.path()
+                .join("sli_minute/tenant=t1/date=2024-10-04")
+                .is_dir()
+        );
+        assert!(
+            dir.path()
+                .join("sli_minute/tenant=t1/date=2024-10-05")
+                .is_dir()
+        );
         let (got, stats) = read_all(&s).await;
         assert_eq!(stats.files, 3);
         let mut want = rows;
@@ -711,14 +736,20 @@ mod tests {
         let (after, stats) = read_all(&s).await;
         assert_eq!(before, after);
         assert_eq!(stats.files, 1);
-        assert_eq!(after.iter().find(|r| r.minute == D0 + 61).unwrap().total, 10);
+        assert_eq!(
+            after.iter().find(|r| r.minute == D0 + 61).unwrap().total,
+            10
+        );
         // The day closes: one file stays, and the hours are rolled up.
         s.maintain(D0 / DAY + 1).await.unwrap();
         let mut hours = Vec::new();
         s.scan(SLI_HOUR, None, 0, i64::MAX / 120, |r| hours.extend(r))
             .await
             .unwrap();
-        let hours: Vec<_> = hours.iter().map(|r| (r.minute - D0, r.good, r.total)).collect();
+        let hours: Vec<_> = hours
+            .iter()
+            .map(|r| (r.minute - D0, r.good, r.total))
+            .collect();
         assert_eq!(hours, [(0, 5, 5), (60, 5, 10)]);
     }
 
@@ -734,7 +765,9 @@ mod tests {
         let part = Path::from("sli_minute/tenant=t1/date=2024-10-04");
         let files = s.files(&part).await.unwrap();
         let first = files[0].1.first;
-        s.write_file(&part, &[row("a", D0, 3, 3)], Some(first)).await.unwrap();
+        s.write_file(&part, &[row("a", D0, 3, 3)], Some(first))
+            .await
+            .unwrap();
         let (got, stats) = read_all(&s).await;
         assert_eq!(stats.files, 1);
         assert_eq!(got, vec![row("a", D0, 3, 3)]);
@@ -747,7 +780,10 @@ mod tests {
         s.write_minutes(vec![row("a", D0, 1, 1)]).await;
         s.write_minutes(vec![row("a", D0, 2, 2)]).await;
         let part = dir.path().join("sli_minute/tenant=t1/date=2024-10-04");
-        let mut names: Vec<_> = std::fs::read_dir(&part).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut names: Vec<_> = std::fs::read_dir(&part)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         names.sort();
         // Truncate the first file.
         let bytes = std::fs::read(&names[0]).unwrap();
@@ -757,7 +793,12 @@ mod tests {
         assert_eq!(got, vec![row("a", D0, 2, 2)]);
         assert_eq!(s.stats().corrupt_files.load(Ordering::Relaxed), 1);
         // It was moved aside: the next read does not meet it, and compaction goes on.
-        assert!(dir.path().join("quarantine").join(names[0].strip_prefix(dir.path()).unwrap()).is_file());
+        assert!(
+            dir.path()
+                .join("quarantine")
+                .join(names[0].strip_prefix(dir.path()).unwrap())
+                .is_file()
+        );
         assert_eq!(read_all(&s).await.1.corrupt, 0);
         s.maintain(D0 / DAY).await.unwrap();
         assert_eq!(read_all(&s).await.0, vec![row("a", D0, 2, 2)]);

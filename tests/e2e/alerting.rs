@@ -3,13 +3,13 @@
 //! firing page with slotel's labels, tickets are inhibited on `severity` while it fires,
 //! the API lists the alerts, and after a restart the resolve is still delivered.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use prost::Message;
 use serde_json::Value;
 
-use crate::harness::{DEADLINE, Server, eventually};
+use crate::harness::{DEADLINE, Server, eventually, spawn_listening};
 use crate::malformed::request;
 
 const SLOS: &str = r#"
@@ -38,7 +38,6 @@ impl Drop for Alertmanager {
 }
 
 async fn start_alertmanager() -> Alertmanager {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("alertmanager.yml");
     std::fs::write(
@@ -47,54 +46,19 @@ async fn start_alertmanager() -> Alertmanager {
          inhibit_rules:\n  - source_matchers: [severity=\"page\"]\n    target_matchers: [severity=\"ticket\"]\n    equal: [slo, tenant]\n",
     )
     .unwrap();
-    // Port 0: Alertmanager logs the address it bound, which is read from its log.
-    let mut child = Command::new("prometheus-alertmanager")
-        .arg(format!("--config.file={}", config.display()))
+    let mut cmd = Command::new("prometheus-alertmanager");
+    cmd.arg(format!("--config.file={}", config.display()))
         .arg(format!(
             "--storage.path={}",
             dir.path().join("data").display()
         ))
         .arg("--web.listen-address=127.0.0.1:0")
-        .arg("--cluster.listen-address=")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("prometheus-alertmanager runs (./scripts/test installs it)");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line.contains("msg=\"Listening on\"")
-                && let Some(addr) = line.split("address=").nth(1)
-            {
-                let _ = tx.send(addr.trim().to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(DEADLINE)
-        .expect("Alertmanager reported its address");
-    let am = Alertmanager {
+        .arg("--cluster.listen-address=");
+    let (child, url) = spawn_listening(cmd, "/-/ready").await;
+    Alertmanager {
         child,
-        url: format!("http://{addr}"),
+        url,
         _dir: dir,
-    };
-    let http = reqwest::Client::new();
-    let start = Instant::now();
-    loop {
-        if let Ok(r) = http.get(format!("{}/-/ready", am.url)).send().await
-            && r.status().is_success()
-        {
-            return am;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "Alertmanager did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

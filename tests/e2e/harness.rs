@@ -219,7 +219,12 @@ impl Server {
     /// Runs SQL as `tenant`; returns the status and the JSON body.
     pub async fn sql_as(&self, tenant: Option<&str>, query: &str) -> (u16, Value) {
         let (status, _, body) = self
-            .post_as(tenant, "/api/v1/sql", &serde_json::json!({ "query": query }), None)
+            .post_as(
+                tenant,
+                "/api/v1/sql",
+                &serde_json::json!({ "query": query }),
+                None,
+            )
             .await;
         (status, serde_json::from_slice(&body).unwrap())
     }
@@ -400,4 +405,44 @@ pub fn loadtest_bin() -> PathBuf {
     assert!(status.success(), "building loadtest failed");
     assert!(bin.exists(), "{} was not built", bin.display());
     bin
+}
+
+/// Spawns a Prometheus-family server (Prometheus, Alertmanager) told to listen on port 0,
+/// and reads the address it bound from its log; polls `ready_path` until it answers.
+pub async fn spawn_listening(mut command: Command, ready_path: &str) -> (Child, String) {
+    use std::io::BufRead;
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server runs (./scripts/test installs it)");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("msg=\"Listening on\"")
+                && let Some(addr) = line.split("address=").nth(1)
+            {
+                let _ = tx.send(addr.trim().to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(DEADLINE)
+        .expect("the server reported its address");
+    let url = format!("http://{addr}");
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = http.get(format!("{url}{ready_path}")).send().await
+            && r.status().is_success()
+        {
+            return (child, url);
+        }
+        assert!(start.elapsed() < DEADLINE, "{url} did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -8,6 +8,7 @@ mod ingest;
 mod loadtest;
 mod malformed;
 mod otel_sdk;
+mod prometheus;
 mod reload;
 mod rust_sdk;
 mod storage;

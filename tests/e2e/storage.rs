@@ -37,7 +37,9 @@ fn stable(mut status: Value) -> Value {
 }
 
 async fn rows_written(server: &Server) -> f64 {
-    server.metric("slotel_storage_rows_written_total", &[]).await
+    server
+        .metric("slotel_storage_rows_written_total", &[])
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -48,9 +50,7 @@ async fn status_survives_a_restart_and_sql_reads_flushed_and_unflushed_rows() {
     server.send_spans(Some("team-a"), "api", 7, 3).await;
     server.slo_when_total("api", 100).await;
     server.slo_when_total("web", 40).await;
-    server
-        .slo_when_total_as(Some("team-a"), "api", 10)
-        .await;
+    server.slo_when_total_as(Some("team-a"), "api", 10).await;
 
     // Flushed or not, SQL counts every event once.
     let q = "SELECT slo, sum(good) AS good, sum(bad) AS bad, sum(total) AS total \
@@ -83,7 +83,10 @@ async fn status_survives_a_restart_and_sql_reads_flushed_and_unflushed_rows() {
     assert_eq!(again, rows);
     // Another tenant sees only its own rows.
     let (_, team_a) = server
-        .sql_as(Some("team-a"), "SELECT sum(total) AS total, sum(bad) AS bad FROM sli_minute")
+        .sql_as(
+            Some("team-a"),
+            "SELECT sum(total) AS total, sum(bad) AS bad FROM sli_minute",
+        )
         .await;
     assert_eq!(team_a, json!([{ "total": 10, "bad": 3 }]));
     let (_, nobody) = server
@@ -117,7 +120,11 @@ async fn status_survives_a_restart_and_sql_reads_flushed_and_unflushed_rows() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(ctype, "application/vnd.apache.arrow.stream");
-    assert_eq!(&body[..4], &[0xff; 4], "an IPC stream starts with a continuation marker");
+    assert_eq!(
+        &body[..4],
+        &[0xff; 4],
+        "an IPC stream starts with a continuation marker"
+    );
 
     let before = (
         stable(server.slo("api").await),
@@ -185,7 +192,11 @@ async fn a_corrupt_file_is_skipped_and_a_failing_write_keeps_the_rows() {
     server.send_spans(None, "api", 8, 2).await;
     server.slo_when_total("api", 10).await;
     eventually("the write did not fail", || async {
-        (server.metric("slotel_storage_write_errors_total", &[]).await >= 1.0).then_some(())
+        (server
+            .metric("slotel_storage_write_errors_total", &[])
+            .await
+            >= 1.0)
+            .then_some(())
     })
     .await;
     // Reads go on: the API and SQL answer from memory.
@@ -208,7 +219,9 @@ async fn a_corrupt_file_is_skipped_and_a_failing_write_keeps_the_rows() {
     server.restart();
     assert_eq!(server.slo("api").await["total_events"], 10);
     assert_eq!(
-        server.metric("slotel_storage_corrupt_files_total", &[]).await,
+        server
+            .metric("slotel_storage_corrupt_files_total", &[])
+            .await,
         1.0
     );
     assert!(

@@ -1,0 +1,215 @@
+//! The Prometheus-compatible API, checked with Prometheus' own tools: `promtool query`
+//! against `/prometheus`, and a real Prometheus (Debian's) scraping `/metrics` with the
+//! SLO series on, whose answers must equal slotel's.
+
+use std::process::{Child, Command};
+
+use serde_json::Value;
+
+use crate::harness::{Server, budget_remaining, eventually, spawn_listening};
+
+const SLOS: &str = r#"
+slos:
+  - name: api
+    service: api
+    objective: 99
+    window: 30d
+    labels: { team: payments }
+    sli: { spans: { good: { status: not_error } } }
+"#;
+
+fn promtool(args: &[&str]) -> String {
+    let out = Command::new("promtool")
+        .args(args)
+        .output()
+        .expect("promtool runs (./scripts/test installs Debian's prometheus)");
+    assert!(
+        out.status.success(),
+        "promtool {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The values of promtool's output lines `VALUE @[TIME]` (range) or `… => VALUE @[TIME]`
+/// (instant), with their times.
+fn values(out: &str) -> Vec<(String, f64)> {
+    out.lines()
+        .filter_map(|l| {
+            let (left, time) = l.split_once(" @[")?;
+            let value = left.rsplit("=> ").next()?.trim().to_string();
+            Some((value, time.trim_end_matches(']').parse().ok()?))
+        })
+        .collect()
+}
+
+fn now_s() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn promtool_queries_get_exact_values() {
+    let server = Server::start(SLOS);
+    let before = now_s();
+    server.send_spans(None, "api", 90, 10).await;
+    let after = now_s();
+    server.slo_when_total("api", 100).await;
+    let url = format!("{}/prometheus", server.api);
+
+    let out = promtool(&[
+        "query",
+        "instant",
+        &url,
+        r#"slotel_slo_sli{slo="api",window="30d"}"#,
+    ]);
+    assert!(
+        out.starts_with(r#"slotel_slo_sli{service="api", slo="api", team="payments", tenant="default", window="30d"} => 0.9 @["#),
+        "{out}"
+    );
+    let out = promtool(&[
+        "query",
+        "instant",
+        &url,
+        r#"slotel_slo_error_budget_remaining{slo="api"}"#,
+    ]);
+    assert_eq!(
+        values(&out)[0].0,
+        format!("{}", budget_remaining(90, 100, 99.0))
+    );
+    let out = promtool(&[
+        "query",
+        "instant",
+        &url,
+        r#"sum by (team) (slotel_slo_events_rate{window="30d"}) * 2592000"#,
+    ]);
+    assert!(out.starts_with(r#"{team="payments"} => 100 @["#), "{out}");
+
+    // A range over the minutes around the traffic: zero before its minute, 100 from it.
+    let end = after.ceil();
+    let start = end - 180.0;
+    let out = promtool(&[
+        "query",
+        "range",
+        &format!("--start={start}"),
+        &format!("--end={end}"),
+        "--step=1m",
+        &url,
+        r#"slotel_slo_events_rate{slo="api",window="30d"} * 2592000"#,
+    ]);
+    let points = values(&out);
+    assert_eq!(points.len(), 4, "{out}");
+    let minute = |t: f64| (t / 60.0).floor();
+    for (value, t) in points {
+        if minute(t) >= minute(after) {
+            assert_eq!(value, "100", "at {t}: {out}");
+        } else if minute(t) < minute(before) {
+            assert_eq!(value, "0", "at {t}: {out}");
+        }
+    }
+}
+
+/// A running Prometheus, killed on drop.
+struct Prometheus {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_prometheus(target: &str) -> Prometheus {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: slotel\n    static_configs:\n      - targets: [\"{target}\"]\n"
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new("prometheus");
+    cmd.arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg("--web.listen-address=127.0.0.1:0");
+    let (child, url) = spawn_listening(cmd, "/-/ready").await;
+    Prometheus {
+        child,
+        url,
+        _dir: dir,
+    }
+}
+
+async fn instant(base: &str, expr: &str) -> Vec<Value> {
+    let body: Value = reqwest::Client::new()
+        .get(format!("{base}/api/v1/query"))
+        .query(&[("query", expr)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["status"], "success", "{body}");
+    body["data"]["result"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_prometheus_scrapes_the_slo_series_and_agrees_with_slotel() {
+    let server = Server::start_with(SLOS, "api:\n  slo_series_in_metrics: true\n");
+    server.send_spans(None, "api", 97, 3).await;
+    let status = server.slo_when_total("api", 100).await;
+    let prometheus = start_prometheus(server.api.trim_start_matches("http://")).await;
+
+    // Windows that the traffic stays in while the test runs.
+    for expr in [
+        r#"slotel_slo_sli{slo="api",window="30d"}"#,
+        r#"slotel_slo_error_budget_remaining{slo="api"}"#,
+        r#"slotel_slo_burn_rate{slo="api",window="3d"}"#,
+        r#"slotel_slo_objective{slo="api"}"#,
+    ] {
+        let scraped = eventually(&format!("Prometheus has no {expr}"), || async {
+            instant(&prometheus.url, expr).await.into_iter().next()
+        })
+        .await;
+        let own = instant(&format!("{}/prometheus", server.api), expr).await;
+        assert_eq!(own.len(), 1, "{expr}");
+        assert_eq!(scraped["metric"]["__name__"], own[0]["metric"]["__name__"]);
+        for label in ["slo", "service", "tenant", "team"] {
+            assert_eq!(scraped["metric"][label], own[0]["metric"][label], "{expr}");
+        }
+        assert_eq!(scraped["value"][1], own[0]["value"][1], "{expr}");
+    }
+    // And the same numbers as the REST status.
+    let sli = instant(&prometheus.url, r#"slotel_slo_sli{slo="api",window="30d"}"#).await;
+    assert_eq!(
+        sli[0]["value"][1].as_str().unwrap().parse::<f64>().unwrap(),
+        status["sli"].as_f64().unwrap()
+    );
+    let remaining = instant(
+        &prometheus.url,
+        r#"slotel_slo_error_budget_remaining{slo="api"}"#,
+    )
+    .await;
+    assert_eq!(
+        remaining[0]["value"][1]
+            .as_str()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap(),
+        status["error_budget_remaining"].as_f64().unwrap()
+    );
+    // The scrape itself is healthy.
+    let up = instant(&prometheus.url, r#"up{job="slotel"}"#).await;
+    assert_eq!(up[0]["value"][1], "1");
+}
