@@ -123,7 +123,7 @@ struct SavedState {
 }
 
 /// Where an alert is.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum AlertState {
     /// The condition does not hold.
@@ -166,7 +166,7 @@ pub struct Transition {
 }
 
 /// An alert as notifiers and the API show it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Alert {
     /// Firing or pending.
     #[serde(flatten)]

@@ -1091,6 +1091,20 @@ pub fn status_at(
         error_budget_remaining: primary.error_budget_remaining,
         error_budget_events: primary.error_budget_events,
         error_budget_consumed: primary.error_budget_consumed,
+        state: match primary.error_budget_remaining {
+            None => "no_data",
+            Some(r) if r <= 0.0 => "exhausted",
+            Some(r)
+                if r < if def.freeze_below > 0.0 {
+                    def.freeze_below
+                } else {
+                    0.25
+                } =>
+            {
+                "at_risk"
+            }
+            Some(_) => "ok",
+        },
         burn_rates: primary.burn_rates,
         budget_exhaustion_seconds: primary.budget_exhaustion_seconds,
         objectives,

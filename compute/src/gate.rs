@@ -7,7 +7,7 @@ use crate::alert::{Alert, AlertState};
 use crate::status::SloStatus;
 
 /// The gate's answer for one SLO.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Gate {
     /// The SLO.
     pub slo: String,

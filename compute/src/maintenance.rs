@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::SloDef;
 
 /// A maintenance window as configured or posted to the API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MaintenanceWindow {
     /// Unique per tenant.
@@ -19,8 +19,10 @@ pub struct MaintenanceWindow {
     #[serde(default = "default_tenant")]
     pub tenant: String,
     /// Start, RFC 3339.
+    #[schema(format = DateTime)]
     pub start: String,
     /// End, RFC 3339.
+    #[schema(format = DateTime)]
     pub end: String,
     /// SLOs it covers, by name.
     #[serde(default)]

@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde::ser::SerializeMap;
 
 /// An SLO's status, as the REST API returns it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SloStatus {
     /// The SLO's name.
     pub name: String,
@@ -28,6 +28,7 @@ pub struct SloStatus {
     /// Where the window begins now (RFC 3339).
     pub window_start: String,
     /// `occurrences`, `timeslices` or `ratio_timeslices`.
+    #[schema(value_type = String)]
     pub budgeting: &'static str,
     /// Good events in the window.
     pub good_events: u64,
@@ -53,11 +54,18 @@ pub struct SloStatus {
     /// The fraction of the budget spent: `bad / error_budget_events` (above 1 when
     /// overspent); `None` without events.
     pub error_budget_consumed: Option<f64>,
+    /// `no_data` (no events in the window), `exhausted` (no budget left), `at_risk`
+    /// (less budget left than the freeze threshold, or 25% when the SLO sets none) or
+    /// `ok`.
+    #[schema(value_type = String)]
+    pub state: &'static str,
     /// Burn rate per window (`5m` … `3d` and the SLO window); `None` where the window
     /// had no events.
+    #[schema(value_type = BTreeMap<String, Option<f64>>)]
     pub burn_rates: BurnRates,
     /// Seconds until the budget is spent at the current 1h and 6h burn rates; 0 when it is
     /// spent already, `None` when not burning.
+    #[schema(value_type = BTreeMap<String, Option<f64>>)]
     pub budget_exhaustion_seconds: BurnRates,
     /// Every objective of the SLO, the primary (whose numbers are above) first.
     pub objectives: Vec<ObjectiveStatus>,
@@ -79,7 +87,7 @@ pub struct SloStatus {
 }
 
 /// One group of a grouped SLO, by the SLO's primary objective.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct GroupStatus {
     /// The group's attribute values (`__overflow__` for the overflow group).
     pub group: std::collections::BTreeMap<String, String>,
@@ -92,11 +100,12 @@ pub struct GroupStatus {
     /// The group's budget left.
     pub error_budget_remaining: Option<f64>,
     /// The group's burn rates.
+    #[schema(value_type = BTreeMap<String, Option<f64>>)]
     pub burn_rates: BurnRates,
 }
 
 /// The budget of one objective.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ObjectiveStatus {
     /// The objective's name.
     pub name: String,
@@ -109,8 +118,10 @@ pub struct ObjectiveStatus {
     /// The fraction of the budget spent.
     pub error_budget_consumed: Option<f64>,
     /// Burn rate per window.
+    #[schema(value_type = BTreeMap<String, Option<f64>>)]
     pub burn_rates: BurnRates,
     /// Seconds until the budget is spent at the 1h and 6h burn rates.
+    #[schema(value_type = BTreeMap<String, Option<f64>>)]
     pub budget_exhaustion_seconds: BurnRates,
 }
 

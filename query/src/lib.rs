@@ -14,25 +14,24 @@ pub mod store;
 pub mod exposition;
 pub mod prometheus;
 pub mod promql;
+pub mod rest;
 
 pub use source::{ApiOptions, QueryEngine};
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use prometheus_client::registry::Registry;
 use serde_json::json;
+use slotel_compute::Engine;
 use slotel_compute::alert::Evaluator;
-use slotel_compute::gate::{self, Gate};
-use slotel_compute::maintenance::MaintenanceWindow;
-use slotel_compute::{Engine, SloStatus};
+use slotel_proto::TENANT_HEADER;
 use slotel_proto::auth::{Auth, AuthError};
-use slotel_proto::{TENANT_HEADER, Tenant};
 use std::sync::Mutex;
 
 /// Reloads the SLO files: the number of SLOs loaded, or every problem found.
@@ -95,38 +94,43 @@ pub fn router(ctx: ApiContext) -> Router {
         store,
         options,
     };
+    let gates = (Arc::clone(&engine), Arc::clone(&alerts));
     let api = Router::new()
-        .route("/api/v1/slos", get(list_slos))
-        .route("/api/v1/slos/{name}", get(get_slo))
-        .with_state(Arc::clone(&engine))
-        .route("/api/v1/reload", post(reload_slos).with_state(reload))
-        .route(
-            "/api/v1/alerts",
-            get(list_alerts).with_state(Arc::clone(&alerts)),
-        )
-        .route(
-            "/api/v1/slos/{name}/gate",
-            get(slo_gate).with_state((Arc::clone(&engine), Arc::clone(&alerts))),
-        )
-        .route(
-            "/api/v1/services/{service}/gate",
-            get(service_gate).with_state((Arc::clone(&engine), alerts)),
-        )
+        .route("/api/v1/slos", get(rest::list_slos))
+        .route("/api/v1/slos/{name}", get(rest::get_slo))
+        .route("/api/v1/slos/{name}/groups", get(rest::slo_groups))
         .route(
             "/api/v1/maintenance",
-            get(list_maintenance)
-                .post(put_maintenance)
-                .with_state(Arc::clone(&engine)),
+            get(rest::list_maintenance).post(rest::put_maintenance),
         )
         .route(
             "/api/v1/maintenance/{name}",
-            axum::routing::delete(delete_maintenance).with_state(Arc::clone(&engine)),
+            axum::routing::delete(rest::delete_maintenance),
         )
-        .route("/api/v1/sql", post(run_sql).with_state(source.clone()))
+        .with_state(Arc::clone(&engine))
+        .route(
+            "/api/v1/slos/{name}/series",
+            get(rest::slo_series).with_state(source.clone()),
+        )
+        .route("/api/v1/reload", post(rest::reload_slos).with_state(reload))
+        .route("/api/v1/alerts", get(rest::list_alerts).with_state(alerts))
+        .route(
+            "/api/v1/slos/{name}/gate",
+            get(rest::slo_gate).with_state(gates.clone()),
+        )
+        .route(
+            "/api/v1/services/{service}/gate",
+            get(rest::service_gate).with_state(gates),
+        )
+        .route(
+            "/api/v1/sql",
+            post(rest::run_sql).with_state(source.clone()),
+        )
         .nest("/prometheus", prometheus::routes(source.clone()))
         .layer(middleware::from_fn_with_state(Arc::new(auth), tenant));
     Router::new()
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(rest::healthz))
+        .route("/api/v1/openapi.json", get(rest::openapi))
         .route(
             "/metrics",
             get(metrics).with_state((registry, options.slo_series_in_metrics.then_some(source))),
@@ -143,7 +147,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
             status,
             message: message.into(),
@@ -208,182 +212,8 @@ async fn metrics(
     resp
 }
 
-/// `POST /api/v1/sql` with `{"query": "..."}`: JSON rows, or an Arrow IPC stream when
-/// the `Accept` header asks for `application/vnd.apache.arrow.stream`.
-async fn run_sql(
-    State(source): State<QueryEngine>,
-    Extension(t): Extension<Tenant>,
-    headers: axum::http::HeaderMap,
-    Json(body): Json<SqlRequest>,
-) -> Response {
-    let arrow = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains(ARROW_STREAM));
-    let batches = match source.sql(&t, &body.query).await {
-        Ok(b) => b,
-        Err(e) => {
-            let status = match e {
-                sql::SqlError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            return ApiError::new(status, e.to_string()).into_response();
-        }
-    };
-    let (body, content_type) = if arrow {
-        (sql::to_arrow_ipc(&batches), ARROW_STREAM)
-    } else {
-        (sql::to_json(&batches), "application/json")
-    };
-    match body {
-        Ok(bytes) => ([(header::CONTENT_TYPE, content_type)], bytes).into_response(),
-        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    }
-}
-
-/// The Arrow IPC stream media type.
-const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
-
-/// The body of `POST /api/v1/sql`.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SqlRequest {
-    query: String,
-}
-
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
-}
-
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")
-}
-
-async fn reload_slos(
-    State(reload): State<Option<Reload>>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let reload =
-        reload.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "reload is not available"))?;
-    // Reading and parsing files blocks: keep it off the async workers.
-    let result = tokio::task::spawn_blocking(move || reload())
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    match result {
-        Ok(n) => Ok(Json(json!({ "status": "ok", "slos": n }))),
-        Err(problems) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("the SLO files are invalid; the previous SLOs stay loaded:\n{problems}"),
-        )),
-    }
-}
-
-async fn list_alerts(
-    State(alerts): State<Arc<Mutex<Evaluator>>>,
-    Extension(t): Extension<Tenant>,
-) -> Json<serde_json::Value> {
-    let active = alerts
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .active(Some(&t));
-    Json(json!({ "alerts": active }))
-}
-
-async fn list_maintenance(
-    State(engine): State<Arc<Engine>>,
-    Extension(t): Extension<Tenant>,
-) -> Json<serde_json::Value> {
-    Json(json!({ "maintenance": engine.maintenance().list(&t) }))
-}
-
-/// Adds or replaces a window of the caller's tenant (a tenant in the body is ignored).
-async fn put_maintenance(
-    State(engine): State<Arc<Engine>>,
-    Extension(t): Extension<Tenant>,
-    Json(mut window): Json<MaintenanceWindow>,
-) -> Result<Json<MaintenanceWindow>, ApiError> {
-    window.tenant = t.to_string();
-    engine
-        .maintenance()
-        .put(window.clone())
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
-    Ok(Json(window))
-}
-
-async fn delete_maintenance(
-    State(engine): State<Arc<Engine>>,
-    Extension(t): Extension<Tenant>,
-    Path(name): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    if engine.maintenance().remove(&t, &name) {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no maintenance window named {name:?} for tenant {:?}", &*t),
-        ))
-    }
-}
-
-type GateState = (Arc<Engine>, Arc<Mutex<Evaluator>>);
-
-async fn slo_gate(
-    State((engine, alerts)): State<GateState>,
-    Extension(t): Extension<Tenant>,
-    Path(name): Path<String>,
-) -> Result<Json<Gate>, ApiError> {
-    let status = engine
-        .status(&t, &name)
-        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
-    let active = alerts
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .active(Some(&t));
-    Ok(Json(gate::decide(&status, &active)))
-}
-
-async fn service_gate(
-    State((engine, alerts)): State<GateState>,
-    Extension(t): Extension<Tenant>,
-    Path(service): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let statuses: Vec<SloStatus> = engine
-        .statuses(&t)
-        .into_iter()
-        .filter(|s| s.service == service)
-        .collect();
-    if statuses.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no SLO of service {service:?} for tenant {:?}", &*t),
-        ));
-    }
-    let active = alerts
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .active(Some(&t));
-    let gates: Vec<Gate> = statuses.iter().map(|s| gate::decide(s, &active)).collect();
-    let allowed = gates.iter().all(|g| g.allowed);
-    Ok(Json(
-        json!({ "service": service, "allowed": allowed, "slos": gates }),
-    ))
-}
-
-async fn list_slos(
-    State(engine): State<Arc<Engine>>,
-    Extension(t): Extension<Tenant>,
-) -> Json<serde_json::Value> {
-    Json(json!({ "slos": engine.statuses(&t) }))
-}
-
-async fn get_slo(
-    State(engine): State<Arc<Engine>>,
-    Extension(t): Extension<Tenant>,
-    Path(name): Path<String>,
-) -> Result<Json<SloStatus>, ApiError> {
-    engine
-        .status(&t, &name)
-        .map(Json)
-        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))
 }
 
 #[cfg(test)]
@@ -392,6 +222,7 @@ mod tests {
     use axum::body::Body;
     use axum::http::Request;
     use slotel_compute::{ManualClock, spec::parse_native};
+    use slotel_proto::Tenant;
     use tower::ServiceExt;
 
     fn app() -> Router {
@@ -542,5 +373,69 @@ mod tests {
         // Health and metrics stay open for probes and scrapers.
         let (status, _) = get(app, "/healthz", None).await;
         assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn the_list_filters_and_sorts_and_the_series_steps_over_time() {
+        let now = 1_700_000_040_000_000_000u64; // a minute boundary
+        let engine = Arc::new(Engine::new(Arc::new(ManualClock::new(now as i64))));
+        let slos = "slos:
+  - { name: a, service: s, objective: 99, window: 1d, labels: { team: x }, sli: { spans: { good: { status: not_error } } } }
+  - { name: b, service: s2, objective: 99, window: 1d, sli: { spans: { good: { status: not_error } } } }
+  - { name: c, service: s, objective: 99, window: 1d, sli: { spans: { good: { status: not_error } } } }
+";
+        engine.load(parse_native(std::path::Path::new("t.yaml"), slos).unwrap());
+        let min = 60_000_000_000u64;
+        // a: 10 minutes ago 100 events, 1 bad; now 100 events, none bad.
+        engine.ingest(&spans(100, 1, now - 10 * min, 1));
+        engine.ingest(&spans(100, 0, now, 1000));
+        let app = || router(ApiContext::new(Arc::clone(&engine)));
+        let names = |body: &serde_json::Value| -> Vec<String> {
+            body["slos"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        // c counts the same spans as a (service s); b has no data.
+        let (_, body) = get(app(), "/api/v1/slos?service=s", None).await;
+        assert_eq!(names(&body), ["a", "c"]);
+        let (_, body) = get(app(), "/api/v1/slos?state=no_data", None).await;
+        assert_eq!(names(&body), ["b"]);
+        let (_, body) = get(app(), "/api/v1/slos?label=team=x", None).await;
+        assert_eq!(names(&body), ["a"]);
+        assert_eq!(body["slos"][0]["state"], "ok");
+        let (_, body) = get(app(), "/api/v1/slos?sort=budget_remaining", None).await;
+        assert_eq!(names(&body), ["a", "c", "b"]);
+        let (status, _) = get(app(), "/api/v1/slos?sort=random", None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+
+        let to = now / 1_000_000_000;
+        let uri = format!(
+            "/api/v1/slos/a/series?from={}&to={to}&step=5m",
+            to - 20 * 60
+        );
+        let (status, body) = get(app(), &uri, None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["step_seconds"], 300);
+        let points = body["points"].as_array().unwrap();
+        let events: Vec<(u64, u64)> = points
+            .iter()
+            .map(|p| {
+                (
+                    p["good_events"].as_u64().unwrap(),
+                    p["total_events"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(events, [(0, 0), (0, 0), (99, 100), (0, 0), (100, 100)]);
+        let slis: Vec<Option<f64>> = points.iter().map(|p| p["sli"].as_f64()).collect();
+        assert_eq!(slis, [None, None, Some(0.99), Some(0.99), Some(0.995)]);
+        assert_eq!(points[4]["burn_rates"]["5m"], 0.0);
+        let (status, _) = get(app(), "/api/v1/slos/nope/series", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = get(app(), "/api/v1/slos/a/series?from=tomorrow", None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 }

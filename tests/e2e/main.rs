@@ -7,6 +7,7 @@ mod harness;
 mod ingest;
 mod loadtest;
 mod malformed;
+mod openapi;
 mod otel_sdk;
 mod prometheus;
 mod reload;

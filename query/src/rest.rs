@@ -1,0 +1,723 @@
+//! The REST API under `/api/v1`, and its OpenAPI document, generated from these handlers
+//! and types by `utoipa`.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use slotel_compute::alert::{Alert, Evaluator};
+use slotel_compute::gate::{self, Gate};
+use slotel_compute::maintenance::MaintenanceWindow;
+use slotel_compute::model::BURN_RATE_WINDOWS;
+use slotel_compute::status::GroupStatus;
+use slotel_compute::window::MinuteCounts;
+use slotel_compute::{Engine, SloStatus, status_at};
+use slotel_proto::Tenant;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use crate::source::QueryEngine;
+use crate::{ApiError, Reload, sql};
+
+/// Most points a series reply holds.
+const MAX_POINTS: i64 = 11_000;
+
+/// An error reply.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Always `error`.
+    pub status: String,
+    /// What went wrong.
+    pub error: String,
+}
+
+fn bad_request(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
+}
+
+/// The SLOs of the caller's tenant.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SloList {
+    /// Their statuses.
+    pub slos: Vec<SloStatus>,
+}
+
+/// Filters and order of the SLO list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Only SLOs of this service.
+    pub service: Option<String>,
+    /// Only SLOs in this state.
+    pub state: Option<StateFilter>,
+    /// Only SLOs with these labels: `key=value`, several separated by commas.
+    #[param(pattern = "^[^=,]+=[^,]*(,[^=,]+=[^,]*)*$")]
+    pub label: Option<String>,
+    /// The order (default: by name).
+    pub sort: Option<SortKey>,
+}
+
+/// An SLO's state, as the list filters it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StateFilter {
+    /// Budget left above the SLO's threshold.
+    Ok,
+    /// Less budget left than the freeze threshold (or 25%).
+    AtRisk,
+    /// No budget left.
+    Exhausted,
+    /// No events in the window.
+    NoData,
+}
+
+impl StateFilter {
+    fn as_str(self) -> &'static str {
+        match self {
+            StateFilter::Ok => "ok",
+            StateFilter::AtRisk => "at_risk",
+            StateFilter::Exhausted => "exhausted",
+            StateFilter::NoData => "no_data",
+        }
+    }
+}
+
+/// The order of the SLO list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SortKey {
+    /// By name.
+    Name,
+    /// The least budget left first; SLOs without data last.
+    BudgetRemaining,
+    /// The fastest 1h burn first.
+    BurnRate,
+}
+
+/// `GET /api/v1/slos`
+#[utoipa::path(
+    get, path = "/api/v1/slos", tag = "slos",
+    params(ListParams),
+    responses(
+        (status = 200, description = "The SLOs of the caller's tenant", body = SloList),
+        (status = 400, description = "Invalid parameters or tenant", body = ErrorBody),
+        (status = 401, description = "A bearer token is required", body = ErrorBody),
+    )
+)]
+pub async fn list_slos(
+    State(engine): State<Arc<Engine>>,
+    Extension(t): Extension<Tenant>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<SloList>, ApiError> {
+    let Query(p) = params.map_err(bad_request)?;
+    let labels: Vec<(&str, &str)> = match &p.label {
+        Some(l) => l
+            .split(',')
+            .map(|kv| kv.split_once('=').ok_or(kv))
+            .collect::<Result<_, _>>()
+            .map_err(|kv| bad_request(format!("label {kv:?} is not key=value")))?,
+        None => Vec::new(),
+    };
+    let mut slos: Vec<SloStatus> = engine
+        .statuses(&t)
+        .into_iter()
+        .filter(|s| p.service.as_ref().is_none_or(|v| *v == s.service))
+        .filter(|s| p.state.is_none_or(|v| v.as_str() == s.state))
+        .filter(|s| {
+            labels
+                .iter()
+                .all(|(k, v)| s.labels.get(*k).is_some_and(|x| x == v))
+        })
+        .collect();
+    match p.sort.unwrap_or(SortKey::Name) {
+        SortKey::Name => {}
+        SortKey::BudgetRemaining => slos.sort_by(|a, b| {
+            let k = |s: &SloStatus| s.error_budget_remaining.unwrap_or(f64::INFINITY);
+            k(a).total_cmp(&k(b)).then_with(|| a.name.cmp(&b.name))
+        }),
+        SortKey::BurnRate => slos.sort_by(|a, b| {
+            let k = |s: &SloStatus| s.burn_rates.get("1h").unwrap_or(f64::NEG_INFINITY);
+            k(b).total_cmp(&k(a)).then_with(|| a.name.cmp(&b.name))
+        }),
+    }
+    Ok(Json(SloList { slos }))
+}
+
+/// `GET /api/v1/slos/{name}`
+#[utoipa::path(
+    get, path = "/api/v1/slos/{name}", tag = "slos",
+    params(("name" = String, Path, description = "The SLO's name")),
+    responses(
+        (status = 200, description = "The SLO's status, with its groups", body = SloStatus),
+        (status = 400, description = "Invalid tenant or name", body = ErrorBody),
+        (status = 401, description = "A bearer token is required", body = ErrorBody),
+        (status = 404, description = "No such SLO for the tenant", body = ErrorBody),
+    )
+)]
+pub async fn get_slo(
+    State(engine): State<Arc<Engine>>,
+    Extension(t): Extension<Tenant>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Json<SloStatus>, ApiError> {
+    let Path(name) = name.map_err(bad_request)?;
+    engine
+        .status(&t, &name)
+        .map(Json)
+        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))
+}
+
+/// A grouped SLO's groups.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupList {
+    /// The SLO.
+    pub slo: String,
+    /// Its `group_by` labels.
+    pub group_by: Vec<String>,
+    /// Each group, the least budget left first.
+    pub groups: Vec<GroupStatus>,
+}
+
+/// `GET /api/v1/slos/{name}/groups`
+#[utoipa::path(
+    get, path = "/api/v1/slos/{name}/groups", tag = "slos",
+    params(("name" = String, Path, description = "The SLO's name")),
+    responses(
+        (status = 200, description = "The per-group breakdown (empty when not grouped)", body = GroupList),
+        (status = 400, description = "Invalid tenant or name", body = ErrorBody),
+        (status = 401, description = "A bearer token is required", body = ErrorBody),
+        (status = 404, description = "No such SLO for the tenant", body = ErrorBody),
+    )
+)]
+pub async fn slo_groups(
+    State(engine): State<Arc<Engine>>,
+    Extension(t): Extension<Tenant>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Json<GroupList>, ApiError> {
+    let Path(name) = name.map_err(bad_request)?;
+    let status = engine
+        .status(&t, &name)
+        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
+    let group_by = engine
+        .slos(&t)
+        .into_iter()
+        .find(|d| d.name == name)
+        .map(|d| d.group_by.clone())
+        .unwrap_or_default();
+    Ok(Json(GroupList {
+        slo: name,
+        group_by,
+        groups: status.groups,
+    }))
+}
+
+/// The range of a time series.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RangeParams {
+    /// Start: RFC 3339 or Unix seconds (default: `to` minus the SLO window).
+    pub from: Option<String>,
+    /// End: RFC 3339 or Unix seconds (default: now).
+    pub to: Option<String>,
+    /// Step: a duration (`5m`, `1h`) or seconds, at least a minute (default: the range
+    /// over 300 points, rounded up to whole minutes).
+    pub step: Option<String>,
+}
+
+/// One point of an SLO's time series.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeriesPoint {
+    /// The instant (RFC 3339).
+    pub time: String,
+    /// The SLI over the SLO window ending here.
+    pub sli: Option<f64>,
+    /// The budget left over the SLO window ending here.
+    pub error_budget_remaining: Option<f64>,
+    /// Burn rates over the standard windows ending here.
+    pub burn_rates: std::collections::BTreeMap<String, Option<f64>>,
+    /// Good events in the step ending here.
+    pub good_events: u64,
+    /// Events in the step ending here.
+    pub total_events: u64,
+}
+
+/// An SLO's time series.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SloSeries {
+    /// The SLO.
+    pub slo: String,
+    /// The first point's time (RFC 3339).
+    pub from: String,
+    /// The last point's time (RFC 3339).
+    pub to: String,
+    /// Seconds between points.
+    pub step_seconds: i64,
+    /// The points, oldest first.
+    pub points: Vec<SeriesPoint>,
+}
+
+/// Seconds from RFC 3339 or Unix seconds.
+fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
+    if let Ok(secs) = s.parse::<f64>() {
+        if secs.is_finite() && secs.abs() < 1e11 {
+            return Ok(secs.floor() as i64);
+        }
+    }
+    s.parse::<jiff::Timestamp>()
+        .map(|t| t.as_second())
+        .map_err(|_| {
+            bad_request(format!(
+                "{name}: {s:?} is neither RFC 3339 nor Unix seconds"
+            ))
+        })
+}
+
+fn rfc3339(secs: i64) -> String {
+    slotel_compute::clock::rfc3339(secs.saturating_mul(1_000_000_000))
+}
+
+/// `GET /api/v1/slos/{name}/series`
+#[utoipa::path(
+    get, path = "/api/v1/slos/{name}/series", tag = "slos",
+    params(("name" = String, Path, description = "The SLO's name"), RangeParams),
+    responses(
+        (status = 200, description = "SLI, budget left, burn rates and events over time", body = SloSeries),
+        (status = 400, description = "Invalid range, tenant or name", body = ErrorBody),
+        (status = 401, description = "A bearer token is required", body = ErrorBody),
+        (status = 404, description = "No such SLO for the tenant", body = ErrorBody),
+    )
+)]
+pub async fn slo_series(
+    State(source): State<QueryEngine>,
+    Extension(t): Extension<Tenant>,
+    name: Result<Path<String>, PathRejection>,
+    params: Result<Query<RangeParams>, QueryRejection>,
+) -> Result<Json<SloSeries>, ApiError> {
+    let Path(name) = name.map_err(bad_request)?;
+    let Query(p) = params.map_err(bad_request)?;
+    let def = source
+        .engine
+        .slos(&t)
+        .into_iter()
+        .find(|d| d.name == name)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no SLO named {name:?} for tenant {:?}", &*t),
+            )
+        })?;
+    let to = match &p.to {
+        Some(s) => parse_time("to", s)?,
+        None => jiff::Timestamp::now().as_second(),
+    };
+    let window_secs = i64::from(def.window.max_minutes()) * 60;
+    let from = match &p.from {
+        Some(s) => parse_time("from", s)?,
+        None => to - window_secs,
+    };
+    if from > to {
+        return Err(bad_request("from is after to"));
+    }
+    let step = match &p.step {
+        Some(s) => match s.parse::<f64>() {
+            Ok(v) if v.is_finite() && v > 0.0 && v < 1e9 => v.ceil() as i64,
+            _ => promql_parser::util::parse_duration(s)
+                .map(|d| d.as_secs() as i64)
+                .map_err(|_| bad_request(format!("step: {s:?} is not a duration")))?,
+        },
+        None => ((to - from) / 300).max(60),
+    };
+    // Minute resolution: steps are whole minutes.
+    let step = (step.max(60) + 59) / 60 * 60;
+    if (to - from) / step + 1 > MAX_POINTS {
+        return Err(bad_request(format!(
+            "more than {MAX_POINTS} points: use a larger step"
+        )));
+    }
+    let (lo, hi) = (from.div_euclid(60), to.div_euclid(60));
+    let lookback = i64::from(
+        def.window
+            .max_minutes()
+            .max(*BURN_RATE_WINDOWS.last().unwrap_or(&0)),
+    );
+    let m = source
+        .minutes(&t, &name, None, lo - lookback, hi)
+        .await
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no SLO named {name:?}")))?;
+    let step_minutes = step / 60;
+    let points = (0..=(to - from) / step)
+        .map(|i| {
+            let at = from + i * step;
+            let minute = at.div_euclid(60);
+            let s = status_at(&m.def, &m.series, m.effective_threshold, at * 1_000_000_000);
+            let (x, total) = m.series.range(minute - step_minutes + 1, minute);
+            let good = if m.def.counts_bad() {
+                total.saturating_sub(x)
+            } else {
+                x.min(total)
+            };
+            SeriesPoint {
+                time: rfc3339(at),
+                sli: s.sli,
+                error_budget_remaining: s.error_budget_remaining,
+                burn_rates: s.burn_rates.0.into_iter().collect(),
+                good_events: good,
+                total_events: total,
+            }
+        })
+        .collect();
+    Ok(Json(SloSeries {
+        slo: name,
+        from: rfc3339(from),
+        to: rfc3339(from + (to - from) / step * step),
+        step_seconds: step,
+        points,
+    }))
+}
+
+/// The caller's active alerts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertList {
+    /// Pending and firing alerts.
+    pub alerts: Vec<Alert>,
+}
+
+/// `GET /api/v1/alerts`
+#[utoipa::path(
+    get, path = "/api/v1/alerts", tag = "alerts",
+    responses(
+        (status = 200, description = "Pending and firing alerts of the tenant", body = AlertList),
+        (status = 400, description = "Invalid tenant", body = ErrorBody),
+        (status = 401, description = "A bearer token is required", body = ErrorBody),
+    )
+)]
+pub async fn list_alerts(
+    State(alerts): State<Arc<Mutex<Evaluator>>>,
+    Extension(t): Extension<Tenant>,
+) -> Json<AlertList> {
+    let active = alerts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .active(Some(&t));
+    Json(AlertList { alerts: active })
+}
+
+/// The tenant's maintenance windows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MaintenanceList {
+    /// The windows.
+    pub maintenance: Vec<MaintenanceWindow>,
+}
+
+/// `GET /api/v1/maintenance`
+#[utoipa::path(
+    get, path = "/api/v1/maintenance", tag = "maintenance",
+    responses(
+        (status = 200, description = "The tenant's maintenance windows", body = MaintenanceList),
+        (status = 400, description = "Invalid tenant", body = ErrorBody),
+        (status = 401, description = "A bearer token is required", body = ErrorBody),
+    )
+)]
+pub async fn list_maintenance(
+    State(engine): State<Arc<Engine>>,
+    Extension(t): Extension<Tenant>,
+) -> Json<MaintenanceList> {
+    Json(MaintenanceList {
+        maintenance: engine.maintenance().list(&t),
+    })
+}
+
+/// `POST /api/v1/maintenance`: adds or replaces a window of the caller's tenant (a
+/// tenant in the body is ignored).
+#[utoipa::path(
+    post, path = "/api/v1/maintenance", tag = "maintenance",
+    request_body = MaintenanceWindow,
+    responses(
+        (status = 200, description = "The window as stored", body = MaintenanceWindow),
+        (status = 400, description = "Invalid window or tenant", body = ErrorBody),
+        (status = 401, description = "A bearer token is required", body = ErrorBody),
+    )
+)]
+pub async fn put_maintenance(
+    State(engine): State<Arc<Engine>>,
+    Extension(t): Extension<Tenant>,
+    body: Result<Json<MaintenanceWindow>, JsonRejection>,
+) -> Result<Json<MaintenanceWindow>, ApiError> {
+    let Json(mut window) = body.map_err(|e| bad_request(e.body_text()))?;
+    window.tenant = t.to_string();
+    engine
+        .maintenance()
+        .put(window.clone())
+        .map_err(bad_request)?;
+    Ok(Json(window))
+}
+
+/// `DELETE /api/v1/maintenance/{name}`
+#[utoipa::path(
+    delete, path = "/api/v1/maintenance/{name}", tag = "maintenance",
+    params(("name" = String, Path, description = "The window's name")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "Invalid tenant or name", body = ErrorBody),
+        (status = 401, description = "A bearer token is required", body = ErrorBody),
+        (status = 404, description = "No such window", body = ErrorBody),
+    )
+)]
+pub async fn delete_maintenance(
+    State(engine): State<Arc<Engine>>,
+    Extension(t): Extension<Tenant>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Path(name) = name.map_err(bad_request)?;
+    if engine.maintenance().remove(&t, &name) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no maintenance window named {name:?} for tenant {:?}", &*t),
+        ))
+    }
+}
+
+/// State of the gate handlers.
+pub type GateState = (Arc<Engine>, Arc<Mutex<Evaluator>>);
+
+/// `GET /api/v1/slos/{name}/gate`
+#[utoipa::path(
+    get, path = "/api/v1/slos/{name}/gate", tag = "gates",
+    params(("name" = String, Path, description = "The SLO's name")),
+    responses(
+        (status = 200, description = "Whether a release may proceed, and why", body = Gate),
+        (status = 400, description = "Invalid tenant or name", body = ErrorBody),
+        (status = 401, description = "A bearer token is required", body = ErrorBody),
+        (status = 404, description = "No such SLO for the tenant", body = ErrorBody),
+    )
+)]
+pub async fn slo_gate(
+    State((engine, alerts)): State<GateState>,
+    Extension(t): Extension<Tenant>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Json<Gate>, ApiError> {
+    let Path(name) = name.map_err(bad_request)?;
+    let status = engine
+        .status(&t, &name)
+        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
+    let active = alerts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .active(Some(&t));
+    Ok(Json(gate::decide(&status, &active)))
+}
+
+/// A service's release gate.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceGate {
+    /// The service.
+    pub service: String,
+    /// Whether every SLO of the service allows a release.
+    pub allowed: bool,
+    /// Each SLO's gate.
+    pub slos: Vec<Gate>,
+}
+
+/// `GET /api/v1/services/{service}/gate`
+#[utoipa::path(
+    get, path = "/api/v1/services/{service}/gate", tag = "gates",
+    params(("service" = String, Path, description = "The service (`service.name`)")),
+    responses(
+        (status = 200, description = "Whether a release of the service may proceed", body = ServiceGate),
+        (status = 400, description = "Invalid tenant or service", body = ErrorBody),
+        (status = 401, description = "A bearer token is required", body = ErrorBody),
+        (status = 404, description = "No SLO of the service for the tenant", body = ErrorBody),
+    )
+)]
+pub async fn service_gate(
+    State((engine, alerts)): State<GateState>,
+    Extension(t): Extension<Tenant>,
+    service: Result<Path<String>, PathRejection>,
+) -> Result<Json<ServiceGate>, ApiError> {
+    let Path(service) = service.map_err(bad_request)?;
+    let statuses: Vec<SloStatus> = engine
+        .statuses(&t)
+        .into_iter()
+        .filter(|s| s.service == service)
+        .collect();
+    if statuses.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no SLO of service {service:?} for tenant {:?}", &*t),
+        ));
+    }
+    let active = alerts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .active(Some(&t));
+    let slos: Vec<Gate> = statuses.iter().map(|s| gate::decide(s, &active)).collect();
+    let allowed = slos.iter().all(|g| g.allowed);
+    Ok(Json(ServiceGate {
+        service,
+        allowed,
+        slos,
+    }))
+}
+
+/// The reply of a reload.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reloaded {
+    /// Always `ok`.
+    pub status: String,
+    /// SLOs loaded now.
+    pub slos: usize,
+}
+
+/// `POST /api/v1/reload`
+#[utoipa::path(
+    post, path = "/api/v1/reload", tag = "slos",
+    responses(
+        (status = 200, description = "The SLO files were read again", body = Reloaded),
+        (status = 400, description = "Invalid tenant", body = ErrorBody),
+        (status = 401, description = "A bearer token is required", body = ErrorBody),
+        (status = 404, description = "This server has no files to reload", body = ErrorBody),
+        (status = 422, description = "The files are invalid; the previous SLOs stay", body = ErrorBody),
+    )
+)]
+pub async fn reload_slos(State(reload): State<Option<Reload>>) -> Result<Json<Reloaded>, ApiError> {
+    let reload =
+        reload.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "reload is not available"))?;
+    // Reading and parsing files blocks: keep it off the async workers.
+    let result = tokio::task::spawn_blocking(move || reload())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    match result {
+        Ok(n) => Ok(Json(Reloaded {
+            status: "ok".into(),
+            slos: n,
+        })),
+        Err(problems) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("the SLO files are invalid; the previous SLOs stay loaded:\n{problems}"),
+        )),
+    }
+}
+
+/// The body of `POST /api/v1/sql`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqlRequest {
+    /// One read-only SQL statement over `sli_minute`, `sli_hour`, `slo_definitions`.
+    #[schema(min_length = 1)]
+    pub query: String,
+}
+
+/// The Arrow IPC stream media type.
+pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
+
+/// `POST /api/v1/sql`: JSON rows, or an Arrow IPC stream when `Accept` asks for it.
+#[utoipa::path(
+    post, path = "/api/v1/sql", tag = "sql",
+    request_body = SqlRequest,
+    responses(
+        (status = 200, description = "The rows",
+            content(
+                (Vec<serde_json::Map<String, serde_json::Value>> = "application/json"),
+                (String = "application/vnd.apache.arrow.stream"),
+            )),
+        (status = 400, description = "Invalid, not read-only, or too many rows", body = ErrorBody),
+        (status = 401, description = "A bearer token is required", body = ErrorBody),
+        (status = 408, description = "Cancelled at the time limit", body = ErrorBody),
+    )
+)]
+pub async fn run_sql(
+    State(source): State<QueryEngine>,
+    Extension(t): Extension<Tenant>,
+    headers: HeaderMap,
+    body: Result<Json<SqlRequest>, JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => return bad_request(e.body_text()).into_response(),
+    };
+    let arrow = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains(ARROW_STREAM));
+    let batches = match source.sql(&t, &body.query).await {
+        Ok(b) => b,
+        Err(e) => {
+            let status = match e {
+                sql::SqlError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            return ApiError::new(status, e.to_string()).into_response();
+        }
+    };
+    let (body, content_type) = if arrow {
+        (sql::to_arrow_ipc(&batches), ARROW_STREAM)
+    } else {
+        (sql::to_json(&batches), "application/json")
+    };
+    match body {
+        Ok(bytes) => ([(header::CONTENT_TYPE, content_type)], bytes).into_response(),
+        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// The health check's reply.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+}
+
+/// `GET /healthz`
+#[utoipa::path(
+    get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "The server is up", body = Health))
+)]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// The OpenAPI document of the REST API.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "slotel",
+        description = "SLIs, error budgets, burn rates and alerts computed from OpenTelemetry data. \
+            The caller's tenant comes from a bearer token when tokens are configured, else from \
+            the X-Scope-OrgID header (default: `default`). The Prometheus-compatible API is \
+            under /prometheus and follows Prometheus' HTTP API.",
+    ),
+    paths(
+        list_slos,
+        get_slo,
+        slo_groups,
+        slo_series,
+        slo_gate,
+        service_gate,
+        list_alerts,
+        list_maintenance,
+        put_maintenance,
+        delete_maintenance,
+        reload_slos,
+        run_sql,
+        healthz,
+    ),
+    components(schemas(ErrorBody, SortKey, StateFilter))
+)]
+pub struct ApiDoc;
+
+/// `GET /api/v1/openapi.json`
+pub async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        ApiDoc::openapi().to_pretty_json().unwrap_or_default(),
+    )
+        .into_response()
+}
