@@ -27,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{ServeArgs, ServeConfig, StorageConfig};
+use slotel_query::alert_events::AlertEvent;
 use slotel_query::store::{SLI_MINUTE, Store};
 
 /// SLIs, error budgets and burn-rate alerts computed from raw OpenTelemetry data.
@@ -271,6 +272,7 @@ async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::
         .external_url(addrs["api"].as_str().unwrap_or_default());
     let alert_loop = tokio::spawn(run_alerting(
         Arc::clone(&engine),
+        Arc::clone(&store),
         Arc::clone(&evaluator),
         notifiers,
         alerts_path,
@@ -409,6 +411,7 @@ async fn run_storage(
 /// the alerts to the notifiers, until `stop` completes.
 async fn run_alerting(
     engine: Arc<Engine>,
+    store: Arc<Store>,
     evaluator: Arc<Mutex<Evaluator>>,
     notifiers: Notifiers,
     state_path: PathBuf,
@@ -450,6 +453,26 @@ async fn run_alerting(
                 .silences(get("tenant"), get("slo"), get("service"), now)
                 .is_some()
         };
+        store.record(transitions.iter().map(|t| {
+            let state = |s: &AlertState| match s {
+                AlertState::Firing { .. } => "firing",
+                AlertState::Pending { .. } => "pending",
+                AlertState::Inactive => "inactive",
+            };
+            AlertEvent {
+                tenant: t.tenant.clone(),
+                time_ms: t.at.div_euclid(1_000_000),
+                slo: t.slo.clone(),
+                tier: t.tier.clone(),
+                severity: t.severity.as_str().to_string(),
+                from: state(&t.from).to_string(),
+                to: state(&t.to).to_string(),
+                burn_rate_long: t.burn_rates.0,
+                burn_rate_short: t.burn_rates.1,
+                silenced: silenced(&t.labels),
+                labels: serde_json::to_string(&t.labels).unwrap_or_default(),
+            }
+        }));
         notifiers.notify(&ev, &transitions, now, valid, &external_url, &silenced);
     }
     notifiers.flush(Duration::from_secs(5)).await;

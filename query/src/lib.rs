@@ -6,6 +6,7 @@
 //! for that tenant's [`slotel_compute::SloStatus`]es. `/metrics` encodes the shared
 //! Prometheus registry.
 
+pub mod alert_events;
 pub mod error;
 pub mod source;
 pub mod sql;
@@ -125,6 +126,10 @@ pub fn router(ctx: ApiContext) -> Router {
         .route(
             "/api/v1/sql",
             post(rest::run_sql).with_state(source.clone()),
+        )
+        .route(
+            "/api/v1/alerts/history",
+            get(rest::alert_history).with_state(source.clone()),
         )
         .nest("/prometheus", prometheus::routes(source.clone()))
         .layer(middleware::from_fn_with_state(Arc::new(auth), tenant));

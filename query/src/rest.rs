@@ -406,6 +406,116 @@ pub async fn list_alerts(
     Json(AlertList { alerts: active })
 }
 
+/// Which alert events to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryParams {
+    /// Only this SLO's events.
+    pub slo: Option<String>,
+    /// From: RFC 3339 or Unix seconds (default: 7 days before `to`).
+    pub from: Option<String>,
+    /// To: RFC 3339 or Unix seconds (default: now).
+    pub to: Option<String>,
+    /// Most events, newest first (default 1,000).
+    #[param(minimum = 1, maximum = 10000)]
+    pub limit: Option<u32>,
+}
+
+/// One alert state change.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AlertEventOut {
+    /// When (RFC 3339).
+    pub time: String,
+    /// The SLO.
+    pub slo: String,
+    /// The rule tier.
+    pub tier: String,
+    /// `page` or `ticket`.
+    pub severity: String,
+    /// The state before: `inactive`, `pending`, `firing`.
+    pub from_state: String,
+    /// The state after.
+    pub to_state: String,
+    /// The burn rate over the tier's long window.
+    #[serde(default)]
+    pub burn_rate_long: Option<f64>,
+    /// The burn rate over the tier's short window.
+    #[serde(default)]
+    pub burn_rate_short: Option<f64>,
+    /// Whether a maintenance window held the notification back.
+    pub silenced: bool,
+    /// The alert's labels.
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// Alert history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertHistory {
+    /// The events, newest first.
+    pub events: Vec<AlertEventOut>,
+}
+
+/// `GET /api/v1/alerts/history`: the `alert_events` table.
+#[utoipa::path(
+    get, path = "/api/v1/alerts/history", tag = "alerts",
+    params(HistoryParams),
+    responses(
+        (status = 200, description = "Alert state changes, newest first", body = AlertHistory),
+        (status = 400, description = "Invalid parameters or tenant", body = ErrorBody),
+        (status = 401, description = "A bearer token is required", body = ErrorBody),
+    )
+)]
+pub async fn alert_history(
+    State(source): State<QueryEngine>,
+    Extension(t): Extension<Tenant>,
+    params: Result<Query<HistoryParams>, QueryRejection>,
+) -> Result<Json<AlertHistory>, ApiError> {
+    let Query(p) = params.map_err(bad_request)?;
+    let to = match &p.to {
+        Some(s) => Some(parse_time("to", s)?),
+        None => None,
+    };
+    let from = match &p.from {
+        Some(s) => parse_time("from", s)?,
+        None => to.unwrap_or_else(|| jiff::Timestamp::now().as_second()) - 7 * 86_400,
+    };
+    // Without `to`, up to now, this very millisecond included.
+    let until = to
+        .map(|t| format!(" AND time < to_timestamp_seconds({})", t.saturating_add(1)))
+        .unwrap_or_default();
+    let limit = p.limit.unwrap_or(1000).clamp(1, 10_000);
+    // A string literal: quotes doubled.
+    let slo = p
+        .slo
+        .as_ref()
+        .map(|s| format!(" AND slo = '{}'", s.replace('\'', "''")))
+        .unwrap_or_default();
+    let query = format!(
+        "SELECT CAST(time AS VARCHAR) AS time, slo, tier, severity, from_state, to_state, \
+         burn_rate_long, burn_rate_short, silenced, labels FROM alert_events \
+         WHERE time >= to_timestamp_seconds({from}){until}{slo} \
+         ORDER BY time DESC LIMIT {limit}"
+    );
+    let batches = source.sql(&t, &query).await.map_err(bad_request)?;
+    let json = sql::to_json(&batches).map_err(bad_request)?;
+    let rows: Vec<serde_json::Map<String, serde_json::Value>> =
+        serde_json::from_slice(&json).map_err(bad_request)?;
+    let events = rows
+        .into_iter()
+        .map(|mut r| {
+            let labels = r
+                .remove("labels")
+                .and_then(|l| l.as_str().and_then(|s| serde_json::from_str(s).ok()))
+                .unwrap_or(serde_json::Value::Object(Default::default()));
+            r.insert("labels".into(), labels);
+            serde_json::from_value(serde_json::Value::Object(r))
+        })
+        .collect::<Result<Vec<AlertEventOut>, _>>()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(AlertHistory { events }))
+}
+
 /// The tenant's maintenance windows.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MaintenanceList {

@@ -108,11 +108,32 @@ impl QueryEngine {
             .filter(|r| r.tenant == tenant)
             .collect();
         let defs = self.engine.slos(tenant);
-        let limits = SqlLimits {
+        let events = self
+            .store
+            .as_ref()
+            .map(|s| s.unflushed_events(tenant))
+            .unwrap_or_default();
+        let tables = sql::Tables {
+            tail: &tail,
+            events: &events,
+            defs: &defs,
+        };
+        sql::run(
+            self.store.as_deref(),
+            tenant,
+            tables,
+            query,
+            self.sql_limits(),
+        )
+        .await
+    }
+
+    /// The SQL limits of the options.
+    pub fn sql_limits(&self) -> SqlLimits {
+        SqlLimits {
             timeout: self.options.sql_timeout,
             memory_bytes: self.options.sql_memory_bytes,
             max_rows: self.options.sql_max_rows,
-        };
-        sql::run(self.store.as_deref(), tenant, &tail, &defs, query, limits).await
+        }
     }
 }

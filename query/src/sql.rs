@@ -16,6 +16,7 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use slotel_compute::{MinuteRow, SloDef};
 
+use crate::alert_events::{self, ALERT_EVENTS, AlertEvent};
 use crate::store::{SLI_HOUR, SLI_MINUTE, Store, file_schema};
 
 /// The URL the tables are registered under, whatever store holds them.
@@ -70,11 +71,12 @@ fn tail_batch(tail: &[MinuteRow]) -> datafusion::error::Result<RecordBatch> {
 
 /// `sli_minute`'s columns as queries see them: the file's, and the date partition.
 fn table_schema() -> Arc<Schema> {
-    let mut fields: Vec<Field> = file_schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
+    with_date(&file_schema())
+}
+
+/// A file schema with the `date` partition column after its columns.
+fn with_date(schema: &Schema) -> Arc<Schema> {
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.push(Field::new("date", DataType::Utf8, false));
     Arc::new(Schema::new(fields))
 }
@@ -108,13 +110,45 @@ fn definitions_batch(defs: &[Arc<SloDef>]) -> datafusion::error::Result<RecordBa
     Ok(RecordBatch::try_new(schema, cols)?)
 }
 
-async fn context(
+fn date_of_ms(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.strftime("%Y-%m-%d").to_string())
+        .unwrap_or_default()
+}
+
+fn events_batch(events: &[AlertEvent]) -> datafusion::error::Result<RecordBatch> {
+    let refs: Vec<&AlertEvent> = events.iter().collect();
+    let batch = alert_events::to_batch(&refs)
+        .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+    let mut cols = batch.columns().to_vec();
+    cols.push(Arc::new(StringArray::from_iter_values(
+        events.iter().map(|e| date_of_ms(e.time_ms)),
+    )) as ArrayRef);
+    Ok(RecordBatch::try_new(
+        with_date(&alert_events::schema()),
+        cols,
+    )?)
+}
+
+/// What a tenant's queries read: the unflushed rows and events, and the definitions.
+#[derive(Debug, Clone, Copy)]
+pub struct Tables<'a> {
+    /// The engine's minutes not yet flushed.
+    pub tail: &'a [MinuteRow],
+    /// Alert events not yet flushed.
+    pub events: &'a [AlertEvent],
+    /// The loaded SLOs.
+    pub defs: &'a [Arc<SloDef>],
+}
+
+/// A session over `tenant`'s tables, with the memory limit of `limits`.
+pub async fn context(
     store: Option<&Store>,
     tenant: &str,
-    tail: &[MinuteRow],
-    defs: &[Arc<SloDef>],
+    tables: Tables<'_>,
     limits: &SqlLimits,
 ) -> datafusion::error::Result<SessionContext> {
+    let Tables { tail, events, defs } = tables;
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_limit(limits.memory_bytes, 1.0)
         .build_arc()?;
@@ -124,13 +158,22 @@ async fn context(
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     let tail = MemTable::try_new(table_schema(), vec![vec![tail_batch(tail)?]])?;
     ctx.register_table("sli_minute_unflushed", Arc::new(tail))?;
-    let empty = || MemTable::try_new(table_schema(), vec![vec![]]);
+    let unflushed = MemTable::try_new(
+        with_date(&alert_events::schema()),
+        vec![vec![events_batch(events)?]],
+    )?;
+    ctx.register_table("alert_events_unflushed", Arc::new(unflushed))?;
+    let empty = |schema: Arc<Schema>| MemTable::try_new(schema, vec![vec![]]);
     match store {
         Some(store) => {
             let url = url::Url::parse(TABLES_URL)
                 .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
             ctx.register_object_store(&url, Arc::clone(store.objects()));
-            for (name, table) in [("sli_minute_flushed", SLI_MINUTE), (SLI_HOUR, SLI_HOUR)] {
+            for (name, table, schema) in [
+                ("sli_minute_flushed", SLI_MINUTE, file_schema()),
+                (SLI_HOUR, SLI_HOUR, file_schema()),
+                ("alert_events_flushed", ALERT_EVENTS, alert_events::schema()),
+            ] {
                 // Only this tenant's folder: other tenants' files are not reachable.
                 let path = ListingTableUrl::parse(format!("{TABLES_URL}{table}/tenant={tenant}/"))?;
                 let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
@@ -138,15 +181,22 @@ async fn context(
                     .with_table_partition_cols(vec![("date".to_string(), DataType::Utf8)]);
                 let config = ListingTableConfig::new(path)
                     .with_listing_options(options)
-                    .with_schema(file_schema());
+                    .with_schema(schema);
                 ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
             }
         }
         None => {
-            ctx.register_table("sli_minute_flushed", Arc::new(empty()?))?;
-            ctx.register_table(SLI_HOUR, Arc::new(empty()?))?;
+            ctx.register_table("sli_minute_flushed", Arc::new(empty(table_schema())?))?;
+            ctx.register_table(SLI_HOUR, Arc::new(empty(table_schema())?))?;
+            let events = with_date(&alert_events::schema());
+            ctx.register_table("alert_events_flushed", Arc::new(empty(events)?))?;
         }
     }
+    ctx.sql(
+        "CREATE VIEW alert_events AS \
+         SELECT * FROM alert_events_flushed UNION ALL SELECT * FROM alert_events_unflushed",
+    )
+    .await?;
     ctx.sql(
         "CREATE VIEW sli_minute AS \
          SELECT * FROM sli_minute_flushed UNION ALL SELECT * FROM sli_minute_unflushed",
@@ -161,16 +211,15 @@ async fn context(
 }
 
 /// Runs the read-only `query` over `tenant`'s tables: the stored files, the unflushed
-/// `tail` and the loaded SLO definitions.
+/// rows and events, and the loaded SLO definitions.
 pub async fn run(
     store: Option<&Store>,
     tenant: &str,
-    tail: &[MinuteRow],
-    defs: &[Arc<SloDef>],
+    tables: Tables<'_>,
     query: &str,
     limits: SqlLimits,
 ) -> Result<Vec<RecordBatch>, SqlError> {
-    let ctx = context(store, tenant, tail, defs, &limits)
+    let ctx = context(store, tenant, tables, &limits)
         .await
         .map_err(invalid)?;
     let options = SQLOptions::new()

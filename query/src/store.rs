@@ -27,6 +27,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use slotel_compute::MinuteRow;
 
+use crate::alert_events::{self, ALERT_EVENTS, AlertEvent};
 use crate::error::{Error, Result};
 
 /// The per-minute table.
@@ -117,6 +118,8 @@ pub struct Store {
     /// Held for writing while a flush moves rows from the engine's tail to a file, and
     /// for reading by a query over both: a query sees each row exactly once.
     gate: tokio::sync::RwLock<()>,
+    /// Alert events not yet written.
+    events: std::sync::Mutex<Vec<AlertEvent>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -295,6 +298,7 @@ impl Store {
             seq: AtomicU64::new(now),
             stats: StoreStats::default(),
             gate: tokio::sync::RwLock::new(()),
+            events: std::sync::Mutex::default(),
         }
     }
 
@@ -349,10 +353,53 @@ impl Store {
         self.gate.read().await
     }
 
-    /// Writes the minutes `engine` counted since the last flush; what cannot be written
-    /// goes back to the engine for the next flush. Returns the rows written.
+    /// Keeps alert events for the next flush.
+    pub fn record(&self, events: impl IntoIterator<Item = AlertEvent>) {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(events);
+    }
+
+    /// `tenant`'s alert events not yet written.
+    pub fn unflushed_events(&self, tenant: &str) -> Vec<AlertEvent> {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|e| e.tenant == tenant)
+            .cloned()
+            .collect()
+    }
+
+    async fn flush_events(&self) {
+        let events = std::mem::take(&mut *self.events.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut parts: BTreeMap<(String, i64), Vec<AlertEvent>> = BTreeMap::new();
+        for e in events {
+            let day = e.time_ms.div_euclid(SECONDS_PER_DAY * 1000);
+            parts.entry((e.tenant.clone(), day)).or_default().push(e);
+        }
+        for ((tenant, day), events) in parts {
+            let dir = Self::partition(ALERT_EVENTS, &tenant, day);
+            let refs: Vec<&AlertEvent> = events.iter().collect();
+            let written = match alert_events::to_batch(&refs) {
+                Ok(batch) => self.write_batch(&dir, &batch, None).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
+                self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(partition = %dir, error = %e, "Cannot write alert events; the next flush retries.");
+                self.record(events);
+            }
+        }
+    }
+
+    /// Writes the minutes `engine` counted since the last flush, and the alert events
+    /// recorded; what cannot be written is kept for the next flush. Returns the minute
+    /// rows written.
     pub async fn flush(&self, engine: &slotel_compute::Engine) -> usize {
         let _gate = self.gate.write().await;
+        self.flush_events().await;
         let rows = engine.take_tail();
         let n = rows.len();
         if n == 0 {
@@ -398,10 +445,21 @@ impl Store {
         failed
     }
 
-    /// Writes one file in `dir`: numbered fresh, or covering `first..` for compaction.
+    /// Writes one file of minute rows in `dir`: numbered fresh, or covering `first..`
+    /// for compaction.
     async fn write_file(&self, dir: &Path, rows: &[MinuteRow], first: Option<u64>) -> Result<u64> {
         let refs: Vec<&MinuteRow> = rows.iter().collect();
-        let bytes = encode_parquet(&rows_to_batch(&refs)?)?;
+        self.write_batch(dir, &rows_to_batch(&refs)?, first).await
+    }
+
+    /// Writes one Parquet file holding `batch` in `dir`.
+    async fn write_batch(
+        &self,
+        dir: &Path,
+        batch: &RecordBatch,
+        first: Option<u64>,
+    ) -> Result<u64> {
+        let bytes = encode_parquet(batch)?;
         let seq = self.next_seq();
         let name = match first {
             None => format!("{seq:020}.parquet"),
@@ -544,9 +602,11 @@ impl Store {
                 self.compact(&tenant, day, &dir, &files).await?;
             }
         }
-        for (_, day, dir) in self.partitions(SLI_HOUR, None).await? {
-            if day < today - i64::from(self.options.hour_retention_days) {
-                self.expire(&dir).await?;
+        for table in [SLI_HOUR, ALERT_EVENTS] {
+            for (_, day, dir) in self.partitions(table, None).await? {
+                if day < today - i64::from(self.options.hour_retention_days) {
+                    self.expire(&dir).await?;
+                }
             }
         }
         Ok(())

@@ -210,6 +210,34 @@ async fn an_outage_pages_through_a_real_alertmanager() {
         .collect();
     tiers.sort();
     assert_eq!(tiers, ["page-slow", "ticket-fast", "ticket-slow"]);
+
+    // The history holds every change, from before and after the restart, newest first.
+    let (status, history) = server.get_as(None, "/api/v1/alerts/history?slo=api").await;
+    assert_eq!(status, 200, "{history}");
+    let page: Vec<(&str, &str)> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["tier"] == "page-fast")
+        .map(|e| {
+            (
+                e["from_state"].as_str().unwrap(),
+                e["to_state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(page.first(), Some(&("firing", "inactive")), "{history}");
+    assert!(page[1..].iter().any(|(_, to)| *to == "firing"), "{history}");
+    let first = &history["events"].as_array().unwrap()[0];
+    assert_eq!(first["labels"]["team"], "payments");
+    assert_eq!(first["severity"], "page");
+    let (_, fired) = server
+        .sql_as(
+            None,
+            "SELECT count(DISTINCT tier) AS tiers FROM alert_events WHERE to_state = 'firing'",
+        )
+        .await;
+    assert_eq!(fired, serde_json::json!([{ "tiers": 4 }]));
 }
 
 /// Every JSON body posted to a [`Receiver`], with the path it came to.

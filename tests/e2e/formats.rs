@@ -40,7 +40,8 @@ async fn openslo_slos_fed_by_spans() {
     assert_eq!(objectives.len(), 2);
     assert_eq!(objectives[0]["name"], "strict");
     assert_eq!(objectives[1]["name"], "relaxed");
-    let burn = |target: f64| (5.0 / 200.0) / (1.0 - target / 100.0);
+    let burn =
+        |target: f64| (5.0 / 200.0) / (1.0 - slotel_compute::model::percent_to_ratio(target));
     assert_eq!(
         objectives[0]["burn_rates"]["1h"].as_f64().unwrap(),
         burn(99.9)
