@@ -528,6 +528,32 @@ mod tests {
         })
         .unwrap();
         assert_eq!(bare.queue_max_bytes, c.queue_max_bytes);
+        let (ds, da) = (
+            slotel_query::store::StoreOptions::default(),
+            slotel_query::ApiOptions::default(),
+        );
+        for cfg in [&c, &bare] {
+            assert_eq!(cfg.storage.flush_interval, Duration::from_secs(60));
+            assert_eq!(cfg.storage.maintenance_interval, Duration::from_secs(600));
+            let o = &cfg.storage.options;
+            assert_eq!(
+                (
+                    o.minute_retention_days,
+                    o.hour_retention_days,
+                    o.compact_min_files
+                ),
+                (
+                    ds.minute_retention_days,
+                    ds.hour_retention_days,
+                    ds.compact_min_files
+                )
+            );
+            assert_eq!(cfg.api.sql_timeout, da.sql_timeout);
+            assert_eq!(cfg.api.sql_memory_bytes, da.sql_memory_bytes);
+            assert_eq!(cfg.api.sql_max_rows, da.sql_max_rows);
+            assert_eq!(cfg.api.slo_series_in_metrics, da.slo_series_in_metrics);
+        }
+        assert_eq!(bare.storage.url, "./data/tables");
     }
 
     #[test]

@@ -271,13 +271,15 @@ async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::
         .alerting
         .external_url(addrs["api"].as_str().unwrap_or_default());
     let alert_loop = tokio::spawn(run_alerting(
-        Arc::clone(&engine),
-        Arc::clone(&store),
-        Arc::clone(&evaluator),
-        notifiers,
-        alerts_path,
-        config.alerting.evaluation_interval,
-        external_url,
+        AlertLoop {
+            engine: Arc::clone(&engine),
+            store: Arc::clone(&store),
+            evaluator: Arc::clone(&evaluator),
+            notifiers,
+            state_path: alerts_path,
+            interval: config.alerting.evaluation_interval,
+            external_url,
+        },
         stopped(stop_rx.clone()),
     ));
     let reload: slotel_query::Reload = {
@@ -409,16 +411,30 @@ async fn run_storage(
 
 /// Evaluates the alert rules every `interval`, logs and saves every change, and hands
 /// the alerts to the notifiers, until `stop` completes.
-async fn run_alerting(
+/// What the alert loop works with.
+struct AlertLoop {
     engine: Arc<Engine>,
+    /// Where alert state changes are recorded (`alert_events`).
     store: Arc<Store>,
     evaluator: Arc<Mutex<Evaluator>>,
     notifiers: Notifiers,
+    /// The alert state file.
     state_path: PathBuf,
     interval: Duration,
+    /// The base of links in alerts.
     external_url: String,
-    stop: impl std::future::Future<Output = ()>,
-) {
+}
+
+async fn run_alerting(l: AlertLoop, stop: impl std::future::Future<Output = ()>) {
+    let AlertLoop {
+        engine,
+        store,
+        evaluator,
+        notifiers,
+        state_path,
+        interval,
+        external_url,
+    } = l;
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stop);

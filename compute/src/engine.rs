@@ -86,8 +86,11 @@ struct SloEntry {
     groups: Arc<Mutex<Groups>>,
     /// Counts added since the last [`Engine::take_tail`], by (group id, minute): the
     /// unflushed tail that storage has not seen yet.
-    tail: Arc<Mutex<HashMap<(u32, i64), (u64, u64)>>>,
+    tail: Arc<Mutex<Tail>>,
 }
+
+/// Counts not yet flushed: (group id, minute) → (good, total).
+type Tail = HashMap<(u32, i64), (u64, u64)>;
 
 /// One SLO's counts for one minute (and group): the row of the `sli_minute` table.
 ///

@@ -249,7 +249,9 @@ fn batch_to_rows(tenant: &str, batch: &RecordBatch, out: &mut Vec<MinuteRow>) ->
 /// Sums rows with the same key (tenant, SLO, group, minute), minutes rounded down to
 /// multiples of `bucket` minutes.
 pub fn merge_rows(rows: impl IntoIterator<Item = MinuteRow>, bucket: i64) -> Vec<MinuteRow> {
-    let mut merged: BTreeMap<(String, String, String, i64), (u64, u64, u64)> = BTreeMap::new();
+    /// (tenant, SLO, group, minute) → (good, bad, total).
+    type Sums = BTreeMap<(String, String, String, i64), (u64, u64, u64)>;
+    let mut merged = Sums::new();
     for r in rows {
         let m = r.minute.div_euclid(bucket) * bucket;
         let c = merged.entry((r.tenant, r.slo, r.group, m)).or_default();

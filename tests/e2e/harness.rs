@@ -411,6 +411,9 @@ pub fn loadtest_bin() -> PathBuf {
 
 /// Spawns a Prometheus-family server (Prometheus, Alertmanager) told to listen on port 0,
 /// and reads the address it bound from its log; polls `ready_path` until it answers.
+// The caller owns the child and kills and waits for it on drop; a failed start ends the
+// test process, which reaps it.
+#[allow(clippy::zombie_processes)]
 pub async fn spawn_listening(mut command: Command, ready_path: &str) -> (Child, String) {
     use std::io::BufRead;
     let mut child = command
