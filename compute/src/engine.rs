@@ -791,10 +791,7 @@ impl Engine {
             def: Arc::clone(&e.def),
             counts,
             oldest_held,
-            effective_threshold: match e.effective_threshold.load(Ordering::Relaxed) {
-                0 => None,
-                bits => Some(f64::from_bits(bits)),
-            },
+            effective_threshold: threshold_of(&e.effective_threshold),
         })
     }
 
@@ -996,12 +993,17 @@ fn group_statuses(entry: &SloEntry, now: i64) -> Vec<GroupStatus> {
     out
 }
 
-fn status_of(entry: &SloEntry, now: i64) -> SloStatus {
-    let ring = entry.ring.lock().unwrap_or_else(|e| e.into_inner());
-    let threshold = match entry.effective_threshold.load(Ordering::Relaxed) {
+/// The histogram bound stored as `f64` bits (0: none yet).
+fn threshold_of(bits: &AtomicU64) -> Option<f64> {
+    match bits.load(Ordering::Relaxed) {
         0 => None,
         bits => Some(f64::from_bits(bits)),
-    };
+    }
+}
+
+fn status_of(entry: &SloEntry, now: i64) -> SloStatus {
+    let ring = entry.ring.lock().unwrap_or_else(|e| e.into_inner());
+    let threshold = threshold_of(&entry.effective_threshold);
     status_at(&entry.def, &*ring, threshold, now)
 }
 

@@ -818,21 +818,7 @@ impl Evaluation {
         let Value::Vector(input) = self.eval(&a.expr)? else {
             return Err(bad(format!("{op} needs an instant vector")));
         };
-        let key = |labels: &Labels| -> Labels {
-            match &a.modifier {
-                Some(LabelModifier::Include(ls)) => labels
-                    .iter()
-                    .filter(|(k, _)| ls.labels.contains(k))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                Some(LabelModifier::Exclude(ls)) => labels
-                    .iter()
-                    .filter(|(k, _)| !ls.labels.contains(k) && k.as_str() != "__name__")
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                None => Labels::new(),
-            }
-        };
+        let key = |labels: &Labels| project(labels, a.modifier.as_ref(), |_| Labels::new());
         let mut groups: BTreeMap<Labels, Vec<&Series>> = BTreeMap::new();
         for s in &input {
             groups.entry(key(&s.labels)).or_default().push(s);
@@ -933,24 +919,13 @@ impl Evaluation {
                 ));
             }
         }
-        let signature = |labels: &Labels| -> Labels {
-            match matching {
-                Some(LabelModifier::Include(ls)) => labels
-                    .iter()
-                    .filter(|(k, _)| ls.labels.contains(k))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                Some(LabelModifier::Exclude(ls)) => labels
-                    .iter()
-                    .filter(|(k, _)| !ls.labels.contains(k) && k.as_str() != "__name__")
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                None => labels
-                    .iter()
+        let signature = |labels: &Labels| {
+            project(labels, matching, |l| {
+                l.iter()
                     .filter(|(k, _)| k.as_str() != "__name__")
                     .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            }
+                    .collect()
+            })
         };
         let n = self.steps.len();
         if b.op.is_set_operator() {
@@ -1052,6 +1027,28 @@ impl Evaluation {
         }
         out.retain(|s| s.values.iter().any(Option::is_some));
         Ok(Value::Vector(out))
+    }
+}
+
+/// The labels a `by`/`on` modifier keeps (the listed ones), or a `without`/`ignoring`
+/// modifier keeps (all but the listed ones and the name); `otherwise` without one.
+fn project(
+    labels: &Labels,
+    modifier: Option<&LabelModifier>,
+    otherwise: impl FnOnce(&Labels) -> Labels,
+) -> Labels {
+    match modifier {
+        Some(LabelModifier::Include(ls)) => labels
+            .iter()
+            .filter(|(k, _)| ls.labels.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        Some(LabelModifier::Exclude(ls)) => labels
+            .iter()
+            .filter(|(k, _)| !ls.labels.contains(k) && k.as_str() != "__name__")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        None => otherwise(labels),
     }
 }
 
