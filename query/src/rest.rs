@@ -237,8 +237,9 @@ pub struct SeriesPoint {
     pub sli: Option<f64>,
     /// The budget left over the SLO window ending here.
     pub error_budget_remaining: Option<f64>,
-    /// Burn rates over the standard windows ending here.
-    pub burn_rates: std::collections::BTreeMap<String, Option<f64>>,
+    /// Burn rates over the standard windows and the SLO's, ending here, shortest first.
+    #[schema(value_type = std::collections::BTreeMap<String, Option<f64>>)]
+    pub burn_rates: slotel_compute::status::BurnRates,
     /// Good events in the step ending here.
     pub good_events: u64,
     /// Events in the step ending here.
@@ -364,7 +365,7 @@ pub async fn slo_series(
                 time: rfc3339(at),
                 sli: s.sli,
                 error_budget_remaining: s.error_budget_remaining,
-                burn_rates: s.burn_rates.0.into_iter().collect(),
+                burn_rates: s.burn_rates,
                 good_events: good,
                 total_events: total,
             }
