@@ -440,6 +440,8 @@ mod tests {
         assert_eq!(points[4]["burn_rates"]["5m"], 0.0);
         let (status, _) = get(app(), "/api/v1/slos/nope/series", None).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = get(app(), "/api/v1/slos/a/series?from=0&to=1e11&step=1e8", None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
         let (status, _) = get(app(), "/api/v1/slos/a/series?from=tomorrow", None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }

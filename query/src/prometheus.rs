@@ -55,6 +55,14 @@ fn success(data: Json_) -> Response {
     Json(json!({ "status": "success", "data": data })).into_response()
 }
 
+/// The success or error reply of `result`.
+fn reply(result: Result<Json_, PromError>) -> Response {
+    match result {
+        Ok(data) => success(data),
+        Err(e) => error(e),
+    }
+}
+
 /// The parameters of a request: the URL's and, for a form POST, the body's.
 struct Params(Vec<(String, String)>);
 
@@ -101,18 +109,22 @@ fn now_ms() -> i64 {
 
 /// A time: Unix seconds (with a fraction) or RFC 3339, in milliseconds.
 fn parse_time(name: &str, s: &str) -> Result<i64, PromError> {
-    if let Ok(secs) = s.parse::<f64>() {
-        if secs.is_finite() {
-            return Ok((secs * 1000.0).round() as i64);
-        }
+    timestamp_ms(s).ok_or_else(|| {
+        PromError::BadData(format!(
+            "invalid parameter \"{name}\": cannot parse \"{s}\" to a valid timestamp"
+        ))
+    })
+}
+
+/// Unix seconds (with a fraction) or RFC 3339, in milliseconds (saturating).
+pub(crate) fn timestamp_ms(s: &str) -> Option<i64> {
+    match s.parse::<f64>() {
+        Ok(secs) if secs.is_finite() => Some((secs * 1000.0).round() as i64),
+        _ => s
+            .parse::<jiff::Timestamp>()
+            .ok()
+            .map(|t| t.as_millisecond()),
     }
-    s.parse::<jiff::Timestamp>()
-        .map(|t| t.as_millisecond())
-        .map_err(|_| {
-            PromError::BadData(format!(
-                "invalid parameter \"{name}\": cannot parse \"{s}\" to a valid timestamp"
-            ))
-        })
 }
 
 /// A duration: seconds (with a fraction) or a Prometheus duration (`5m`), in ms.
@@ -208,10 +220,7 @@ async fn query(
         })
     }
     .await;
-    match result {
-        Ok(data) => success(data),
-        Err(e) => error(e),
-    }
+    reply(result)
 }
 
 async fn query_range(
@@ -254,10 +263,7 @@ async fn query_range(
         Ok::<_, PromError>(json!({ "resultType": "matrix", "result": result }))
     }
     .await;
-    match result {
-        Ok(data) => success(data),
-        Err(e) => error(e),
-    }
+    reply(result)
 }
 
 fn matched(source: &QueryEngine, tenant: &str, p: &Params) -> Result<Vec<Labels>, PromError> {
@@ -281,10 +287,7 @@ async fn series(
     if p.all("match[]").is_empty() {
         return error(PromError::BadData("no match[] parameter provided".into()));
     }
-    match matched(&source, &t, &p) {
-        Ok(series) => success(json!(series)),
-        Err(e) => error(e),
-    }
+    reply(matched(&source, &t, &p).map(|series| json!(series)))
 }
 
 async fn labels(
@@ -745,6 +748,19 @@ mod tests {
         );
         let (status, _) =
             get("/prometheus/api/v1/query_range?query=1&start=0&end=100000&step=1").await;
+        assert_eq!(status, 400);
+        // Few points with a huge step would read years of minutes.
+        let (status, body) = get(
+            "/prometheus/api/v1/query_range?query=slotel_slo_sli&start=0&end=100000000000&step=100000000",
+        )
+        .await;
+        assert_eq!(
+            (status, body["errorType"].as_str()),
+            (400, Some("bad_data")),
+            "{body}"
+        );
+        let (status, _) =
+            get("/prometheus/api/v1/query_range?query=1&start=-1e300&end=1e300&step=1").await;
         assert_eq!(status, 400);
         let (status, body) = get("/prometheus/api/v1/query?query=1&time=yesterday").await;
         assert_eq!(status, 400, "{body}");

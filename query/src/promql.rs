@@ -28,6 +28,9 @@ const NANOS_PER_MINUTE: i64 = 60_000_000_000;
 const MS_PER_MINUTE: i64 = 60_000;
 /// Most points per series a query may ask for, as Prometheus.
 pub const MAX_POINTS: usize = 11_000;
+/// Most minutes a query may read per selector (800 days, the longest retention): a few
+/// points with a huge step must not make the server hold years of minutes.
+pub const MAX_RANGE_MINUTES: i64 = 800 * 1440;
 
 /// Label sets, sorted by name.
 pub type Labels = BTreeMap<String, String>;
@@ -476,7 +479,7 @@ pub fn steps(start: i64, end: i64, step: i64) -> Result<Vec<i64>, PromError> {
             "zero or negative query resolution step widths are not accepted. Try a positive integer",
         ));
     }
-    let n = (end - start) / step + 1;
+    let n = end.saturating_sub(start) / step + 1;
     if n as usize > MAX_POINTS {
         return Err(bad(
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
@@ -510,6 +513,11 @@ impl Evaluation {
             } else {
                 (first - off).div_euclid(MS_PER_MINUTE)
             };
+            if hi.saturating_sub(lo) > MAX_RANGE_MINUTES {
+                return Err(bad(
+                    "the query reads more than 800 days: shorten the range, the range selector or the offset",
+                ));
+            }
             // For instant selectors only the steps' minutes are computed.
             let wanted: Option<HashSet<i64>> = (range == 0).then(|| {
                 steps
@@ -862,15 +870,7 @@ impl Evaluation {
             (Value::Scalar(l), Value::Scalar(r)) => Ok(Value::Scalar(
                 l.iter()
                     .zip(&r)
-                    .map(|(&x, &y)| {
-                        apply(&op, x, y).map_or(0.0, |(v, keep)| {
-                            if comparison {
-                                f64::from(u8::from(keep))
-                            } else {
-                                v
-                            }
-                        })
-                    })
+                    .map(|(&x, &y)| sample_of(&op, x, y, x, comparison, true).unwrap_or(0.0))
                     .collect(),
             )),
             (Value::Vector(v), Value::Scalar(s)) => Ok(Value::Vector(scalar_op(
@@ -1008,18 +1008,7 @@ impl Evaluation {
             }
             let values = (0..n)
                 .map(|i| match (l.values[i], r.values[i]) {
-                    (Some(x), Some(y)) => {
-                        let (v, keep) = apply(op, x, y)?;
-                        if comparison {
-                            if return_bool {
-                                Some(f64::from(u8::from(keep)))
-                            } else {
-                                keep.then_some(x)
-                            }
-                        } else {
-                            Some(v)
-                        }
-                    }
+                    (Some(x), Some(y)) => sample_of(op, x, y, x, comparison, return_bool),
                     _ => None,
                 })
                 .collect();
@@ -1072,6 +1061,24 @@ fn apply(op: &str, x: f64, y: f64) -> Option<(f64, bool)> {
     })
 }
 
+/// The sample `a op b` gives: the arithmetic result; for a comparison, `kept` (the
+/// vector's value) where it holds and nothing where not, or 1/0 with `bool`.
+fn sample_of(
+    op: &str,
+    a: f64,
+    b: f64,
+    kept: f64,
+    comparison: bool,
+    return_bool: bool,
+) -> Option<f64> {
+    let (v, holds) = apply(op, a, b)?;
+    match (comparison, return_bool) {
+        (false, _) => Some(v),
+        (true, true) => Some(f64::from(u8::from(holds))),
+        (true, false) => holds.then_some(kept),
+    }
+}
+
 fn scalar_op(
     series: Vec<Series>,
     s: &[f64],
@@ -1093,16 +1100,7 @@ fn scalar_op(
                 .map(|(i, x)| {
                     let x = (*x)?;
                     let (a, b) = if scalar_left { (s[i], x) } else { (x, s[i]) };
-                    let (r, keep) = apply(op, a, b)?;
-                    if comparison {
-                        if return_bool {
-                            Some(f64::from(u8::from(keep)))
-                        } else {
-                            keep.then_some(x)
-                        }
-                    } else {
-                        Some(r)
-                    }
+                    sample_of(op, a, b, x, comparison, return_bool)
                 })
                 .collect();
             v.values.iter().any(Option::is_some).then_some(v)

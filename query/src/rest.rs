@@ -263,14 +263,9 @@ pub struct SloSeries {
 
 /// Seconds from RFC 3339 or Unix seconds.
 fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
-    if let Ok(secs) = s.parse::<f64>() {
-        if secs.is_finite() && secs.abs() < 1e11 {
-            return Ok(secs.floor() as i64);
-        }
-    }
-    s.parse::<jiff::Timestamp>()
-        .map(|t| t.as_second())
-        .map_err(|_| {
+    crate::prometheus::timestamp_ms(s)
+        .map(|ms| ms.div_euclid(1000))
+        .ok_or_else(|| {
             bad_request(format!(
                 "{name}: {s:?} is neither RFC 3339 nor Unix seconds"
             ))
@@ -330,16 +325,19 @@ pub async fn slo_series(
                 .map(|d| d.as_secs() as i64)
                 .map_err(|_| bad_request(format!("step: {s:?} is not a duration")))?,
         },
-        None => ((to - from) / 300).max(60),
+        None => (to.saturating_sub(from) / 300).max(60),
     };
     // Minute resolution: steps are whole minutes.
     let step = (step.max(60) + 59) / 60 * 60;
-    if (to - from) / step + 1 > MAX_POINTS {
+    if to.saturating_sub(from) / step + 1 > MAX_POINTS {
         return Err(bad_request(format!(
             "more than {MAX_POINTS} points: use a larger step"
         )));
     }
     let (lo, hi) = (from.div_euclid(60), to.div_euclid(60));
+    if hi.saturating_sub(lo) > crate::promql::MAX_RANGE_MINUTES {
+        return Err(bad_request("the range is longer than 800 days"));
+    }
     let lookback = i64::from(
         def.window
             .max_minutes()

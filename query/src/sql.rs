@@ -17,7 +17,7 @@ use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use slotel_compute::{MinuteRow, SloDef};
 
 use crate::alert_events::{self, ALERT_EVENTS, AlertEvent};
-use crate::store::{SLI_HOUR, SLI_MINUTE, Store, file_schema};
+use crate::store::{SLI_HOUR, SLI_MINUTE, Store, date_of_day, file_schema};
 
 /// The URL the tables are registered under, whatever store holds them.
 const TABLES_URL: &str = "slotel://tables/";
@@ -58,11 +58,7 @@ fn tail_batch(tail: &[MinuteRow]) -> datafusion::error::Result<RecordBatch> {
         .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
     let dates: Vec<String> = tail
         .iter()
-        .map(|r| {
-            jiff::Timestamp::from_second(r.minute * 60)
-                .map(|t| t.strftime("%Y-%m-%d").to_string())
-                .unwrap_or_default()
-        })
+        .map(|r| date_of_day(r.minute.div_euclid(MINUTES_PER_DAY)))
         .collect();
     let mut cols = batch.columns().to_vec();
     cols.push(Arc::new(StringArray::from(dates)) as ArrayRef);
@@ -110,11 +106,8 @@ fn definitions_batch(defs: &[Arc<SloDef>]) -> datafusion::error::Result<RecordBa
     Ok(RecordBatch::try_new(schema, cols)?)
 }
 
-fn date_of_ms(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.strftime("%Y-%m-%d").to_string())
-        .unwrap_or_default()
-}
+const MINUTES_PER_DAY: i64 = 1440;
+const MS_PER_DAY: i64 = 86_400_000;
 
 fn events_batch(events: &[AlertEvent]) -> datafusion::error::Result<RecordBatch> {
     let refs: Vec<&AlertEvent> = events.iter().collect();
@@ -122,7 +115,9 @@ fn events_batch(events: &[AlertEvent]) -> datafusion::error::Result<RecordBatch>
         .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
     let mut cols = batch.columns().to_vec();
     cols.push(Arc::new(StringArray::from_iter_values(
-        events.iter().map(|e| date_of_ms(e.time_ms)),
+        events
+            .iter()
+            .map(|e| date_of_day(e.time_ms.div_euclid(MS_PER_DAY))),
     )) as ArrayRef);
     Ok(RecordBatch::try_new(
         with_date(&alert_events::schema()),
@@ -202,10 +197,8 @@ pub async fn context(
          SELECT * FROM sli_minute_flushed UNION ALL SELECT * FROM sli_minute_unflushed",
     )
     .await?;
-    let defs = MemTable::try_new(
-        definitions_batch(defs)?.schema(),
-        vec![vec![definitions_batch(defs)?]],
-    )?;
+    let defs = definitions_batch(defs)?;
+    let defs = MemTable::try_new(defs.schema(), vec![vec![defs]])?;
     ctx.register_table("slo_definitions", Arc::new(defs))?;
     Ok(ctx)
 }

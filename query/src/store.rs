@@ -164,8 +164,8 @@ fn live_files(files: &[(Path, FileRange)]) -> Vec<(Path, FileRange)> {
         .collect()
 }
 
-/// `yyyy-mm-dd` of a Unix day.
-fn date_of_day(day: i64) -> String {
+/// `yyyy-mm-dd` of a Unix day: the `date` partition.
+pub(crate) fn date_of_day(day: i64) -> String {
     let d = jiff::civil::Date::new(1970, 1, 1)
         .expect("the epoch is a date")
         .checked_add(jiff::Span::new().days(day))
