@@ -113,6 +113,15 @@ pub fn tiers_for(def: &SloDef, window_minutes: u32) -> Vec<Tier> {
     tiers
 }
 
+/// The window length, in minutes, the tiers of `def` are scaled to at `now`: a calendar
+/// window's budget is spent over its whole period.
+pub fn tier_window_minutes(def: &SloDef, now: i64) -> u32 {
+    match def.window {
+        Window::Rolling { minutes } => minutes,
+        Window::Calendar { .. } => (def.window.length_seconds(now) / 60.0).round() as u32,
+    }
+}
+
 /// One alert's state as saved on disk.
 #[derive(Debug, Serialize, serde::Deserialize)]
 struct SavedState {
@@ -120,6 +129,12 @@ struct SavedState {
     slo: String,
     tier: String,
     state: AlertState,
+    /// The alert's labels and annotations, so that the API lists it right after a
+    /// restart, before the first evaluation.
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
 }
 
 /// Where an alert is.
@@ -357,11 +372,16 @@ impl Evaluator {
             .states
             .iter()
             .filter(|(_, s)| !matches!(s, AlertState::Inactive))
-            .map(|((tenant, slo, tier), state)| SavedState {
-                tenant: tenant.clone(),
-                slo: slo.clone(),
-                tier: tier.clone(),
-                state: *state,
+            .map(|(key, state)| {
+                let alert = self.active.get(key);
+                SavedState {
+                    tenant: key.0.clone(),
+                    slo: key.1.clone(),
+                    tier: key.2.clone(),
+                    state: *state,
+                    labels: alert.map(|a| a.labels.clone()).unwrap_or_default(),
+                    annotations: alert.map(|a| a.annotations.clone()).unwrap_or_default(),
+                }
             })
             .collect();
         let json = serde_json::to_vec_pretty(&states).map_err(std::io::Error::other)?;
@@ -382,14 +402,22 @@ impl Evaluator {
         };
         let saved: Vec<SavedState> = serde_json::from_slice(&bytes)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-        let states = saved
-            .into_iter()
-            .map(|s| ((s.tenant, s.slo, s.tier), s.state))
-            .collect();
-        Ok(Self {
-            states,
-            ..Self::default()
-        })
+        let mut out = Self::default();
+        for s in saved {
+            let key = (s.tenant, s.slo, s.tier);
+            if !s.labels.is_empty() {
+                out.active.insert(
+                    key.clone(),
+                    Alert {
+                        state: s.state,
+                        labels: s.labels,
+                        annotations: s.annotations,
+                    },
+                );
+            }
+            out.states.insert(key, s.state);
+        }
+        Ok(out)
     }
 
     /// Evaluates every SLO of `snapshot` (taken at `now`) against its tiers; returns the
@@ -399,11 +427,7 @@ impl Evaluator {
         for s in snapshot {
             let def: &SloDef = &s.def;
             let objective = def.objective_ratio();
-            // A calendar window's budget is spent over its whole period.
-            let window = match def.window {
-                Window::Rolling { minutes } => minutes,
-                Window::Calendar { .. } => (def.window.length_seconds(now) / 60.0).round() as u32,
-            };
+            let window = tier_window_minutes(def, now);
             let rate = |minutes: u32| {
                 s.window(minutes)
                     .and_then(|(g, t)| math::burn_rate(g as f64, t as f64, objective))
@@ -534,12 +558,25 @@ mod tests {
         );
         e.states
             .insert(key.clone(), AlertState::Firing { since: 42 });
+        let labels = BTreeMap::from([("burnrate_tier".to_string(), "page-fast".to_string())]);
+        e.active.insert(
+            key.clone(),
+            Alert {
+                state: AlertState::Firing { since: 42 },
+                labels: labels.clone(),
+                annotations: BTreeMap::new(),
+            },
+        );
         e.save(&path).unwrap();
         let back = Evaluator::load(&path).unwrap();
         assert_eq!(
             back.state("default", "api", "page-fast"),
             AlertState::Firing { since: 42 }
         );
+        // Listed as firing before any evaluation.
+        let active = back.active(Some("default"));
+        assert_eq!(active.len(), 1);
+        assert_eq!(active[0].labels, labels);
         assert_eq!(
             back.state("default", "api", "page-slow"),
             AlertState::Inactive
