@@ -4,7 +4,7 @@
 mod config;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use slotel_compute::alert::{AlertState, Evaluator};
 use slotel_compute::notify::Notifiers;
@@ -61,6 +62,68 @@ enum Command {
     /// Alerting tools.
     #[command(subcommand)]
     Alerts(AlertsCommand),
+    /// Grafana dashboards from SLO files.
+    #[command(subcommand)]
+    Dashboards(DashboardsCommand),
+    /// Prometheus rules from SLO files.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum DashboardsCommand {
+    /// Writes the executive, on-call, overview and detail dashboards, and Grafana
+    /// provisioning for them and for a data source on slotel, under `--out`.
+    Generate(Box<DashboardsArgs>),
+}
+
+#[derive(clap::Args, Debug)]
+struct DashboardsArgs {
+    /// SLO files or folders of them.
+    #[arg(long, required = true, num_args = 1..)]
+    slos: Vec<PathBuf>,
+    /// The folder to write into (created when missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// slotel's Prometheus API, for the provisioned data source.
+    #[arg(long, default_value = "http://127.0.0.1:8080/prometheus")]
+    prometheus_url: String,
+    /// The provisioned data source's name and uid.
+    #[arg(long, default_value = "slotel")]
+    datasource: String,
+    /// The tenant the data source reads (sent as X-Scope-OrgID).
+    #[arg(long)]
+    tenant: Option<String>,
+    /// The SLO label the executive view groups by.
+    #[arg(long, default_value = "team")]
+    team_label: String,
+    /// One detail dashboard per service or per SLO.
+    #[arg(long, value_enum, default_value = "service")]
+    detail: DetailArg,
+    /// The Grafana folder of the dashboards.
+    #[arg(long, default_value = "SLOs")]
+    folder: String,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum DetailArg {
+    Service,
+    Slo,
+}
+
+#[derive(Subcommand, Debug)]
+enum RulesCommand {
+    /// Writes Prometheus recording and alerting rules equivalent to the SLOs: span SLIs
+    /// on the Collector's spanmetrics, metric SLIs on their own series. SLOs that
+    /// Prometheus cannot compute are listed on stderr and in the file's header.
+    Generate {
+        /// SLO files or folders of them.
+        #[arg(long, required = true, num_args = 1..)]
+        slos: Vec<PathBuf>,
+        /// The rule file to write (`-` for stdout).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -77,6 +140,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(*args),
         Command::Validate { paths } => validate(&paths),
         Command::Alerts(AlertsCommand::Test(args)) => alerts_test(*args),
+        Command::Dashboards(DashboardsCommand::Generate(args)) => dashboards_generate(*args),
+        Command::Rules(RulesCommand::Generate { slos, out }) => rules_generate(&slos, &out),
     };
     match result {
         Ok(code) => code,
@@ -146,6 +211,87 @@ fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+fn load_or_report(paths: &[PathBuf]) -> Option<Vec<slotel_compute::SloDef>> {
+    match slotel_compute::spec::load_paths(paths) {
+        Ok(defs) => Some(defs),
+        Err(e) => {
+            eprintln!("{e}");
+            None
+        }
+    }
+}
+
+fn dashboards_generate(args: DashboardsArgs) -> anyhow::Result<ExitCode> {
+    let Some(defs) = load_or_report(&args.slos) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let opts = slotel_dashboards::Options {
+        prometheus_url: args.prometheus_url,
+        datasource_name: args.datasource,
+        tenant: args.tenant,
+        team_label: args.team_label,
+        detail: match args.detail {
+            DetailArg::Service => slotel_dashboards::Detail::PerService,
+            DetailArg::Slo => slotel_dashboards::Detail::PerSlo,
+        },
+        folder: args.folder,
+    };
+    let files = slotel_dashboards::dashboards(&defs, &opts);
+    let dashboards_dir = args.out.join(slotel_dashboards::DASHBOARD_DIR);
+    // Dashboards of SLOs that no longer exist must not linger.
+    if dashboards_dir.is_dir() {
+        for entry in std::fs::read_dir(&dashboards_dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("cannot remove {}", path.display()))?;
+            }
+        }
+    }
+    for f in &files {
+        let path = args.out.join(&f.path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        std::fs::write(&path, &f.contents)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    println!(
+        "Wrote {} files for {} SLOs under {}",
+        files.len(),
+        defs.len(),
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rules_generate(paths: &[PathBuf], out: &Path) -> anyhow::Result<ExitCode> {
+    let Some(defs) = load_or_report(paths) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let (text, skipped) = slotel_dashboards::rules::generate(&defs);
+    for s in &skipped {
+        eprintln!("Left out {}: {}", s.slo, s.reason);
+    }
+    if out == Path::new("-") {
+        print!("{text}");
+    } else {
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        std::fs::write(out, &text).with_context(|| format!("cannot write {}", out.display()))?;
+        eprintln!(
+            "Wrote rules for {} of {} SLOs to {}",
+            defs.len() - skipped.len(),
+            defs.len(),
+            out.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -292,14 +438,24 @@ async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::
         config.storage.clone(),
         stopped(stop_rx.clone()),
     ));
+    let registry = Arc::new(registry);
+    let health = Arc::new(slotel_query::side::HealthHistory::new(Arc::clone(
+        &registry,
+    )));
+    let health_sampler = tokio::spawn(sample_health(
+        Arc::clone(&engine),
+        Arc::clone(&health),
+        stopped(stop_rx.clone()),
+    ));
     let api_router = slotel_query::router(slotel_query::ApiContext {
         engine: Arc::clone(&engine),
         auth,
-        registry: Arc::new(registry),
+        registry,
         reload: Some(reload),
         alerts: Arc::clone(&evaluator),
         store: Some(Arc::clone(&store)),
         options: config.api,
+        health,
     });
     let servers = [
         tokio::spawn(slotel_ingest::serve(
@@ -336,6 +492,7 @@ async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::
     queue.shutdown().await?;
     // Every batch is counted now: the last flush writes what is left.
     let _ = flusher.await;
+    let _ = health_sampler.await;
     store.flush(&engine).await;
     tracing::info!("Stopped.");
     Ok(())
@@ -405,6 +562,24 @@ async fn run_storage(
                     tracing::error!(error = %e, "Storage maintenance failed; it runs again later.");
                 }
             }
+        }
+    }
+}
+
+/// Samples slotel's own metrics into the health history every 15 seconds (the last
+/// sample of each minute is kept), until `stop` completes.
+async fn sample_health(
+    engine: Arc<Engine>,
+    health: Arc<slotel_query::side::HealthHistory>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(15));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tick.tick() => health.record(engine.now_nanos()),
         }
     }
 }
@@ -503,7 +678,6 @@ struct AlertCollector {
 
 impl Collector for AlertCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        use prometheus_client::metrics::gauge::ConstGauge;
         use std::sync::atomic::Ordering::Relaxed;
         let active = self
             .evaluator
@@ -619,6 +793,18 @@ impl Collector for EngineCollector {
             let counter = ConstCounter::new(value.load(Relaxed));
             let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
             counter.encode(metric)?;
+        }
+        let newest = s.newest_event_nanos.load(Relaxed);
+        if newest > 0 {
+            let age = (self.0.now_nanos() - newest) as f64 / 1e9;
+            let gauge = ConstGauge::new(age);
+            let metric = encoder.encode_descriptor(
+                "engine_newest_event_age_seconds",
+                "How far the newest event counted lies behind the clock: the ingestion lag",
+                None,
+                gauge.metric_type(),
+            )?;
+            gauge.encode(metric)?;
         }
         Ok(())
     }

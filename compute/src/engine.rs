@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -73,6 +73,9 @@ pub struct EngineStats {
     pub group_overflow_events: AtomicU64,
     /// Events left out of their SLI by a maintenance window.
     pub events_in_maintenance: AtomicU64,
+    /// The newest event time counted (nanoseconds since the epoch; 0 before the first):
+    /// how far behind the clock it is, is the ingestion lag.
+    pub newest_event_nanos: AtomicI64,
 }
 
 struct SloEntry {
@@ -317,6 +320,11 @@ impl Engine {
         &self.stats
     }
 
+    /// The engine's clock, in nanoseconds since the epoch.
+    pub fn now_nanos(&self) -> i64 {
+        self.clock.now_nanos()
+    }
+
     /// The maintenance windows the engine honours (events they exclude are not counted).
     pub fn maintenance(&self) -> &Arc<Maintenance> {
         &self.maintenance
@@ -395,9 +403,11 @@ impl Engine {
         };
         let maintenance = &self.maintenance;
         let mut excluded = 0u64;
+        let mut newest = 0i64;
         let mut emit = |id, time: u64, good: bool, attrs: &[KeyValue]| match i64::try_from(time) {
             Ok(t) if maintenance.excludes(&set.slos[id as usize].def, t) => excluded += 1,
             Ok(t) if t <= latest => {
+                newest = newest.max(t);
                 let group = group_of(id, attrs);
                 acc.add_counts(
                     id,
@@ -478,6 +488,7 @@ impl Engine {
                             };
                             match i64::try_from(obs.time) {
                                 Ok(t) if t <= latest => {
+                                    newest = newest.max(t);
                                     let group = group_of(id, attrs);
                                     let minute = t.div_euclid(NANOS_PER_MINUTE);
                                     acc.add_counts(id, group, minute, good, total)
@@ -487,6 +498,9 @@ impl Engine {
                         });
                 }
             }
+        }
+        if newest > 0 {
+            s.newest_event_nanos.fetch_max(newest, Ordering::Relaxed);
         }
         let (mut counted, mut too_old) = (0u64, 0u64);
         for cell in &acc.cells {

@@ -96,6 +96,24 @@ pub fn prometheus_name(name: &str, unit: &str, monotonic_sum: bool) -> String {
     out
 }
 
+/// The Prometheus label name of an OTLP attribute key, as OpenTelemetry's Prometheus
+/// exporters write it: characters other than ASCII letters, digits and `_` become `_`,
+/// and a leading digit gets a `_` before it (`http.route` → `http_route`).
+pub fn prometheus_label(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 1);
+    if key.starts_with(|c: char| c.is_ascii_digit()) {
+        out.push('_');
+    }
+    out.extend(key.chars().map(|c| {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            c
+        } else {
+            '_'
+        }
+    }));
+    out
+}
+
 /// Whether OTLP attribute key `otlp` is Prometheus label `label` (invalid characters
 /// read as `_`), without allocating.
 fn prometheus_key_eq(otlp: &str, label: &str) -> bool {

@@ -1,3 +1,162 @@
-//! Grafana dashboard and provisioning generation, and Prometheus rule export, from the
-//! same SLO definitions the engine loads. Nothing is generated yet: the crate holds its
-//! place in the workspace so the stages keep the layout of `docs/design.md`.
+//! Grafana dashboards and provisioning, and Prometheus rules, generated from the same
+//! SLO definitions the engine loads ([`slotel_compute::SloDef`]), so they never drift
+//! from the SLOs.
+//!
+//! Flow: [`dashboards`] turns the SLOs into [`GeneratedFile`]s (dashboard JSON on
+//! slotel's `/prometheus` series, a data source and a dashboard provider for Grafana's
+//! provisioning); [`rules::generate`] turns them into a Prometheus rule file (recording
+//! rules in Sloth's `slo:…` names and the multi-window, multi-burn-rate alerts) for teams
+//! whose metrics are in Prometheus.
+
+pub mod grafana;
+pub mod rules;
+pub mod views;
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+use slotel_compute::SloDef;
+
+/// What the detail dashboards cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Detail {
+    /// One dashboard per service, a row per SLO.
+    #[default]
+    PerService,
+    /// One dashboard per SLO.
+    PerSlo,
+}
+
+/// Settings of the generation.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// slotel's Prometheus API URL, for the provisioned data source.
+    pub prometheus_url: String,
+    /// The provisioned data source's name and uid, the dashboards' default.
+    pub datasource_name: String,
+    /// The tenant the data source reads (sent as `X-Scope-OrgID`); `None` for the
+    /// default tenant.
+    pub tenant: Option<String>,
+    /// The SLO label the executive view groups by (`team`).
+    pub team_label: String,
+    /// Detail dashboards per service or per SLO.
+    pub detail: Detail,
+    /// The Grafana folder the dashboards go in.
+    pub folder: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            prometheus_url: "http://127.0.0.1:8080/prometheus".into(),
+            datasource_name: "slotel".into(),
+            tenant: None,
+            team_label: "team".into(),
+            detail: Detail::PerService,
+            folder: "SLOs".into(),
+        }
+    }
+}
+
+/// One generated file: its path under the output folder and its contents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeneratedFile {
+    /// Relative to the output folder.
+    pub path: PathBuf,
+    /// The contents.
+    pub contents: String,
+}
+
+/// Where the dashboards go under the output folder: inside Grafana's provisioning
+/// folder, so that pointing `GF_PATHS_PROVISIONING` at `<out>/provisioning` is enough.
+pub const DASHBOARD_DIR: &str = "provisioning/dashboards/slotel";
+
+fn json_file(path: PathBuf, value: &Value) -> GeneratedFile {
+    let mut contents = serde_json::to_string_pretty(value).expect("JSON values serialize");
+    contents.push('\n');
+    GeneratedFile { path, contents }
+}
+
+/// `value` as YAML, every string on one line (PromQL reads better unfolded), ending
+/// with a newline.
+pub(crate) fn to_yaml(value: &Value) -> String {
+    let mut options = serde_saphyr::SerializerOptions::default();
+    options.prefer_block_scalars = false;
+    let mut out = serde_saphyr::to_string_with_options(value, options)
+        .expect("JSON values serialize as YAML");
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
+fn yaml_file(path: PathBuf, header: &str, value: &Value) -> GeneratedFile {
+    GeneratedFile {
+        path,
+        contents: format!("{header}{}", to_yaml(value)),
+    }
+}
+
+/// The dashboards of `slos` and the provisioning files that load them.
+pub fn dashboards(slos: &[SloDef], opts: &Options) -> Vec<GeneratedFile> {
+    let dir = PathBuf::from(DASHBOARD_DIR);
+    let mut out = vec![
+        json_file(
+            dir.join("slotel-executive.json"),
+            &views::executive(slos, opts),
+        ),
+        json_file(dir.join("slotel-oncall.json"), &views::oncall(slos, opts)),
+        json_file(
+            dir.join("slotel-overview.json"),
+            &views::overview(slos, opts),
+        ),
+    ];
+    for (name, value) in views::details(slos, opts) {
+        out.push(json_file(dir.join(name), &value));
+    }
+    let mut datasource = json!({
+        "name": opts.datasource_name,
+        "uid": opts.datasource_name,
+        "type": "prometheus",
+        "access": "proxy",
+        "url": opts.prometheus_url,
+        "isDefault": true,
+        "editable": true,
+        "jsonData": {
+            "httpMethod": "POST",
+            "timeInterval": "1m",
+            "prometheusType": "Prometheus",
+            "prometheusVersion": "2.45.0",
+        },
+    });
+    if let Some(tenant) = &opts.tenant {
+        datasource["jsonData"]["httpHeaderName1"] = json!("X-Scope-OrgID");
+        datasource["secureJsonData"] = json!({ "httpHeaderValue1": tenant });
+    }
+    out.push(yaml_file(
+        PathBuf::from("provisioning/datasources/slotel.yaml"),
+        "# Generated by `slotel dashboards generate`: a Prometheus data source on slotel.\n",
+        &json!({ "apiVersion": 1, "datasources": [datasource] }),
+    ));
+    out.push(yaml_file(
+        PathBuf::from("provisioning/dashboards/slotel.yaml"),
+        "# Generated by `slotel dashboards generate`: loads the dashboards beside this file.\n\
+         # Start Grafana with GF_PATHS_PROVISIONING set to this folder's parent.\n",
+        &json!({
+            "apiVersion": 1,
+            "providers": [{
+                "name": "slotel",
+                "type": "file",
+                "folder": opts.folder,
+                "disableDeletion": false,
+                "allowUiUpdates": false,
+                "updateIntervalSeconds": 30,
+                "options": {
+                    "path": "${GF_PATHS_PROVISIONING}/dashboards/slotel",
+                    "foldersFromFilesStructure": false,
+                },
+            }],
+        }),
+    ));
+    out
+}

@@ -16,6 +16,7 @@ pub mod exposition;
 pub mod prometheus;
 pub mod promql;
 pub mod rest;
+pub mod side;
 
 pub use source::{ApiOptions, QueryEngine};
 
@@ -54,6 +55,8 @@ pub struct ApiContext {
     pub store: Option<Arc<store::Store>>,
     /// The API's settings.
     pub options: ApiOptions,
+    /// slotel's own metrics by minute, served through the Prometheus API.
+    pub health: Arc<side::HealthHistory>,
 }
 
 impl std::fmt::Debug for ApiContext {
@@ -73,6 +76,7 @@ impl ApiContext {
             alerts: Arc::default(),
             store: None,
             options: ApiOptions::default(),
+            health: Arc::default(),
         }
     }
 }
@@ -89,11 +93,14 @@ pub fn router(ctx: ApiContext) -> Router {
         alerts,
         store,
         options,
+        health,
     } = ctx;
     let source = QueryEngine {
         engine: Arc::clone(&engine),
         store,
         options,
+        alerts: Arc::clone(&alerts),
+        health,
     };
     let gates = (Arc::clone(&engine), Arc::clone(&alerts));
     let api = Router::new()

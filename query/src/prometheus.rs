@@ -273,7 +273,8 @@ fn matched(source: &QueryEngine, tenant: &str, p: &Params) -> Result<Vec<Labels>
         .map(promql::parse_selector)
         .collect::<Result<Vec<_>, _>>()?;
     let targets = promql::targets(&source.engine, tenant);
-    Ok(promql::series_labels(&targets, &selectors))
+    let side = source.side_series(tenant);
+    Ok(promql::series_labels(&targets, &side, &selectors))
 }
 
 async fn series(
@@ -780,16 +781,33 @@ mod tests {
             .iter()
             .map(|s| s["window"].as_str().unwrap())
             .collect();
-        assert_eq!(windows, ["5m", "30m", "1h", "2h", "6h", "1d", "3d", "7d"]);
+        assert_eq!(
+            windows,
+            ["5m", "30m", "1h", "2h", "6h", "1d", "3d", "7d", "slo"]
+        );
         let (_, body) = get("/prometheus/api/v1/labels").await;
+        // The SLO series' labels, and those of the alert tiers' states.
         assert_eq!(
             body["data"],
-            json!(["__name__", "service", "slo", "team", "tenant", "window"])
+            json!([
+                "__name__",
+                "alertname",
+                "burnrate_tier",
+                "factor",
+                "long_window",
+                "service",
+                "severity",
+                "short_window",
+                "slo",
+                "team",
+                "tenant",
+                "window"
+            ])
         );
         let (_, body) = get("/prometheus/api/v1/label/slo/values").await;
         assert_eq!(body["data"], json!(["a", "b", "c"]));
         let (_, body) = get("/prometheus/api/v1/label/__name__/values").await;
-        assert_eq!(body["data"].as_array().unwrap().len(), 9);
+        assert_eq!(body["data"].as_array().unwrap().len(), 10);
         let (_, body) = get("/prometheus/api/v1/metadata?metric=slotel_slo_events_total").await;
         assert_eq!(
             body["data"]["slotel_slo_events_total"][0]["type"],

@@ -18,10 +18,12 @@ use promql_parser::parser::{
 };
 use slotel_compute::engine::window_units;
 use slotel_compute::math;
+use slotel_compute::metric::prometheus_label;
 use slotel_compute::model::{BURN_RATE_WINDOWS, format_minutes};
 use slotel_compute::window::MinuteSeries;
 use slotel_compute::{Engine, SloDef};
 
+use crate::side::SideSeries;
 use crate::source::QueryEngine;
 
 const NANOS_PER_MINUTE: i64 = 60_000_000_000;
@@ -203,8 +205,8 @@ pub fn targets(engine: &Engine, tenant: &str) -> Vec<Target> {
     for def in engine.slos(tenant) {
         let mut base = Labels::new();
         for (k, v) in &def.labels {
-            if !RESERVED.contains(&k.as_str()) && is_label_name(k) {
-                base.insert(k.clone(), v.clone());
+            if let Some(k) = label_name(k).filter(|k| !RESERVED.contains(&k.as_str())) {
+                base.insert(k, v.clone());
             }
         }
         base.insert("slo".into(), def.name.clone());
@@ -219,8 +221,8 @@ pub fn targets(engine: &Engine, tenant: &str) -> Vec<Target> {
         for group in groups {
             let mut labels = base.clone();
             for (k, v) in &group {
-                if !RESERVED.contains(&k.as_str()) && is_label_name(k) {
-                    labels.insert(k.clone(), v.clone());
+                if let Some(k) = label_name(k).filter(|k| !RESERVED.contains(&k.as_str())) {
+                    labels.insert(k, v.clone());
                 }
             }
             out.push(Target {
@@ -233,13 +235,18 @@ pub fn targets(engine: &Engine, tenant: &str) -> Vec<Target> {
     out
 }
 
-fn is_label_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+/// `s` as a Prometheus label name (see [`prometheus_label`]); `None` for the empty
+/// string.
+pub fn label_name(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| prometheus_label(s))
 }
 
-/// The windows of a target: the standard alert windows and the SLO's own.
+/// The `window` label of the series over each SLO's own window, whatever its length: a
+/// dashboard over SLOs of 7, 28 and 30 days selects them all with `window="slo"`.
+pub const SLO_WINDOW: &str = "slo";
+
+/// The windows of a target: the standard alert windows, the SLO's own, and the SLO's
+/// own again as [`SLO_WINDOW`].
 fn windows(def: &SloDef) -> Vec<(String, WindowSpec)> {
     let mut out: Vec<(String, WindowSpec)> = BURN_RATE_WINDOWS
         .iter()
@@ -250,6 +257,7 @@ fn windows(def: &SloDef) -> Vec<(String, WindowSpec)> {
         Some(slot) => slot.1 = WindowSpec::Slo,
         None => out.push((label, WindowSpec::Slo)),
     }
+    out.push((SLO_WINDOW.to_string(), WindowSpec::Slo));
     out
 }
 
@@ -303,18 +311,23 @@ fn selects(name: Option<&str>, matchers: &Matchers, labels: &Labels) -> bool {
     }
 }
 
-/// The label sets of every series of `targets` that any of `selectors` picks (all of
-/// them when there is none).
-pub fn series_labels(targets: &[Target], selectors: &[VectorSelector]) -> Vec<Labels> {
+/// The label sets of every series of `targets` and `side` that any of `selectors`
+/// picks (all of them when there is none).
+pub fn series_labels(
+    targets: &[Target],
+    side: &[SideSeries],
+    selectors: &[VectorSelector],
+) -> Vec<Labels> {
     catalog(targets)
         .into_iter()
-        .filter(|s| {
+        .map(|s| s.labels)
+        .chain(side.iter().map(|s| s.labels.clone()))
+        .filter(|labels| {
             selectors.is_empty()
                 || selectors
                     .iter()
-                    .any(|v| selects(v.name.as_deref(), &v.matchers, &s.labels))
+                    .any(|v| selects(v.name.as_deref(), &v.matchers, labels))
         })
-        .map(|s| s.labels)
         .collect()
 }
 
@@ -343,7 +356,7 @@ fn sample(
             let ((good, total), (gu, tu)) = window_units(def, s, m, minutes);
             let seconds = f64::from(minutes) * 60.0;
             match metric {
-                Metric::Sli => (tu > 0.0).then(|| gu / tu),
+                Metric::Sli => math::sli(gu, tu),
                 Metric::ErrorRatio => (tu > 0.0).then(|| (tu - gu) / tu),
                 Metric::BurnRate => math::burn_rate(gu, tu, ratio),
                 Metric::BudgetRemaining => math::budget_remaining(gu, tu, ratio),
@@ -502,6 +515,7 @@ impl Evaluation {
         selectors(expr, &mut sels)?;
         let targets = targets(&source.engine, tenant);
         let all = catalog(&targets);
+        let side = source.side_series(tenant);
         let mut fetched = HashMap::new();
         let (first, last) = (*steps.first().unwrap_or(&0), *steps.last().unwrap_or(&0));
         for (vs, range) in sels {
@@ -533,7 +547,15 @@ impl Evaluation {
             for s in picked {
                 by_target.entry(s.target).or_default().push(s);
             }
-            let mut out = Vec::new();
+            let mut out: Vec<Fetched> = side
+                .iter()
+                .filter(|s| selects(vs.name.as_deref(), &vs.matchers, &s.labels))
+                .map(|s| Fetched {
+                    labels: s.labels.clone(),
+                    lo,
+                    samples: (lo..=hi).map(|minute| s.at(minute)).collect(),
+                })
+                .collect();
             for (ti, ids) in by_target {
                 if Instant::now() > deadline {
                     return Err(PromError::Timeout);

@@ -1,13 +1,15 @@
 //! The one door the HTTP handlers read SLO data through: the engine's in-memory minutes
 //! and, for what the engine no longer holds, the Parquet tables.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
+use slotel_compute::alert::Evaluator;
 use slotel_compute::window::MinuteSeries;
 use slotel_compute::{Engine, SloDef};
 
+use crate::side::{self, HealthHistory, SideSeries};
 use crate::sql::{self, SqlError, SqlLimits};
 use crate::store::{SLI_MINUTE, Store};
 
@@ -47,7 +49,7 @@ pub struct SloMinutes {
 }
 
 /// Reads SLO data for the API: hot minutes from the engine, cold ones from storage.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct QueryEngine {
     /// The engine.
     pub engine: Arc<Engine>,
@@ -55,9 +57,34 @@ pub struct QueryEngine {
     pub store: Option<Arc<Store>>,
     /// The API's settings.
     pub options: ApiOptions,
+    /// The alert rules' state, for the active-alert series.
+    pub alerts: Arc<Mutex<Evaluator>>,
+    /// slotel's own metrics by minute.
+    pub health: Arc<HealthHistory>,
+}
+
+impl std::fmt::Debug for QueryEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryEngine").finish_non_exhaustive()
+    }
 }
 
 impl QueryEngine {
+    /// The series served beside the SLO series for `tenant`: active alerts and slotel's
+    /// own health.
+    pub fn side_series(&self, tenant: &str) -> Vec<SideSeries> {
+        let now = self.engine.now_nanos();
+        let mut out = side::alert_series(&self.alerts, tenant, now);
+        out.extend(side::tier_state_series(
+            &self.engine,
+            &self.alerts,
+            tenant,
+            now,
+        ));
+        out.extend(self.health.series(tenant, now));
+        out
+    }
+
     /// The minutes `lo..=hi` of `tenant`'s SLO `name` (or its group with `labels`);
     /// `None` for an unknown SLO or group.
     pub async fn minutes(
