@@ -53,6 +53,14 @@ const WORKBOOK: [(&str, Severity, u32, u32, f64); 4] = [
     ("ticket-slow", Severity::Ticket, 4320, 360, 0.10),
 ];
 
+/// The names of the default tiers, fastest first.
+pub const DEFAULT_TIER_NAMES: [&str; 4] =
+    [WORKBOOK[0].0, WORKBOOK[1].0, WORKBOOK[2].0, WORKBOOK[3].0];
+
+/// The workbook's pairs of long and short windows, in minutes: the short window is a
+/// twelfth of the long one.
+pub const WINDOW_PAIRS: [(u32, u32); 4] = [(60, 5), (360, 30), (1440, 120), (4320, 360)];
+
 /// The default tiers for an SLO whose window is `window_minutes` long.
 pub fn default_tiers(window_minutes: u32) -> Vec<Tier> {
     WORKBOOK

@@ -44,3 +44,24 @@ fn invalid_specs_report_every_problem_with_its_position() {
         insta::assert_snapshot!(format!("invalid-{name}"), err);
     }
 }
+
+#[test]
+fn openslo_alert_policies_replace_the_default_tiers() {
+    use slotel_compute::alert::{Severity, tiers_for};
+    let defs = load_paths(&[Path::new("tests/specs/valid/openslo.yaml").to_path_buf()]).unwrap();
+    let tiers = tiers_for(&defs[0], 30 * 1440);
+    assert_eq!(tiers.len(), 1, "{tiers:?}");
+    let t = &tiers[0];
+    assert_eq!(t.name, "fast-burn");
+    assert_eq!((t.long_minutes, t.short_minutes), (60, 5));
+    assert_eq!((t.factor, t.for_seconds), (14.4, 300));
+    assert_eq!(t.severity, Severity::Page);
+    let tiers = tiers_for(&defs[1], 31 * 1440);
+    let names: Vec<&str> = tiers.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["slow-burn"]);
+    assert_eq!(tiers[0].severity, Severity::Ticket);
+    assert_eq!(
+        defs[1].budget_alerts.no_data_minutes,
+        Some((1440, Severity::Ticket))
+    );
+}

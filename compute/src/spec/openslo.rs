@@ -23,8 +23,11 @@ use super::{
     RawMetricRatio, RawMetricSelector, RawSli, RawSpans, RawWindow, is_valid_name, parse_duration,
     sli_of, slice_minutes, window_of, yaml_error,
 };
+use crate::alert::{DEFAULT_TIER_NAMES, WINDOW_PAIRS};
 use crate::error::SpecError;
-use crate::model::{AttrMatch, Budgeting, CalendarUnit, Objective, Sli, SloDef, Window};
+use crate::model::{
+    AttrMatch, Budgeting, CalendarUnit, Objective, Severity, Sli, SloDef, TierOverride, Window,
+};
 
 /// Whether a document set is OpenSLO: its first document names `apiVersion: openslo/…`.
 pub(crate) fn is_openslo(text: &str) -> bool {
@@ -118,9 +121,75 @@ struct SloSpec {
     time_window: Spanned<Vec<TimeWindow>>,
     budgeting_method: Spanned<String>,
     objectives: Spanned<Vec<ObjectiveSpec>>,
-    /// Alert policies are read by the alerting engine; here they are only accepted.
-    #[serde(rename = "alertPolicies", default)]
-    _alert_policies: Vec<IgnoredAny>,
+    #[serde(default)]
+    alert_policies: Vec<PolicyItem>,
+}
+
+/// An SLO's alert policy: by reference (`alertPolicyRef`) or inline.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PolicyItem {
+    #[serde(rename = "kind", default)]
+    _kind: Option<String>,
+    #[serde(default)]
+    alert_policy_ref: Option<Spanned<String>>,
+    #[serde(rename = "metadata", default)]
+    _metadata: Option<Meta>,
+    #[serde(default)]
+    spec: Option<AlertPolicySpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AlertPolicySpec {
+    #[serde(rename = "description", default)]
+    _description: Option<String>,
+    #[serde(default)]
+    alert_when_no_data: bool,
+    /// slotel always sends resolves and alerts while breaching.
+    #[serde(rename = "alertWhenResolved", default)]
+    _alert_when_resolved: bool,
+    #[serde(rename = "alertWhenBreaching", default)]
+    _alert_when_breaching: bool,
+    #[serde(default)]
+    conditions: Vec<ConditionItem>,
+    /// Receivers are routed by slotel's `alerting:` configuration.
+    #[serde(rename = "notificationTargets", default)]
+    _notification_targets: Vec<IgnoredAny>,
+}
+
+/// A policy's condition: by reference (`conditionRef`) or inline.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ConditionItem {
+    #[serde(rename = "kind", default)]
+    _kind: Option<String>,
+    #[serde(default)]
+    condition_ref: Option<Spanned<String>>,
+    #[serde(default)]
+    metadata: Option<Meta>,
+    #[serde(default)]
+    spec: Option<AlertConditionSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AlertConditionSpec {
+    #[serde(default)]
+    description: Option<String>,
+    severity: Spanned<String>,
+    condition: ConditionBody,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ConditionBody {
+    kind: Spanned<String>,
+    op: Spanned<String>,
+    threshold: Spanned<f64>,
+    lookback_window: Spanned<String>,
+    #[serde(default)]
+    alert_after: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -258,6 +327,8 @@ enum Parsed {
     Slo(Box<Doc<SloSpec>>),
     Sli(Box<Doc<SliSpec>>),
     DataSource(Box<Doc<DataSourceSpec>>),
+    AlertPolicy(Box<Doc<AlertPolicySpec>>),
+    AlertCondition(Box<Doc<AlertConditionSpec>>),
     Other,
 }
 
@@ -310,6 +381,10 @@ pub(crate) fn parse_file(file: &Path, text: &str, errors: &mut Vec<SpecError>) -
             "SLO" => serde_saphyr::from_str(&doc).map(|d| Parsed::Slo(Box::new(d))),
             "SLI" => serde_saphyr::from_str(&doc).map(|d| Parsed::Sli(Box::new(d))),
             "DataSource" => serde_saphyr::from_str(&doc).map(|d| Parsed::DataSource(Box::new(d))),
+            "AlertPolicy" => serde_saphyr::from_str(&doc).map(|d| Parsed::AlertPolicy(Box::new(d))),
+            "AlertCondition" => {
+                serde_saphyr::from_str(&doc).map(|d| Parsed::AlertCondition(Box::new(d)))
+            }
             k if KINDS.contains(&k) => {
                 serde_saphyr::from_str::<Doc<IgnoredAny>>(&doc).map(|_| Parsed::Other)
             }
@@ -342,9 +417,22 @@ pub(crate) fn translate(
 ) -> Vec<(SloDef, Origin)> {
     let mut slis: HashMap<String, (&Path, u64, &Doc<SliSpec>)> = HashMap::new();
     let mut sources: HashMap<String, String> = HashMap::new();
+    let mut policy_docs = Vec::new();
+    let mut conditions: HashMap<String, Option<(String, TierOverride)>> = HashMap::new();
     for (file, f) in files {
         for (offset, doc) in &f.docs {
             match doc {
+                Parsed::AlertCondition(d) => {
+                    let mut ctx = Ctx {
+                        file,
+                        errors: Vec::new(),
+                        line_offset: *offset,
+                    };
+                    let tier = condition_tier(&mut ctx, &d.metadata.name.value, &d.spec);
+                    errors.append(&mut ctx.errors);
+                    conditions.insert(d.metadata.name.value.clone(), tier);
+                }
+                Parsed::AlertPolicy(d) => policy_docs.push((*file, *offset, d)),
                 Parsed::Sli(d) => {
                     slis.insert(d.metadata.name.value.clone(), (file, *offset, d));
                 }
@@ -357,6 +445,18 @@ pub(crate) fn translate(
                 _ => {}
             }
         }
+    }
+    // Policies after every condition, since they may name conditions of any file.
+    let mut policies: HashMap<String, Option<PolicyTiers>> = HashMap::new();
+    for (file, offset, d) in policy_docs {
+        let mut ctx = Ctx {
+            file,
+            errors: Vec::new(),
+            line_offset: offset,
+        };
+        let tiers = policy_tiers(&mut ctx, &d.spec, &conditions);
+        errors.append(&mut ctx.errors);
+        policies.insert(d.metadata.name.value.clone(), tiers);
     }
     let mut out = Vec::new();
     for (file, f) in files {
@@ -393,9 +493,16 @@ pub(crate) fn translate(
                 errors: Vec::new(),
                 line_offset: sli_offset,
             };
-            if let Some(def) =
+            if let Some(mut def) =
                 translate_slo(&mut ctx, &mut sli_ctx, slo, sli_meta, sli_spec, &sources)
             {
+                apply_policies(
+                    &mut ctx,
+                    &mut def,
+                    &slo.spec.alert_policies,
+                    &conditions,
+                    &policies,
+                );
                 let origin = ctx.origin(&slo.metadata.name);
                 out.push((def, origin));
             }
@@ -404,6 +511,231 @@ pub(crate) fn translate(
         }
     }
     out
+}
+
+/// The tiers an alert policy sets, and whether it asks for a no-data alert (after its
+/// longest lookback, at its highest severity).
+struct PolicyTiers {
+    tiers: Vec<(String, TierOverride)>,
+    no_data: Option<(u32, Severity)>,
+}
+
+/// The tier a `burnrate` alert condition describes: both its `lookbackWindow` and the
+/// workbook's short window for it (a twelfth) must burn above `threshold`, for
+/// `alertAfter`.
+fn condition_tier(
+    ctx: &mut Ctx<'_>,
+    name: &str,
+    spec: &AlertConditionSpec,
+) -> Option<(String, TierOverride)> {
+    let before = ctx.errors.len();
+    let c = &spec.condition;
+    if c.kind.value != "burnrate" {
+        ctx.err(
+            &c.kind,
+            format!(
+                "condition kind {:?} is not supported: slotel evaluates burnrate conditions",
+                c.kind.value
+            ),
+        );
+    }
+    if !matches!(c.op.value.as_str(), "gt" | "gte") {
+        ctx.err(
+            &c.op,
+            format!(
+                "op {:?}: a burn-rate alert fires above its threshold, use gt or gte",
+                c.op.value
+            ),
+        );
+    }
+    if !(c.threshold.value > 0.0 && c.threshold.value.is_finite()) {
+        ctx.err(&c.threshold, "threshold must be a burn rate above 0");
+    }
+    let long = match parse_duration(&c.lookback_window.value) {
+        Ok(d) => {
+            let minutes = (d.as_secs() / 60) as u32;
+            match WINDOW_PAIRS.iter().find(|(l, _)| *l == minutes) {
+                Some(pair) => Some(*pair),
+                None => {
+                    ctx.err(
+                        &c.lookback_window,
+                        format!(
+                            "lookbackWindow {:?} is not one of 1h, 6h, 1d, 3d (the long windows slotel pairs with 5m, 30m, 2h, 6h)",
+                            c.lookback_window.value
+                        ),
+                    );
+                    None
+                }
+            }
+        }
+        Err(e) => {
+            ctx.err(&c.lookback_window, e);
+            None
+        }
+    };
+    let for_seconds = match &c.alert_after {
+        Some(a) => match parse_duration(&a.value) {
+            Ok(d) => Some(d.as_secs() as i64),
+            Err(e) => {
+                ctx.err(a, e);
+                None
+            }
+        },
+        None => None,
+    };
+    let severity = match spec.severity.value.to_ascii_lowercase().as_str() {
+        "page" | "critical" | "high" => Some(Severity::Page),
+        "ticket" | "warning" | "medium" | "low" | "info" => Some(Severity::Ticket),
+        other => {
+            ctx.err(
+                &spec.severity,
+                format!(
+                    "severity {other:?}: slotel pages on page, critical or high and opens tickets on ticket, warning, medium, low or info"
+                ),
+            );
+            None
+        }
+    };
+    if ctx.errors.len() > before {
+        return None;
+    }
+    let (long_minutes, short_minutes) = long?;
+    let mut annotations = BTreeMap::new();
+    if let Some(d) = &spec.description {
+        annotations.insert("condition".to_string(), d.clone());
+    }
+    Some((
+        name.to_string(),
+        TierOverride {
+            disabled: false,
+            factor: Some(c.threshold.value),
+            severity,
+            long_minutes: Some(long_minutes),
+            short_minutes: Some(short_minutes),
+            for_seconds,
+            labels: BTreeMap::new(),
+            annotations,
+        },
+    ))
+}
+
+/// The tiers of an alert policy; `None` when it or a condition it names is invalid.
+fn policy_tiers(
+    ctx: &mut Ctx<'_>,
+    spec: &AlertPolicySpec,
+    conditions: &HashMap<String, Option<(String, TierOverride)>>,
+) -> Option<PolicyTiers> {
+    let mut tiers = Vec::new();
+    let mut valid = true;
+    for item in &spec.conditions {
+        let tier = match (&item.condition_ref, &item.metadata, &item.spec) {
+            (Some(r), None, None) => match conditions.get(&r.value) {
+                Some(t) => t.clone(),
+                None => {
+                    ctx.err(
+                        r,
+                        format!("no AlertCondition named {:?} is defined", r.value),
+                    );
+                    None
+                }
+            },
+            (None, Some(meta), Some(spec)) => condition_tier(ctx, &meta.name.value, spec),
+            _ => {
+                valid = false;
+                ctx.errors.push(SpecError {
+                    file: ctx.file.to_path_buf(),
+                    line: ctx.line_offset + 1,
+                    column: 1,
+                    message: "an alert policy condition needs conditionRef, or metadata and spec"
+                        .into(),
+                });
+                None
+            }
+        };
+        match tier {
+            Some(t) => tiers.push(t),
+            None => valid = false,
+        }
+    }
+    if !valid {
+        return None;
+    }
+    let no_data = spec.alert_when_no_data.then(|| {
+        let minutes = tiers
+            .iter()
+            .filter_map(|(_, t)| t.long_minutes)
+            .max()
+            .unwrap_or(60);
+        let severity = if tiers
+            .iter()
+            .any(|(_, t)| t.severity == Some(Severity::Page))
+        {
+            Severity::Page
+        } else {
+            Severity::Ticket
+        };
+        (minutes, severity)
+    });
+    Some(PolicyTiers { tiers, no_data })
+}
+
+/// Replaces the default tiers of `def` by those of its alert policies (an SLO without
+/// policies keeps the defaults).
+fn apply_policies(
+    ctx: &mut Ctx<'_>,
+    def: &mut SloDef,
+    items: &[PolicyItem],
+    conditions: &HashMap<String, Option<(String, TierOverride)>>,
+    policies: &HashMap<String, Option<PolicyTiers>>,
+) {
+    if items.is_empty() {
+        return;
+    }
+    for name in DEFAULT_TIER_NAMES {
+        def.alert_tiers.insert(
+            name.to_string(),
+            TierOverride {
+                disabled: true,
+                ..TierOverride::default()
+            },
+        );
+    }
+    let mut inline = Vec::new();
+    for item in items {
+        let policy = match (&item.alert_policy_ref, &item.spec) {
+            (Some(r), None) => match policies.get(&r.value) {
+                Some(p) => p.as_ref(),
+                None => {
+                    ctx.err(r, format!("no AlertPolicy named {:?} is defined", r.value));
+                    None
+                }
+            },
+            (None, Some(spec)) => {
+                inline.push(policy_tiers(ctx, spec, conditions));
+                inline.last().and_then(Option::as_ref)
+            }
+            _ => {
+                ctx.errors.push(SpecError {
+                    file: ctx.file.to_path_buf(),
+                    line: ctx.line_offset + 1,
+                    column: 1,
+                    message: format!(
+                        "SLO {}: an alert policy needs alertPolicyRef, or metadata and spec",
+                        def.name
+                    ),
+                });
+                None
+            }
+        };
+        if let Some(p) = policy {
+            for (name, tier) in &p.tiers {
+                def.alert_tiers.insert(name.clone(), tier.clone());
+            }
+            if let Some(no_data) = p.no_data {
+                def.budget_alerts.no_data_minutes = Some(no_data);
+            }
+        }
+    }
 }
 
 fn check_source(ctx: &mut Ctx<'_>, s: &MetricSource, sources: &HashMap<String, String>) {
