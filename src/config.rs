@@ -133,6 +133,24 @@ struct AlertingFile {
     webhook_urls: Vec<String>,
     pagerduty: Option<PagerDutyFile>,
     slack_webhook_url: Option<String>,
+    /// Receivers for the alerts whose labels match, before the ones above.
+    #[serde(default)]
+    routes: Vec<RouteFile>,
+}
+
+/// One `alerting.routes` entry.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RouteFile {
+    #[serde(rename = "match", default)]
+    matchers: std::collections::BTreeMap<String, String>,
+    #[serde(rename = "continue", default)]
+    continue_matching: bool,
+    alertmanager_url: Option<String>,
+    #[serde(default)]
+    webhook_urls: Vec<String>,
+    pagerduty: Option<PagerDutyFile>,
+    slack_webhook_url: Option<String>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -140,6 +158,16 @@ struct AlertingFile {
 struct PagerDutyFile {
     routing_key: String,
     events_url: Option<String>,
+}
+
+impl PagerDutyFile {
+    /// The routing key and the events URL (PagerDuty's own by default).
+    fn resolve(self) -> (String, String) {
+        let url = self
+            .events_url
+            .unwrap_or_else(|| slotel_compute::notify::PAGERDUTY_EVENTS_URL.to_string());
+        (self.routing_key, url)
+    }
 }
 
 impl AlertingConfig {
@@ -153,6 +181,25 @@ impl AlertingConfig {
             timeout: Duration::from_secs(10),
             attempts,
         }
+    }
+
+    /// The routes' settings, with `attempts` per delivery.
+    pub fn routes(&self, attempts: u32) -> Vec<slotel_compute::notify::RouteConfig> {
+        self.routes
+            .iter()
+            .map(|r| slotel_compute::notify::RouteConfig {
+                matchers: r.matchers.clone(),
+                continue_matching: r.continue_matching,
+                receivers: slotel_compute::notify::NotifyConfig {
+                    alertmanager_url: r.alertmanager_url.clone(),
+                    webhook_urls: r.webhook_urls.clone(),
+                    pagerduty: r.pagerduty.clone(),
+                    slack_url: r.slack_webhook_url.clone(),
+                    timeout: Duration::from_secs(10),
+                    attempts,
+                },
+            })
+            .collect()
     }
 
     /// The base of links in alerts: `external_url`, or the API address.
@@ -173,6 +220,26 @@ pub struct AlertingConfig {
     /// The URL people reach slotel's API at, for links in alerts (default: the API
     /// address).
     pub external_url: Option<String>,
+    /// Webhook receivers.
+    pub webhook_urls: Vec<String>,
+    /// PagerDuty routing key and events URL.
+    pub pagerduty: Option<(String, String)>,
+    /// A Slack incoming webhook.
+    pub slack_webhook_url: Option<String>,
+    /// Routes by labels, tried in order before the receivers above (which take the
+    /// alerts no route matches).
+    pub routes: Vec<RouteSettings>,
+}
+
+/// One route: the labels it matches and its receivers.
+#[derive(Debug, Clone)]
+pub struct RouteSettings {
+    /// Labels that must all have these values.
+    pub matchers: std::collections::BTreeMap<String, String>,
+    /// Whether matched alerts also try the next routes.
+    pub continue_matching: bool,
+    /// Alertmanager's base URL.
+    pub alertmanager_url: Option<String>,
     /// Webhook receivers.
     pub webhook_urls: Vec<String>,
     /// PagerDuty routing key and events URL.
@@ -436,13 +503,21 @@ impl ServeConfig {
                 alertmanager_url: file.alerting.alertmanager_url,
                 external_url: file.alerting.external_url,
                 webhook_urls: file.alerting.webhook_urls,
-                pagerduty: file.alerting.pagerduty.map(|p| {
-                    let url = p.events_url.unwrap_or_else(|| {
-                        slotel_compute::notify::PAGERDUTY_EVENTS_URL.to_string()
-                    });
-                    (p.routing_key, url)
-                }),
+                pagerduty: file.alerting.pagerduty.map(PagerDutyFile::resolve),
                 slack_webhook_url: file.alerting.slack_webhook_url,
+                routes: file
+                    .alerting
+                    .routes
+                    .into_iter()
+                    .map(|r| RouteSettings {
+                        matchers: r.matchers,
+                        continue_matching: r.continue_matching,
+                        alertmanager_url: r.alertmanager_url,
+                        webhook_urls: r.webhook_urls,
+                        pagerduty: r.pagerduty.map(PagerDutyFile::resolve),
+                        slack_webhook_url: r.slack_webhook_url,
+                    })
+                    .collect(),
             },
         })
     }

@@ -16,7 +16,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use slotel_compute::alert::{AlertState, Evaluator};
-use slotel_compute::notify::Notifiers;
+use slotel_compute::notify::Router;
 use slotel_compute::{Clock, Engine, SystemClock};
 use slotel_ingest::buffer::MemoryQueue;
 use slotel_ingest::{IngestConfig, IngestMetrics};
@@ -176,7 +176,10 @@ fn alerts_test(mut args: ServeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let notifiers = Notifiers::start(&config.alerting.notify_config(1));
+        let notifiers = Router::start(
+            &config.alerting.notify_config(1),
+            &config.alerting.routes(1),
+        );
         let stats = notifiers.stats();
         if stats.is_empty() {
             println!("no receivers are configured under alerting:");
@@ -408,7 +411,10 @@ async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::
     let evaluator = Arc::new(Mutex::new(Evaluator::load(&alerts_path).with_context(
         || format!("cannot read the alert state {}", alerts_path.display()),
     )?));
-    let notifiers = Notifiers::start(&config.alerting.notify_config(3));
+    let notifiers = Router::start(
+        &config.alerting.notify_config(3),
+        &config.alerting.routes(3),
+    );
     registry.register_collector(Box::new(AlertCollector {
         evaluator: Arc::clone(&evaluator),
         notifiers: notifiers.stats(),
@@ -592,7 +598,7 @@ struct AlertLoop {
     /// Where alert state changes are recorded (`alert_events`).
     store: Arc<Store>,
     evaluator: Arc<Mutex<Evaluator>>,
-    notifiers: Notifiers,
+    notifiers: Router,
     /// The alert state file.
     state_path: PathBuf,
     interval: Duration,

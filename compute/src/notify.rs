@@ -445,3 +445,168 @@ pub fn slack_message(t: &Transition, firing: bool, resolved: bool, external_url:
         "text": format!("{head}: {summary} <{}|details>", generator_url(external_url, &t.labels)),
     })
 }
+
+/// Where the alerts whose labels match go: Alertmanager's routing, one level deep.
+#[derive(Debug, Clone, Default)]
+pub struct RouteConfig {
+    /// Labels an alert must have, all with these values (`tenant` routes per tenant).
+    pub matchers: BTreeMap<String, String>,
+    /// Whether alerts matched here also try the routes after this one.
+    pub continue_matching: bool,
+    /// The receivers of the route.
+    pub receivers: NotifyConfig,
+}
+
+impl RouteConfig {
+    fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.matchers
+            .iter()
+            .all(|(k, v)| labels.get(k).is_some_and(|l| l == v))
+    }
+}
+
+/// The receivers of every route, and the default ones for alerts no route matches.
+pub struct Router {
+    routes: Vec<(RouteConfig, Notifiers)>,
+    default: Notifiers,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("routes", &self.routes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Router {
+    /// Starts the senders of `default` and of every route. Within a Tokio runtime.
+    pub fn start(default: &NotifyConfig, routes: &[RouteConfig]) -> Self {
+        Self {
+            routes: routes
+                .iter()
+                .map(|r| (r.clone(), Notifiers::start(&r.receivers)))
+                .collect(),
+            default: Notifiers::start(default),
+        }
+    }
+
+    /// Which routes an alert with `labels` goes to (the first that matches, and the
+    /// ones after it while matched routes say `continue`), and whether it goes to the
+    /// default receivers (when no route matches).
+    pub fn destinations(&self, labels: &BTreeMap<String, String>) -> (Vec<bool>, bool) {
+        let mut to = vec![false; self.routes.len()];
+        let mut matched = false;
+        for (i, (route, _)) in self.routes.iter().enumerate() {
+            if route.matches(labels) {
+                to[i] = true;
+                matched = true;
+                if !route.continue_matching {
+                    break;
+                }
+            }
+        }
+        (to, !matched)
+    }
+
+    /// Sends what an evaluation calls for through the receivers each alert is routed
+    /// to (see [`Notifiers::notify`]).
+    pub fn notify(
+        &self,
+        evaluator: &Evaluator,
+        transitions: &[Transition],
+        now: i64,
+        valid_for: Duration,
+        external_url: &str,
+        silenced: &dyn Fn(&BTreeMap<String, String>) -> bool,
+    ) {
+        for (i, (_, n)) in self.routes.iter().enumerate() {
+            let held = |l: &BTreeMap<String, String>| silenced(l) || !self.destinations(l).0[i];
+            n.notify(evaluator, transitions, now, valid_for, external_url, &held);
+        }
+        let held = |l: &BTreeMap<String, String>| silenced(l) || !self.destinations(l).1;
+        self.default
+            .notify(evaluator, transitions, now, valid_for, external_url, &held);
+    }
+
+    /// Sends a test notification through every receiver, of every route.
+    pub fn test(&self, external_url: &str, now: i64) {
+        self.default.test(external_url, now);
+        for (_, n) in &self.routes {
+            n.test(external_url, now);
+        }
+    }
+
+    /// The counters of every receiver: the default ones by name (see
+    /// [`Notifiers::stats`]), a route's as `route-N/name`.
+    pub fn stats(&self) -> Vec<(String, Arc<NotifyStats>)> {
+        let mut out = self.default.stats();
+        for (i, (_, n)) in self.routes.iter().enumerate() {
+            out.extend(
+                n.stats()
+                    .into_iter()
+                    .map(|(name, s)| (format!("route-{}/{name}", i + 1), s)),
+            );
+        }
+        out
+    }
+
+    /// Flushes every receiver (see [`Notifiers::flush`]) at once, within `timeout`.
+    pub async fn flush(self, timeout: Duration) {
+        let mut all = tokio::task::JoinSet::new();
+        all.spawn(self.default.flush(timeout));
+        for (_, n) in self.routes {
+            all.spawn(n.flush(timeout));
+        }
+        while all.join_next().await.is_some() {}
+    }
+}
+
+#[cfg(test)]
+mod router_tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn route(pairs: &[(&str, &str)], continue_matching: bool) -> RouteConfig {
+        RouteConfig {
+            matchers: labels(pairs),
+            continue_matching,
+            receivers: NotifyConfig::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_first_matching_route_wins_unless_it_continues() {
+        let router = Router::start(
+            &NotifyConfig::default(),
+            &[
+                route(&[("tenant", "team-b"), ("severity", "page")], true),
+                route(&[("tenant", "team-b")], false),
+                route(&[("severity", "page")], false),
+            ],
+        );
+        let d = |pairs: &[(&str, &str)]| router.destinations(&labels(pairs));
+        assert_eq!(
+            d(&[("tenant", "team-b"), ("severity", "page")]),
+            (vec![true, true, false], false)
+        );
+        assert_eq!(
+            d(&[("tenant", "team-b"), ("severity", "ticket")]),
+            (vec![false, true, false], false)
+        );
+        assert_eq!(
+            d(&[("tenant", "default"), ("severity", "page")]),
+            (vec![false, false, true], false)
+        );
+        assert_eq!(
+            d(&[("tenant", "default"), ("severity", "ticket")]),
+            (vec![false, false, false], true)
+        );
+    }
+}

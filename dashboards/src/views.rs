@@ -73,6 +73,30 @@ fn service_and_slo_variables() -> Vec<Value> {
     ]
 }
 
+/// A dashboard over many SLOs, tagged `slotel` and `slo`, with the `service` and `slo`
+/// variables.
+fn slo_set_dashboard(
+    name: &str,
+    title: &str,
+    description: &str,
+    from: String,
+    refresh: &str,
+    board: Board,
+    opts: &Options,
+) -> Value {
+    Dashboard {
+        uid: uid(&[name]),
+        title: title.into(),
+        description: description.into(),
+        tags: vec!["slotel".into(), "slo".into()],
+        from,
+        refresh: refresh.into(),
+        variables: service_and_slo_variables(),
+        board,
+    }
+    .to_json(&opts.datasource_name)
+}
+
 /// Budget remaining: red when spent, orange when a quarter or less is left.
 fn budget_thresholds() -> Value {
     thresholds("red", &[(0.0, "orange"), (0.25, "yellow"), (0.5, "green")])
@@ -227,17 +251,15 @@ pub fn overview(slos: &[SloDef], opts: &Options) -> Value {
         .threshold_lines()
         .size(24, 9),
     );
-    Dashboard {
-        uid: uid(&["overview"]),
-        title: "SLO overview".into(),
-        description: "Every SLO slotel computes: objective, SLI, error budget and burn.".into(),
-        tags: vec!["slotel".into(), "slo".into()],
-        from: format!("now-{}", longest_window(slos)),
-        refresh: "1m".into(),
-        variables: service_and_slo_variables(),
+    slo_set_dashboard(
+        "overview",
+        "SLO overview",
+        "Every SLO slotel computes: objective, SLI, error budget and burn.",
+        format!("now-{}", longest_window(slos)),
+        "1m",
         board,
-    }
-    .to_json(&opts.datasource_name)
+        opts,
+    )
 }
 
 /// The longest SLO window of `slos`, for the time range.
@@ -362,19 +384,15 @@ pub fn executive(slos: &[SloDef], opts: &Options) -> Value {
         .decimals(4)
         .size(12, 9),
     );
-    Dashboard {
-        uid: uid(&["executive"]),
-        title: "SLO executive summary".into(),
-        description:
-            "Reliability by team and service: compliance, budget consumption, risks and trends."
-                .into(),
-        tags: vec!["slotel".into(), "slo".into()],
-        from: format!("now-{}", longest_window(slos)),
-        refresh: "5m".into(),
-        variables: service_and_slo_variables(),
+    slo_set_dashboard(
+        "executive",
+        "SLO executive summary",
+        "Reliability by team and service: compliance, budget consumption, risks and trends.",
+        format!("now-{}", longest_window(slos)),
+        "5m",
         board,
-    }
-    .to_json(&opts.datasource_name)
+        opts,
+    )
 }
 
 /// The on-call view: what burns now, the alerts, and slotel's own ingestion health.
@@ -491,17 +509,15 @@ pub fn oncall(slos: &[SloDef], opts: &Options) -> Value {
                 .size(6, 6),
         );
     }
-    Dashboard {
-        uid: uid(&["oncall"]),
-        title: "SLO on-call".into(),
-        description: "What burns now, the alerts, and whether slotel itself sees the data.".into(),
-        tags: vec!["slotel".into(), "slo".into()],
-        from: "now-6h".into(),
-        refresh: "30s".into(),
-        variables: service_and_slo_variables(),
+    slo_set_dashboard(
+        "oncall",
+        "SLO on-call",
+        "What burns now, the alerts, and whether slotel itself sees the data.",
+        "now-6h".into(),
+        "30s",
         board,
-    }
-    .to_json(&opts.datasource_name)
+        opts,
+    )
 }
 
 /// The panels of one SLO in a detail dashboard.

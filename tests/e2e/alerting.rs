@@ -572,3 +572,71 @@ slos:
         .unwrap();
     assert_eq!(resp.status(), 400);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn routes_send_each_tenants_pages_to_its_own_receivers() {
+    let live = start_receiver().await;
+    let slos = format!(
+        "{SLOS}  - {{ name: api, tenant: team-b, service: api, objective: 99.9, window: 30d, sli: {{ spans: {{ good: {{ status: ok }} }} }} }}\n"
+    );
+    // team-b's pages go to its own webhook and its tickets to the default one; the
+    // default tenant's alerts all go to the default webhook.
+    let config = format!(
+        "alerting:
+  evaluation_interval: 200ms
+  webhook_urls: [{live}/default]
+  routes:
+    - match: {{ tenant: team-b, severity: page }}
+      webhook_urls: [{live}/team-b]
+",
+        live = live.url
+    );
+    let server = Server::start_with(&slos, &config);
+    for tenant in ["default", "team-b"] {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/v1/traces", server.otlp_http))
+            .header("content-type", "application/x-protobuf")
+            .header("x-scope-orgid", tenant)
+            .body(request(50).encode_to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let tier_of = |tenant: &str, tier: &str| {
+        let (tenant, tier) = (tenant.to_string(), tier.to_string());
+        move |v: &Value| {
+            v["alerts"][0]["labels"]["tenant"] == tenant.as_str()
+                && v["alerts"][0]["labels"]["burnrate_tier"] == tier.as_str()
+        }
+    };
+    live.wait("team-b", tier_of("team-b", "page-fast")).await;
+    live.wait("team-b", tier_of("team-b", "page-slow")).await;
+    live.wait("default", tier_of("team-b", "ticket-fast")).await;
+    live.wait("default", tier_of("default", "page-fast")).await;
+    live.wait("default", tier_of("default", "ticket-slow"))
+        .await;
+    // All eight alerts fired (four tiers, two tenants); each went to one place only.
+    eventually("every alert was sent", || async {
+        (live.got.lock().unwrap().len() >= 8).then_some(())
+    })
+    .await;
+    let got = live.got.lock().unwrap().clone();
+    for (kind, body) in &got {
+        let labels = &body["alerts"][0]["labels"];
+        let routed = labels["tenant"] == "team-b" && labels["severity"] == "page";
+        assert_eq!(kind == "team-b", routed, "{kind}: {labels}");
+    }
+    assert_eq!(got.len(), 8, "{got:?}");
+    // The route's receiver is counted under its own name.
+    eventually("the route's deliveries were not counted", || async {
+        let sent = server
+            .metric(
+                "slotel_notifications_sent_total",
+                &[("receiver", "route-1/webhook-1")],
+            )
+            .await;
+        (sent == 2.0).then_some(())
+    })
+    .await;
+}
