@@ -415,6 +415,7 @@ async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::
         &config.alerting.notify_config(3),
         &config.alerting.routes(3),
     );
+    let alert_receivers = Arc::new(notifiers.stats());
     registry.register_collector(Box::new(AlertCollector {
         evaluator: Arc::clone(&evaluator),
         notifiers: notifiers.stats(),
@@ -462,6 +463,7 @@ async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::
         store: Some(Arc::clone(&store)),
         options: config.api,
         health,
+        receivers: alert_receivers,
     });
     let servers = [
         tokio::spawn(slotel_ingest::serve(

@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::engine::BurnSnapshot;
 use crate::math;
+use crate::metric::prometheus_label;
 use crate::model::{SloDef, Window};
 
 pub use crate::model::Severity;
@@ -440,6 +441,19 @@ impl Evaluator {
                 s.window(minutes)
                     .and_then(|(g, t)| math::burn_rate(g as f64, t as f64, objective))
             };
+            // A group's alerts carry its attributes as labels (`customer.tier` →
+            // `customer_tier`), and its state is kept apart: `page-fast{customer_tier="gold"}`.
+            let group: Vec<(String, String)> = s
+                .group
+                .iter()
+                .map(|(k, v)| (prometheus_label(k), v.clone()))
+                .collect();
+            let suffix = if group.is_empty() {
+                String::new()
+            } else {
+                let pairs: Vec<String> = group.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+                format!("{{{}}}", pairs.join(","))
+            };
             for tier in tiers_for(def, window) {
                 let (long, short) = (rate(tier.long_minutes), rate(tier.short_minutes));
                 let enough = s
@@ -448,11 +462,15 @@ impl Evaluator {
                 let holds = enough
                     && long.is_some_and(|r| r > tier.factor)
                     && short.is_some_and(|r| r > tier.factor);
-                let labels = labels_of(def, &tier);
-                let annotations = annotations_of(def, &tier, (long, short));
+                let mut labels = labels_of(def, &tier);
+                labels.extend(group.iter().cloned());
+                let mut annotations = annotations_of(def, &tier, (long, short));
+                if !suffix.is_empty() {
+                    annotations.insert("group".into(), suffix.clone());
+                }
                 out.extend(self.step(
                     def,
-                    &tier.name,
+                    &format!("{}{suffix}", tier.name),
                     tier.severity,
                     tier.for_seconds,
                     holds,
@@ -462,7 +480,10 @@ impl Evaluator {
                     annotations,
                 ));
             }
-            // Alerts on the budget itself and on missing data.
+            // Alerts on the budget itself and on missing data: for the SLO as a whole.
+            if !s.group.is_empty() {
+                continue;
+            }
             let (good, total) = s.window(def.window.minutes_at(now)).unwrap_or((0, 0));
             let remaining = math::budget_remaining(good as f64, total as f64, objective);
             let burn_1h = rate(60);
@@ -652,6 +673,7 @@ slos:
         let defs = crate::spec::parse_native(Path::new("t.yaml"), text).unwrap();
         let snapshot = |bad: u64| crate::engine::BurnSnapshot {
             def: std::sync::Arc::new(defs[0].clone()),
+            group: Vec::new(),
             windows: crate::model::BURN_RATE_WINDOWS
                 .iter()
                 .map(|&w| (w, 100 - bad, 100))
@@ -684,6 +706,7 @@ slos:
         // (1h: total, bad), (SLO window: total, bad), (30m: total)
         let snapshot = |h: (u64, u64), w: (u64, u64), m30: u64| crate::engine::BurnSnapshot {
             def: def.clone(),
+            group: Vec::new(),
             windows: vec![
                 (30, m30, m30),
                 (60, h.0 - h.1, h.0),

@@ -173,6 +173,9 @@ pub struct Minutes {
 pub struct BurnSnapshot {
     /// The SLO.
     pub def: Arc<SloDef>,
+    /// The group's (attribute, value) pairs, in `group_by` order; empty for the SLO as a
+    /// whole.
+    pub group: Vec<(String, String)>,
     /// (window minutes, good events, all events), shortest window first: the standard
     /// windows, the SLO's window as it stands now, and its no-data window.
     pub windows: Vec<(u32, u64, u64)>,
@@ -571,13 +574,11 @@ impl Engine {
         let set = self.current();
         let now = self.clock.now_nanos();
         let now_minute = now.div_euclid(NANOS_PER_MINUTE);
-        let out = set
-            .slos
-            .iter()
-            .map(|e| {
-                let ring = e.ring.lock().unwrap_or_else(|p| p.into_inner());
-                let counts_bad = e.def.counts_bad();
-                let windows = BURN_RATE_WINDOWS
+        let mut out = Vec::with_capacity(set.slos.len());
+        for e in &set.slos {
+            let counts_bad = e.def.counts_bad();
+            let windows = |ring: &MinuteRing| -> Vec<(u32, u64, u64)> {
+                BURN_RATE_WINDOWS
                     .iter()
                     .zip(ring.sums(now_minute, &BURN_RATE_WINDOWS))
                     .map(|(&w, (x, total))| {
@@ -588,13 +589,30 @@ impl Engine {
                         };
                         (w, good, total)
                     })
-                    .collect();
-                BurnSnapshot {
-                    def: Arc::clone(&e.def),
-                    windows,
+                    .collect()
+            };
+            let whole = windows(&e.ring.lock().unwrap_or_else(|p| p.into_inner()));
+            out.push(BurnSnapshot {
+                def: Arc::clone(&e.def),
+                group: Vec::new(),
+                windows: whole,
+            });
+            if e.def.group_by.is_empty() {
+                continue;
+            }
+            // Every group alerts on its own; the overflow group mixes many, so it does not.
+            let groups = e.groups.lock().unwrap_or_else(|p| p.into_inner());
+            for (id, ring) in groups.rings.iter().enumerate() {
+                if groups.overflow == Some(id as u32) {
+                    continue;
                 }
-            })
-            .collect();
+                out.push(BurnSnapshot {
+                    def: Arc::clone(&e.def),
+                    group: group_labels(&e.def, &groups, id),
+                    windows: windows(ring),
+                });
+            }
+        }
         (now, out)
     }
 

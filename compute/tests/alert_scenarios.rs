@@ -256,3 +256,80 @@ fn three_failures_in_five_requests_at_night_page_only_without_the_traffic_guard(
     // Without the guard the same five requests page.
     assert!(fired(&events, "page-fast", 0.0).is_some());
 }
+
+#[test]
+fn a_failing_group_pages_on_its_own_with_its_labels() {
+    use slotel_proto::otlp::common::v1::{AnyValue, KeyValue, any_value};
+    const GROUPED: &str = "slos:
+  - name: api
+    service: api
+    objective: 99.9
+    window: 30d
+    group_by: [customer.tier]
+    sli: { spans: { good: { status: not_error } } }
+";
+    let clock = Arc::new(ManualClock::new(T0));
+    let engine = Engine::with_config(
+        clock.clone(),
+        EngineConfig {
+            dedup_horizon: Duration::ZERO,
+            ..EngineConfig::default()
+        },
+    );
+    engine.load(parse_native(std::path::Path::new("t.yaml"), GROUPED).unwrap());
+    let span = |n: u64, tier: &str, bad: bool| Span {
+        trace_id: [n.to_be_bytes(), n.to_be_bytes()].concat(),
+        span_id: n.to_be_bytes().to_vec(),
+        start_time_unix_nano: (T0 - 1_000_000) as u64,
+        end_time_unix_nano: T0 as u64,
+        status: Some(Status {
+            code: if bad { 2 } else { 1 },
+            message: String::new(),
+        }),
+        attributes: vec![KeyValue {
+            key: "customer.tier".into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(tier.into())),
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    // gold: 100,000 good; silver: 50 bad. The SLO as a whole burns at 0.5 (50 of
+    // 100,050 on a 0.1% budget): no alert. silver burns at 1,000: every tier fires.
+    let mut spans: Vec<Span> = (1..=100_000).map(|n| span(n, "gold", false)).collect();
+    spans.extend((100_001..=100_050).map(|n| span(n, "silver", true)));
+    engine.ingest(&batch(spans));
+    let (at, snapshot) = engine.burn_snapshot();
+    assert_eq!(snapshot.len(), 3, "the SLO and its two groups");
+    let mut evaluator = Evaluator::new();
+    let transitions = evaluator.evaluate(at, &snapshot);
+    let mut fired: Vec<(String, String, String)> = transitions
+        .iter()
+        .filter(|t| matches!(t.to, AlertState::Firing { .. }))
+        .map(|t| {
+            (
+                t.tier.clone(),
+                t.labels["burnrate_tier"].clone(),
+                t.labels["customer_tier"].clone(),
+            )
+        })
+        .collect();
+    fired.sort();
+    let want: Vec<(String, String, String)> =
+        ["page-fast", "page-slow", "ticket-fast", "ticket-slow"]
+            .iter()
+            .map(|t| {
+                (
+                    format!("{t}{{customer_tier=\"silver\"}}"),
+                    t.to_string(),
+                    "silver".to_string(),
+                )
+            })
+            .collect();
+    assert_eq!(fired, want);
+    assert_eq!(transitions.len(), 4, "{transitions:#?}");
+    assert_eq!(evaluator.active(Some("default")).len(), 4);
+    // Evaluated again, nothing changes: no second page.
+    assert!(evaluator.evaluate(at, &snapshot).is_empty());
+}

@@ -57,6 +57,8 @@ pub struct ApiContext {
     pub options: ApiOptions,
     /// slotel's own metrics by minute, served through the Prometheus API.
     pub health: Arc<side::HealthHistory>,
+    /// The notification receivers' counters, for the alerts API.
+    pub receivers: rest::Receivers,
 }
 
 impl std::fmt::Debug for ApiContext {
@@ -77,6 +79,7 @@ impl ApiContext {
             store: None,
             options: ApiOptions::default(),
             health: Arc::default(),
+            receivers: Arc::default(),
         }
     }
 }
@@ -94,6 +97,7 @@ pub fn router(ctx: ApiContext) -> Router {
         store,
         options,
         health,
+        receivers,
     } = ctx;
     let source = QueryEngine {
         engine: Arc::clone(&engine),
@@ -121,7 +125,10 @@ pub fn router(ctx: ApiContext) -> Router {
             get(rest::slo_series).with_state(source.clone()),
         )
         .route("/api/v1/reload", post(rest::reload_slos).with_state(reload))
-        .route("/api/v1/alerts", get(rest::list_alerts).with_state(alerts))
+        .route(
+            "/api/v1/alerts",
+            get(rest::list_alerts).with_state((Arc::clone(&alerts), receivers)),
+        )
         .route(
             "/api/v1/slos/{name}/gate",
             get(rest::slo_gate).with_state(gates.clone()),

@@ -378,12 +378,30 @@ pub async fn slo_series(
     }))
 }
 
-/// The caller's active alerts.
+/// The caller's active alerts, and how the receivers are doing.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AlertList {
     /// Pending and firing alerts.
     pub alerts: Vec<Alert>,
+    /// Every receiver's deliveries since start (all tenants' notifications).
+    pub receivers: Vec<ReceiverStatus>,
 }
+
+/// One receiver's deliveries since start.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReceiverStatus {
+    /// `alertmanager`, `webhook-1`, `pagerduty`, `slack`, `route-1/webhook-1`, …
+    pub name: String,
+    /// Notifications delivered.
+    pub sent: u64,
+    /// Notifications that failed after every attempt.
+    pub failed: u64,
+    /// Notifications dropped because the receiver's outbox was full.
+    pub dropped: u64,
+}
+
+/// The receivers' counters, by name.
+pub type Receivers = Arc<Vec<(String, Arc<slotel_compute::notify::NotifyStats>)>>;
 
 /// `GET /api/v1/alerts`
 #[utoipa::path(
@@ -395,14 +413,27 @@ pub struct AlertList {
     )
 )]
 pub async fn list_alerts(
-    State(alerts): State<Arc<Mutex<Evaluator>>>,
+    State((alerts, receivers)): State<(Arc<Mutex<Evaluator>>, Receivers)>,
     Extension(t): Extension<Tenant>,
 ) -> Json<AlertList> {
+    use std::sync::atomic::Ordering::Relaxed;
     let active = alerts
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .active(Some(&t));
-    Json(AlertList { alerts: active })
+    let receivers = receivers
+        .iter()
+        .map(|(name, s)| ReceiverStatus {
+            name: name.clone(),
+            sent: s.sent.load(Relaxed),
+            failed: s.failed.load(Relaxed),
+            dropped: s.dropped.load(Relaxed),
+        })
+        .collect();
+    Json(AlertList {
+        alerts: active,
+        receivers,
+    })
 }
 
 /// Which alert events to list.

@@ -628,15 +628,32 @@ async fn routes_send_each_tenants_pages_to_its_own_receivers() {
         assert_eq!(kind == "team-b", routed, "{kind}: {labels}");
     }
     assert_eq!(got.len(), 8, "{got:?}");
-    // The route's receiver is counted under its own name.
-    eventually("the route's deliveries were not counted", || async {
-        let sent = server
-            .metric(
-                "slotel_notifications_sent_total",
-                &[("receiver", "route-1/webhook-1")],
-            )
-            .await;
-        (sent == 2.0).then_some(())
+    // The alerts API says how every receiver is doing, once the deliveries are counted.
+    let body = eventually("the deliveries were not counted", || async {
+        let (_, body) = server.get_as(Some("team-b"), "/api/v1/alerts").await;
+        let sent: Vec<u64> = body["receivers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["sent"].as_u64().unwrap())
+            .collect();
+        (sent == [6, 2]).then_some(body)
     })
     .await;
+    assert_eq!(body["alerts"].as_array().unwrap().len(), 4, "{body}");
+    let receivers = body["receivers"].as_array().unwrap();
+    let names: Vec<&str> = receivers
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["webhook-1", "route-1/webhook-1"]);
+    assert_eq!(receivers[1]["failed"], 0);
+    // And /metrics counts the route's receiver under its own name.
+    let sent = server
+        .metric(
+            "slotel_notifications_sent_total",
+            &[("receiver", "route-1/webhook-1")],
+        )
+        .await;
+    assert_eq!(sent, 2.0);
 }
