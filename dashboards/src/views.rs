@@ -152,8 +152,7 @@ fn slo_table(
 /// The overview: every SLO with objective, SLI, budget left, fastest burn and alerts,
 /// sorted by budget left.
 pub fn overview(slos: &[SloDef], opts: &Options) -> Value {
-    let groups = group_labels(slos);
-    let f = filtered(&groups);
+    let f = filtered(&group_labels(slos));
     let by = "tenant, service, slo";
     let mut board = Board::new();
     board.row("Summary");
@@ -274,8 +273,7 @@ fn longest_window(slos: &[SloDef]) -> String {
 
 /// The executive view: compliance and budget per team and service, SLOs at risk, trends.
 pub fn executive(slos: &[SloDef], opts: &Options) -> Value {
-    let groups = group_labels(slos);
-    let f = filtered(&groups);
+    let f = filtered(&group_labels(slos));
     let team = label_name(&opts.team_label);
     let meeting = |by: &str| {
         format!(
@@ -397,8 +395,7 @@ pub fn executive(slos: &[SloDef], opts: &Options) -> Value {
 
 /// The on-call view: what burns now, the alerts, and slotel's own ingestion health.
 pub fn oncall(slos: &[SloDef], opts: &Options) -> Value {
-    let groups = group_labels(slos);
-    let f = filtered(&groups);
+    let f = filtered(&group_labels(slos));
     let by = "tenant, service, slo";
     let mut board = Board::new();
     board.row("Burning now");
