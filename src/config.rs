@@ -95,6 +95,7 @@ struct StorageFile {
     #[serde(default, deserialize_with = "duration")]
     hour_retention: Option<Duration>,
     compact_min_files: Option<usize>,
+    flush_max_rows: Option<usize>,
 }
 
 /// The resolved `storage:` settings.
@@ -104,6 +105,8 @@ pub struct StorageConfig {
     pub url: String,
     /// How often the unflushed minutes are written.
     pub flush_interval: Duration,
+    /// The unflushed minutes are written early once they hold this many rows.
+    pub flush_max_rows: usize,
     /// How often compaction, rollups and retention run.
     pub maintenance_interval: Duration,
     /// What the tables keep and when they merge files.
@@ -441,6 +444,7 @@ impl ServeConfig {
                 .flush_interval
                 .unwrap_or(Duration::from_secs(60))
                 .max(Duration::from_millis(100)),
+            flush_max_rows: st.flush_max_rows.unwrap_or(100_000).max(1),
             maintenance_interval: st
                 .maintenance_interval
                 .unwrap_or(Duration::from_secs(600))
@@ -609,6 +613,7 @@ mod tests {
         );
         for cfg in [&c, &bare] {
             assert_eq!(cfg.storage.flush_interval, Duration::from_secs(60));
+            assert_eq!(cfg.storage.flush_max_rows, 100_000);
             assert_eq!(cfg.storage.maintenance_interval, Duration::from_secs(600));
             let o = &cfg.storage.options;
             assert_eq!(

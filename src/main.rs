@@ -557,12 +557,31 @@ async fn run_storage(
     flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut maintain_tick = tokio::time::interval(config.maintenance_interval);
     maintain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Flush early when the unflushed tail grows past `flush_max_rows`.
+    let mut size_tick = tokio::time::interval(Duration::from_millis(500));
+    size_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let max_rows = config.flush_max_rows as u64;
+    let pending = || {
+        engine
+            .stats()
+            .tail_cells
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    // After a flush that left rows behind (a failing store), size waits for the interval.
+    let mut size_blocked = false;
     tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = &mut stop => return,
             _ = flush_tick.tick() => {
                 store.flush(&engine).await;
+                size_blocked = false;
+            }
+            _ = size_tick.tick(), if !size_blocked => {
+                if pending() >= max_rows {
+                    store.flush(&engine).await;
+                    size_blocked = pending() >= max_rows;
+                }
             }
             _ = maintain_tick.tick() => {
                 let today = jiff::Timestamp::now().as_second().div_euclid(86_400);

@@ -73,6 +73,9 @@ pub struct EngineStats {
     pub group_overflow_events: AtomicU64,
     /// Events left out of their SLI by a maintenance window.
     pub events_in_maintenance: AtomicU64,
+    /// (SLO, group, minute) cells counted since the tail was last taken: about the rows
+    /// the next flush writes.
+    pub tail_cells: AtomicU64,
     /// The newest event time counted (nanoseconds since the epoch; 0 before the first):
     /// how far behind the clock it is, is the ingestion lag.
     pub newest_event_nanos: AtomicI64,
@@ -505,7 +508,7 @@ impl Engine {
         if newest > 0 {
             s.newest_event_nanos.fetch_max(newest, Ordering::Relaxed);
         }
-        let (mut counted, mut too_old) = (0u64, 0u64);
+        let (mut counted, mut too_old, mut new_cells) = (0u64, 0u64, 0u64);
         for cell in &acc.cells {
             let entry = &set.slos[cell.slo as usize];
             let mut ring = entry.ring.lock().unwrap_or_else(|e| e.into_inner());
@@ -520,6 +523,7 @@ impl Engine {
             }
             {
                 let mut tail = entry.tail.lock().unwrap_or_else(|e| e.into_inner());
+                let before = tail.len();
                 for key in [(NO_GROUP, cell.minute), (cell.group, cell.minute)] {
                     let c = tail.entry(key).or_default();
                     c.0 += cell.good;
@@ -528,6 +532,7 @@ impl Engine {
                         break;
                     }
                 }
+                new_cells += (tail.len() - before) as u64;
             }
             if cell.group != NO_GROUP {
                 let mut groups = entry.groups.lock().unwrap_or_else(|e| e.into_inner());
@@ -541,6 +546,7 @@ impl Engine {
         s.events_in_maintenance
             .fetch_add(excluded, Ordering::Relaxed);
         s.events_counted.fetch_add(counted, Ordering::Relaxed);
+        s.tail_cells.fetch_add(new_cells, Ordering::Relaxed);
         s.events_too_old.fetch_add(too_old, Ordering::Relaxed);
         s.events_in_future.fetch_add(in_future, Ordering::Relaxed);
     }
@@ -660,6 +666,11 @@ impl Engine {
     }
 
     fn tail_rows(&self, take: bool) -> Vec<MinuteRow> {
+        if take {
+            // Cells counted while this runs are either taken now (the next size check
+            // sees a few too many) or left for the next flush (and counted).
+            self.stats.tail_cells.store(0, Ordering::Relaxed);
+        }
         let set = self.current();
         let mut out = Vec::new();
         for e in &set.slos {
@@ -771,9 +782,13 @@ impl Engine {
             }
             if to_tail {
                 let mut tail = entry.tail.lock().unwrap_or_else(|p| p.into_inner());
+                let before = tail.len();
                 let c = tail.entry((group, row.minute)).or_default();
                 c.0 += x;
                 c.1 += row.total;
+                if tail.len() > before {
+                    self.stats.tail_cells.fetch_add(1, Ordering::Relaxed);
+                }
             }
             stats.rows += 1;
         }
@@ -1379,7 +1394,10 @@ mod tests {
 
         // The tail holds the SLO's minute and each group's; a fresh engine restored from
         // it answers the same, groups included, and has nothing left to flush.
+        let cells = || engine.stats().tail_cells.load(Ordering::Relaxed);
+        assert_eq!(cells(), 4, "the rows the next flush writes");
         let rows = engine.take_tail();
+        assert_eq!(cells(), 0);
         assert_eq!(rows.len(), 4);
         assert_eq!(rows[0].group, "");
         assert_eq!((rows[0].good, rows[0].bad, rows[0].total), (17, 3, 20));
@@ -1388,6 +1406,10 @@ mod tests {
                 .any(|r| r.group == r#"{"route":"__overflow__"}"#)
         );
         assert!(engine.take_tail().is_empty());
+        // Rows handed back after a failed write count again.
+        engine.untake_tail(rows.clone());
+        assert_eq!(cells(), 4);
+        assert_eq!(engine.take_tail().len(), 4);
         let fresh = Engine::new(Arc::new(ManualClock::new(T0)));
         fresh.load(parse_native(Path::new("t.yaml"), &slos).unwrap());
         let stats = fresh.restore(rows.clone());

@@ -207,6 +207,14 @@ async fn every_panel_query_returns_data_and_slo_panels_the_exact_values() {
     })
     .await;
 
+    // The health history samples slotel's metrics when read: the ingestion lag exists
+    // from the first event on, so it is there once a read happens in the minute a query
+    // asks about (the test's clock may still be in the minute before the server's).
+    eventually("the ingestion lag was not sampled", || async {
+        let lag = prom(&server, "slotel_engine_newest_event_age_seconds", true).await;
+        (!lag.is_empty()).then_some(())
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let dashboards = generate(dir.path(), &[]);
     let names: Vec<String> = dashboards

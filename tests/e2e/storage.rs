@@ -237,3 +237,25 @@ async fn a_corrupt_file_is_skipped_and_a_failing_write_keeps_the_rows() {
         .await;
     assert_eq!((status, rows), (200, json!([{ "total": 10 }])));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tail_past_flush_max_rows_is_written_before_the_interval() {
+    // An hour between flushes, but at most one unflushed row: the first spans are
+    // written within a second.
+    let server = Server::start_with(SLOS, "storage: { flush_interval: 1h, flush_max_rows: 1 }\n");
+    // The interval's first flush runs at start, on an empty tail.
+    assert_eq!(rows_written(&server).await, 0.0);
+    server.send_spans(None, "api", 9, 1).await;
+    server.slo_when_total("api", 10).await;
+    eventually("the tail was not flushed on size", || async {
+        (rows_written(&server).await >= 1.0).then_some(())
+    })
+    .await;
+    let (_, body) = server
+        .sql_as(
+            None,
+            "SELECT sum(total) AS total FROM sli_minute WHERE slo = 'api'",
+        )
+        .await;
+    assert_eq!(body, json!([{ "total": 10 }]));
+}
