@@ -46,6 +46,14 @@ pub struct Tier {
     pub annotations: BTreeMap<String, String>,
 }
 
+impl Tier {
+    /// The factor as people read and write it (six decimals): `14.4`, not
+    /// `14.400000000000002`.
+    pub fn factor_shown(&self) -> f64 {
+        (self.factor * 1e6).round() / 1e6
+    }
+}
+
 /// The workbook's tiers: (name, severity, long, short, budget fraction).
 const WORKBOOK: [(&str, Severity, u32, u32, f64); 4] = [
     ("page-fast", Severity::Page, 60, 5, 0.02),

@@ -396,7 +396,7 @@ fn slo_groups(def: &SloDef) -> Result<Vec<Value>, String> {
             format!(
                 "{}: the error budget burns faster than {}x over {long} and {short}",
                 def.name,
-                (tier.factor * 1e6).round() / 1e6
+                tier.factor_shown()
             ),
         );
         annotations.insert(
@@ -407,7 +407,7 @@ fn slo_groups(def: &SloDef) -> Result<Vec<Value>, String> {
                 def.service,
                 def.objective,
                 def.window,
-                (tier.factor * 1e6).round() / 1e6
+                tier.factor_shown()
             ),
         );
         annotations.extend(tier.annotations.clone());

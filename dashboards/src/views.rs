@@ -579,7 +579,7 @@ fn slo_rows(board: &mut Board, def: &SloDef, all_groups: &BTreeSet<String>) {
     let mut tier_text = Vec::new();
     for t in &tiers {
         queries.push(Query::range(
-            format!("vector({})", round(t.factor)),
+            format!("vector({})", t.factor_shown()),
             format!("{} threshold", t.name),
         ));
         tier_text.push(format!(
@@ -588,7 +588,7 @@ fn slo_rows(board: &mut Board, def: &SloDef, all_groups: &BTreeSet<String>) {
             t.severity.as_str(),
             format_minutes(t.long_minutes),
             format_minutes(t.short_minutes),
-            round(t.factor),
+            t.factor_shown(),
             if t.for_seconds > 0 {
                 format!(" for {}s", t.for_seconds)
             } else {
@@ -679,11 +679,6 @@ fn slo_rows(board: &mut Board, def: &SloDef, all_groups: &BTreeSet<String>) {
             .size(12, 6),
         );
     }
-}
-
-/// A number as PromQL and people write it: `14.4`, not `14.399999999999999`.
-fn round(x: f64) -> f64 {
-    (x * 1e6).round() / 1e6
 }
 
 /// A detail dashboard for `slos` (one service's, or one SLO).

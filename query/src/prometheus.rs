@@ -273,7 +273,12 @@ fn matched(source: &QueryEngine, tenant: &str, p: &Params) -> Result<Vec<Labels>
         .map(promql::parse_selector)
         .collect::<Result<Vec<_>, _>>()?;
     let targets = promql::targets(&source.engine, tenant);
-    let side = source.side_series(tenant);
+    let names: Vec<Option<&str>> = if selectors.is_empty() {
+        vec![None]
+    } else {
+        selectors.iter().map(|v| v.name.as_deref()).collect()
+    };
+    let side = source.side_series(tenant, &names);
     Ok(promql::series_labels(&targets, &side, &selectors))
 }
 

@@ -515,7 +515,8 @@ impl Evaluation {
         selectors(expr, &mut sels)?;
         let targets = targets(&source.engine, tenant);
         let all = catalog(&targets);
-        let side = source.side_series(tenant);
+        let names: Vec<Option<&str>> = sels.iter().map(|(vs, _)| vs.name.as_deref()).collect();
+        let side = source.side_series(tenant, &names);
         let mut fetched = HashMap::new();
         let (first, last) = (*steps.first().unwrap_or(&0), *steps.last().unwrap_or(&0));
         for (vs, range) in sels {

@@ -417,10 +417,7 @@ pub async fn list_alerts(
     Extension(t): Extension<Tenant>,
 ) -> Json<AlertList> {
     use std::sync::atomic::Ordering::Relaxed;
-    let active = alerts
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .active(Some(&t));
+    let active = active_alerts(&alerts, &t);
     let receivers = receivers
         .iter()
         .map(|(name, s)| ReceiverStatus {
@@ -623,6 +620,14 @@ pub async fn delete_maintenance(
     }
 }
 
+/// The pending and firing alerts of `tenant`.
+fn active_alerts(alerts: &Mutex<Evaluator>, tenant: &str) -> Vec<Alert> {
+    alerts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .active(Some(tenant))
+}
+
 /// State of the gate handlers.
 pub type GateState = (Arc<Engine>, Arc<Mutex<Evaluator>>);
 
@@ -646,10 +651,7 @@ pub async fn slo_gate(
     let status = engine
         .status(&t, &name)
         .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
-    let active = alerts
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .active(Some(&t));
+    let active = active_alerts(&alerts, &t);
     Ok(Json(gate::decide(&status, &active)))
 }
 
@@ -692,10 +694,7 @@ pub async fn service_gate(
             format!("no SLO of service {service:?} for tenant {:?}", &*t),
         ));
     }
-    let active = alerts
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .active(Some(&t));
+    let active = active_alerts(&alerts, &t);
     let slos: Vec<Gate> = statuses.iter().map(|s| gate::decide(s, &active)).collect();
     let allowed = slos.iter().all(|g| g.allowed);
     Ok(Json(ServiceGate {

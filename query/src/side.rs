@@ -246,7 +246,7 @@ pub fn tier_state_series(
                 ("burnrate_tier", tier.name.clone()),
                 ("long_window", format_minutes(tier.long_minutes)),
                 ("short_window", format_minutes(tier.short_minutes)),
-                ("factor", format!("{}", (tier.factor * 1e6).round() / 1e6)),
+                ("factor", tier.factor_shown().to_string()),
             ] {
                 labels.insert(k.to_string(), v);
             }

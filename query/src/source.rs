@@ -70,18 +70,27 @@ impl std::fmt::Debug for QueryEngine {
 }
 
 impl QueryEngine {
-    /// The series served beside the SLO series for `tenant`: active alerts and slotel's
-    /// own health.
-    pub fn side_series(&self, tenant: &str) -> Vec<SideSeries> {
+    /// The series served beside the SLO series for `tenant` (active alerts, tier states,
+    /// slotel's own health) that selectors with metric `names` may pick: only those kinds
+    /// are built, and all of them when a selector names no metric (`None`).
+    pub fn side_series(&self, tenant: &str, names: &[Option<&str>]) -> Vec<SideSeries> {
+        let wants = |f: &dyn Fn(&str) -> bool| names.iter().any(|n| n.is_none_or(f));
         let now = self.engine.now_nanos();
-        let mut out = side::alert_series(&self.alerts, tenant, now);
-        out.extend(side::tier_state_series(
-            &self.engine,
-            &self.alerts,
-            tenant,
-            now,
-        ));
-        out.extend(self.health.series(tenant, now));
+        let mut out = Vec::new();
+        if wants(&|n| n == side::ALERT_METRIC) {
+            out.extend(side::alert_series(&self.alerts, tenant, now));
+        }
+        if wants(&|n| n == side::TIER_STATE_METRIC) {
+            out.extend(side::tier_state_series(
+                &self.engine,
+                &self.alerts,
+                tenant,
+                now,
+            ));
+        }
+        if wants(&|n| side::HEALTH_METRICS.contains(&n)) {
+            out.extend(self.health.series(tenant, now));
+        }
         out
     }
 
