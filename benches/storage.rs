@@ -81,6 +81,7 @@ fn main() {
                         good: 600 - bad,
                         bad,
                         total: 600,
+                        latency: None,
                     });
                 }
             }

@@ -1,7 +1,7 @@
 //! The engine: holds the loaded SLOs and their per-minute state, takes batches, and
 //! answers status.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -14,6 +14,7 @@ use crate::clock::Clock;
 use crate::clock::rfc3339;
 use crate::dedup::Dedup;
 use crate::error::{Error, Result};
+use crate::latency::{self, LatencyTail};
 use crate::maintenance::Maintenance;
 use crate::math;
 use crate::metric::{MetricIndex, Role, SeriesState};
@@ -93,6 +94,8 @@ struct SloEntry {
     /// Counts added since the last [`Engine::take_tail`], by (group id, minute): the
     /// unflushed tail that storage has not seen yet.
     tail: Arc<Mutex<Tail>>,
+    /// Latency histograms not yet taken with the tail (SLIs with durations only).
+    latency: Option<Arc<Mutex<LatencyTail>>>,
 }
 
 /// Counts not yet flushed: (group id, minute) → (good, total).
@@ -120,6 +123,9 @@ pub struct MinuteRow {
     /// All events. For bad/total metric SLIs the counted columns are `bad` and `total`
     /// (their counters may land in different minutes), elsewhere `good` and `total`.
     pub total: u64,
+    /// The minute's latency histogram, serialized (see [`crate::latency`]): SLIs with
+    /// durations, SLO rows only (no group).
+    pub latency: Option<Vec<u8>>,
 }
 
 /// The JSON key of a group's labels, as [`MinuteRow::group`] holds it.
@@ -360,9 +366,11 @@ impl Engine {
                     effective_threshold: Arc::clone(&prev.effective_threshold),
                     groups: Arc::clone(&prev.groups),
                     tail: Arc::clone(&prev.tail),
+                    latency: prev.latency.clone(),
                 },
                 _ => SloEntry {
                     ring: Arc::new(Mutex::new(MinuteRing::new(horizon_minutes(&def)))),
+                    latency: def.has_durations().then(Arc::default),
                     def: Arc::new(def),
                     series: Arc::default(),
                     effective_threshold: Arc::default(),
@@ -410,20 +418,21 @@ impl Engine {
         let maintenance = &self.maintenance;
         let mut excluded = 0u64;
         let mut newest = 0i64;
-        let mut emit = |id, time: u64, good: bool, attrs: &[KeyValue]| match i64::try_from(time) {
-            Ok(t) if maintenance.excludes(&set.slos[id as usize].def, t) => excluded += 1,
-            Ok(t) if t <= latest => {
-                newest = newest.max(t);
-                let group = group_of(id, attrs);
-                acc.add_counts(
-                    id,
-                    group,
-                    t.div_euclid(NANOS_PER_MINUTE),
-                    u64::from(good),
-                    1,
-                )
+        // Counts an event of SLO `id` at `time`, with its duration when it has one.
+        let mut emit = |id, time: u64, good: bool, attrs: &[KeyValue], units: Option<u64>| {
+            match i64::try_from(time) {
+                Ok(t) if maintenance.excludes(&set.slos[id as usize].def, t) => excluded += 1,
+                Ok(t) if t <= latest => {
+                    newest = newest.max(t);
+                    let group = group_of(id, attrs);
+                    let minute = t.div_euclid(NANOS_PER_MINUTE);
+                    acc.add_counts(id, group, minute, u64::from(good), 1);
+                    if let Some(u) = units.filter(|_| set.slos[id as usize].latency.is_some()) {
+                        acc.durations.push((id, minute, u));
+                    }
+                }
+                _ => in_future += 1,
             }
-            _ => in_future += 1,
         };
         match &batch.payload {
             Payload::Traces(req) => {
@@ -449,7 +458,11 @@ impl Engine {
                             }
                         };
                         if !dup {
-                            emit(id, span.end_time_unix_nano, good, &span.attributes);
+                            let units = latency::span_units(
+                                span.start_time_unix_nano,
+                                span.end_time_unix_nano,
+                            );
+                            emit(id, span.end_time_unix_nano, good, &span.attributes, units);
                         }
                     });
                 }
@@ -460,7 +473,11 @@ impl Engine {
             Payload::Logs(req) => {
                 let mut seen = 0;
                 for rl in &req.resource_logs {
-                    seen += set.index.classify_logs(&batch.tenant, rl, &mut emit);
+                    seen += set
+                        .index
+                        .classify_logs(&batch.tenant, rl, |id, t, good, attrs| {
+                            emit(id, t, good, attrs, None)
+                        });
                 }
                 s.log_records_seen.fetch_add(seen as u64, Ordering::Relaxed);
             }
@@ -518,6 +535,7 @@ impl Engine {
                 AddOutcome::Added => counted += cell.total,
                 AddOutcome::TooOld => {
                     too_old += cell.total;
+                    acc.too_old.push((cell.slo, cell.minute));
                     continue;
                 }
             }
@@ -541,6 +559,7 @@ impl Engine {
                 }
             }
         }
+        acc.record_durations(&set, now_minute);
         s.group_overflow_events
             .fetch_add(overflowed, Ordering::Relaxed);
         s.events_in_maintenance
@@ -674,7 +693,7 @@ impl Engine {
         let set = self.current();
         let mut out = Vec::new();
         for e in &set.slos {
-            let cells: Vec<_> = {
+            let mut cells: Vec<_> = {
                 let mut tail = e.tail.lock().unwrap_or_else(|p| p.into_inner());
                 if take {
                     std::mem::take(&mut *tail).into_iter().collect()
@@ -682,6 +701,26 @@ impl Engine {
                     tail.iter().map(|(&k, &v)| (k, v)).collect()
                 }
             };
+            let mut latency = match &e.latency {
+                Some(l) => {
+                    let mut l = l.lock().unwrap_or_else(|p| p.into_inner());
+                    if take {
+                        l.take()
+                    } else {
+                        l.peek()
+                            .iter()
+                            .map(|(&m, h)| (m, latency::serialize(h)))
+                            .collect()
+                    }
+                }
+                None => BTreeMap::new(),
+            };
+            // A histogram recorded after its counts were taken goes in a row of its own.
+            for &minute in latency.keys() {
+                if !cells.iter().any(|&(k, _)| k == (NO_GROUP, minute)) {
+                    cells.push(((NO_GROUP, minute), (0, 0)));
+                }
+            }
             if cells.is_empty() {
                 continue;
             }
@@ -710,6 +749,11 @@ impl Engine {
                     good,
                     bad,
                     total,
+                    latency: if group == NO_GROUP {
+                        latency.remove(&minute)
+                    } else {
+                        None
+                    },
                 });
             }
         }
@@ -780,6 +824,10 @@ impl Engine {
                     continue;
                 }
             }
+            if let (true, Some(bytes), Some(l)) = (to_tail, &row.latency, &entry.latency) {
+                let mut l = l.lock().unwrap_or_else(|p| p.into_inner());
+                l.put_back(row.minute, bytes);
+            }
             if to_tail {
                 let mut tail = entry.tail.lock().unwrap_or_else(|p| p.into_inner());
                 let before = tail.len();
@@ -840,6 +888,19 @@ impl Engine {
             oldest_held,
             effective_threshold: threshold_of(&e.effective_threshold),
         })
+    }
+
+    /// The latency histograms of `tenant`'s SLO `name` not yet taken by storage, by
+    /// minute; `None` for an unknown SLO or one without durations.
+    pub fn latency_tail(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Option<BTreeMap<i64, hdrhistogram::Histogram<u64>>> {
+        let set = self.current();
+        let e = &set.slos[*set.by_name.get(&(tenant.to_string(), name.to_string()))?];
+        let l = e.latency.as_ref()?;
+        Some(l.lock().unwrap_or_else(|p| p.into_inner()).peek())
     }
 
     /// Heap bytes of window state held for `tenant`'s SLO `name`, for measurements.
@@ -1190,6 +1251,10 @@ struct Cell {
 struct Accumulator {
     cells: Vec<Cell>,
     last: usize,
+    /// (SLO, minute, duration) of the events of SLOs with latency histograms.
+    durations: Vec<(u32, i64, u64)>,
+    /// (SLO, minute) cells too old to count: their durations are not recorded either.
+    too_old: Vec<(u32, i64)>,
 }
 
 impl Accumulator {
@@ -1215,6 +1280,28 @@ impl Accumulator {
         c.good += good;
         c.total += total;
         self.last = i;
+    }
+
+    /// Records the batch's durations into their SLOs' histograms, one lock per run of
+    /// the same SLO, and closes the minutes before the last two.
+    fn record_durations(&mut self, set: &SloSet, now_minute: i64) {
+        if self.durations.is_empty() {
+            return;
+        }
+        self.durations.sort_unstable_by_key(|&(slo, _, _)| slo);
+        for run in self.durations.chunk_by(|a, b| a.0 == b.0) {
+            let slo = run[0].0;
+            let Some(l) = &set.slos[slo as usize].latency else {
+                continue;
+            };
+            let mut l = l.lock().unwrap_or_else(|p| p.into_inner());
+            for &(_, minute, units) in run {
+                if !self.too_old.contains(&(slo, minute)) {
+                    l.record(minute, units);
+                }
+            }
+            l.close_before(now_minute - 1);
+        }
     }
 }
 
@@ -1276,6 +1363,41 @@ mod tests {
             .chain((0..bad).map(|_| span(false)))
             .collect();
         test_support::api_batch(spans)
+    }
+
+    #[test]
+    fn span_durations_fill_minute_histograms_that_leave_with_the_tail() {
+        let (engine, clock) = engine();
+        engine.ingest(&batch(T0 + 5, 9, 1));
+        clock.set(T0 + 3 * MIN);
+        engine.ingest(&batch(T0 + 3 * MIN + 5, 5, 0));
+        // Four days old: past the horizon, neither counted nor recorded.
+        engine.ingest(&batch(T0 - 4 * 1440 * MIN, 3, 0));
+        let counts = |h: &BTreeMap<i64, hdrhistogram::Histogram<u64>>| -> Vec<(i64, u64)> {
+            h.iter().map(|(&m, h)| (m - T0 / MIN, h.len())).collect()
+        };
+        let tail = engine.latency_tail("default", "api").unwrap();
+        assert_eq!(counts(&tail), [(0, 10), (3, 5)]);
+        // Every span lasted 1 ms: the bucket's upper end is within 1 % above.
+        let max = latency::quantile_seconds(&tail[&(T0 / MIN)], 1.0).unwrap();
+        assert!((0.001..=0.00101).contains(&max), "{max}");
+        let rows = engine.take_tail();
+        let latencies: Vec<(i64, u64)> = rows
+            .iter()
+            .map(|r| {
+                let h = latency::deserialize(r.latency.as_ref().unwrap()).unwrap();
+                (r.minute - T0 / MIN, h.len())
+            })
+            .collect();
+        assert_eq!(latencies, [(0, 10), (3, 5)]);
+        assert!(engine.latency_tail("default", "api").unwrap().is_empty());
+        // A failed flush hands them back.
+        engine.untake_tail(rows);
+        assert_eq!(
+            counts(&engine.latency_tail("default", "api").unwrap()),
+            [(0, 10), (3, 5)]
+        );
+        assert_eq!(engine.stats().events_too_old.load(Ordering::Relaxed), 3);
     }
 
     #[test]

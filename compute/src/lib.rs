@@ -13,6 +13,7 @@ pub mod dedup;
 pub mod engine;
 pub mod error;
 pub mod gate;
+pub mod latency;
 pub mod maintenance;
 pub mod math;
 pub mod metric;

@@ -428,6 +428,12 @@ impl SloDef {
     pub fn counts_bad(&self) -> bool {
         matches!(&self.sli, Sli::MetricRatio { bad: Some(_), .. })
     }
+
+    /// Whether each event has a duration (spans): such SLOs keep per-minute latency
+    /// histograms for display quantiles.
+    pub fn has_durations(&self) -> bool {
+        matches!(&self.sli, Sli::Spans { .. })
+    }
 }
 
 /// Parses an OTLP severity name (`trace`, `debug`, `info`, `warn`, `error`, `fatal`,

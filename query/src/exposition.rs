@@ -9,7 +9,7 @@ use crate::promql::{self, Evaluation, Labels, Metric, Value, format_value};
 use crate::source::QueryEngine;
 
 /// The gauges exposed: every series but the counters, whose start depends on the query.
-const SELECTOR: &str = r#"{__name__=~"slotel_slo_(objective|sli|error_ratio|burn_rate|error_budget_remaining|events_rate|good_events_rate)"}"#;
+const SELECTOR: &str = r#"{__name__=~"slotel_slo_(objective|sli|error_ratio|burn_rate|error_budget_remaining|events_rate|good_events_rate|latency_seconds)"}"#;
 
 fn escape(v: &str) -> String {
     v.replace('\\', r"\\")

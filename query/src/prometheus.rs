@@ -800,6 +800,7 @@ mod tests {
                 "burnrate_tier",
                 "factor",
                 "long_window",
+                "quantile",
                 "service",
                 "severity",
                 "short_window",
@@ -812,7 +813,7 @@ mod tests {
         let (_, body) = get("/prometheus/api/v1/label/slo/values").await;
         assert_eq!(body["data"], json!(["a", "b", "c"]));
         let (_, body) = get("/prometheus/api/v1/label/__name__/values").await;
-        assert_eq!(body["data"].as_array().unwrap().len(), 10);
+        assert_eq!(body["data"].as_array().unwrap().len(), 11);
         let (_, body) = get("/prometheus/api/v1/metadata?metric=slotel_slo_events_total").await;
         assert_eq!(
             body["data"]["slotel_slo_events_total"][0]["type"],
@@ -825,5 +826,92 @@ mod tests {
             (status, body["errorType"].as_str()),
             (400, Some("bad_data"))
         );
+    }
+
+    /// The latency quantile of `ms` spans recorded in slotel's histograms, as served.
+    fn quantile_of(ms: &[u64], q: f64) -> String {
+        let mut h = slotel_compute::latency::histogram();
+        for m in ms {
+            slotel_compute::latency::record(&mut h, m * 1000);
+        }
+        crate::promql::format_value(slotel_compute::latency::quantile_seconds(&h, q).unwrap())
+    }
+
+    #[tokio::test]
+    async fn latency_quantiles_slide_over_their_window() {
+        let engine = Engine::new(Arc::new(ManualClock::new(T0 + 20 * MIN)));
+        engine.load(parse_native(std::path::Path::new("t.yaml"), SLOS).unwrap());
+        // At 10 min, ten spans of 10..=100 ms; at 20 min, ten of 200 ms.
+        let lasting = |ms: u64, end: i64, id: u64| {
+            let mut b = spans("s", 1, 0, end, id);
+            if let slotel_proto::Payload::Traces(req) = &mut b.payload {
+                let span = &mut req.resource_spans[0].scope_spans[0].spans[0];
+                span.start_time_unix_nano = span.end_time_unix_nano - ms * 1_000_000;
+            }
+            b
+        };
+        let first: Vec<u64> = (1..=10).map(|i| i * 10).collect();
+        for (i, &ms) in first.iter().enumerate() {
+            engine.ingest(&lasting(ms, T0 + 10 * MIN, i as u64 + 1));
+            engine.ingest(&lasting(200, T0 + 20 * MIN, i as u64 + 100));
+        }
+        let app = router(ApiContext::new(Arc::new(engine)));
+        let (start, end) = (T0_S + 9 * 60, T0_S + 21 * 60);
+        let range = |expr: &str| {
+            let app = app.clone();
+            let uri = format!(
+                "/prometheus/api/v1/query_range?query={}&start={start}&end={end}&step=180",
+                q(expr)
+            );
+            async move { call(app, Request::get(uri).body(Body::empty()).unwrap()).await }
+        };
+        let (status, body) =
+            range(r#"slotel_slo_latency_seconds{slo="a",window="5m",quantile="0.9"}"#).await;
+        assert_eq!(status, 200, "{body}");
+        let result = &body["data"]["result"];
+        assert_eq!(result.as_array().unwrap().len(), 1, "{body}");
+        assert_eq!(
+            result[0]["metric"],
+            json!({"__name__": "slotel_slo_latency_seconds", "quantile": "0.9", "service": "s",
+                   "slo": "a", "team": "pay", "tenant": "default", "window": "5m"})
+        );
+        // At 12 min the first ten; at 15 and 18 min the window has slid past them (no
+        // sample); at 21 min the second ten.
+        assert_eq!(
+            result[0]["values"],
+            json!([
+                [(start + 180) as f64, quantile_of(&first, 0.9)],
+                [(start + 720) as f64, quantile_of(&[200; 10], 0.9)],
+            ])
+        );
+        // The hour holds both: half of the spans are 200 ms.
+        let mut both = first.clone();
+        both.extend([200; 10]);
+        for q in [0.5, 0.9, 0.95, 0.99] {
+            let (_, body) = range(&format!(
+                r#"slotel_slo_latency_seconds{{slo="b",window="1h",quantile="{q}"}}"#
+            ))
+            .await;
+            let values = body["data"]["result"][0]["values"]
+                .as_array()
+                .unwrap()
+                .clone();
+            assert_eq!(
+                values.last().unwrap()[1],
+                json!(quantile_of(&both, q)),
+                "q{q}"
+            );
+            assert_eq!(values.len(), 4, "{values:?}");
+        }
+        // p50 of both: 100 ms, reported at its bucket's upper end, within 1 %.
+        let p50: f64 = quantile_of(&both, 0.5).parse().unwrap();
+        assert!((0.1..=0.101).contains(&p50), "{p50}");
+        // Every span SLO has 3 windows × 4 quantiles; groups have none.
+        let (_, body) = get(&format!(
+            "/prometheus/api/v1/series?match[]={}",
+            q("slotel_slo_latency_seconds")
+        ))
+        .await;
+        assert_eq!(body["data"].as_array().unwrap().len(), 3 * 12);
     }
 }

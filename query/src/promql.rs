@@ -17,6 +17,7 @@ use promql_parser::parser::{
     VectorMatchCardinality, VectorSelector,
 };
 use slotel_compute::engine::window_units;
+use slotel_compute::latency;
 use slotel_compute::math;
 use slotel_compute::metric::prometheus_label;
 use slotel_compute::model::{BURN_RATE_WINDOWS, format_minutes};
@@ -92,11 +93,13 @@ pub enum Metric {
     EventsTotal,
     /// Good events counted, as a counter.
     GoodEventsTotal,
+    /// A quantile of span durations, per window (SLIs of spans only).
+    LatencySeconds,
 }
 
 impl Metric {
     /// Every metric, in the order they are listed.
-    pub const ALL: [Metric; 9] = [
+    pub const ALL: [Metric; 10] = [
         Metric::Objective,
         Metric::Sli,
         Metric::ErrorRatio,
@@ -106,6 +109,7 @@ impl Metric {
         Metric::GoodEventsRate,
         Metric::EventsTotal,
         Metric::GoodEventsTotal,
+        Metric::LatencySeconds,
     ];
 
     /// The metric's name.
@@ -120,6 +124,7 @@ impl Metric {
             Metric::GoodEventsRate => "slotel_slo_good_events_rate",
             Metric::EventsTotal => "slotel_slo_events_total",
             Metric::GoodEventsTotal => "slotel_slo_good_events_total",
+            Metric::LatencySeconds => "slotel_slo_latency_seconds",
         }
     }
 
@@ -142,6 +147,9 @@ impl Metric {
             }
             Metric::GoodEventsTotal => {
                 "Good events counted, from the first minute the query reads: use rate() or increase()."
+            }
+            Metric::LatencySeconds => {
+                "The span duration at the quantile over the window, in seconds: the upper end of its histogram bucket, at most 1% above the true value."
             }
         }
     }
@@ -193,11 +201,18 @@ struct SeriesId {
     target: usize,
     metric: Metric,
     window: Option<WindowSpec>,
+    /// The quantile of a latency series.
+    quantile: Option<f64>,
     labels: Labels,
 }
 
+/// The quantiles of `slotel_slo_latency_seconds`.
+pub const LATENCY_QUANTILES: [f64; 4] = [0.5, 0.9, 0.95, 0.99];
+/// The windows of `slotel_slo_latency_seconds`, in minutes.
+pub const LATENCY_WINDOWS: [u32; 3] = [1, 5, 60];
+
 /// Labels that slotel sets and an SLO's own labels cannot replace.
-const RESERVED: [&str; 5] = ["__name__", "slo", "service", "tenant", "window"];
+const RESERVED: [&str; 6] = ["__name__", "slo", "service", "tenant", "window", "quantile"];
 
 /// The targets of `tenant`: each SLO, and each group of the grouped ones.
 pub fn targets(engine: &Engine, tenant: &str) -> Vec<Target> {
@@ -267,20 +282,37 @@ fn catalog(targets: &[Target]) -> Vec<SeriesId> {
     for (i, t) in targets.iter().enumerate() {
         let wins = windows(&t.def);
         for metric in Metric::ALL {
-            let mut push = |window: Option<(String, WindowSpec)>| {
+            let mut push_quantile = |window: Option<(String, WindowSpec)>,
+                                     quantile: Option<f64>| {
                 let mut labels = t.labels.clone();
                 labels.insert("__name__".into(), metric.name().into());
                 let spec = window.map(|(label, spec)| {
                     labels.insert("window".into(), label);
                     spec
                 });
+                if let Some(q) = quantile {
+                    labels.insert("quantile".into(), format_value(q));
+                }
                 out.push(SeriesId {
                     target: i,
                     metric,
                     window: spec,
+                    quantile,
                     labels,
                 });
             };
+            if metric == Metric::LatencySeconds {
+                // Histograms are kept per SLO, not per group.
+                if t.def.has_durations() && t.group.is_empty() {
+                    for w in LATENCY_WINDOWS {
+                        for q in LATENCY_QUANTILES {
+                            push_quantile(Some((format_minutes(w), WindowSpec::Fixed(w))), Some(q));
+                        }
+                    }
+                }
+                continue;
+            }
+            let mut push = |window| push_quantile(window, None);
             if metric.windowed() {
                 for w in &wins {
                     push(Some(w.clone()));
@@ -366,6 +398,63 @@ fn sample(
             }
         }
     }
+}
+
+/// The latency series `ids` of SLO `name` at minutes `lo..=hi` (only the `wanted` ones
+/// when given): each window's histogram slides over the minutes, one minute added and
+/// one taken away per step.
+async fn latency_series(
+    source: &QueryEngine,
+    tenant: &str,
+    name: &str,
+    ids: &[&SeriesId],
+    lo: i64,
+    hi: i64,
+    wanted: Option<&HashSet<i64>>,
+) -> Vec<Fetched> {
+    let width = |id: &SeriesId| match id.window {
+        Some(WindowSpec::Fixed(w)) => i64::from(w),
+        _ => 1,
+    };
+    let longest = ids.iter().map(|id| width(id)).max().unwrap_or(1);
+    let Some(minutes) = source.latency(tenant, name, lo - longest + 1, hi).await else {
+        return Vec::new();
+    };
+    let mut out: Vec<Fetched> = ids
+        .iter()
+        .map(|id| Fetched {
+            labels: id.labels.clone(),
+            lo,
+            samples: vec![None; (hi - lo + 1) as usize],
+        })
+        .collect();
+    let mut widths: Vec<i64> = ids.iter().map(|id| width(id)).collect();
+    widths.sort_unstable();
+    widths.dedup();
+    for w in widths {
+        let mut running = latency::histogram();
+        for (_, h) in minutes.range(lo - w + 1..lo) {
+            latency::merge(&mut running, h);
+        }
+        for m in lo..=hi {
+            if let Some(h) = minutes.get(&m) {
+                latency::merge(&mut running, h);
+            }
+            if let Some(h) = minutes.get(&(m - w)) {
+                // `running` holds every count of `h`: this cannot fail.
+                let _ = running.subtract(h);
+            }
+            if wanted.is_some_and(|set| !set.contains(&m)) {
+                continue;
+            }
+            for (f, id) in out.iter_mut().zip(ids).filter(|(_, id)| width(id) == w) {
+                f.samples[(m - lo) as usize] = id
+                    .quantile
+                    .and_then(|q| latency::quantile_seconds(&running, q));
+            }
+        }
+    }
+    out
 }
 
 /// One fetched series: its labels and samples at minutes `lo..`, `None` where absent.
@@ -568,6 +657,26 @@ impl Evaluation {
                         .max_minutes()
                         .max(*BURN_RATE_WINDOWS.last().unwrap_or(&0)),
                 );
+                let (latency_ids, ids): (Vec<&SeriesId>, Vec<&SeriesId>) = ids
+                    .into_iter()
+                    .partition(|id| id.metric == Metric::LatencySeconds);
+                if !latency_ids.is_empty() {
+                    out.extend(
+                        latency_series(
+                            source,
+                            tenant,
+                            &t.def.name,
+                            &latency_ids,
+                            lo,
+                            hi,
+                            wanted.as_ref(),
+                        )
+                        .await,
+                    );
+                }
+                if ids.is_empty() {
+                    continue;
+                }
                 let group = (!t.group.is_empty()).then_some(t.group.as_slice());
                 let Some(m) = source
                     .minutes(tenant, &t.def.name, group, lo - lookback, hi)

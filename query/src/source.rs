@@ -1,11 +1,13 @@
 //! The one door the HTTP handlers read SLO data through: the engine's in-memory minutes
 //! and, for what the engine no longer holds, the Parquet tables.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
 use slotel_compute::alert::Evaluator;
+use slotel_compute::latency::{self, Histogram};
 use slotel_compute::window::MinuteSeries;
 use slotel_compute::{Engine, SloDef};
 
@@ -128,6 +130,42 @@ impl QueryEngine {
             series: MinuteSeries::new(lo, counts),
             effective_threshold: m.effective_threshold,
         })
+    }
+
+    /// The latency histograms of `tenant`'s SLO `name` at minutes `lo..=hi`, from storage
+    /// and the engine's unflushed tail; `None` for an unknown SLO or one without
+    /// durations.
+    pub async fn latency(
+        &self,
+        tenant: &str,
+        name: &str,
+        lo: i64,
+        hi: i64,
+    ) -> Option<BTreeMap<i64, Histogram<u64>>> {
+        // No flush moves histograms from the tail to a file while both are read.
+        let _gate = match &self.store {
+            Some(s) => Some(s.read_gate().await),
+            None => None,
+        };
+        let mut out = self.engine.latency_tail(tenant, name)?;
+        out.retain(|m, _| (lo..=hi).contains(m));
+        if let Some(store) = &self.store {
+            let scanned = store
+                .scan_latency(SLI_MINUTE, Some(tenant), lo, hi, |rows| {
+                    let ours = rows.iter().filter(|r| r.slo == name && r.group.is_empty());
+                    for (minute, bytes) in ours.filter_map(|r| Some((r.minute, r.latency.as_ref()?))) {
+                        match latency::deserialize(bytes) {
+                            Ok(h) => latency::merge(out.entry(minute).or_insert_with(latency::histogram), &h),
+                            Err(e) => tracing::warn!(error = %e, slo = name, minute, "A stored latency histogram is skipped."),
+                        }
+                    }
+                })
+                .await;
+            if let Err(e) = scanned {
+                tracing::warn!(error = %e, slo = name, "Cannot read stored latency; answering from memory.");
+            }
+        }
+        Some(out)
     }
 
     /// Runs read-only SQL over `tenant`'s tables.

@@ -15,17 +15,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use datafusion::arrow::array::{
-    Array, ArrayRef, RecordBatch, StringArray, TimestampSecondArray, UInt64Array,
+    Array, ArrayRef, BinaryArray, RecordBatch, StringArray, TimestampSecondArray, UInt64Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::arrow::{ArrowWriter, ProjectionMask};
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use slotel_compute::MinuteRow;
+use slotel_compute::latency;
 
 use crate::alert_events::{self, ALERT_EVENTS, AlertEvent};
 use crate::error::{Error, Result};
@@ -53,8 +54,12 @@ pub fn file_schema() -> SchemaRef {
         Field::new("good", DataType::UInt64, false),
         Field::new("bad", DataType::UInt64, false),
         Field::new("total", DataType::UInt64, false),
+        Field::new("latency", DataType::Binary, true),
     ]))
 }
+
+/// The count columns: what every reader but the latency one needs.
+const COUNT_COLUMNS: [&str; 6] = ["slo", "group", "minute", "good", "bad", "total"];
 
 /// How much each table keeps, and when small files are merged.
 #[derive(Debug, Clone)]
@@ -130,6 +135,15 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Which columns a read decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Columns {
+    /// Every column.
+    All,
+    /// The counts, not the latency histograms.
+    Counts,
+}
+
 /// A file's place in its partition: the numbers it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FileRange {
@@ -197,6 +211,9 @@ pub fn rows_to_batch(rows: &[&MinuteRow]) -> Result<RecordBatch> {
         Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.good))),
         Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.bad))),
         Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.total))),
+        Arc::new(BinaryArray::from_iter(
+            rows.iter().map(|r| r.latency.as_deref()),
+        )),
     ];
     Ok(RecordBatch::try_new(file_schema(), cols)?)
 }
@@ -229,6 +246,16 @@ fn batch_to_rows(tenant: &str, batch: &RecordBatch, out: &mut Vec<MinuteRow>) ->
         .downcast_ref::<TimestampSecondArray>()
         .cloned()
         .ok_or_else(|| Error::Corrupt("column \"minute\" is not a timestamp".into()))?;
+    // Files written before histograms were kept, and count-only reads, have none.
+    let latency = match batch.column_by_name("latency") {
+        None => None,
+        Some(c) => Some(
+            c.as_any()
+                .downcast_ref::<BinaryArray>()
+                .cloned()
+                .ok_or_else(|| Error::Corrupt("column \"latency\" is not binary".into()))?,
+        ),
+    };
     for i in 0..batch.num_rows() {
         if slo.is_null(i) || group.is_null(i) || minute.is_null(i) {
             return Err(Error::Corrupt(format!("row {i} has nulls")));
@@ -241,16 +268,20 @@ fn batch_to_rows(tenant: &str, batch: &RecordBatch, out: &mut Vec<MinuteRow>) ->
             good: good.value(i),
             bad: bad.value(i),
             total: total.value(i),
+            latency: latency
+                .as_ref()
+                .filter(|l| l.is_valid(i))
+                .map(|l| l.value(i).to_vec()),
         });
     }
     Ok(())
 }
 
 /// Sums rows with the same key (tenant, SLO, group, minute), minutes rounded down to
-/// multiples of `bucket` minutes.
+/// multiples of `bucket` minutes; their latency histograms are merged.
 pub fn merge_rows(rows: impl IntoIterator<Item = MinuteRow>, bucket: i64) -> Vec<MinuteRow> {
-    /// (tenant, SLO, group, minute) → (good, bad, total).
-    type Sums = BTreeMap<(String, String, String, i64), (u64, u64, u64)>;
+    /// (tenant, SLO, group, minute) → (good, bad, total, serialized histograms).
+    type Sums = BTreeMap<(String, String, String, i64), (u64, u64, u64, Vec<Vec<u8>>)>;
     let mut merged = Sums::new();
     for r in rows {
         let m = r.minute.div_euclid(bucket) * bucket;
@@ -258,11 +289,12 @@ pub fn merge_rows(rows: impl IntoIterator<Item = MinuteRow>, bucket: i64) -> Vec
         c.0 += r.good;
         c.1 += r.bad;
         c.2 += r.total;
+        c.3.extend(r.latency);
     }
     merged
         .into_iter()
         .map(
-            |((tenant, slo, group, minute), (good, bad, total))| MinuteRow {
+            |((tenant, slo, group, minute), (good, bad, total, latency))| MinuteRow {
                 tenant,
                 slo,
                 group,
@@ -270,9 +302,27 @@ pub fn merge_rows(rows: impl IntoIterator<Item = MinuteRow>, bucket: i64) -> Vec
                 good,
                 bad,
                 total,
+                latency: merge_latency(latency),
             },
         )
         .collect()
+}
+
+/// One serialized histogram holding all of `parts`; unreadable parts are left out.
+fn merge_latency(mut parts: Vec<Vec<u8>>) -> Option<Vec<u8>> {
+    if parts.len() <= 1 {
+        return parts.pop();
+    }
+    let mut sum = latency::histogram();
+    for p in &parts {
+        match latency::deserialize(p) {
+            Ok(h) => latency::merge(&mut sum, &h),
+            Err(e) => {
+                tracing::warn!(error = %e, "A stored latency histogram is left out of a merge.")
+            }
+        }
+    }
+    Some(latency::serialize(&sum))
 }
 
 fn encode_parquet(batch: &RecordBatch) -> Result<Bytes> {
@@ -532,8 +582,14 @@ impl Store {
         Ok(files)
     }
 
-    /// Reads one file's rows; a file that cannot be read is an error naming it.
-    async fn read_file(&self, tenant: &str, path: &Path) -> Result<Vec<MinuteRow>> {
+    /// Reads one file's rows, with their histograms or only the counts; a file that
+    /// cannot be read is an error naming it.
+    async fn read_file(
+        &self,
+        tenant: &str,
+        path: &Path,
+        columns: Columns,
+    ) -> Result<Vec<MinuteRow>> {
         let bytes = self
             .objects
             .get(path)
@@ -542,7 +598,18 @@ impl Store {
             .bytes()
             .await
             .map_err(|e| Error::Storage(e.to_string()))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+        let builder = match columns {
+            Columns::All => builder,
+            Columns::Counts => {
+                let mask = ProjectionMask::columns(
+                    builder.parquet_schema(),
+                    COUNT_COLUMNS.iter().copied(),
+                );
+                builder.with_projection(mask)
+            }
+        };
+        let reader = builder.build()?;
         let mut rows = Vec::new();
         for batch in reader {
             batch_to_rows(tenant, &batch?, &mut rows)?;
@@ -551,13 +618,40 @@ impl Store {
     }
 
     /// Hands the rows of `table` with minutes in `lo..=hi` to `each`, a file at a time
-    /// (for `tenant`, or every tenant). Unreadable files are logged, counted and skipped.
+    /// (for `tenant`, or every tenant), without their latency histograms. Unreadable
+    /// files are logged, counted and skipped.
     pub async fn scan(
         &self,
         table: &str,
         tenant: Option<&str>,
         lo: i64,
         hi: i64,
+        each: impl FnMut(Vec<MinuteRow>),
+    ) -> Result<ScanStats> {
+        self.scan_columns(table, tenant, lo, hi, Columns::Counts, each)
+            .await
+    }
+
+    /// [`Store::scan`] with the latency histograms.
+    pub async fn scan_latency(
+        &self,
+        table: &str,
+        tenant: Option<&str>,
+        lo: i64,
+        hi: i64,
+        each: impl FnMut(Vec<MinuteRow>),
+    ) -> Result<ScanStats> {
+        self.scan_columns(table, tenant, lo, hi, Columns::All, each)
+            .await
+    }
+
+    async fn scan_columns(
+        &self,
+        table: &str,
+        tenant: Option<&str>,
+        lo: i64,
+        hi: i64,
+        columns: Columns,
         mut each: impl FnMut(Vec<MinuteRow>),
     ) -> Result<ScanStats> {
         let (lo_day, hi_day) = (
@@ -570,7 +664,7 @@ impl Store {
                 continue;
             }
             for (path, _) in live_files(&self.files(&dir).await?) {
-                match self.read_file(&t, &path).await {
+                match self.read_file(&t, &path, columns).await {
                     Ok(mut rows) => {
                         stats.files += 1;
                         rows.retain(|r| r.minute >= lo && r.minute <= hi);
@@ -624,7 +718,7 @@ impl Store {
         let mut rows = Vec::new();
         let mut read = Vec::new();
         for (path, range) in files {
-            match self.read_file(tenant, path).await {
+            match self.read_file(tenant, path, Columns::All).await {
                 Ok(r) => {
                     rows.extend(r);
                     read.push((path.clone(), *range));
@@ -728,6 +822,7 @@ mod tests {
             good,
             bad: total - good,
             total,
+            latency: None,
         }
     }
 
@@ -753,6 +848,46 @@ mod tests {
 
     const DAY: i64 = 1440;
     const D0: i64 = 20_000 * DAY;
+
+    #[tokio::test]
+    async fn latency_histograms_round_trip_merge_and_are_left_out_of_count_scans() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), 16);
+        let with_ms = |minute: i64, ms: &[u64]| {
+            let mut h = latency::histogram();
+            for m in ms {
+                latency::record(&mut h, m * 1000);
+            }
+            MinuteRow {
+                latency: Some(latency::serialize(&h)),
+                ..row("a", minute, ms.len() as u64, ms.len() as u64)
+            }
+        };
+        let rows = vec![
+            with_ms(D0, &[10, 20]),
+            with_ms(D0, &[30]),
+            with_ms(D0 + 1, &[40]),
+            row("b", D0, 1, 1),
+        ];
+        assert!(s.write_minutes(rows).await.is_empty());
+        // Count scans do not decode the histograms.
+        let (counted, _) = read_all(&s).await;
+        assert!(counted.iter().all(|r| r.latency.is_none()));
+        let mut read = Vec::new();
+        s.scan_latency(SLI_MINUTE, Some("t1"), D0, D0 + 1, |r| read.extend(r))
+            .await
+            .unwrap();
+        let merged = merge_rows(read, 60);
+        assert_eq!(merged.len(), 2);
+        let h = latency::deserialize(merged[0].latency.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            (merged[0].slo.as_str(), merged[0].total, h.len()),
+            ("a", 4, 4)
+        );
+        let max = latency::quantile_seconds(&h, 1.0).unwrap();
+        assert!((0.04..=0.0404).contains(&max), "{max}");
+        assert_eq!(merged[1].latency, None);
+    }
 
     #[tokio::test]
     async fn rows_round_trip_by_tenant_and_date() {

@@ -153,6 +153,18 @@ impl Server {
     /// Sends `good` OK spans and `bad` ERROR spans of `service` ending now, each with
     /// ids never sent before, as `tenant`, over OTLP/HTTP.
     pub async fn send_spans(&self, tenant: Option<&str>, service: &str, good: usize, bad: usize) {
+        let spans: Vec<(bool, u64)> = (0..good + bad).map(|i| (i < good, 1_000_000)).collect();
+        self.send_spans_lasting(tenant, service, &spans).await;
+    }
+
+    /// Sends one span of `service` ending now per (OK, duration in nanoseconds) of
+    /// `spans`, each with ids never sent before, as `tenant`, over OTLP/HTTP.
+    pub async fn send_spans_lasting(
+        &self,
+        tenant: Option<&str>,
+        service: &str,
+        spans: &[(bool, u64)],
+    ) {
         use prost::Message;
         use slotel_proto::otlp::trace::v1::{Span, Status};
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -160,18 +172,20 @@ impl Server {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos() as u64;
-        let first = NEXT.fetch_add((good + bad) as u64, std::sync::atomic::Ordering::Relaxed);
-        let spans = (0..good + bad)
-            .map(|i| {
+        let first = NEXT.fetch_add(spans.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let spans = spans
+            .iter()
+            .enumerate()
+            .map(|(i, &(ok, nanos))| {
                 let id = first + i as u64 + (u64::from(std::process::id()) << 40);
                 Span {
                     trace_id: [id.to_be_bytes(), id.to_be_bytes()].concat(),
                     span_id: id.to_be_bytes().to_vec(),
                     name: "GET /".into(),
-                    start_time_unix_nano: now - 1_000_000,
+                    start_time_unix_nano: now - nanos,
                     end_time_unix_nano: now,
                     status: Some(Status {
-                        code: if i < good { 1 } else { 2 },
+                        code: if ok { 1 } else { 2 },
                         message: String::new(),
                     }),
                     ..Default::default()

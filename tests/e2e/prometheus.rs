@@ -111,6 +111,82 @@ async fn promtool_queries_get_exact_values() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn latency_quantiles_merge_stored_and_unflushed_histograms() {
+    // No flush but at shutdown: the first half reaches Parquet by a restart, the second
+    // stays in the engine's tail.
+    let mut server = Server::start_with(SLOS, "storage: { flush_interval: 1h }\n");
+    let ms: Vec<u64> = (1..=100).map(|i| i * 10).collect();
+    let spans = |part: &[u64]| -> Vec<(bool, u64)> {
+        part.iter().map(|&m| (true, m * 1_000_000)).collect()
+    };
+    server
+        .send_spans_lasting(None, "api", &spans(&ms[..50]))
+        .await;
+    server.slo_when_total("api", 50).await;
+    server.restart();
+    server.slo_when_total("api", 50).await;
+    server
+        .send_spans_lasting(None, "api", &spans(&ms[50..]))
+        .await;
+    server.slo_when_total("api", 100).await;
+    let (_, body) = server
+        .sql_as(
+            None,
+            "SELECT (SELECT count(*) FROM sli_minute_flushed WHERE latency IS NOT NULL) AS flushed, \
+             (SELECT count(*) FROM sli_minute_unflushed WHERE latency IS NOT NULL) AS unflushed",
+        )
+        .await;
+    // Each half's spans end in one minute: one histogram each.
+    assert_eq!(body, serde_json::json!([{ "flushed": 1, "unflushed": 1 }]));
+
+    // What slotel's histograms hold for the 100 spans.
+    let mut h = slotel_compute::latency::histogram();
+    for m in &ms {
+        slotel_compute::latency::record(&mut h, m * 1000);
+    }
+    let expected = |q: f64| slotel_compute::latency::quantile_seconds(&h, q).unwrap();
+    let quantiles = |server: &Server| {
+        let url = format!("{}/prometheus", server.api);
+        let out = promtool(&[
+            "query",
+            "instant",
+            &url,
+            r#"slotel_slo_latency_seconds{slo="api",window="1h"}"#,
+        ]);
+        let mut got: Vec<(f64, f64)> = out
+            .lines()
+            .map(|l| {
+                let q = l
+                    .split("quantile=\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap();
+                let v = l.split("=> ").nth(1).unwrap().split(' ').next().unwrap();
+                (q.parse().unwrap(), v.parse().unwrap())
+            })
+            .collect();
+        got.sort_by(|a, b| a.0.total_cmp(&b.0));
+        got
+    };
+    let got = quantiles(&server);
+    assert_eq!(
+        got,
+        [0.5, 0.9, 0.95, 0.99].map(|q| (q, expected(q))),
+        "every quantile over both halves"
+    );
+    // Against the truth: 500, 900, 950 and 990 ms, reported at most 1 % above.
+    for ((_, v), truth) in got.iter().zip([0.5, 0.9, 0.95, 0.99]) {
+        assert!(*v >= truth && *v <= truth * 1.01, "{v} vs {truth}");
+    }
+    // All from Parquet after another restart: the same.
+    server.restart();
+    server.slo_when_total("api", 100).await;
+    assert_eq!(quantiles(&server), got);
+}
+
 /// A running Prometheus, killed on drop.
 struct Prometheus {
     child: Child,
