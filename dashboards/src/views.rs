@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 use slotel_compute::SloDef;
 use slotel_compute::alert::tiers_for;
-use slotel_compute::model::format_minutes;
+use slotel_compute::model::{GoodRule, Sli, format_minutes};
 
 use crate::grafana::{Board, Dashboard, Panel, Query, label_variable, thresholds, uid};
 use crate::{Detail, Options};
@@ -629,6 +629,33 @@ fn slo_rows(board: &mut Board, def: &SloDef, all_groups: &BTreeSet<String>) {
         .unit("reqps")
         .size(12, 8),
     );
+    let latency = def.has_durations();
+    if latency {
+        let threshold = latency_threshold_seconds(def);
+        let mut queries = vec![Query::range(
+            format!("slotel_slo_latency_seconds{{{s}, window=\"5m\"}}"),
+            "p{{quantile}}",
+        )];
+        if let Some(t) = threshold {
+            queries.push(Query::range(format!("vector({t})"), "threshold"));
+        }
+        board.add(
+            Panel::new(
+                "timeseries",
+                "Latency quantiles",
+                format!(
+                    "The span duration at the 50th, 90th, 95th and 99th percentiles over the last 5 minutes, from slotel's per-minute histograms: each value is at most 1% above the true one.{}",
+                    match threshold {
+                        Some(t) => format!(" The flat line is the SLI's latency threshold ({t}s): spans above it are bad, counted exactly, not from the histogram."),
+                        None => String::new(),
+                    }
+                ),
+            )
+            .queries(queries)
+            .unit("s")
+            .size(12, 8),
+        );
+    }
     board.add(
         Panel::new(
             "table",
@@ -649,7 +676,7 @@ fn slo_rows(board: &mut Board, def: &SloDef, all_groups: &BTreeSet<String>) {
         }})])
         .mappings(&[("0", "inactive", "green"), ("1", "pending", "orange"), ("2", "firing", "red")])
         .thresholds(thresholds("green", &[(1.0, "orange"), (2.0, "red")]))
-        .size(if def.group_by.is_empty() { 24 } else { 12 }, 6),
+        .size(if def.group_by.is_empty() && !latency { 24 } else { 12 }, 6),
     );
     if !def.group_by.is_empty() {
         let labels: Vec<String> = def.group_by.iter().map(|g| label_name(g)).collect();
@@ -676,8 +703,21 @@ fn slo_rows(board: &mut Board, def: &SloDef, all_groups: &BTreeSet<String>) {
             )])
             .unit("percentunit")
             .thresholds(budget_thresholds())
-            .size(12, 6),
+            .size(if latency { 24 } else { 12 }, 6),
         );
+    }
+}
+
+/// The latency threshold of a span SLI whose good rule is a duration (alone or among
+/// rules that must all hold), in seconds.
+fn latency_threshold_seconds(def: &SloDef) -> Option<f64> {
+    fn of(rule: &GoodRule) -> Option<u64> {
+        rule.max_duration_nanos
+            .or_else(|| rule.all_of.iter().find_map(of))
+    }
+    match &def.sli {
+        Sli::Spans { good, .. } => of(good).map(|n| n as f64 / 1e9),
+        _ => None,
     }
 }
 

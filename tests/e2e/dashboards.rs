@@ -349,6 +349,35 @@ async fn every_panel_query_returns_data_and_slo_panels_the_exact_values() {
         .await;
         assert_eq!(value(&r[0]), budget(good, total, objective));
     }
+    // Latency: 850 spans of 100 ms and 150 of 500 ms, in both checkout SLOs; the
+    // latency SLO draws its 300 ms threshold.
+    let mut h = slotel_compute::latency::histogram();
+    for (n, ms) in [(850, 100), (150, 500)] {
+        for _ in 0..n {
+            slotel_compute::latency::record(&mut h, ms * 1000);
+        }
+    }
+    let latency_panels = panels(checkout, "Latency quantiles");
+    assert_eq!(latency_panels.len(), 2);
+    for p in &latency_panels {
+        let r = prom(&server, &expr(checkout, &p["targets"][0]), true).await;
+        assert_eq!(r.len(), 4, "{r:?}");
+        for q in [0.5, 0.9, 0.95, 0.99] {
+            assert_eq!(
+                value_of(&r, "quantile", &q.to_string()),
+                slotel_compute::latency::quantile_seconds(&h, q).unwrap(),
+                "p{q}"
+            );
+        }
+    }
+    assert_eq!(latency_panels[0]["targets"].as_array().unwrap().len(), 1);
+    let r = prom(
+        &server,
+        &expr(checkout, &latency_panels[1]["targets"][1]),
+        true,
+    )
+    .await;
+    assert_eq!(value(&r[0]), 0.3);
     let tiers = panels(checkout, "Alert tiers")[0];
     let states = prom(&server, &expr(checkout, &tiers["targets"][0]), true).await;
     assert_eq!(states.len(), 4);
