@@ -1616,9 +1616,13 @@ mod tests {
         let slos = SLOS.replace("window: 1d", "window: 30d");
         engine.load(parse_native(Path::new("t.yaml"), &slos).unwrap());
         engine.ingest(&batch(T0, 1, 0));
-        // Two u32 counts per minute of the 30-day horizon.
+        // Two u32 counts per minute of the 30-day horizon, two u64 sums per hour (and
+        // two hours more).
         let bytes = engine.state_bytes("default", "api").unwrap();
-        assert_eq!(bytes, std::mem::size_of::<MinuteRing>() + 30 * 1440 * 8);
+        assert_eq!(
+            bytes,
+            std::mem::size_of::<MinuteRing>() + 30 * 1440 * 8 + (30 * 24 + 2) * 16
+        );
     }
 }
 

@@ -238,6 +238,17 @@ mod tests {
     }
 
     #[test]
+    fn a_live_histogram_grows_to_what_it_holds() {
+        let mut t = LatencyTail::default();
+        t.record(0, 1_000_000); // one second
+        assert_eq!(t.heap_bytes(), 1792 * 8);
+        t.record(0, 3_600_000_000); // one hour
+        assert_eq!(t.heap_bytes(), 3328 * 8);
+        t.close_before(1);
+        assert!(t.heap_bytes() < 200, "{}", t.heap_bytes());
+    }
+
+    #[test]
     fn span_durations() {
         assert_eq!(span_units(1_000, 251_000), Some(250));
         assert_eq!(span_units(0, 5_000), None);

@@ -77,11 +77,14 @@ pub enum AddOutcome {
     TooOld,
 }
 
-/// Good and total event counts for each of the last `capacity` minutes.
+/// Good and total event counts for each of the last `capacity` minutes, with the sums of
+/// each hour beside them.
 ///
 /// Minutes are whole minutes since the Unix epoch. The ring is allocated on first use and
 /// costs 8 bytes per minute of horizon (two `u32`s; a count saturates at `u32::MAX` per
-/// minute, 71 million events per second for one SLO).
+/// minute, 71 million events per second for one SLO), plus 16 bytes per hour for the
+/// hour sums, which make a window sum cost at most two partial hours of minutes and one
+/// lookup per whole hour (a 30-day window: under 840 reads instead of 43,200).
 #[derive(Debug, Clone)]
 pub struct MinuteRing {
     capacity: usize,
@@ -89,7 +92,12 @@ pub struct MinuteRing {
     head: Option<i64>,
     good: Vec<u32>,
     total: Vec<u32>,
+    /// Sums of the minutes held, per hour (slot `hour mod hours.len()`).
+    hour_good: Vec<u64>,
+    hour_total: Vec<u64>,
 }
+
+const MINUTES_PER_HOUR: i64 = 60;
 
 impl MinuteRing {
     /// A ring covering `capacity` minutes (at least one).
@@ -99,6 +107,8 @@ impl MinuteRing {
             head: None,
             good: Vec::new(),
             total: Vec::new(),
+            hour_good: Vec::new(),
+            hour_total: Vec::new(),
         }
     }
 
@@ -110,10 +120,23 @@ impl MinuteRing {
     /// Bytes of heap the ring holds.
     pub fn heap_bytes(&self) -> usize {
         (self.good.capacity() + self.total.capacity()) * std::mem::size_of::<u32>()
+            + (self.hour_good.capacity() + self.hour_total.capacity()) * std::mem::size_of::<u64>()
+    }
+
+    /// Hour slots: more than the hours the held minutes can touch, so no two held hours
+    /// share a slot, and an hour's slot is empty again before it is reused.
+    fn hours(capacity: usize) -> usize {
+        capacity / MINUTES_PER_HOUR as usize + 2
     }
 
     fn slot(&self, minute: i64) -> usize {
         minute.rem_euclid(self.capacity as i64) as usize
+    }
+
+    fn hour_slot(&self, minute: i64) -> usize {
+        minute
+            .div_euclid(MINUTES_PER_HOUR)
+            .rem_euclid(self.hour_good.len() as i64) as usize
     }
 
     /// Adds counts to `minute`. `now_minute` decides what is too old: anything at or
@@ -128,15 +151,22 @@ impl MinuteRing {
             None => {
                 self.good = vec![0; self.capacity];
                 self.total = vec![0; self.capacity];
+                self.hour_good = vec![0; Self::hours(self.capacity)];
+                self.hour_total = vec![0; Self::hours(self.capacity)];
                 self.head = Some(minute);
             }
             Some(head) if minute > head => {
                 if minute - head >= cap {
                     self.good.fill(0);
                     self.total.fill(0);
+                    self.hour_good.fill(0);
+                    self.hour_total.fill(0);
                 } else {
+                    // Each new minute's slot held the minute one horizon before it.
                     for m in head + 1..=minute {
-                        let s = self.slot(m);
+                        let (s, h) = (self.slot(m), self.hour_slot(m - cap));
+                        self.hour_good[h] -= u64::from(self.good[s]);
+                        self.hour_total[h] -= u64::from(self.total[s]);
                         self.good[s] = 0;
                         self.total[s] = 0;
                     }
@@ -145,10 +175,13 @@ impl MinuteRing {
             }
             Some(_) => {}
         }
-        let s = self.slot(minute);
+        let (s, h) = (self.slot(minute), self.hour_slot(minute));
         let sat = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
-        self.good[s] = self.good[s].saturating_add(sat(good));
-        self.total[s] = self.total[s].saturating_add(sat(total));
+        let (g0, t0) = (self.good[s], self.total[s]);
+        self.good[s] = g0.saturating_add(sat(good));
+        self.total[s] = t0.saturating_add(sat(total));
+        self.hour_good[h] += u64::from(self.good[s] - g0);
+        self.hour_total[h] += u64::from(self.total[s] - t0);
         AddOutcome::Added
     }
 
@@ -170,13 +203,8 @@ impl MinuteRing {
             .collect()
     }
 
-    /// The sums of (good, total) over minutes `lo..=hi`.
-    pub fn range(&self, lo: i64, hi: i64) -> (u64, u64) {
-        let Some(head) = self.head else {
-            return (0, 0);
-        };
-        let lo = lo.max(head - self.capacity as i64 + 1);
-        let hi = hi.min(head);
+    /// The sums of minutes `lo..=hi`, all of them held.
+    fn minute_sum(&self, lo: i64, hi: i64) -> (u64, u64) {
         let (mut good, mut total) = (0u64, 0u64);
         for m in lo..=hi {
             let s = self.slot(m);
@@ -186,38 +214,50 @@ impl MinuteRing {
         (good, total)
     }
 
-    /// Sums of (good, total) over windows ending at `now_minute` (inclusive), one per
-    /// entry of `windows` (lengths in minutes, ascending). A window of `w` minutes covers
-    /// minutes `now_minute - w + 1 ..= now_minute`. One pass over the longest window.
-    pub fn sums(&self, now_minute: i64, windows: &[u32]) -> Vec<(u64, u64)> {
-        debug_assert!(windows.windows(2).all(|w| w[0] <= w[1]));
-        let mut out = Vec::with_capacity(windows.len());
+    /// The sums of (good, total) over minutes `lo..=hi`: whole hours from the hour sums,
+    /// the partial hours at both ends minute by minute.
+    pub fn range(&self, lo: i64, hi: i64) -> (u64, u64) {
         let Some(head) = self.head else {
-            out.resize(windows.len(), (0, 0));
-            return out;
+            return (0, 0);
         };
-        let oldest_kept = head - self.capacity as i64 + 1;
-        let (mut good, mut total) = (0u64, 0u64);
-        let mut covered: i64 = 0; // minutes summed so far, counting back from now_minute
-        for &w in windows {
-            let w = i64::from(w);
-            while covered < w {
-                let m = now_minute - covered;
-                covered += 1;
-                if m > head {
-                    continue;
-                }
-                if m < oldest_kept {
-                    covered = w.max(covered);
-                    break;
-                }
-                let s = self.slot(m);
-                good += u64::from(self.good[s]);
-                total += u64::from(self.total[s]);
-            }
-            out.push((good, total));
+        let lo = lo.max(head - self.capacity as i64 + 1);
+        let hi = hi.min(head);
+        if hi < lo {
+            return (0, 0);
         }
-        out
+        // The first and last minutes of the whole hours inside lo..=hi.
+        let first_whole = lo.div_euclid(MINUTES_PER_HOUR) * MINUTES_PER_HOUR
+            + if lo.rem_euclid(MINUTES_PER_HOUR) == 0 {
+                0
+            } else {
+                MINUTES_PER_HOUR
+            };
+        let end_whole = (hi + 1).div_euclid(MINUTES_PER_HOUR) * MINUTES_PER_HOUR;
+        if end_whole - first_whole < MINUTES_PER_HOUR {
+            return self.minute_sum(lo, hi);
+        }
+        let (mut good, mut total) = self.minute_sum(lo, first_whole - 1);
+        let (g, t) = self.minute_sum(end_whole, hi);
+        good += g;
+        total += t;
+        let mut hour = first_whole;
+        while hour < end_whole {
+            let h = self.hour_slot(hour);
+            good += self.hour_good[h];
+            total += self.hour_total[h];
+            hour += MINUTES_PER_HOUR;
+        }
+        (good, total)
+    }
+
+    /// Sums of (good, total) over windows ending at `now_minute` (inclusive), one per
+    /// entry of `windows` (lengths in minutes). A window of `w` minutes covers minutes
+    /// `now_minute - w + 1 ..= now_minute`.
+    pub fn sums(&self, now_minute: i64, windows: &[u32]) -> Vec<(u64, u64)> {
+        windows
+            .iter()
+            .map(|&w| self.range(now_minute - i64::from(w) + 1, now_minute))
+            .collect()
     }
 }
 
@@ -305,8 +345,8 @@ mod model_tests {
 
         #[test]
         fn ring_sums_equal_brute_force(
-            cap in 1u32..200,
-            events in prop::collection::vec((-250i64..60, any::<bool>(), 1u64..5), 0..300),
+            cap in 1u32..400,
+            events in prop::collection::vec((-500i64..60, any::<bool>(), 1u64..5), 0..300),
             later in 0i64..300,
             windows in prop::collection::vec(1u32..200, 1..6),
         ) {
@@ -337,6 +377,23 @@ mod model_tests {
                     .filter(|(m, _, _)| *m > lo && *m <= query)
                     .fold((0, 0), |(g, t), (_, eg, et)| (g + eg, t + et));
                 prop_assert_eq!(got[i], want, "window {} at {}", w, query);
+                // Any range, hours crossed or not.
+                let lo = query - i64::from(w) - later;
+                let want = kept
+                    .iter()
+                    .filter(|(m, _, _)| *m >= lo && *m <= lo + i64::from(w))
+                    .fold((0, 0), |(g, t), (_, eg, et)| (g + eg, t + et));
+                // The ring holds the horizon before its newest minute.
+                let head = kept.iter().map(|e| e.0).max().unwrap_or(lo);
+                let held = (head - i64::from(cap) + 1).max(lo);
+                let want = if held > lo {
+                    kept.iter()
+                        .filter(|(m, _, _)| *m >= held && *m <= lo + i64::from(w))
+                        .fold((0, 0), |(g, t), (_, eg, et)| (g + eg, t + et))
+                } else {
+                    want
+                };
+                prop_assert_eq!(ring.range(lo, lo + i64::from(w)), want, "range {}..={}", lo, lo + i64::from(w));
             }
         }
     }
