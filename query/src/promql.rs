@@ -25,7 +25,7 @@ use slotel_compute::window::MinuteSeries;
 use slotel_compute::{Engine, SloDef};
 
 use crate::side::SideSeries;
-use crate::source::QueryEngine;
+use crate::source::{MinutesWanted, QueryEngine};
 
 const NANOS_PER_MINUTE: i64 = 60_000_000_000;
 const MS_PER_MINUTE: i64 = 60_000;
@@ -205,6 +205,10 @@ struct SeriesId {
     quantile: Option<f64>,
     labels: Labels,
 }
+
+/// Targets whose minutes one storage pass reads (each holds its range's counts, 16 bytes
+/// a minute, until its samples are computed).
+const READ_TOGETHER: usize = 32;
 
 /// The quantiles of `slotel_slo_latency_seconds`.
 pub const LATENCY_QUANTILES: [f64; 4] = [0.5, 0.9, 0.95, 0.99];
@@ -646,56 +650,66 @@ impl Evaluation {
                     samples: (lo..=hi).map(|minute| s.at(minute)).collect(),
                 })
                 .collect();
-            for (ti, ids) in by_target {
+            // Counts are read for up to `READ_TOGETHER` targets at a time: one pass over
+            // the stored minutes serves them all, and memory stays bounded.
+            let by_target: Vec<(usize, Vec<&SeriesId>)> = by_target.into_iter().collect();
+            for chunk in by_target.chunks(READ_TOGETHER) {
                 if Instant::now() > deadline {
                     return Err(PromError::Timeout);
                 }
-                let t = &targets[ti];
-                let lookback = i64::from(
-                    t.def
-                        .window
-                        .max_minutes()
-                        .max(*BURN_RATE_WINDOWS.last().unwrap_or(&0)),
-                );
-                let (latency_ids, ids): (Vec<&SeriesId>, Vec<&SeriesId>) = ids
-                    .into_iter()
-                    .partition(|id| id.metric == Metric::LatencySeconds);
-                if !latency_ids.is_empty() {
-                    out.extend(
-                        latency_series(
-                            source,
-                            tenant,
-                            &t.def.name,
-                            &latency_ids,
-                            lo,
-                            hi,
-                            wanted.as_ref(),
-                        )
-                        .await,
+                let mut wants = Vec::new();
+                let mut owners = Vec::new();
+                for (ti, ids) in chunk {
+                    let t = &targets[*ti];
+                    let (latency_ids, ids): (Vec<&SeriesId>, Vec<&SeriesId>) = ids
+                        .iter()
+                        .partition(|id| id.metric == Metric::LatencySeconds);
+                    if !latency_ids.is_empty() {
+                        out.extend(
+                            latency_series(
+                                source,
+                                tenant,
+                                &t.def.name,
+                                &latency_ids,
+                                lo,
+                                hi,
+                                wanted.as_ref(),
+                            )
+                            .await,
+                        );
+                    }
+                    if ids.is_empty() {
+                        continue;
+                    }
+                    let lookback = i64::from(
+                        t.def
+                            .window
+                            .max_minutes()
+                            .max(*BURN_RATE_WINDOWS.last().unwrap_or(&0)),
                     );
-                }
-                if ids.is_empty() {
-                    continue;
-                }
-                let group = (!t.group.is_empty()).then_some(t.group.as_slice());
-                let Some(m) = source
-                    .minutes(tenant, &t.def.name, group, lo - lookback, hi)
-                    .await
-                else {
-                    continue;
-                };
-                for id in ids {
-                    let samples = (lo..=hi)
-                        .map(|minute| match &wanted {
-                            Some(w) if !w.contains(&minute) => None,
-                            _ => sample(&m.def, &m.series, id.metric, id.window, minute),
-                        })
-                        .collect();
-                    out.push(Fetched {
-                        labels: id.labels.clone(),
-                        lo,
-                        samples,
+                    wants.push(MinutesWanted {
+                        name: &t.def.name,
+                        group: (!t.group.is_empty()).then_some(t.group.as_slice()),
+                        lo: lo - lookback,
                     });
+                    owners.push(ids);
+                }
+                let read = source.minutes_many(tenant, &wants, hi).await;
+                for (ids, m) in owners.into_iter().zip(read) {
+                    let Some(m) = m else { continue };
+                    for id in ids {
+                        let samples = (lo..=hi)
+                            .map(|minute| match &wanted {
+                                Some(w) if !w.contains(&minute) => None,
+                                _ => sample(&m.def, &m.series, id.metric, id.window, minute),
+                            })
+                            .collect();
+                        out.push(Fetched {
+                            labels: id.labels.clone(),
+                            lo,
+                            samples,
+                        });
+                    }
                 }
             }
             fetched.insert(key(vs), out);

@@ -1,7 +1,7 @@
 //! The one door the HTTP handlers read SLO data through: the engine's in-memory minutes
 //! and, for what the engine no longer holds, the Parquet tables.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,11 +9,11 @@ use datafusion::arrow::array::RecordBatch;
 use slotel_compute::alert::Evaluator;
 use slotel_compute::latency::{self, Histogram};
 use slotel_compute::window::MinuteSeries;
-use slotel_compute::{Engine, SloDef};
+use slotel_compute::{Engine, Minutes, SloDef};
 
 use crate::side::{self, HealthHistory, SideSeries};
 use crate::sql::{self, SqlError, SqlLimits};
-use crate::store::{SLI_MINUTE, Store};
+use crate::store::{RowFilter, SLI_MINUTE, Store};
 
 /// Settings of the query API.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +48,17 @@ pub struct SloMinutes {
     pub series: MinuteSeries,
     /// The histogram bound a latency SLI last counted at.
     pub effective_threshold: Option<f64>,
+}
+
+/// One SLO (or one group of it) whose minutes a read needs, from minute `lo` on.
+#[derive(Debug, Clone, Copy)]
+pub struct MinutesWanted<'a> {
+    /// The SLO's name.
+    pub name: &'a str,
+    /// The group's labels, `None` (or empty) for the SLO as a whole.
+    pub group: Option<&'a [(String, String)]>,
+    /// The first minute needed.
+    pub lo: i64,
 }
 
 /// Reads SLO data for the API: hot minutes from the engine, cold ones from storage.
@@ -106,30 +117,93 @@ impl QueryEngine {
         lo: i64,
         hi: i64,
     ) -> Option<SloMinutes> {
-        let m = self.engine.minutes(tenant, name, labels, lo, hi)?;
-        let mut counts = m.counts;
-        if let Some(store) = self.store.as_ref().filter(|_| lo < m.oldest_held) {
-            let key = slotel_compute::engine::group_key(labels.unwrap_or_default());
-            let counts_bad = m.def.counts_bad();
-            let upto = hi.min(m.oldest_held - 1);
-            let scanned = store
-                .scan(SLI_MINUTE, Some(tenant), lo, upto, |rows| {
-                    for r in rows.iter().filter(|r| r.slo == name && r.group == key) {
-                        let c = &mut counts[(r.minute - lo) as usize];
-                        c.0 += if counts_bad { r.bad } else { r.good };
-                        c.1 += r.total;
-                    }
-                })
-                .await;
-            if let Err(e) = scanned {
-                tracing::warn!(error = %e, slo = name, "Cannot read stored minutes; answering from memory.");
+        let want = MinutesWanted {
+            name,
+            group: labels,
+            lo,
+        };
+        self.minutes_many(tenant, &[want], hi).await.pop().flatten()
+    }
+
+    /// The minutes `want.lo..=hi` of each of `wants`, in their order (`None` for an
+    /// unknown SLO or group). What the engine no longer holds is read from storage in
+    /// one pass for all of them, keeping only their rows.
+    pub async fn minutes_many(
+        &self,
+        tenant: &str,
+        wants: &[MinutesWanted<'_>],
+        hi: i64,
+    ) -> Vec<Option<SloMinutes>> {
+        let mut held: Vec<Option<(Minutes, i64)>> = wants
+            .iter()
+            .map(|w| {
+                let m = self.engine.minutes(tenant, w.name, w.group, w.lo, hi)?;
+                Some((m, w.lo))
+            })
+            .collect();
+        if let Some(store) = &self.store {
+            // SLO → group key → the wants reading it from storage.
+            let mut need: HashMap<&str, HashMap<String, Vec<usize>>> = HashMap::new();
+            let (mut scan_lo, mut scan_hi) = (i64::MAX, i64::MIN);
+            for (i, (w, h)) in wants.iter().zip(&held).enumerate() {
+                let Some((m, lo)) = h.as_ref().filter(|(m, lo)| *lo < m.oldest_held) else {
+                    continue;
+                };
+                let key = slotel_compute::engine::group_key(w.group.unwrap_or_default());
+                need.entry(w.name)
+                    .or_default()
+                    .entry(key)
+                    .or_default()
+                    .push(i);
+                scan_lo = scan_lo.min(*lo);
+                scan_hi = scan_hi.max(hi.min(m.oldest_held - 1));
+            }
+            if !need.is_empty() {
+                let keep = |slo: &str, group: &str| {
+                    need.get(slo)
+                        .is_some_and(|groups| groups.contains_key(group))
+                };
+                let filter = RowFilter {
+                    lo: scan_lo,
+                    hi: scan_hi,
+                    keep: &keep,
+                };
+                let scanned = store
+                    .scan_where(SLI_MINUTE, Some(tenant), &filter, false, |rows| {
+                        for r in rows {
+                            let Some(ids) = need.get(r.slo.as_str()).and_then(|g| g.get(&r.group))
+                            else {
+                                continue;
+                            };
+                            for &i in ids {
+                                let Some((m, lo)) = held[i].as_mut() else {
+                                    continue;
+                                };
+                                if r.minute < *lo || r.minute >= m.oldest_held || r.minute > hi {
+                                    continue;
+                                }
+                                let c = &mut m.counts[(r.minute - *lo) as usize];
+                                c.0 += if m.def.counts_bad() { r.bad } else { r.good };
+                                c.1 += r.total;
+                            }
+                        }
+                    })
+                    .await;
+                if let Err(e) = scanned {
+                    tracing::warn!(error = %e, "Cannot read stored minutes; answering from memory.");
+                }
             }
         }
-        Some(SloMinutes {
-            def: m.def,
-            series: MinuteSeries::new(lo, counts),
-            effective_threshold: m.effective_threshold,
-        })
+        held.into_iter()
+            .map(|h| {
+                let (m, lo) = h?;
+                Some(SloMinutes {
+                    def: m.def,
+                    series: MinuteSeries::new(lo, m.counts),
+                    effective_threshold: m.effective_threshold,
+                })
+            })
+            .collect()
     }
 
     /// The latency histograms of `tenant`'s SLO `name` at minutes `lo..=hi`, from storage
@@ -209,5 +283,103 @@ impl QueryEngine {
             memory_bytes: self.options.sql_memory_bytes,
             max_rows: self.options.sql_max_rows,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slotel_compute::spec::parse_native;
+    use slotel_compute::{ManualClock, MinuteRow};
+
+    use crate::store::StoreOptions;
+
+    const MIN: i64 = 60_000_000_000;
+    /// A minute boundary.
+    const NOW_MINUTE: i64 = 29_000_000;
+
+    fn row(slo: &str, group: &str, minute: i64, good: u64, total: u64) -> MinuteRow {
+        MinuteRow {
+            tenant: "default".into(),
+            slo: slo.into(),
+            group: group.into(),
+            minute,
+            good,
+            bad: total - good,
+            total,
+            latency: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn one_storage_pass_serves_many_slos_and_groups() {
+        let engine = Arc::new(Engine::new(Arc::new(ManualClock::new(NOW_MINUTE * MIN))));
+        let slos = "slos:
+  - { name: a, service: s, objective: 99, window: 1d, sli: { spans: { good: { status: not_error } } } }
+  - { name: b, service: s, objective: 99, window: 1d, sli: { spans: { good: { status: not_error } } } }
+  - { name: c, service: s, objective: 99, window: 1d, group_by: [region], sli: { spans: { good: { status: not_error } } } }
+";
+        engine.load(parse_native(std::path::Path::new("t.yaml"), slos).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap(), StoreOptions::default()).unwrap();
+        // Five days ago, past the 3-day rings: only storage has these.
+        let old = NOW_MINUTE - 5 * 1440;
+        let eu = r#"{"region":"eu"}"#;
+        let rows = vec![
+            row("a", "", old, 9, 10),
+            row("a", "", old + 1, 5, 5),
+            row("b", "", old, 1, 2),
+            row("c", "", old, 7, 7),
+            row("c", eu, old, 3, 4),
+            row("gone", "", old, 100, 100),
+        ];
+        assert!(store.write_minutes(rows).await.is_empty());
+        let source = QueryEngine {
+            engine,
+            store: Some(Arc::new(store)),
+            options: ApiOptions::default(),
+            alerts: Arc::default(),
+            health: Arc::default(),
+        };
+        let region = vec![("region".to_string(), "eu".to_string())];
+        // A restart makes the stored group known (its minute is too old for the ring).
+        source.engine.restore(vec![row("c", eu, old, 3, 4)]);
+        let want = |name, group, lo| MinutesWanted { name, group, lo };
+        let lo = old - 10;
+        let wants = [
+            want("a", None, lo),
+            want("b", None, old + 1),
+            want("c", None, lo),
+            want("c", Some(region.as_slice()), lo),
+            want("gone", None, lo),
+        ];
+        let got = source.minutes_many("default", &wants, NOW_MINUTE).await;
+        let sums: Vec<Option<(u64, u64)>> = got
+            .iter()
+            .map(|m| {
+                m.as_ref()
+                    .map(|m| slotel_compute::window::MinuteCounts::range(&m.series, lo, NOW_MINUTE))
+            })
+            .collect();
+        // b starts after its only stored minute; the unloaded SLO is unknown.
+        assert_eq!(
+            sums,
+            [
+                Some((14, 15)),
+                Some((0, 0)),
+                Some((7, 7)),
+                Some((3, 4)),
+                None
+            ]
+        );
+        assert_eq!(
+            source
+                .minutes("default", "a", None, old + 1, NOW_MINUTE)
+                .await
+                .unwrap()
+                .series
+                .first(),
+            old + 1
+        );
     }
 }

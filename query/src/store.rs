@@ -218,8 +218,36 @@ pub fn rows_to_batch(rows: &[&MinuteRow]) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(file_schema(), cols)?)
 }
 
-/// The rows of a record batch of [`file_schema`], for `tenant`.
-fn batch_to_rows(tenant: &str, batch: &RecordBatch, out: &mut Vec<MinuteRow>) -> Result<()> {
+/// Which rows a read keeps: minutes `lo..=hi` of the (SLO, group) pairs `keep` accepts.
+/// Rows are tested before they are built, so a read for one SLO of a thousand allocates
+/// for that SLO's rows only.
+pub struct RowFilter<'a> {
+    /// The first minute kept.
+    pub lo: i64,
+    /// The last minute kept.
+    pub hi: i64,
+    /// Whether rows of this SLO and group are kept.
+    pub keep: &'a (dyn Fn(&str, &str) -> bool + Sync),
+}
+
+impl RowFilter<'_> {
+    /// Every row of minutes `lo..=hi`.
+    pub fn minutes(lo: i64, hi: i64) -> RowFilter<'static> {
+        RowFilter {
+            lo,
+            hi,
+            keep: &|_, _| true,
+        }
+    }
+}
+
+/// The rows of a record batch of [`file_schema`], for `tenant`, that `filter` keeps.
+fn batch_to_rows(
+    tenant: &str,
+    batch: &RecordBatch,
+    filter: &RowFilter<'_>,
+    out: &mut Vec<MinuteRow>,
+) -> Result<()> {
     let col = |name: &str| {
         batch
             .column_by_name(name)
@@ -260,11 +288,15 @@ fn batch_to_rows(tenant: &str, batch: &RecordBatch, out: &mut Vec<MinuteRow>) ->
         if slo.is_null(i) || group.is_null(i) || minute.is_null(i) {
             return Err(Error::Corrupt(format!("row {i} has nulls")));
         }
+        let m = minute.value(i).div_euclid(60);
+        if m < filter.lo || m > filter.hi || !(filter.keep)(slo.value(i), group.value(i)) {
+            continue;
+        }
         out.push(MinuteRow {
             tenant: tenant.to_string(),
             slo: slo.value(i).to_string(),
             group: group.value(i).to_string(),
-            minute: minute.value(i).div_euclid(60),
+            minute: m,
             good: good.value(i),
             bad: bad.value(i),
             total: total.value(i),
@@ -589,6 +621,7 @@ impl Store {
         tenant: &str,
         path: &Path,
         columns: Columns,
+        filter: &RowFilter<'_>,
     ) -> Result<Vec<MinuteRow>> {
         let bytes = self
             .objects
@@ -612,7 +645,7 @@ impl Store {
         let reader = builder.build()?;
         let mut rows = Vec::new();
         for batch in reader {
-            batch_to_rows(tenant, &batch?, &mut rows)?;
+            batch_to_rows(tenant, &batch?, filter, &mut rows)?;
         }
         Ok(rows)
     }
@@ -628,8 +661,8 @@ impl Store {
         hi: i64,
         each: impl FnMut(Vec<MinuteRow>),
     ) -> Result<ScanStats> {
-        self.scan_columns(table, tenant, lo, hi, Columns::Counts, each)
-            .await
+        let filter = RowFilter::minutes(lo, hi);
+        self.scan_where(table, tenant, &filter, false, each).await
     }
 
     /// [`Store::scan`] with the latency histograms.
@@ -641,19 +674,27 @@ impl Store {
         hi: i64,
         each: impl FnMut(Vec<MinuteRow>),
     ) -> Result<ScanStats> {
-        self.scan_columns(table, tenant, lo, hi, Columns::All, each)
-            .await
+        let filter = RowFilter::minutes(lo, hi);
+        self.scan_where(table, tenant, &filter, true, each).await
     }
 
-    async fn scan_columns(
+    /// Hands the rows of `table` that `filter` keeps to `each`, a file at a time (for
+    /// `tenant`, or every tenant), with their latency histograms when `latency` is set.
+    /// Unreadable files are logged, counted and skipped.
+    pub async fn scan_where(
         &self,
         table: &str,
         tenant: Option<&str>,
-        lo: i64,
-        hi: i64,
-        columns: Columns,
+        filter: &RowFilter<'_>,
+        latency: bool,
         mut each: impl FnMut(Vec<MinuteRow>),
     ) -> Result<ScanStats> {
+        let columns = if latency {
+            Columns::All
+        } else {
+            Columns::Counts
+        };
+        let (lo, hi) = (filter.lo, filter.hi);
         let (lo_day, hi_day) = (
             (lo * 60).div_euclid(SECONDS_PER_DAY),
             (hi * 60).div_euclid(SECONDS_PER_DAY),
@@ -664,10 +705,9 @@ impl Store {
                 continue;
             }
             for (path, _) in live_files(&self.files(&dir).await?) {
-                match self.read_file(&t, &path, columns).await {
-                    Ok(mut rows) => {
+                match self.read_file(&t, &path, columns, filter).await {
+                    Ok(rows) => {
                         stats.files += 1;
-                        rows.retain(|r| r.minute >= lo && r.minute <= hi);
                         stats.rows += rows.len() as u64;
                         each(rows);
                     }
@@ -718,7 +758,8 @@ impl Store {
         let mut rows = Vec::new();
         let mut read = Vec::new();
         for (path, range) in files {
-            match self.read_file(tenant, path, Columns::All).await {
+            let all = RowFilter::minutes(i64::MIN, i64::MAX);
+            match self.read_file(tenant, path, Columns::All, &all).await {
                 Ok(r) => {
                     rows.extend(r);
                     read.push((path.clone(), *range));
