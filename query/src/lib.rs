@@ -10,6 +10,7 @@ pub mod alert_events;
 pub mod error;
 pub mod source;
 pub mod sql;
+pub mod sql_latency;
 pub mod store;
 
 pub mod exposition;

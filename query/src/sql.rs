@@ -151,6 +151,8 @@ pub async fn context(
         .with_information_schema(true)
         .with_target_partitions(2);
     let ctx = SessionContext::new_with_config_rt(config, runtime);
+    ctx.register_udaf(crate::sql_latency::merge_udaf());
+    ctx.register_udf(crate::sql_latency::quantile_udf());
     let tail = MemTable::try_new(table_schema(), vec![vec![tail_batch(tail)?]])?;
     ctx.register_table("sli_minute_unflushed", Arc::new(tail))?;
     let unflushed = MemTable::try_new(

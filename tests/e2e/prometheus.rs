@@ -181,6 +181,31 @@ async fn latency_quantiles_merge_stored_and_unflushed_histograms() {
     for ((_, v), truth) in got.iter().zip([0.5, 0.9, 0.95, 0.99]) {
         assert!(*v >= truth && *v <= truth * 1.01, "{v} vs {truth}");
     }
+    // SQL merges the flushed and unflushed histograms alike.
+    let (status, body) = server
+        .sql_as(
+            None,
+            "SELECT latency_quantile(latency_merge(latency), 0.99) AS p99, \
+             latency_quantile(latency_merge(latency), 0.5) AS p50 \
+             FROM sli_minute WHERE slo = 'api'",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        serde_json::json!([{ "p99": expected(0.99), "p50": expected(0.5) }])
+    );
+    let (status, body) = server
+        .sql_as(
+            None,
+            "SELECT latency_quantile(latency, 2.0) FROM sli_minute",
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("between 0 and 1"),
+        "{body}"
+    );
     // All from Parquet after another restart: the same.
     server.restart();
     server.slo_when_total("api", 100).await;
