@@ -24,6 +24,8 @@ pub struct Server {
     pub slo_file: PathBuf,
     _dir: tempfile::TempDir,
     http: reqwest::Client,
+    /// Environment variables the server is started with.
+    env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -34,12 +36,22 @@ impl Server {
 
     /// Starts the binary with `slos` and a config file holding `config` (YAML).
     pub fn start_with(slos: &str, config: &str) -> Server {
+        Self::start_with_env(slos, config, &[])
+    }
+
+    /// Starts the binary with `slos`, a config file holding `config` (YAML) and the
+    /// environment variables `env` (kept for restarts).
+    pub fn start_with_env(slos: &str, config: &str, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let slo_file = dir.path().join("slos.yaml");
         std::fs::write(&slo_file, slos).unwrap();
         let config_file = dir.path().join("slotel.yaml");
         std::fs::write(&config_file, config).unwrap();
-        let child = spawn(dir.path());
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let child = spawn(dir.path(), &env);
         let mut server = Server {
             child,
             otlp_grpc: String::new(),
@@ -48,6 +60,7 @@ impl Server {
             slo_file: slo_file.clone(),
             _dir: dir,
             http: reqwest::Client::new(),
+            env,
         };
         server.read_addresses();
         server
@@ -64,7 +77,7 @@ impl Server {
         let exit = self.child.wait().unwrap();
         assert!(exit.success(), "slotel exited with {exit} on SIGTERM");
         let _ = std::fs::remove_file(self._dir.path().join("listen.json"));
-        self.child = spawn(self._dir.path());
+        self.child = spawn(self._dir.path(), &self.env);
         self.read_addresses();
     }
 
@@ -304,8 +317,9 @@ where
 }
 
 /// Starts `slotel serve` on the files of `dir` (`slos.yaml`, `slotel.yaml`, `data/`).
-fn spawn(dir: &Path) -> Child {
+fn spawn(dir: &Path, env: &[(String, String)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_slotel"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .arg("serve")
         .arg("--config")
         .arg(dir.join("slotel.yaml"))
@@ -423,8 +437,9 @@ pub fn loadtest_bin() -> PathBuf {
     bin
 }
 
-/// Spawns a Prometheus-family server (Prometheus, Alertmanager) told to listen on port 0,
-/// and reads the address it bound from its log; polls `ready_path` until it answers.
+/// Spawns a server told to listen on port 0 (Prometheus and Alertmanager, or the
+/// Werkzeug-based moto S3 server), and reads the address it bound from its log; polls
+/// `ready_path` until it answers.
 // The caller owns the child and kills and waits for it on drop; a failed start ends the
 // test process, which reaps it.
 #[allow(clippy::zombie_processes)]
@@ -445,6 +460,8 @@ pub async fn spawn_listening(mut command: Command, ready_path: &str) -> (Child, 
             if line.contains("msg=\"Listening on\"")
                 && let Some(addr) = line.split("address=").nth(1)
             {
+                let _ = tx.send(addr.trim().to_string());
+            } else if let Some(addr) = line.split(" * Running on http://").nth(1) {
                 let _ = tx.send(addr.trim().to_string());
             }
         }

@@ -1,10 +1,13 @@
 //! Storage: counted minutes go to Parquet, a restart rebuilds the same status from them,
-//! read-only SQL sees flushed and unflushed rows once each, and storage faults (a corrupt
-//! file, a failing write) are reported without losing data or stopping the server.
+//! read-only SQL sees flushed and unflushed rows once each, storage faults (a corrupt
+//! file, a failing write) are reported without losing data or stopping the server, and
+//! an S3 bucket (moto's S3 server) holds the same tables as the local disk.
+
+use std::process::{Child, Command};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Server, eventually};
+use crate::harness::{Server, eventually, root, spawn_listening};
 
 const SLOS: &str = r#"
 slos:
@@ -258,4 +261,89 @@ async fn a_tail_past_flush_max_rows_is_written_before_the_interval() {
         )
         .await;
     assert_eq!(body, json!([{ "total": 10 }]));
+}
+
+/// An S3 server (PyPI's `moto[server]`, installed in the test venv by `./scripts/test`),
+/// killed on drop.
+struct S3 {
+    child: Child,
+    url: String,
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_s3() -> S3 {
+    let mut cmd = Command::new(root().join(".venv/bin/moto_server"));
+    cmd.args(["-H", "127.0.0.1", "-p", "0"]);
+    let (child, url) = spawn_listening(cmd, "/").await;
+    S3 { child, url }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_s3_bucket_holds_the_tables_through_a_restart() {
+    let s3 = start_s3().await;
+    let http = reqwest::Client::new();
+    let made = http
+        .put(format!("{}/slotel-tables", s3.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 200);
+    let env = [
+        ("AWS_ENDPOINT", s3.url.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "slotel"),
+        ("AWS_SECRET_ACCESS_KEY", "slotel-secret"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let config = "storage:\n  url: s3://slotel-tables/prod\n  flush_interval: 200ms\n";
+    let mut server = Server::start_with_env(SLOS, config, &env);
+    let spans: Vec<(bool, u64)> = (0..100).map(|i| (i >= 10, (i + 1) * 1_000_000)).collect();
+    server.send_spans_lasting(None, "api", &spans).await;
+    server.slo_when_total("api", 100).await;
+    eventually("the rows did not reach the bucket", || async {
+        (rows_written(&server).await >= 1.0).then_some(())
+    })
+    .await;
+    // The files are in the bucket under the prefix, not on the local disk.
+    let list = http
+        .get(format!(
+            "{}/slotel-tables?list-type=2&prefix=prod/sli_minute/",
+            s3.url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        list.contains("<Key>prod/sli_minute/tenant=default/date="),
+        "{list}"
+    );
+    assert!(!server.data_dir().join("tables").exists());
+    // DataFusion reads them through the same object store.
+    let (status, body) = server
+        .sql_as(
+            None,
+            "SELECT sum(total) AS total, sum(bad) AS bad, \
+             latency_quantile(latency_merge(latency), 1.0) >= 0.1 AS slowest_at_least_100ms \
+             FROM sli_minute_flushed WHERE slo = 'api'",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!([{ "total": 100, "bad": 10, "slowest_at_least_100ms": true }])
+    );
+    // A restart rebuilds the windows from the bucket.
+    let before = stable(server.slo("api").await);
+    server.restart();
+    let after = stable(server.slo_when_total("api", 100).await);
+    assert_eq!(after, before);
 }
