@@ -166,7 +166,7 @@ impl QueryEngine {
                 let filter = RowFilter {
                     lo: scan_lo,
                     hi: scan_hi,
-                    keep: &keep,
+                    keep: Some(&keep),
                 };
                 let scanned = store
                     .scan_where(SLI_MINUTE, Some(tenant), &filter, false, |rows| {
@@ -224,8 +224,14 @@ impl QueryEngine {
         let mut out = self.engine.latency_tail(tenant, name)?;
         out.retain(|m, _| (lo..=hi).contains(m));
         if let Some(store) = &self.store {
+            let keep = |slo: &str, group: &str| slo == name && group.is_empty();
+            let filter = RowFilter {
+                lo,
+                hi,
+                keep: Some(&keep),
+            };
             let scanned = store
-                .scan_latency(SLI_MINUTE, Some(tenant), lo, hi, |rows| {
+                .scan_where(SLI_MINUTE, Some(tenant), &filter, true, |rows| {
                     let ours = rows.iter().filter(|r| r.slo == name && r.group.is_empty());
                     for (minute, bytes) in ours.filter_map(|r| Some((r.minute, r.latency.as_ref()?))) {
                         match latency::deserialize(bytes) {

@@ -15,12 +15,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use datafusion::arrow::array::{
-    Array, ArrayRef, BinaryArray, RecordBatch, StringArray, TimestampSecondArray, UInt64Array,
+    Array, ArrayRef, BinaryArray, BooleanArray, RecordBatch, StringArray, TimestampSecondArray,
+    UInt64Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::arrow::arrow_reader::{
+    ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+};
 use datafusion::parquet::arrow::{ArrowWriter, ProjectionMask};
 use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::metadata::PageIndexPolicy;
 use datafusion::parquet::file::properties::WriterProperties;
 use futures::TryStreamExt;
 use object_store::path::Path;
@@ -218,27 +222,56 @@ pub fn rows_to_batch(rows: &[&MinuteRow]) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(file_schema(), cols)?)
 }
 
-/// Which rows a read keeps: minutes `lo..=hi` of the (SLO, group) pairs `keep` accepts.
-/// Rows are tested before they are built, so a read for one SLO of a thousand allocates
-/// for that SLO's rows only.
+/// Which rows a read keeps: minutes `lo..=hi` of the (SLO, group) pairs `keep` accepts
+/// (all when `None`). With `keep`, a file's key columns are read first and the other
+/// columns are decoded only for the rows kept, skipping whole pages of other SLOs'
+/// rows (files hold their rows sorted by SLO); rows are tested before they are built.
 pub struct RowFilter<'a> {
     /// The first minute kept.
     pub lo: i64,
     /// The last minute kept.
     pub hi: i64,
-    /// Whether rows of this SLO and group are kept.
-    pub keep: &'a (dyn Fn(&str, &str) -> bool + Sync),
+    /// Whether rows of this SLO and group are kept; `None` keeps every SLO.
+    pub keep: Option<&'a KeepSlo<'a>>,
 }
+
+/// Whether rows of an SLO (by name) and group (by key) are kept.
+pub type KeepSlo<'a> = dyn Fn(&str, &str) -> bool + Sync + 'a;
 
 impl RowFilter<'_> {
     /// Every row of minutes `lo..=hi`.
     pub fn minutes(lo: i64, hi: i64) -> RowFilter<'static> {
-        RowFilter {
-            lo,
-            hi,
-            keep: &|_, _| true,
-        }
+        RowFilter { lo, hi, keep: None }
     }
+
+    fn keeps(&self, slo: &str, group: &str, minute: i64) -> bool {
+        minute >= self.lo && minute <= self.hi && self.keep.is_none_or(|k| k(slo, group))
+    }
+}
+
+/// The rows of `batch` that `filter` keeps, as a mask.
+fn selected(batch: &RecordBatch, filter: &RowFilter<'_>) -> Result<BooleanArray> {
+    let strings = |name: &str| {
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+            .ok_or_else(|| Error::Corrupt(format!("column {name:?} is missing or not text")))
+    };
+    let (slo, group) = (strings("slo")?, strings("group")?);
+    let minute = batch
+        .column_by_name("minute")
+        .and_then(|c| c.as_any().downcast_ref::<TimestampSecondArray>())
+        .ok_or_else(|| Error::Corrupt("column \"minute\" is missing or not a timestamp".into()))?;
+    Ok((0..batch.num_rows())
+        .map(|i| {
+            Some(
+                slo.is_valid(i)
+                    && group.is_valid(i)
+                    && minute.is_valid(i)
+                    && filter.keeps(slo.value(i), group.value(i), minute.value(i).div_euclid(60)),
+            )
+        })
+        .collect())
 }
 
 /// The rows of a record batch of [`file_schema`], for `tenant`, that `filter` keeps.
@@ -289,7 +322,7 @@ fn batch_to_rows(
             return Err(Error::Corrupt(format!("row {i} has nulls")));
         }
         let m = minute.value(i).div_euclid(60);
-        if m < filter.lo || m > filter.hi || !(filter.keep)(slo.value(i), group.value(i)) {
+        if !filter.keeps(slo.value(i), group.value(i), m) {
             continue;
         }
         out.push(MinuteRow {
@@ -631,7 +664,22 @@ impl Store {
             .bytes()
             .await
             .map_err(|e| Error::Storage(e.to_string()))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+        let mut builder =
+            ParquetRecordBatchReaderBuilder::try_new_with_options(bytes.clone(), options.clone())?;
+        if filter.keep.is_some() {
+            // The key columns first: which rows are kept.
+            let keys = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)?;
+            let mask = ProjectionMask::columns(keys.parquet_schema(), ["slo", "group", "minute"]);
+            let mut masks = Vec::new();
+            for batch in keys.with_projection(mask).build()? {
+                masks.push(selected(&batch?, filter)?);
+            }
+            if masks.iter().all(|m| m.true_count() == 0) {
+                return Ok(Vec::new());
+            }
+            builder = builder.with_row_selection(RowSelection::from_filters(&masks));
+        }
         let builder = match columns {
             Columns::All => builder,
             Columns::Counts => {
