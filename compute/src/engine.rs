@@ -704,14 +704,7 @@ impl Engine {
             let mut latency = match &e.latency {
                 Some(l) => {
                     let mut l = l.lock().unwrap_or_else(|p| p.into_inner());
-                    if take {
-                        l.take()
-                    } else {
-                        l.peek()
-                            .iter()
-                            .map(|(&m, h)| (m, latency::serialize(h)))
-                            .collect()
-                    }
+                    if take { l.take() } else { l.peek_serialized() }
                 }
                 None => BTreeMap::new(),
             };

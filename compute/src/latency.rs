@@ -161,6 +161,20 @@ impl LatencyTail {
         out
     }
 
+    /// The histograms not yet taken, serialized by minute: closed minutes as held, open
+    /// ones (merged with their closed part, if any) serialized now.
+    pub fn peek_serialized(&self) -> BTreeMap<i64, Vec<u8>> {
+        let mut out = self.closed.clone();
+        for (m, h) in &self.open {
+            let mut sum = h.clone();
+            if let Some(prev) = out.get(m).and_then(|b| deserialize(b).ok()) {
+                merge(&mut sum, &prev);
+            }
+            out.insert(*m, serialize(&sum));
+        }
+        out
+    }
+
     /// Heap bytes held, for measurements.
     pub fn heap_bytes(&self) -> usize {
         let open: usize = self

@@ -13,7 +13,7 @@ use slotel_compute::{Engine, Minutes, SloDef};
 
 use crate::side::{self, HealthHistory, SideSeries};
 use crate::sql::{self, SqlError, SqlLimits};
-use crate::store::{RowFilter, SLI_MINUTE, Store};
+use crate::store::{Columns, RowFilter, SLI_MINUTE, Store};
 
 /// Settings of the query API.
 #[derive(Debug, Clone, Copy)]
@@ -169,7 +169,7 @@ impl QueryEngine {
                     keep: Some(&keep),
                 };
                 let scanned = store
-                    .scan_where(SLI_MINUTE, Some(tenant), &filter, false, |rows| {
+                    .scan_where(SLI_MINUTE, Some(tenant), &filter, Columns::Counts, |rows| {
                         for r in rows {
                             let Some(ids) = need.get(r.slo.as_str()).and_then(|g| g.get(&r.group))
                             else {
@@ -231,7 +231,7 @@ impl QueryEngine {
                 keep: Some(&keep),
             };
             let scanned = store
-                .scan_where(SLI_MINUTE, Some(tenant), &filter, true, |rows| {
+                .scan_where(SLI_MINUTE, Some(tenant), &filter, Columns::All, |rows| {
                     let ours = rows.iter().filter(|r| r.slo == name && r.group.is_empty());
                     for (minute, bytes) in ours.filter_map(|r| Some((r.minute, r.latency.as_ref()?))) {
                         match latency::deserialize(bytes) {

@@ -141,7 +141,7 @@ impl std::fmt::Debug for Store {
 
 /// Which columns a read decodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Columns {
+pub enum Columns {
     /// Every column.
     All,
     /// The counts, not the latency histograms.
@@ -710,38 +710,21 @@ impl Store {
         each: impl FnMut(Vec<MinuteRow>),
     ) -> Result<ScanStats> {
         let filter = RowFilter::minutes(lo, hi);
-        self.scan_where(table, tenant, &filter, false, each).await
-    }
-
-    /// [`Store::scan`] with the latency histograms.
-    pub async fn scan_latency(
-        &self,
-        table: &str,
-        tenant: Option<&str>,
-        lo: i64,
-        hi: i64,
-        each: impl FnMut(Vec<MinuteRow>),
-    ) -> Result<ScanStats> {
-        let filter = RowFilter::minutes(lo, hi);
-        self.scan_where(table, tenant, &filter, true, each).await
+        self.scan_where(table, tenant, &filter, Columns::Counts, each)
+            .await
     }
 
     /// Hands the rows of `table` that `filter` keeps to `each`, a file at a time (for
-    /// `tenant`, or every tenant), with their latency histograms when `latency` is set.
-    /// Unreadable files are logged, counted and skipped.
+    /// `tenant`, or every tenant), with the `columns` asked for. Unreadable files are
+    /// logged, counted and skipped.
     pub async fn scan_where(
         &self,
         table: &str,
         tenant: Option<&str>,
         filter: &RowFilter<'_>,
-        latency: bool,
+        columns: Columns,
         mut each: impl FnMut(Vec<MinuteRow>),
     ) -> Result<ScanStats> {
-        let columns = if latency {
-            Columns::All
-        } else {
-            Columns::Counts
-        };
         let (lo, hi) = (filter.lo, filter.hi);
         let (lo_day, hi_day) = (
             (lo * 60).div_euclid(SECONDS_PER_DAY),
@@ -963,9 +946,12 @@ mod tests {
         let (counted, _) = read_all(&s).await;
         assert!(counted.iter().all(|r| r.latency.is_none()));
         let mut read = Vec::new();
-        s.scan_latency(SLI_MINUTE, Some("t1"), D0, D0 + 1, |r| read.extend(r))
-            .await
-            .unwrap();
+        let filter = RowFilter::minutes(D0, D0 + 1);
+        s.scan_where(SLI_MINUTE, Some("t1"), &filter, Columns::All, |r| {
+            read.extend(r)
+        })
+        .await
+        .unwrap();
         let merged = merge_rows(read, 60);
         assert_eq!(merged.len(), 2);
         let h = latency::deserialize(merged[0].latency.as_ref().unwrap()).unwrap();

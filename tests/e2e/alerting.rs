@@ -3,13 +3,13 @@
 //! firing page with slotel's labels, tickets are inhibited on `severity` while it fires,
 //! the API lists the alerts, and after a restart the resolve is still delivered.
 
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use prost::Message;
 use serde_json::Value;
 
-use crate::harness::{DEADLINE, Server, eventually, spawn_listening};
+use crate::harness::{DEADLINE, Listening, Server, eventually, spawn_listening};
 use crate::malformed::request;
 
 const SLOS: &str = r#"
@@ -24,20 +24,7 @@ slos:
 "#;
 
 /// A running Alertmanager, killed on drop.
-struct Alertmanager {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_alertmanager() -> Alertmanager {
+async fn start_alertmanager() -> Listening {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("alertmanager.yml");
     std::fs::write(
@@ -54,12 +41,7 @@ async fn start_alertmanager() -> Alertmanager {
         ))
         .arg("--web.listen-address=127.0.0.1:0")
         .arg("--cluster.listen-address=");
-    let (child, url) = spawn_listening(cmd, "/-/ready").await;
-    Alertmanager {
-        child,
-        url,
-        _dir: dir,
-    }
+    spawn_listening(cmd, "/-/ready", Some(dir)).await
 }
 
 /// Fifty spans of service `api` with status UNSET, which the SLOs here count as bad: a
@@ -83,7 +65,7 @@ async fn end_outage(server: &Server) {
 }
 
 /// Alertmanager's alerts now.
-async fn am_alerts(am: &Alertmanager) -> Vec<Value> {
+async fn am_alerts(am: &Listening) -> Vec<Value> {
     let alerts: Value = reqwest::get(format!("{}/api/v2/alerts", am.url))
         .await
         .unwrap()
@@ -94,7 +76,7 @@ async fn am_alerts(am: &Alertmanager) -> Vec<Value> {
 }
 
 /// Polls Alertmanager until an alert of `tier` is there; returns it.
-async fn wait_for_alert(am: &Alertmanager, tier: &str) -> Value {
+async fn wait_for_alert(am: &Listening, tier: &str) -> Value {
     eventually(&format!("no {tier} alert in Alertmanager"), || async {
         am_alerts(am)
             .await

@@ -437,13 +437,33 @@ pub fn loadtest_bin() -> PathBuf {
     bin
 }
 
+/// A server a test started (Prometheus, Alertmanager, moto's S3 server), with the
+/// directory of its files; killed on drop.
+pub struct Listening {
+    child: Child,
+    /// Its base URL.
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Spawns a server told to listen on port 0 (Prometheus and Alertmanager, or the
 /// Werkzeug-based moto S3 server), and reads the address it bound from its log; polls
-/// `ready_path` until it answers.
-// The caller owns the child and kills and waits for it on drop; a failed start ends the
+/// `ready_path` until it answers. `dir` (its config and data) lives as long as it.
+// The returned value kills and waits for the child on drop; a failed start ends the
 // test process, which reaps it.
 #[allow(clippy::zombie_processes)]
-pub async fn spawn_listening(mut command: Command, ready_path: &str) -> (Child, String) {
+pub async fn spawn_listening(
+    mut command: Command,
+    ready_path: &str,
+    dir: Option<tempfile::TempDir>,
+) -> Listening {
     use std::io::BufRead;
     let mut child = command
         .stdout(Stdio::null())
@@ -476,7 +496,11 @@ pub async fn spawn_listening(mut command: Command, ready_path: &str) -> (Child, 
         if let Ok(r) = http.get(format!("{url}{ready_path}")).send().await
             && r.status().is_success()
         {
-            return (child, url);
+            return Listening {
+                child,
+                url,
+                _dir: dir,
+            };
         }
         assert!(start.elapsed() < DEADLINE, "{url} did not become ready");
         tokio::time::sleep(Duration::from_millis(50)).await;

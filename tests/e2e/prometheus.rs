@@ -2,11 +2,11 @@
 //! against `/prometheus`, and a real Prometheus (Debian's) scraping `/metrics` with the
 //! SLO series on, whose answers must equal slotel's.
 
-use std::process::{Child, Command};
+use std::process::Command;
 
 use serde_json::Value;
 
-use crate::harness::{Server, budget_remaining, eventually, spawn_listening};
+use crate::harness::{Listening, Server, budget_remaining, eventually, spawn_listening};
 
 const SLOS: &str = r#"
 slos:
@@ -212,21 +212,8 @@ async fn latency_quantiles_merge_stored_and_unflushed_histograms() {
     assert_eq!(quantiles(&server), got);
 }
 
-/// A running Prometheus, killed on drop.
-struct Prometheus {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_prometheus(target: &str) -> Prometheus {
+/// A running Prometheus scraping `target`, killed on drop.
+async fn start_prometheus(target: &str) -> Listening {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("prometheus.yml");
     std::fs::write(
@@ -243,12 +230,7 @@ async fn start_prometheus(target: &str) -> Prometheus {
             dir.path().join("data").display()
         ))
         .arg("--web.listen-address=127.0.0.1:0");
-    let (child, url) = spawn_listening(cmd, "/-/ready").await;
-    Prometheus {
-        child,
-        url,
-        _dir: dir,
-    }
+    spawn_listening(cmd, "/-/ready", Some(dir)).await
 }
 
 async fn instant(base: &str, expr: &str) -> Vec<Value> {

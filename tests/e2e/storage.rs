@@ -3,11 +3,11 @@
 //! file, a failing write) are reported without losing data or stopping the server, and
 //! an S3 bucket (moto's S3 server) holds the same tables as the local disk.
 
-use std::process::{Child, Command};
+use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Server, eventually, root, spawn_listening};
+use crate::harness::{Listening, Server, eventually, root, spawn_listening};
 
 const SLOS: &str = r#"
 slos:
@@ -265,23 +265,10 @@ async fn a_tail_past_flush_max_rows_is_written_before_the_interval() {
 
 /// An S3 server (PyPI's `moto[server]`, installed in the test venv by `./scripts/test`),
 /// killed on drop.
-struct S3 {
-    child: Child,
-    url: String,
-}
-
-impl Drop for S3 {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_s3() -> S3 {
+async fn start_s3() -> Listening {
     let mut cmd = Command::new(root().join(".venv/bin/moto_server"));
     cmd.args(["-H", "127.0.0.1", "-p", "0"]);
-    let (child, url) = spawn_listening(cmd, "/").await;
-    S3 { child, url }
+    spawn_listening(cmd, "/", None).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
