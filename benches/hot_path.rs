@@ -11,11 +11,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
-use slotel_compute::{Engine, EngineConfig, SystemClock, spec};
+use slotel_compute::{Engine, EngineConfig};
 use slotel_ingest::validate::{self, ItemLimits};
 use slotel_loadtest::{Generator, Route, Scenario};
+use slotel_model::SystemClock;
 use slotel_proto::Batch;
 use slotel_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use slotel_spec as spec;
 
 const SPANS: usize = 512;
 

@@ -43,7 +43,7 @@ pub struct ServeArgs {
 
 fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let s = String::deserialize(d)?;
-    slotel_compute::spec::parse_duration(&s)
+    slotel_spec::parse_duration(&s)
         .map(Some)
         .map_err(serde::de::Error::custom)
 }

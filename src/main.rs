@@ -15,11 +15,12 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
+use slotel_compute::Engine;
 use slotel_compute::alert::{AlertState, Evaluator};
 use slotel_compute::notify::Router;
-use slotel_compute::{Clock, Engine, SystemClock};
 use slotel_ingest::buffer::MemoryQueue;
 use slotel_ingest::{IngestConfig, IngestMetrics};
+use slotel_model::{Clock, SystemClock};
 use slotel_proto::auth::Auth;
 use slotel_proto::{Consumer, Tenant};
 use std::sync::Mutex;
@@ -204,7 +205,7 @@ fn alerts_test(mut args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    match slotel_compute::spec::load_paths(paths) {
+    match slotel_spec::load_paths(paths) {
         Ok(defs) => {
             println!("{} SLOs are valid", defs.len());
             Ok(ExitCode::SUCCESS)
@@ -216,8 +217,8 @@ fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn load_or_report(paths: &[PathBuf]) -> Option<Vec<slotel_compute::SloDef>> {
-    match slotel_compute::spec::load_paths(paths) {
+fn load_or_report(paths: &[PathBuf]) -> Option<Vec<slotel_model::SloDef>> {
+    match slotel_spec::load_paths(paths) {
         Ok(defs) => Some(defs),
         Err(e) => {
             eprintln!("{e}");
@@ -299,7 +300,7 @@ fn rules_generate(paths: &[PathBuf], out: &Path) -> anyhow::Result<ExitCode> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = ServeConfig::resolve(args)?;
-    let defs = slotel_compute::spec::load_paths(&config.slos)
+    let defs = slotel_spec::load_paths(&config.slos)
         .map_err(|e| anyhow::anyhow!("invalid SLO files, not starting:\n{e}"))?;
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
@@ -321,7 +322,7 @@ async fn bind(what: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {addr} for {what}"))
 }
 
-async fn run(config: ServeConfig, defs: Vec<slotel_compute::SloDef>) -> anyhow::Result<()> {
+async fn run(config: ServeConfig, defs: Vec<slotel_model::SloDef>) -> anyhow::Result<()> {
     let engine = Arc::new(Engine::with_config(Arc::new(SystemClock), config.engine));
     tracing::info!(slos = defs.len(), "Loaded SLOs.");
     engine.load(defs);
@@ -893,7 +894,7 @@ impl Collector for StoreCollector {
 
 /// Reloads the SLO files into `engine`; on any problem the loaded SLOs stay.
 fn reload_slos(engine: &Engine, paths: &[PathBuf]) -> Result<usize, String> {
-    match slotel_compute::spec::load_paths(paths) {
+    match slotel_spec::load_paths(paths) {
         Ok(defs) => {
             let n = defs.len();
             tracing::info!(slos = n, "Reloaded SLOs.");

@@ -20,124 +20,14 @@ use serde::Serialize;
 
 use crate::engine::BurnSnapshot;
 use crate::math;
-use crate::metric::prometheus_label;
-use crate::model::{SloDef, Window};
+use slotel_model::SloDef;
+use slotel_model::names::prometheus_label;
 
-pub use crate::model::Severity;
+pub use slotel_model::Severity;
 
-/// One burn-rate tier of an SLO's alerting.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Tier {
-    /// `page-fast`, `page-slow`, `ticket-fast`, `ticket-slow`.
-    pub name: String,
-    /// Page or ticket.
-    pub severity: Severity,
-    /// The long window, in minutes.
-    pub long_minutes: u32,
-    /// The short window, in minutes.
-    pub short_minutes: u32,
-    /// Both burn rates must exceed this.
-    pub factor: f64,
-    /// How long the condition must hold before the alert fires, in seconds.
-    pub for_seconds: i64,
-    /// Labels of the tier's own.
-    pub labels: BTreeMap<String, String>,
-    /// Annotations of the tier's own.
-    pub annotations: BTreeMap<String, String>,
-}
-
-impl Tier {
-    /// The factor as people read and write it (six decimals): `14.4`, not
-    /// `14.400000000000002`.
-    pub fn factor_shown(&self) -> f64 {
-        (self.factor * 1e6).round() / 1e6
-    }
-}
-
-/// The workbook's tiers: (name, severity, long, short, budget fraction).
-const WORKBOOK: [(&str, Severity, u32, u32, f64); 4] = [
-    ("page-fast", Severity::Page, 60, 5, 0.02),
-    ("page-slow", Severity::Page, 360, 30, 0.05),
-    ("ticket-fast", Severity::Ticket, 1440, 120, 0.10),
-    ("ticket-slow", Severity::Ticket, 4320, 360, 0.10),
-];
-
-/// The names of the default tiers, fastest first.
-pub const DEFAULT_TIER_NAMES: [&str; 4] =
-    [WORKBOOK[0].0, WORKBOOK[1].0, WORKBOOK[2].0, WORKBOOK[3].0];
-
-/// The workbook's pairs of long and short windows, in minutes: the short window is a
-/// twelfth of the long one.
-pub const WINDOW_PAIRS: [(u32, u32); 4] = [(60, 5), (360, 30), (1440, 120), (4320, 360)];
-
-/// The default tiers for an SLO whose window is `window_minutes` long.
-pub fn default_tiers(window_minutes: u32) -> Vec<Tier> {
-    WORKBOOK
-        .iter()
-        .map(|&(name, severity, long, short, budget)| Tier {
-            name: name.to_string(),
-            severity,
-            long_minutes: long,
-            short_minutes: short,
-            factor: budget * f64::from(window_minutes) / f64::from(long),
-            for_seconds: 0,
-            labels: BTreeMap::new(),
-            annotations: BTreeMap::new(),
-        })
-        .collect()
-}
-
-/// The tiers of an SLO: the defaults for its window with its overrides applied, without
-/// the disabled ones, and its own tiers after them.
-pub fn tiers_for(def: &SloDef, window_minutes: u32) -> Vec<Tier> {
-    let mut tiers = default_tiers(window_minutes);
-    for (name, o) in &def.alert_tiers {
-        let tier = match tiers.iter_mut().find(|t| t.name == *name) {
-            Some(t) => t,
-            None => {
-                tiers.push(Tier {
-                    name: name.clone(),
-                    severity: o.severity.unwrap_or(Severity::Ticket),
-                    long_minutes: o.long_minutes.unwrap_or(60),
-                    short_minutes: o.short_minutes.unwrap_or(5),
-                    factor: o.factor.unwrap_or(1.0),
-                    for_seconds: 0,
-                    labels: BTreeMap::new(),
-                    annotations: BTreeMap::new(),
-                });
-                tiers.last_mut().expect("just pushed")
-            }
-        };
-        if let Some(f) = o.factor {
-            tier.factor = f;
-        }
-        if let Some(s) = o.severity {
-            tier.severity = s;
-        }
-        if let Some(m) = o.long_minutes {
-            tier.long_minutes = m;
-        }
-        if let Some(m) = o.short_minutes {
-            tier.short_minutes = m;
-        }
-        if let Some(f) = o.for_seconds {
-            tier.for_seconds = f;
-        }
-        tier.labels.extend(o.labels.clone());
-        tier.annotations.extend(o.annotations.clone());
-    }
-    tiers.retain(|t| !def.alert_tiers.get(&t.name).is_some_and(|o| o.disabled));
-    tiers
-}
-
-/// The window length, in minutes, the tiers of `def` are scaled to at `now`: a calendar
-/// window's budget is spent over its whole period.
-pub fn tier_window_minutes(def: &SloDef, now: i64) -> u32 {
-    match def.window {
-        Window::Rolling { minutes } => minutes,
-        Window::Calendar { .. } => (def.window.length_seconds(now) / 60.0).round() as u32,
-    }
-}
+pub use slotel_model::tiers::{
+    DEFAULT_TIER_NAMES, Tier, WINDOW_PAIRS, default_tiers, tier_window_minutes, tiers_for,
+};
 
 /// One alert's state as saved on disk.
 #[derive(Debug, Serialize, serde::Deserialize)]
@@ -240,8 +130,8 @@ fn annotations_of(
     let mut annotations = def.annotations.clone();
     let rate = |r: Option<f64>| r.map_or_else(|| "no data".to_string(), |r| format!("{r:.2}x"));
     let (long, short) = (
-        crate::model::format_minutes(tier.long_minutes),
-        crate::model::format_minutes(tier.short_minutes),
+        slotel_model::format_minutes(tier.long_minutes),
+        slotel_model::format_minutes(tier.short_minutes),
     );
     annotations.insert(
         "summary".into(),
@@ -559,7 +449,7 @@ impl Evaluator {
                     format!(
                         "{} has received no events for {}.",
                         def.name,
-                        crate::model::format_minutes(minutes)
+                        slotel_model::format_minutes(minutes)
                     ),
                 );
                 out.extend(self.step(
@@ -643,7 +533,7 @@ slos:
         page-burst: { long: 5m, short: 5m, factor: 50, severity: page }
     sli: { spans: { good: { status: ok } } }
 "#;
-        let defs = crate::spec::parse_native(Path::new("t.yaml"), text).unwrap();
+        let defs = slotel_spec::parse_native(Path::new("t.yaml"), text).unwrap();
         let tiers = tiers_for(&defs[0], 30 * 1440);
         let names: Vec<&str> = tiers.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(
@@ -661,13 +551,13 @@ slos:
             (5, 5, Severity::Page)
         );
         let bad = text.replace("long: 5m", "long: 4m");
-        let e = crate::spec::parse_native(Path::new("t.yaml"), &bad).unwrap_err();
+        let e = slotel_spec::parse_native(Path::new("t.yaml"), &bad).unwrap_err();
         assert!(
             e[0].message.contains("must be standard burn-rate windows"),
             "{e:?}"
         );
         let bad = text.replace("long: 5m, short: 5m, ", "");
-        let e = crate::spec::parse_native(Path::new("t.yaml"), &bad).unwrap_err();
+        let e = slotel_spec::parse_native(Path::new("t.yaml"), &bad).unwrap_err();
         assert!(
             e[0].message
                 .contains("needs long, short, factor and severity"),
@@ -678,11 +568,11 @@ slos:
     #[test]
     fn pending_until_for_has_passed() {
         let text = "slos:\n  - name: api\n    service: api\n    objective: 99.9\n    window: 30d\n    alerting: { tiers: { page-fast: { for: 2m } } }\n    sli: { spans: { good: { status: ok } } }\n";
-        let defs = crate::spec::parse_native(Path::new("t.yaml"), text).unwrap();
+        let defs = slotel_spec::parse_native(Path::new("t.yaml"), text).unwrap();
         let snapshot = |bad: u64| crate::engine::BurnSnapshot {
             def: std::sync::Arc::new(defs[0].clone()),
             group: Vec::new(),
-            windows: crate::model::BURN_RATE_WINDOWS
+            windows: slotel_model::BURN_RATE_WINDOWS
                 .iter()
                 .map(|&w| (w, 100 - bad, 100))
                 .collect(),
@@ -709,7 +599,7 @@ slos:
     #[test]
     fn budget_exhaustion_exhausted_and_no_data_alerts() {
         let text = "slos:\n  - name: api\n    service: api\n    objective: 99.9\n    window: 30d\n    alerting:\n      tiers: { page-fast: { disabled: true }, page-slow: { disabled: true }, ticket-fast: { disabled: true }, ticket-slow: { disabled: true } }\n      exhaustion: { within: 24h }\n      budget_exhausted: { severity: page }\n      no_data: { after: 30m }\n    sli: { spans: { good: { status: ok } } }\n";
-        let defs = crate::spec::parse_native(Path::new("t.yaml"), text).unwrap();
+        let defs = slotel_spec::parse_native(Path::new("t.yaml"), text).unwrap();
         let def = std::sync::Arc::new(defs[0].clone());
         // (1h: total, bad), (SLO window: total, bad), (30m: total)
         let snapshot = |h: (u64, u64), w: (u64, u64), m30: u64| crate::engine::BurnSnapshot {
@@ -750,21 +640,5 @@ slos:
         assert!(fired(&t).is_empty(), "{t:?}");
         let t = e.evaluate(30 * min, &[snapshot((1000, 0), (1_000_000, 1500), 0)]);
         assert_eq!(fired(&t), [("no-data".to_string(), true)]);
-    }
-
-    #[test]
-    fn default_factors_scale_with_the_window() {
-        let f: Vec<f64> = default_tiers(30 * 1440).iter().map(|t| t.factor).collect();
-        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
-        assert!(
-            close(f[0], 14.4) && close(f[1], 6.0) && close(f[2], 3.0) && close(f[3], 1.0),
-            "{f:?}"
-        );
-        // A 7-day window: the same budget fractions, smaller factors (Sloth's scaling).
-        let f: Vec<f64> = default_tiers(7 * 1440).iter().map(|t| t.factor).collect();
-        assert!(
-            close(f[0], 3.36) && close(f[1], 1.4) && close(f[2], 0.7) && close(f[3], 7.0 / 30.0),
-            "{f:?}"
-        );
     }
 }

@@ -12,7 +12,7 @@ use slotel_proto::otlp::logs::v1::ResourceLogs;
 use slotel_proto::otlp::resource::v1::Resource;
 use slotel_proto::otlp::trace::v1::{ResourceSpans, Span, status::StatusCode};
 
-use crate::model::{AttrMatch, AttrValue, GoodRule, Sli, SloDef, SpanKind, StatusRule};
+use slotel_model::{AttrMatch, AttrValue, GoodRule, Sli, SloDef, SpanKind, StatusRule};
 
 /// The resource attribute naming the service.
 pub const SERVICE_NAME: &str = "service.name";
@@ -197,7 +197,7 @@ impl SloIndex {
                     continue;
                 };
                 if c.selects(span, resource) {
-                    emit(id, span, c.good.is_good(span));
+                    emit(id, span, is_good(&c.good, span));
                 }
             }
         }
@@ -240,43 +240,41 @@ fn http_status_code(span: &Span) -> Option<i64> {
         })
 }
 
-impl GoodRule {
-    /// Whether `span` is a good event under this rule (every rule set must hold).
-    pub fn is_good(&self, span: &Span) -> bool {
-        let code = span.status.as_ref().map_or(0, |s| s.code);
-        let status_ok = match self.status {
-            None => true,
-            Some(StatusRule::NotError) => code != StatusCode::Error as i32,
-            Some(StatusRule::Ok) => code == StatusCode::Ok as i32,
-        };
-        let fast_enough = match self.max_duration_nanos {
-            None => true,
-            Some(max) => {
-                span.end_time_unix_nano
-                    .saturating_sub(span.start_time_unix_nano)
-                    <= max
-            }
-        };
-        if !(status_ok && fast_enough) {
+/// Whether `span` is a good event under `rule` (every rule set must hold).
+pub fn is_good(rule: &GoodRule, span: &Span) -> bool {
+    let code = span.status.as_ref().map_or(0, |s| s.code);
+    let status_ok = match rule.status {
+        None => true,
+        Some(StatusRule::NotError) => code != StatusCode::Error as i32,
+        Some(StatusRule::Ok) => code == StatusCode::Ok as i32,
+    };
+    let fast_enough = match rule.max_duration_nanos {
+        None => true,
+        Some(max) => {
+            span.end_time_unix_nano
+                .saturating_sub(span.start_time_unix_nano)
+                <= max
+        }
+    };
+    if !(status_ok && fast_enough) {
+        return false;
+    }
+    if rule.http_status.is_some() || rule.not_http_status.is_some() {
+        let code = http_status_code(span);
+        // Without a status code, an allow list fails and a deny list holds.
+        if let Some(allow) = &rule.http_status
+            && !code.is_some_and(|c| allow.iter().any(|s| s.matches(c)))
+        {
             return false;
         }
-        if self.http_status.is_some() || self.not_http_status.is_some() {
-            let code = http_status_code(span);
-            // Without a status code, an allow list fails and a deny list holds.
-            if let Some(allow) = &self.http_status
-                && !code.is_some_and(|c| allow.iter().any(|s| s.matches(c)))
-            {
-                return false;
-            }
-            if let Some(deny) = &self.not_http_status
-                && code.is_some_and(|c| deny.iter().any(|s| s.matches(c)))
-            {
-                return false;
-            }
+        if let Some(deny) = &rule.not_http_status
+            && code.is_some_and(|c| deny.iter().any(|s| s.matches(c)))
+        {
+            return false;
         }
-        self.all_of.iter().all(|r| r.is_good(span))
-            && (self.any_of.is_empty() || self.any_of.iter().any(|r| r.is_good(span)))
     }
+    rule.all_of.iter().all(|r| is_good(r, span))
+        && (rule.any_of.is_empty() || rule.any_of.iter().any(|r| is_good(r, span)))
 }
 
 pub(crate) fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
@@ -335,9 +333,9 @@ pub(crate) fn attr_eq(value: &AnyValue, want: &AttrValue) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::parse_native;
     use slotel_proto::otlp::resource::v1::Resource;
     use slotel_proto::otlp::trace::v1::{ScopeSpans, Status};
+    use slotel_spec::parse_native;
     use std::path::Path;
 
     fn kv(k: &str, v: Value) -> KeyValue {
@@ -533,9 +531,9 @@ slos:
         let Sli::Spans { good, .. } = &defs[0].sli else {
             panic!()
         };
-        assert!(!good.is_good(&old));
+        assert!(!is_good(good, &old));
         old.attributes.clear();
-        assert!(!good.is_good(&old));
+        assert!(!is_good(good, &old));
     }
 
     #[test]

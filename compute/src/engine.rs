@@ -10,17 +10,17 @@ use std::time::Duration;
 use slotel_proto::{Batch, Consumer, Payload};
 
 use crate::classify::SloIndex;
-use crate::clock::Clock;
-use crate::clock::rfc3339;
 use crate::dedup::Dedup;
 use crate::error::{Error, Result};
 use crate::latency::{self, LatencyTail};
 use crate::maintenance::Maintenance;
 use crate::math;
 use crate::metric::{MetricIndex, Role, SeriesState};
-use crate::model::{BURN_RATE_WINDOWS, Budgeting, MAX_GROUP_BY, SloDef, format_minutes};
 use crate::status::{BurnRates, GroupStatus, ObjectiveStatus, SloStatus};
 use crate::window::{AddOutcome, MinuteCounts, MinuteRing};
+use slotel_model::time::Clock;
+use slotel_model::time::rfc3339;
+use slotel_model::{BURN_RATE_WINDOWS, Budgeting, MAX_GROUP_BY, SloDef, format_minutes};
 use slotel_proto::otlp::common::v1::{KeyValue, any_value::Value};
 use slotel_proto::otlp::trace::v1::Span;
 
@@ -1140,7 +1140,7 @@ pub fn status_at(
         .objectives
         .iter()
         .map(|o| {
-            let ratio = crate::model::percent_to_ratio(o.target);
+            let ratio = slotel_model::percent_to_ratio(o.target);
             let burn_rates: Vec<(String, Option<f64>)> = labelled
                 .iter()
                 .map(|(l, w)| {
@@ -1329,9 +1329,9 @@ mod test_support {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
-    use crate::spec::parse_native;
+    use slotel_model::time::ManualClock;
     use slotel_proto::otlp::common::v1::AnyValue;
+    use slotel_spec::parse_native;
     use std::path::Path;
 
     const MIN: i64 = NANOS_PER_MINUTE;
@@ -1624,9 +1624,9 @@ mod model_tests {
     //! The engine against a brute-force model over random event streams: every event
     //! kept, every window summed by scanning, for rolling and calendar windows.
     use super::*;
-    use crate::clock::ManualClock;
-    use crate::spec::parse_native;
     use proptest::prelude::*;
+    use slotel_model::time::ManualClock;
+    use slotel_spec::parse_native;
     use std::path::Path;
 
     const MIN: i64 = NANOS_PER_MINUTE;

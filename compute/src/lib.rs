@@ -1,14 +1,13 @@
 //! The SLO engine: the SLO model and its spec parser, the span classifier, the per-minute
 //! aggregator, and the window, budget and burn-rate math.
 //!
-//! Flow: [`spec`] parses SLO files into [`model::SloDef`]s; [`Engine`] compiles them into a
+//! Flow: [`spec`] parses SLO files into [`slotel_model::SloDef`]s; [`Engine`] compiles them into a
 //! [`classify::SloIndex`] and keeps one [`window::MinuteRing`] of good/total counts per
 //! SLO; each [`slotel_proto::Batch`] is classified and added to those rings once per
 //! batch; [`Engine::status`] sums the rings into an [`status::SloStatus`].
 
 pub mod alert;
 pub mod classify;
-pub mod clock;
 pub mod dedup;
 pub mod engine;
 pub mod error;
@@ -17,16 +16,12 @@ pub mod latency;
 pub mod maintenance;
 pub mod math;
 pub mod metric;
-pub mod model;
 pub mod notify;
-pub mod spec;
 pub mod status;
 pub mod window;
 
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
     BurnSnapshot, Engine, EngineConfig, EngineStats, MinuteRow, Minutes, RestoreStats, status_at,
 };
-pub use error::{Error, Result, SpecError};
-pub use model::SloDef;
+pub use error::{Error, Result};
 pub use status::SloStatus;

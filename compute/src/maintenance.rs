@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::SloDef;
+use slotel_model::SloDef;
 
 /// A maintenance window as configured or posted to the API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -146,7 +146,7 @@ impl Maintenance {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::parse_native;
+    use slotel_spec::parse_native;
     use std::path::Path;
 
     #[test]

@@ -23,7 +23,8 @@ use slotel_proto::otlp::metrics::v1::{
 };
 
 use crate::classify::{attr_matches, matches_all, service_of};
-use crate::model::{AttrMatch, MetricSelector, Sli, SloDef};
+use slotel_model::names::prometheus_name;
+use slotel_model::{AttrMatch, MetricSelector, Sli, SloDef};
 
 /// What a data point means to an SLO.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,60 +59,6 @@ struct ServiceRules {
 #[derive(Debug, Default)]
 pub struct MetricIndex {
     tenants: HashMap<String, HashMap<String, ServiceRules>>,
-}
-
-/// The Prometheus name of an OTLP metric, as the OpenTelemetry Collector's Prometheus
-/// exporters write it: characters outside `[a-zA-Z0-9_:]` become `_`, the unit is added
-/// (`_seconds`, `_milliseconds`, `_bytes`) unless the name ends with it, and monotonic
-/// Sums end in `_total`.
-pub fn prometheus_name(name: &str, unit: &str, monotonic_sum: bool) -> String {
-    let mut out = String::with_capacity(name.len() + 16);
-    for c in name.chars() {
-        let c = if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
-            c
-        } else {
-            '_'
-        };
-        if !(c == '_' && out.ends_with('_')) {
-            out.push(c);
-        }
-    }
-    let suffix = match unit {
-        "s" => "seconds",
-        "ms" => "milliseconds",
-        "us" => "microseconds",
-        "ns" => "nanoseconds",
-        "By" => "bytes",
-        "min" => "minutes",
-        "h" => "hours",
-        _ => "",
-    };
-    if !suffix.is_empty() && !out.ends_with(suffix) {
-        out.push('_');
-        out.push_str(suffix);
-    }
-    if monotonic_sum && !out.ends_with("_total") {
-        out.push_str("_total");
-    }
-    out
-}
-
-/// The Prometheus label name of an OTLP attribute key, as OpenTelemetry's Prometheus
-/// exporters write it: characters other than ASCII letters, digits and `_` become `_`,
-/// and a leading digit gets a `_` before it (`http.route` → `http_route`).
-pub fn prometheus_label(key: &str) -> String {
-    let mut out = String::with_capacity(key.len() + 1);
-    if key.starts_with(|c: char| c.is_ascii_digit()) {
-        out.push('_');
-    }
-    out.extend(key.chars().map(|c| {
-        if c.is_ascii_alphanumeric() || c == '_' {
-            c
-        } else {
-            '_'
-        }
-    }));
-    out
 }
 
 /// Whether OTLP attribute key `otlp` is Prometheus label `label` (invalid characters
@@ -517,24 +464,7 @@ mod tests {
     }
 
     #[test]
-    fn prometheus_names_of_otlp_metrics() {
-        assert_eq!(
-            prometheus_name("http.server.requests", "", true),
-            "http_server_requests_total"
-        );
-        assert_eq!(
-            prometheus_name("http.server.requests", "{request}", true),
-            "http_server_requests_total"
-        );
-        assert_eq!(
-            prometheus_name("http.server.duration", "s", false),
-            "http_server_duration_seconds"
-        );
-        assert_eq!(
-            prometheus_name("rpc.duration_seconds", "s", false),
-            "rpc_duration_seconds"
-        );
-        assert_eq!(prometheus_name("jobs_total", "", true), "jobs_total");
+    fn prometheus_keys_of_otlp_attributes() {
         assert!(prometheus_key_eq(
             "http.response.status_code",
             "http_response_status_code"

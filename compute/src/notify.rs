@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::alert::{Alert, AlertState, Evaluator, Transition};
-use crate::clock::rfc3339;
+use slotel_model::time::rfc3339;
 
 /// An alert in Alertmanager's API v2 form.
 #[derive(Debug, Clone, PartialEq, Serialize)]

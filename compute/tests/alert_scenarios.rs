@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use slotel_compute::alert::{AlertState, Evaluator, Transition};
-use slotel_compute::{Engine, EngineConfig, ManualClock, spec::parse_native};
+use slotel_compute::{Engine, EngineConfig};
+use slotel_model::ManualClock;
 use slotel_proto::Batch;
 use slotel_proto::otlp::trace::v1::{Span, Status};
+use slotel_spec::parse_native;
 
 const SLOS: &str = r#"
 slos:
@@ -128,7 +130,7 @@ trait NowForTests {
 
 impl NowForTests for ManualClock {
     fn now_nanos_for_tests(&self) -> i64 {
-        slotel_compute::Clock::now_nanos(self)
+        slotel_model::Clock::now_nanos(self)
     }
 }
 

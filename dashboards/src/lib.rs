@@ -1,5 +1,5 @@
 //! Grafana dashboards and provisioning, and Prometheus rules, generated from the same
-//! SLO definitions the engine loads ([`slotel_compute::SloDef`]), so they never drift
+//! SLO definitions the engine loads ([`slotel_model::SloDef`]), so they never drift
 //! from the SLOs.
 //!
 //! Flow: [`dashboards`] turns the SLOs into [`GeneratedFile`]s (dashboard JSON on
@@ -15,7 +15,7 @@ pub mod views;
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
-use slotel_compute::SloDef;
+use slotel_model::SloDef;
 
 /// What the detail dashboards cover.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

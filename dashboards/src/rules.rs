@@ -13,10 +13,10 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use slotel_compute::SloDef;
-use slotel_compute::alert::tiers_for;
-use slotel_compute::metric::prometheus_name;
-use slotel_compute::model::{
+use slotel_model::SloDef;
+use slotel_model::names::prometheus_name;
+use slotel_model::tiers_for;
+use slotel_model::{
     AttrMatch, AttrValue, Budgeting, GoodRule, HttpStatus, MetricSelector, Sli, SpanKind,
     StatusRule, Window, format_minutes,
 };
@@ -278,9 +278,9 @@ fn slo_groups(def: &SloDef) -> Result<Vec<Value>, String> {
         Window::Rolling { minutes } => *minutes,
         // Prometheus has no calendar ranges: the calendar period's usual length.
         Window::Calendar { unit, .. } => match unit {
-            slotel_compute::model::CalendarUnit::Week => 7 * 1440,
-            slotel_compute::model::CalendarUnit::Month => 30 * 1440,
-            slotel_compute::model::CalendarUnit::Quarter => 90 * 1440,
+            slotel_model::CalendarUnit::Week => 7 * 1440,
+            slotel_model::CalendarUnit::Month => 30 * 1440,
+            slotel_model::CalendarUnit::Quarter => 90 * 1440,
         },
     };
     let period = format_minutes(window_minutes);

@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
-use slotel_compute::SloDef;
-use slotel_compute::alert::tiers_for;
-use slotel_compute::model::{GoodRule, Sli, format_minutes};
+use slotel_model::SloDef;
+use slotel_model::tiers_for;
+use slotel_model::{GoodRule, Sli, format_minutes};
 
 use crate::grafana::{Board, Dashboard, Panel, Query, label_variable, thresholds, uid};
 use crate::{Detail, Options};
@@ -17,7 +17,7 @@ const BURN_WINDOWS: &str = "5m|30m|1h|2h|6h|1d|3d";
 /// The Prometheus label name of an attribute (`http.route` → `http_route`), as the
 /// series carry it.
 pub fn label_name(s: &str) -> String {
-    slotel_compute::metric::prometheus_label(s)
+    slotel_model::names::prometheus_label(s)
 }
 
 /// A PromQL string literal.

@@ -5,15 +5,15 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use slotel_compute::SloDef;
 use slotel_dashboards::{Detail, GeneratedFile, Options, dashboards, rules};
+use slotel_model::SloDef;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 fn example_slos() -> Vec<SloDef> {
-    slotel_compute::spec::load_paths(&[root().join("examples/slos.yaml")]).expect("valid examples")
+    slotel_spec::load_paths(&[root().join("examples/slos.yaml")]).expect("valid examples")
 }
 
 fn dashboard_files(detail: Detail) -> Vec<(GeneratedFile, Value)> {

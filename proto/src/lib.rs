@@ -23,7 +23,7 @@ use otlp::collector::trace::v1::ExportTraceServiceRequest;
 pub type Tenant = std::sync::Arc<str>;
 
 /// The tenant used when a request names none.
-pub const DEFAULT_TENANT: &str = "default";
+pub use slotel_model::DEFAULT_TENANT;
 
 /// The HTTP header (and gRPC metadata key) naming the tenant, as Mimir, Tempo and Loki
 /// use it.

@@ -241,8 +241,9 @@ mod tests {
     use super::*;
     use axum::body::Body;
     use axum::http::Request;
-    use slotel_compute::{ManualClock, spec::parse_native};
+    use slotel_model::ManualClock;
     use slotel_proto::Tenant;
+    use slotel_spec::parse_native;
     use tower::ServiceExt;
 
     fn app() -> Router {

@@ -377,8 +377,9 @@ mod tests {
     use axum::body::Body;
     use axum::http::Request;
     use serde_json::{Value as J, json};
-    use slotel_compute::spec::parse_native;
-    use slotel_compute::{Engine, ManualClock};
+    use slotel_compute::Engine;
+    use slotel_model::ManualClock;
+    use slotel_spec::parse_native;
     use tower::ServiceExt;
 
     use crate::{ApiContext, router};

@@ -16,13 +16,14 @@ use promql_parser::parser::{
     AggregateExpr, AtModifier, BinaryExpr, Call, Expr, LabelModifier, Offset,
     VectorMatchCardinality, VectorSelector,
 };
+use slotel_compute::Engine;
 use slotel_compute::engine::window_units;
 use slotel_compute::latency;
 use slotel_compute::math;
-use slotel_compute::metric::prometheus_label;
-use slotel_compute::model::{BURN_RATE_WINDOWS, format_minutes};
 use slotel_compute::window::MinuteSeries;
-use slotel_compute::{Engine, SloDef};
+use slotel_model::SloDef;
+use slotel_model::names::label_name;
+use slotel_model::{BURN_RATE_WINDOWS, format_minutes};
 
 use crate::side::SideSeries;
 use crate::source::{MinutesWanted, QueryEngine};
@@ -252,12 +253,6 @@ pub fn targets(engine: &Engine, tenant: &str) -> Vec<Target> {
         }
     }
     out
-}
-
-/// `s` as a Prometheus label name (see [`prometheus_label`]); `None` for the empty
-/// string.
-pub fn label_name(s: &str) -> Option<String> {
-    (!s.is_empty()).then(|| prometheus_label(s))
 }
 
 /// The `window` label of the series over each SLO's own window, whatever its length: a

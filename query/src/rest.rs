@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use slotel_compute::alert::{Alert, Evaluator};
 use slotel_compute::gate::{self, Gate};
 use slotel_compute::maintenance::MaintenanceWindow;
-use slotel_compute::model::BURN_RATE_WINDOWS;
 use slotel_compute::status::GroupStatus;
 use slotel_compute::window::MinuteCounts;
 use slotel_compute::{Engine, SloStatus, status_at};
+use slotel_model::BURN_RATE_WINDOWS;
 use slotel_proto::Tenant;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
@@ -273,7 +273,7 @@ fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
 }
 
 fn rfc3339(secs: i64) -> String {
-    slotel_compute::clock::rfc3339(secs.saturating_mul(1_000_000_000))
+    slotel_model::time::rfc3339(secs.saturating_mul(1_000_000_000))
 }
 
 /// `GET /api/v1/slos/{name}/series`

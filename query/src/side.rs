@@ -9,9 +9,10 @@ use std::sync::Mutex;
 use prometheus_client::registry::Registry;
 use slotel_compute::Engine;
 use slotel_compute::alert::{ALERT_NAME, AlertState, Evaluator, tier_window_minutes, tiers_for};
-use slotel_compute::model::format_minutes;
+use slotel_model::format_minutes;
 
-use crate::promql::{Labels, label_name};
+use crate::promql::Labels;
+use slotel_model::names::label_name;
 
 const NANOS_PER_MINUTE: i64 = 60_000_000_000;
 

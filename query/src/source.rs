@@ -9,7 +9,8 @@ use datafusion::arrow::array::RecordBatch;
 use slotel_compute::alert::Evaluator;
 use slotel_compute::latency::{self, Histogram};
 use slotel_compute::window::MinuteSeries;
-use slotel_compute::{Engine, Minutes, SloDef};
+use slotel_compute::{Engine, Minutes};
+use slotel_model::SloDef;
 
 use crate::side::{self, HealthHistory, SideSeries};
 use crate::sql::{self, SqlError, SqlLimits};
@@ -295,8 +296,9 @@ impl QueryEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use slotel_compute::spec::parse_native;
-    use slotel_compute::{ManualClock, MinuteRow};
+    use slotel_compute::MinuteRow;
+    use slotel_model::ManualClock;
+    use slotel_spec::parse_native;
 
     use crate::store::StoreOptions;
 

@@ -14,7 +14,8 @@ use datafusion::datasource::listing::{
 };
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
-use slotel_compute::{MinuteRow, SloDef};
+use slotel_compute::MinuteRow;
+use slotel_model::SloDef;
 
 use crate::alert_events::{self, ALERT_EVENTS, AlertEvent};
 use crate::store::{SLI_HOUR, SLI_MINUTE, Store, date_of_day, file_schema};

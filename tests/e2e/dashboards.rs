@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 use slotel_compute::math;
-use slotel_compute::model::percent_to_ratio;
+use slotel_model::percent_to_ratio;
 use slotel_proto::otlp::common::v1::{AnyValue, KeyValue, any_value};
 use slotel_proto::otlp::trace::v1::{Span, Status};
 

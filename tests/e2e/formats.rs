@@ -40,8 +40,7 @@ async fn openslo_slos_fed_by_spans() {
     assert_eq!(objectives.len(), 2);
     assert_eq!(objectives[0]["name"], "strict");
     assert_eq!(objectives[1]["name"], "relaxed");
-    let burn =
-        |target: f64| (5.0 / 200.0) / (1.0 - slotel_compute::model::percent_to_ratio(target));
+    let burn = |target: f64| (5.0 / 200.0) / (1.0 - slotel_model::percent_to_ratio(target));
     assert_eq!(
         objectives[0]["burn_rates"]["1h"].as_f64().unwrap(),
         burn(99.9)

@@ -398,7 +398,7 @@ pub fn python() -> PathBuf {
 /// `(bad / total) / (1 - objective)`, computed as the server does.
 pub fn burn_rate(good: u64, total: u64, objective_percent: f64) -> f64 {
     ((total - good) as f64 / total as f64)
-        / (1.0 - slotel_compute::model::percent_to_ratio(objective_percent))
+        / (1.0 - slotel_model::percent_to_ratio(objective_percent))
 }
 
 /// `1 - bad / total`, computed as the server does.
@@ -409,7 +409,7 @@ pub fn sli(good: u64, total: u64) -> f64 {
 /// `1 - bad / ((1 - objective) * total)`, computed as the server does.
 pub fn budget_remaining(good: u64, total: u64, objective_percent: f64) -> f64 {
     1.0 - (total - good) as f64
-        / ((1.0 - slotel_compute::model::percent_to_ratio(objective_percent)) * total as f64)
+        / ((1.0 - slotel_model::percent_to_ratio(objective_percent)) * total as f64)
 }
 
 /// The `loadtest` binary, built next to `slotel` (with the same profile) when needed.

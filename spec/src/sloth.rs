@@ -18,7 +18,7 @@ use serde_saphyr::Spanned;
 
 use super::{Ctx, Origin, is_valid_name, yaml_error};
 use crate::error::SpecError;
-use crate::model::{
+use slotel_model::{
     AttrMatch, AttrValue, Budgeting, MetricSelector, Objective, Sli, SloDef, Window,
 };
 
@@ -148,9 +148,9 @@ fn counter(query: &str) -> Result<Counter, String> {
                 let matcher = match op {
                     MatchOp::Equal => AttrMatch::Eq(value),
                     MatchOp::NotEqual => AttrMatch::Ne(value),
-                    MatchOp::Re(_) => AttrMatch::Regex(crate::model::anchored_regex(&m.value)?),
+                    MatchOp::Re(_) => AttrMatch::Regex(slotel_model::anchored_regex(&m.value)?),
                     MatchOp::NotRe(_) => {
-                        AttrMatch::NotRegex(crate::model::anchored_regex(&m.value)?)
+                        AttrMatch::NotRegex(slotel_model::anchored_regex(&m.value)?)
                     }
                 };
                 matchers.push((label.to_string(), matcher));
@@ -255,7 +255,7 @@ pub(crate) fn parse_file(
         out.push((
             SloDef {
                 name,
-                tenant: slotel_proto::DEFAULT_TENANT.to_string(),
+                tenant: slotel_model::DEFAULT_TENANT.to_string(),
                 service,
                 description: slo.description,
                 labels,

@@ -1,11 +1,11 @@
 //! The golden set: spec files (native, OpenSLO, Sloth) and the normalized model they
 //! produce, and invalid files with the exact error messages expected. Snapshots live in
 //! `tests/snapshots/`; after an intended change, review and accept them with
-//! `INSTA_UPDATE=always cargo test -p slotel-compute --test golden`.
+//! `INSTA_UPDATE=always cargo test -p slotel-spec --test golden`.
 
 use std::path::{Path, PathBuf};
 
-use slotel_compute::spec::load_paths;
+use slotel_spec::load_paths;
 
 fn specs(kind: &str) -> Vec<PathBuf> {
     // Relative paths keep the file names in messages stable.
@@ -47,7 +47,7 @@ fn invalid_specs_report_every_problem_with_its_position() {
 
 #[test]
 fn openslo_alert_policies_replace_the_default_tiers() {
-    use slotel_compute::alert::{Severity, tiers_for};
+    use slotel_model::{Severity, tiers_for};
     let defs = load_paths(&[Path::new("tests/specs/valid/openslo.yaml").to_path_buf()]).unwrap();
     let tiers = tiers_for(&defs[0], 30 * 1440);
     assert_eq!(tiers.len(), 1, "{tiers:?}");

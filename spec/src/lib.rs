@@ -1,0 +1,550 @@
+//! SLO files in: slotel's native YAML, OpenSLO v1 and Sloth, parsed and validated into
+//! [`SloDef`]s, with every problem found reported with its file, line and column.
+//!
+//! Flow: [`load_paths`] reads files and folders; each document is told apart by its
+//! shape ([`sloth`], [`openslo`], else native) and validated into the model; duplicate
+//! names across files are refused; the result is the SLO set the engine loads.
+
+#![warn(missing_docs, unreachable_pub)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+mod error;
+mod native;
+mod openslo;
+mod sloth;
+
+pub use error::{Error, Result, SpecError};
+pub use native::parse_native;
+use native::{parse_with_origin, sli_of, slice_minutes, window_of};
+
+use slotel_model::{
+    AttrMatch, BURN_RATE_WINDOWS, BudgetAlerts, Budgeting, CalendarUnit, GoodRule, HttpStatus,
+    MAX_GROUP_BY, MetricSelector, NamedTz, Objective, Severity, Sli, SloDef, SpanKind,
+    SpanSelector, StatusRule, TierOverride, Window, parse_severity,
+};
+
+/// Groups an SLO keeps unless it says otherwise.
+pub const DEFAULT_MAX_GROUPS: usize = 100;
+/// The most groups an SLO may keep.
+pub const MAX_MAX_GROUPS: usize = 10_000;
+
+/// The longest window accepted, in minutes (400 days).
+pub const MAX_WINDOW_MINUTES: u32 = 400 * 1440;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    slos: Vec<RawSlo>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlo {
+    name: Spanned<String>,
+    #[serde(default)]
+    tenant: Option<Spanned<String>>,
+    service: Spanned<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    objective: Option<Spanned<f64>>,
+    #[serde(default)]
+    objectives: Option<Spanned<Vec<RawObjective>>>,
+    #[serde(default)]
+    budgeting: Option<Spanned<RawBudgeting>>,
+    window: Spanned<RawWindow>,
+    #[serde(default)]
+    min_events: u64,
+    #[serde(default)]
+    policy: Option<RawPolicy>,
+    #[serde(default)]
+    alerting: Option<RawAlerting>,
+    #[serde(default)]
+    group_by: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    max_groups: Option<Spanned<usize>>,
+    sli: RawSli,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSli {
+    #[serde(default)]
+    spans: Option<RawSpans>,
+    #[serde(default)]
+    logs: Option<RawLogs>,
+    #[serde(default)]
+    metrics: Option<RawMetricRatio>,
+    #[serde(default)]
+    histogram: Option<RawHistogram>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMetricSelector {
+    metric: Spanned<String>,
+    #[serde(default)]
+    attributes: BTreeMap<String, AttrMatch>,
+}
+
+impl RawMetricSelector {
+    fn into_model(self) -> MetricSelector {
+        MetricSelector {
+            name: self.metric.value,
+            prometheus: false,
+            attributes: self.attributes.into_iter().collect(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMetricRatio {
+    #[serde(default)]
+    good: Option<RawMetricSelector>,
+    #[serde(default)]
+    bad: Option<RawMetricSelector>,
+    total: RawMetricSelector,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHistogram {
+    metric: Spanned<String>,
+    #[serde(default)]
+    attributes: BTreeMap<String, AttrMatch>,
+    threshold: Spanned<HumanDuration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLogs {
+    #[serde(rename = "match", default)]
+    selector: RawLogMatch,
+    good: Spanned<RawLogGood>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLogMatch {
+    #[serde(default)]
+    attributes: BTreeMap<String, AttrMatch>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLogGood {
+    max_severity: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSpans {
+    #[serde(rename = "match", default)]
+    selector: RawMatch,
+    good: Spanned<RawGood>,
+}
+
+#[derive(Deserialize, Default, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMatch {
+    #[serde(default)]
+    span_kind: Option<SpanKind>,
+    #[serde(default)]
+    span_name: Option<String>,
+    #[serde(default)]
+    http_route: Option<String>,
+    #[serde(default)]
+    attributes: BTreeMap<String, AttrMatch>,
+    #[serde(default)]
+    resource: BTreeMap<String, AttrMatch>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGood {
+    #[serde(default)]
+    status: Option<StatusRule>,
+    #[serde(default)]
+    max_duration: Option<HumanDuration>,
+    #[serde(default)]
+    http_status: Option<Vec<HttpStatus>>,
+    #[serde(default)]
+    not_http_status: Option<Vec<HttpStatus>>,
+    #[serde(default)]
+    all_of: Vec<RawGood>,
+    #[serde(default)]
+    any_of: Vec<RawGood>,
+}
+
+impl RawGood {
+    fn to_rule(&self) -> GoodRule {
+        GoodRule {
+            status: self.status,
+            max_duration_nanos: self
+                .max_duration
+                .map(|d| u64::try_from(d.0.as_nanos()).unwrap_or(u64::MAX)),
+            http_status: self.http_status.clone(),
+            not_http_status: self.not_http_status.clone(),
+            all_of: self.all_of.iter().map(RawGood::to_rule).collect(),
+            any_of: self.any_of.iter().map(RawGood::to_rule).collect(),
+        }
+    }
+}
+
+/// `alerting: { tiers: { NAME: {...} } }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlerting {
+    #[serde(default)]
+    tiers: BTreeMap<String, Spanned<RawTier>>,
+    #[serde(default)]
+    exhaustion: Option<RawExhaustion>,
+    #[serde(default)]
+    budget_exhausted: Option<RawSeverityOnly>,
+    #[serde(default)]
+    no_data: Option<Spanned<RawNoData>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExhaustion {
+    within: HumanDuration,
+    #[serde(default)]
+    severity: Option<Severity>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSeverityOnly {
+    #[serde(default)]
+    severity: Option<Severity>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNoData {
+    after: HumanDuration,
+    #[serde(default)]
+    severity: Option<Severity>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTier {
+    #[serde(default)]
+    disabled: bool,
+    #[serde(default)]
+    factor: Option<f64>,
+    #[serde(default)]
+    severity: Option<Severity>,
+    #[serde(default)]
+    long: Option<HumanDuration>,
+    #[serde(default)]
+    short: Option<HumanDuration>,
+    #[serde(default, rename = "for")]
+    for_duration: Option<HumanDuration>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+}
+
+/// `policy: { freeze_below: 0.1 }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    freeze_below: Spanned<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawObjective {
+    #[serde(default)]
+    name: Option<String>,
+    target: Spanned<f64>,
+}
+
+/// `budgeting: occurrences`, `{timeslices: {slice: 5m, target: 95}}` or
+/// `{ratio_timeslices: {slice: 5m}}`.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum RawBudgeting {
+    Occurrences,
+    Timeslices { slice: HumanDuration, target: f64 },
+    RatioTimeslices { slice: HumanDuration },
+}
+
+/// `window: 30d` (rolling) or `window: { calendar: month, time_zone: Europe/Berlin }`.
+#[derive(Debug, Clone)]
+pub(crate) enum RawWindow {
+    Rolling(Duration),
+    Calendar {
+        unit: CalendarUnit,
+        time_zone: Option<String>,
+    },
+}
+
+impl<'de> Deserialize<'de> for RawWindow {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawWindow;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a rolling window such as 30d, or {calendar: week|month|quarter, time_zone: NAME}")
+            }
+            fn visit_str<E: serde::de::Error>(
+                self,
+                s: &str,
+            ) -> std::result::Result<Self::Value, E> {
+                parse_duration(s).map(RawWindow::Rolling).map_err(E::custom)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                use serde::de::Error;
+                let (mut unit, mut time_zone) = (None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "calendar" => unit = Some(map.next_value::<CalendarUnit>()?),
+                        "time_zone" => time_zone = Some(map.next_value::<String>()?),
+                        other => {
+                            return Err(A::Error::custom(format!(
+                                "unknown window key {other:?}: use calendar and time_zone"
+                            )));
+                        }
+                    }
+                }
+                let unit = unit.ok_or_else(|| {
+                    A::Error::custom("a calendar window needs calendar: week, month or quarter")
+                })?;
+                Ok(RawWindow::Calendar { unit, time_zone })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A duration written the way people write them: `300ms`, `1.5s`, `30d`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct HumanDuration(pub(crate) Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = HumanDuration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as 300ms, 2s, 6h or 30d")
+            }
+            fn visit_str<E: serde::de::Error>(
+                self,
+                s: &str,
+            ) -> std::result::Result<Self::Value, E> {
+                parse_duration(s).map(HumanDuration).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Parses `300ms`, `1.5s`, `6h`, `30d` (units ns, us, ms, s, m, h, d, w).
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("invalid duration {s:?}: it needs a unit (ms, s, m, h, d, w)"))?;
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: {num:?} is not a number"))?;
+    let nanos_per_unit: f64 = match unit.trim() {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" => 60e9,
+        "h" => 3600e9,
+        "d" => 86_400e9,
+        "w" => 604_800e9,
+        other => {
+            return Err(format!(
+                "invalid duration {s:?}: unknown unit {other:?} (use ns, us, ms, s, m, h, d or w)"
+            ));
+        }
+    };
+    let nanos = (value * nanos_per_unit).round();
+    if !nanos.is_finite() || nanos > u64::MAX as f64 {
+        return Err(format!("invalid duration {s:?}: too long"));
+    }
+    Ok(Duration::from_nanos(nanos as u64))
+}
+
+/// Where an SLO was defined, to point at it in later errors.
+#[derive(Debug, Clone)]
+pub(crate) struct Origin {
+    file: PathBuf,
+    line: u64,
+    column: u64,
+}
+
+/// Collects the problems of one document; positions are shifted by `line_offset`
+/// (the document's first line in its file, less one).
+pub(crate) struct Ctx<'a> {
+    pub(crate) file: &'a Path,
+    pub(crate) errors: Vec<SpecError>,
+    pub(crate) line_offset: u64,
+}
+
+impl Ctx<'_> {
+    pub(crate) fn err<T>(&mut self, at: &Spanned<T>, message: impl Into<String>) {
+        let line = at.referenced.line();
+        self.errors.push(SpecError {
+            file: self.file.to_path_buf(),
+            line: if line == 0 {
+                0
+            } else {
+                line + self.line_offset
+            },
+            column: at.referenced.column(),
+            message: message.into(),
+        });
+    }
+
+    pub(crate) fn origin<T>(&self, at: &Spanned<T>) -> Origin {
+        Origin {
+            file: self.file.to_path_buf(),
+            line: at.referenced.line() + self.line_offset,
+            column: at.referenced.column(),
+        }
+    }
+}
+
+pub(crate) fn yaml_error(file: &Path, e: &serde_saphyr::Error) -> SpecError {
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
+    SpecError {
+        file: file.to_path_buf(),
+        line,
+        column,
+        message: first_line(&e.to_string()),
+    }
+}
+
+/// The message of a YAML error without the rendered source snippet.
+fn first_line(rendered: &str) -> String {
+    let line = rendered.lines().next().unwrap_or("invalid YAML").trim();
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    // Custom errors arrive as "line L column C: message"; ours puts the position first.
+    let line = match line.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+        Some((pos, msg)) if pos.contains(" column ") => msg,
+        _ => line,
+    };
+    // The parser appends its own position; ours comes first in the message.
+    match line.rfind(" at line ") {
+        Some(i) => line[..i].to_string(),
+        None => line.to_string(),
+    }
+}
+
+pub(crate) fn is_valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+        && name.len() <= 128
+}
+
+/// Expands `paths` (files, or folders whose `*.yaml`/`*.yml` files are read in name
+/// order) and parses every SLO in them. All problems in all files are reported together.
+pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<SloDef>> {
+    let mut files = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|source| Error::Read {
+            path: path.clone(),
+            source,
+        })?;
+        if meta.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|source| Error::Read {
+                    path: path.clone(),
+                    source,
+                })?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.is_file()
+                        && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                })
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    let mut errors = Vec::new();
+    let mut all: Vec<(SloDef, Origin)> = Vec::new();
+    let mut open_slo = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).map_err(|source| Error::Read {
+            path: file.clone(),
+            source,
+        })?;
+        if sloth::is_sloth(&text) {
+            all.extend(sloth::parse_file(file, &text, &mut errors));
+            continue;
+        }
+        if openslo::is_openslo(&text) {
+            open_slo.push((
+                file.as_path(),
+                openslo::parse_file(file, &text, &mut errors),
+            ));
+            continue;
+        }
+        let (defs, errs) = parse_with_origin(file, &text);
+        all.extend(defs);
+        errors.extend(errs);
+    }
+    all.extend(openslo::translate(&open_slo, &mut errors));
+    let mut seen: HashMap<(&str, &str), &Origin> = HashMap::new();
+    for (def, origin) in &all {
+        if let Some(first) = seen.insert((&def.tenant, &def.name), origin) {
+            errors.push(SpecError {
+                file: origin.file.clone(),
+                line: origin.line,
+                column: origin.column,
+                message: format!(
+                    "SLO {:?} of tenant {:?} is already defined at {}:{}:{}",
+                    def.name,
+                    def.tenant,
+                    first.file.display(),
+                    first.line,
+                    first.column
+                ),
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(all.into_iter().map(|(d, _)| d).collect())
+    } else {
+        errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+        Err(Error::Spec(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests;

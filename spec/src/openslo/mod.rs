@@ -1,0 +1,520 @@
+//! OpenSLO v1 input: `SLO`, `SLI`, `Service`, `AlertPolicy`, `AlertCondition`,
+//! `AlertNotificationTarget` and `DataSource` documents, inline and by reference, in
+//! multi-document YAML. SLIs are `ratioMetric` or `thresholdMetric` whose `metricSource`
+//! has `type: slotel` and a `spec` in slotel's native selector form.
+//!
+//! Mapping: `ratioMetric` over spans (`total.spec.spans.match` with
+//! `good.spec.spans.good`), log records (`logs`) or counters (`metric`); `thresholdMetric`
+//! over spans (good at or below the objective's `value` seconds, `op: lte`) or a histogram
+//! (`histogram`). `timeWindow` rolling (`30d`, `4w`) or calendar (`1w`, `1M`, `1Q`, in
+//! `calendar.timeZone`); `budgetingMethod` Occurrences, Timeslices, RatioTimeslices;
+//! several `objectives` (their timeslice settings and thresholds must agree, since they
+//! share one SLI). The tenant comes from the annotation `slotel.tenant`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_saphyr::Spanned;
+
+use super::{
+    Ctx, HumanDuration, Origin, RawGood, RawHistogram, RawLogGood, RawLogMatch, RawLogs, RawMatch,
+    RawMetricRatio, RawMetricSelector, RawSli, RawSpans, RawWindow, is_valid_name, parse_duration,
+    sli_of, slice_minutes, window_of, yaml_error,
+};
+use crate::error::SpecError;
+use slotel_model::{DEFAULT_TIER_NAMES, WINDOW_PAIRS};
+
+mod policies;
+mod slo;
+
+use policies::*;
+use slo::*;
+use slotel_model::{
+    AttrMatch, Budgeting, CalendarUnit, Objective, Severity, Sli, SloDef, TierOverride, Window,
+};
+
+/// Whether a document set is OpenSLO: its first document names `apiVersion: openslo/…`.
+pub(crate) fn is_openslo(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("apiVersion:"))
+        .is_some_and(|l| l.contains("openslo/"))
+}
+
+/// Splits a multi-document YAML text at `---` lines: (first line − 1, text) per document.
+pub(crate) fn documents(text: &str) -> Vec<(u64, String)> {
+    let mut docs = Vec::new();
+    let mut current = String::new();
+    let mut start = 0u64;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim_end() == "---" || line.starts_with("--- ") {
+            if !current.trim().is_empty() {
+                docs.push((start, std::mem::take(&mut current)));
+            }
+            current.clear();
+            start = i as u64 + 1;
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+    }
+    if !current.trim().is_empty() {
+        docs.push((start, current));
+    }
+    docs
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Probe {
+    #[serde(default)]
+    api_version: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Doc<S> {
+    #[serde(rename = "apiVersion")]
+    _api_version: Spanned<String>,
+    #[serde(rename = "kind")]
+    _kind: Spanned<String>,
+    metadata: Meta,
+    spec: S,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Meta {
+    name: Spanned<String>,
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, LabelValue>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(untagged)]
+enum LabelValue {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl LabelValue {
+    fn joined(&self) -> String {
+        match self {
+            LabelValue::One(s) => s.clone(),
+            LabelValue::Many(v) => v.join(","),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SloSpec {
+    #[serde(default)]
+    description: Option<String>,
+    service: Spanned<String>,
+    #[serde(default)]
+    indicator: Option<InlineSli>,
+    #[serde(default)]
+    indicator_ref: Option<Spanned<String>>,
+    time_window: Spanned<Vec<TimeWindow>>,
+    budgeting_method: Spanned<String>,
+    objectives: Spanned<Vec<ObjectiveSpec>>,
+    #[serde(default)]
+    alert_policies: Vec<PolicyItem>,
+}
+
+/// An SLO's alert policy: by reference (`alertPolicyRef`) or inline.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PolicyItem {
+    #[serde(rename = "kind", default)]
+    _kind: Option<String>,
+    #[serde(default)]
+    alert_policy_ref: Option<Spanned<String>>,
+    #[serde(rename = "metadata", default)]
+    _metadata: Option<Meta>,
+    #[serde(default)]
+    spec: Option<AlertPolicySpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AlertPolicySpec {
+    #[serde(rename = "description", default)]
+    _description: Option<String>,
+    #[serde(default)]
+    alert_when_no_data: bool,
+    /// slotel always sends resolves and alerts while breaching.
+    #[serde(rename = "alertWhenResolved", default)]
+    _alert_when_resolved: bool,
+    #[serde(rename = "alertWhenBreaching", default)]
+    _alert_when_breaching: bool,
+    #[serde(default)]
+    conditions: Vec<ConditionItem>,
+    /// Receivers are routed by slotel's `alerting:` configuration.
+    #[serde(rename = "notificationTargets", default)]
+    _notification_targets: Vec<IgnoredAny>,
+}
+
+/// A policy's condition: by reference (`conditionRef`) or inline.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ConditionItem {
+    #[serde(rename = "kind", default)]
+    _kind: Option<String>,
+    #[serde(default)]
+    condition_ref: Option<Spanned<String>>,
+    #[serde(default)]
+    metadata: Option<Meta>,
+    #[serde(default)]
+    spec: Option<AlertConditionSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AlertConditionSpec {
+    #[serde(default)]
+    description: Option<String>,
+    severity: Spanned<String>,
+    condition: ConditionBody,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ConditionBody {
+    kind: Spanned<String>,
+    op: Spanned<String>,
+    threshold: Spanned<f64>,
+    lookback_window: Spanned<String>,
+    #[serde(default)]
+    alert_after: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct InlineSli {
+    metadata: Meta,
+    spec: SliSpec,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TimeWindow {
+    duration: Spanned<String>,
+    #[serde(default)]
+    is_rolling: bool,
+    #[serde(default)]
+    calendar: Option<CalendarSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CalendarSpec {
+    /// Periods align to the calendar; a start time is accepted and not needed.
+    #[serde(rename = "startTime", default)]
+    _start_time: Option<String>,
+    #[serde(default)]
+    time_zone: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ObjectiveSpec {
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    op: Option<Spanned<String>>,
+    #[serde(default)]
+    value: Option<Spanned<f64>>,
+    #[serde(default)]
+    target: Option<Spanned<f64>>,
+    #[serde(default)]
+    target_percent: Option<Spanned<f64>>,
+    #[serde(default)]
+    time_slice_target: Option<Spanned<f64>>,
+    #[serde(default)]
+    time_slice_window: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SliSpec {
+    #[serde(rename = "description", default)]
+    _description: Option<String>,
+    #[serde(default)]
+    threshold_metric: Option<SourceHolder>,
+    #[serde(default)]
+    ratio_metric: Option<RatioMetric>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RatioMetric {
+    #[serde(default)]
+    counter: Option<bool>,
+    #[serde(default)]
+    good: Option<SourceHolder>,
+    #[serde(default)]
+    bad: Option<SourceHolder>,
+    total: SourceHolder,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SourceHolder {
+    metric_source: MetricSource,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MetricSource {
+    #[serde(default)]
+    metric_source_ref: Option<Spanned<String>>,
+    #[serde(rename = "type", default)]
+    source_type: Option<Spanned<String>>,
+    spec: Spanned<SourceSpec>,
+}
+
+/// A slotel selector in native form, as a `metricSource.spec`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceSpec {
+    #[serde(default)]
+    spans: Option<SpansPart>,
+    #[serde(default)]
+    logs: Option<LogsPart>,
+    #[serde(default)]
+    metric: Option<Spanned<String>>,
+    #[serde(default)]
+    histogram: Option<Spanned<String>>,
+    #[serde(default)]
+    attributes: BTreeMap<String, AttrMatch>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpansPart {
+    #[serde(rename = "match", default)]
+    selector: Option<RawMatch>,
+    #[serde(default)]
+    good: Option<Spanned<RawGood>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogsPart {
+    #[serde(rename = "match", default)]
+    selector: Option<RawLogMatch>,
+    #[serde(default)]
+    good: Option<Spanned<RawLogGood>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DataSourceSpec {
+    #[serde(rename = "type")]
+    source_type: Spanned<String>,
+    #[serde(rename = "connectionDetails", default)]
+    _connection_details: Option<IgnoredAny>,
+    #[serde(rename = "description", default)]
+    _description: Option<String>,
+}
+
+/// One parsed document of any kind.
+enum Parsed {
+    Slo(Box<Doc<SloSpec>>),
+    Sli(Box<Doc<SliSpec>>),
+    DataSource(Box<Doc<DataSourceSpec>>),
+    AlertPolicy(Box<Doc<AlertPolicySpec>>),
+    AlertCondition(Box<Doc<AlertConditionSpec>>),
+    Other,
+}
+
+const KINDS: [&str; 7] = [
+    "SLO",
+    "SLI",
+    "Service",
+    "AlertPolicy",
+    "AlertCondition",
+    "AlertNotificationTarget",
+    "DataSource",
+];
+
+/// A document set's parsed documents, with the context to report problems in them.
+pub(crate) struct OpenSloFile {
+    docs: Vec<(u64, Parsed)>,
+}
+
+/// Parses the documents of one OpenSLO file; problems go to `errors`.
+pub(crate) fn parse_file(file: &Path, text: &str, errors: &mut Vec<SpecError>) -> OpenSloFile {
+    let mut docs = Vec::new();
+    for (offset, doc) in documents(text) {
+        let shift = |mut e: SpecError| {
+            if e.line > 0 {
+                e.line += offset;
+            }
+            e
+        };
+        let probe: Probe = match serde_saphyr::from_str(&doc) {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push(shift(yaml_error(file, &e)));
+                continue;
+            }
+        };
+        if probe.api_version.as_deref() != Some("openslo/v1") {
+            errors.push(SpecError {
+                file: file.to_path_buf(),
+                line: offset + 1,
+                column: 1,
+                message: format!(
+                    "unsupported apiVersion {:?}: slotel reads openslo/v1",
+                    probe.api_version.unwrap_or_default()
+                ),
+            });
+            continue;
+        }
+        let kind = probe.kind.unwrap_or_default();
+        let parsed = match kind.as_str() {
+            "SLO" => serde_saphyr::from_str(&doc).map(|d| Parsed::Slo(Box::new(d))),
+            "SLI" => serde_saphyr::from_str(&doc).map(|d| Parsed::Sli(Box::new(d))),
+            "DataSource" => serde_saphyr::from_str(&doc).map(|d| Parsed::DataSource(Box::new(d))),
+            "AlertPolicy" => serde_saphyr::from_str(&doc).map(|d| Parsed::AlertPolicy(Box::new(d))),
+            "AlertCondition" => {
+                serde_saphyr::from_str(&doc).map(|d| Parsed::AlertCondition(Box::new(d)))
+            }
+            k if KINDS.contains(&k) => {
+                serde_saphyr::from_str::<Doc<IgnoredAny>>(&doc).map(|_| Parsed::Other)
+            }
+            other => {
+                errors.push(SpecError {
+                    file: file.to_path_buf(),
+                    line: offset + 1,
+                    column: 1,
+                    message: format!(
+                        "unknown kind {other:?}: OpenSLO v1 has {}",
+                        KINDS.join(", ")
+                    ),
+                });
+                continue;
+            }
+        };
+        match parsed {
+            Ok(p) => docs.push((offset, p)),
+            Err(e) => errors.push(shift(yaml_error(file, &e))),
+        }
+    }
+    OpenSloFile { docs }
+}
+
+/// Translates the SLOs of `files` (each file's documents, resolved together so that
+/// references may cross files) into the model.
+pub(crate) fn translate(
+    files: &[(&Path, OpenSloFile)],
+    errors: &mut Vec<SpecError>,
+) -> Vec<(SloDef, Origin)> {
+    let mut slis: HashMap<String, (&Path, u64, &Doc<SliSpec>)> = HashMap::new();
+    let mut sources: HashMap<String, String> = HashMap::new();
+    let mut policy_docs = Vec::new();
+    let mut conditions: HashMap<String, Option<(String, TierOverride)>> = HashMap::new();
+    for (file, f) in files {
+        for (offset, doc) in &f.docs {
+            match doc {
+                Parsed::AlertCondition(d) => {
+                    let mut ctx = Ctx {
+                        file,
+                        errors: Vec::new(),
+                        line_offset: *offset,
+                    };
+                    let tier = condition_tier(&mut ctx, &d.metadata.name.value, &d.spec);
+                    errors.append(&mut ctx.errors);
+                    conditions.insert(d.metadata.name.value.clone(), tier);
+                }
+                Parsed::AlertPolicy(d) => policy_docs.push((*file, *offset, d)),
+                Parsed::Sli(d) => {
+                    slis.insert(d.metadata.name.value.clone(), (file, *offset, d));
+                }
+                Parsed::DataSource(d) => {
+                    sources.insert(
+                        d.metadata.name.value.clone(),
+                        d.spec.source_type.value.clone(),
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    // Policies after every condition, since they may name conditions of any file.
+    let mut policies: HashMap<String, Option<PolicyTiers>> = HashMap::new();
+    for (file, offset, d) in policy_docs {
+        let mut ctx = Ctx {
+            file,
+            errors: Vec::new(),
+            line_offset: offset,
+        };
+        let tiers = policy_tiers(&mut ctx, &d.spec, &conditions);
+        errors.append(&mut ctx.errors);
+        policies.insert(d.metadata.name.value.clone(), tiers);
+    }
+    let mut out = Vec::new();
+    for (file, f) in files {
+        for (offset, doc) in &f.docs {
+            let Parsed::Slo(slo) = doc else { continue };
+            let mut ctx = Ctx {
+                file,
+                errors: Vec::new(),
+                line_offset: *offset,
+            };
+            // The SLI: inline, or by reference (possibly defined in another file).
+            let (sli_ctx_file, sli_offset, sli_meta, sli_spec) =
+                match (&slo.spec.indicator, &slo.spec.indicator_ref) {
+                    (Some(inline), None) => (*file, *offset, &inline.metadata, &inline.spec),
+                    (None, Some(r)) => match slis.get(&r.value) {
+                        Some((f, o, d)) => (*f, *o, &d.metadata, &d.spec),
+                        None => {
+                            ctx.err(r, format!("no SLI named {:?} is defined", r.value));
+                            errors.append(&mut ctx.errors);
+                            continue;
+                        }
+                    },
+                    _ => {
+                        ctx.err(
+                            &slo.metadata.name,
+                            "an SLO needs exactly one of indicator or indicatorRef",
+                        );
+                        errors.append(&mut ctx.errors);
+                        continue;
+                    }
+                };
+            let mut sli_ctx = Ctx {
+                file: sli_ctx_file,
+                errors: Vec::new(),
+                line_offset: sli_offset,
+            };
+            if let Some(mut def) =
+                translate_slo(&mut ctx, &mut sli_ctx, slo, sli_meta, sli_spec, &sources)
+            {
+                apply_policies(
+                    &mut ctx,
+                    &mut def,
+                    &slo.spec.alert_policies,
+                    &conditions,
+                    &policies,
+                );
+                let origin = ctx.origin(&slo.metadata.name);
+                out.push((def, origin));
+            }
+            errors.append(&mut ctx.errors);
+            errors.append(&mut sli_ctx.errors);
+        }
+    }
+    out
+}
