@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use slotel_compute::MinuteRow;
 use slotel_compute::latency;
-use slotel_query::store::{Store, StoreOptions};
+use slotel_storage::{Store, StoreOptions};
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)

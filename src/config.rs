@@ -110,7 +110,7 @@ pub struct StorageConfig {
     /// How often compaction, rollups and retention run.
     pub maintenance_interval: Duration,
     /// What the tables keep and when they merge files.
-    pub options: slotel_query::store::StoreOptions,
+    pub options: slotel_storage::StoreOptions,
 }
 
 /// `api:` — the query API.
@@ -433,7 +433,7 @@ impl ServeConfig {
             .or(file.data_dir.map(rel))
             .unwrap_or_else(|| PathBuf::from("./data"));
         let st = file.storage;
-        let ds = slotel_query::store::StoreOptions::default();
+        let ds = slotel_storage::StoreOptions::default();
         let storage = StorageConfig {
             url: match st.url {
                 Some(u) if u.contains("://") => u,
@@ -449,7 +449,7 @@ impl ServeConfig {
                 .maintenance_interval
                 .unwrap_or(Duration::from_secs(600))
                 .max(Duration::from_secs(1)),
-            options: slotel_query::store::StoreOptions {
+            options: slotel_storage::StoreOptions {
                 minute_retention_days: st.minute_retention.map_or(ds.minute_retention_days, days),
                 hour_retention_days: st.hour_retention.map_or(ds.hour_retention_days, days),
                 compact_min_files: st.compact_min_files.unwrap_or(ds.compact_min_files),
@@ -608,7 +608,7 @@ mod tests {
         .unwrap();
         assert_eq!(bare.queue_max_bytes, c.queue_max_bytes);
         let (ds, da) = (
-            slotel_query::store::StoreOptions::default(),
+            slotel_storage::StoreOptions::default(),
             slotel_query::ApiOptions::default(),
         );
         for cfg in [&c, &bare] {

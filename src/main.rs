@@ -29,8 +29,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{ServeArgs, ServeConfig, StorageConfig};
-use slotel_query::alert_events::AlertEvent;
-use slotel_query::store::{SLI_MINUTE, Store};
+use slotel_storage::alert_events::AlertEvent;
+use slotel_storage::{SLI_MINUTE, Store};
 
 /// SLIs, error budgets and burn-rate alerts computed from raw OpenTelemetry data.
 #[derive(Parser, Debug)]

@@ -6,12 +6,7 @@
 //! for that tenant's [`slotel_compute::SloStatus`]es. `/metrics` encodes the shared
 //! Prometheus registry.
 
-pub mod alert_events;
-pub mod error;
 pub mod source;
-pub mod sql;
-pub mod sql_latency;
-pub mod store;
 
 pub mod exposition;
 pub mod prometheus;
@@ -53,7 +48,7 @@ pub struct ApiContext {
     /// The alert rules' state.
     pub alerts: Arc<Mutex<Evaluator>>,
     /// The Parquet tables, when storage is on.
-    pub store: Option<Arc<store::Store>>,
+    pub store: Option<Arc<slotel_storage::Store>>,
     /// The API's settings.
     pub options: ApiOptions,
     /// slotel's own metrics by minute, served through the Prometheus API.

@@ -20,7 +20,8 @@ use slotel_proto::Tenant;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::source::QueryEngine;
-use crate::{ApiError, Reload, sql};
+use crate::{ApiError, Reload};
+use slotel_storage::sql;
 
 /// Most points a series reply holds.
 const MAX_POINTS: i64 = 11_000;

@@ -13,8 +13,8 @@ use slotel_compute::{Engine, Minutes};
 use slotel_model::SloDef;
 
 use crate::side::{self, HealthHistory, SideSeries};
-use crate::sql::{self, SqlError, SqlLimits};
-use crate::store::{Columns, RowFilter, SLI_MINUTE, Store};
+use slotel_storage::sql::{self, SqlError, SqlLimits};
+use slotel_storage::{Columns, RowFilter, SLI_MINUTE, Store};
 
 /// Settings of the query API.
 #[derive(Debug, Clone, Copy)]
@@ -300,7 +300,7 @@ mod tests {
     use slotel_model::ManualClock;
     use slotel_spec::parse_native;
 
-    use crate::store::StoreOptions;
+    use slotel_storage::StoreOptions;
 
     const MIN: i64 = 60_000_000_000;
     /// A minute boundary.

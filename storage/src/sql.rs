@@ -18,7 +18,7 @@ use slotel_compute::MinuteRow;
 use slotel_model::SloDef;
 
 use crate::alert_events::{self, ALERT_EVENTS, AlertEvent};
-use crate::store::{SLI_HOUR, SLI_MINUTE, Store, date_of_day, file_schema};
+use crate::{SLI_HOUR, SLI_MINUTE, Store, date_of_day, file_schema};
 
 /// The URL the tables are registered under, whatever store holds them.
 const TABLES_URL: &str = "slotel://tables/";
@@ -55,7 +55,7 @@ fn invalid(e: impl std::fmt::Display) -> SqlError {
 /// The tables a tenant's queries see.
 fn tail_batch(tail: &[MinuteRow]) -> datafusion::error::Result<RecordBatch> {
     let refs: Vec<&MinuteRow> = tail.iter().collect();
-    let batch = crate::store::rows_to_batch(&refs)
+    let batch = crate::rows_to_batch(&refs)
         .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
     let dates: Vec<String> = tail
         .iter()
