@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use slotel_compute::MinuteRow;
 use slotel_compute::latency;
+use slotel_model::{GroupKey, Tally};
 use slotel_storage::{Store, StoreOptions};
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -78,11 +79,9 @@ fn main() {
                     rows.push(MinuteRow {
                         tenant: "default".into(),
                         slo: format!("slo-{s:04}"),
-                        group: String::new(),
+                        group: GroupKey::WHOLE,
                         minute: m,
-                        good: 600 - bad,
-                        bad,
-                        total: 600,
+                        tally: Tally::new(600 - bad, 600),
                         latency: None,
                     });
                 }
@@ -119,11 +118,9 @@ fn main() {
             rows.push(MinuteRow {
                 tenant: "default".into(),
                 slo: format!("slo-{s:04}"),
-                group: String::new(),
+                group: GroupKey::WHOLE,
                 minute: m,
-                good: 0,
-                bad: 0,
-                total: 0,
+                tally: Tally::default(),
                 latency: Some(latency::serialize(&h)),
             });
         }

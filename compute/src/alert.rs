@@ -337,7 +337,7 @@ impl Evaluator {
             let window = tier_window_minutes(def, now);
             let rate = |minutes: u32| {
                 s.window(minutes)
-                    .and_then(|(g, t)| math::burn_rate(g as f64, t as f64, objective))
+                    .and_then(|t| math::burn_rate(t.good as f64, t.total as f64, objective))
             };
             // A group's alerts carry its attributes as labels (`customer.tier` →
             // `customer_tier`), and its state is kept apart: `page-fast{customer_tier="gold"}`.
@@ -356,7 +356,7 @@ impl Evaluator {
                 let (long, short) = (rate(tier.long_minutes), rate(tier.short_minutes));
                 let enough = s
                     .window(tier.long_minutes)
-                    .is_some_and(|(_, t)| t >= def.min_events);
+                    .is_some_and(|t| t.total >= def.min_events);
                 let holds = enough
                     && long.is_some_and(|r| r > tier.factor)
                     && short.is_some_and(|r| r > tier.factor);
@@ -382,7 +382,8 @@ impl Evaluator {
             if !s.group.is_empty() {
                 continue;
             }
-            let (good, total) = s.window(def.window.minutes_at(now)).unwrap_or((0, 0));
+            let slotel_model::Tally { good, total, .. } =
+                s.window(def.window.minutes_at(now)).unwrap_or_default();
             let remaining = math::budget_remaining(good as f64, total as f64, objective);
             let burn_1h = rate(60);
             let b = &def.budget_alerts;
@@ -439,7 +440,7 @@ impl Evaluator {
             }
             if let Some((minutes, severity)) = b.no_data_minutes {
                 let first = *self.first_evaluation.get_or_insert(now);
-                let quiet = s.window(minutes).is_some_and(|(_, t)| t == 0);
+                let quiet = s.window(minutes).is_some_and(|t| t.total == 0);
                 // Not before slotel itself has watched for that long.
                 let holds = quiet && now - first >= i64::from(minutes) * 60_000_000_000;
                 let (labels, annotations) = budget_alert(
@@ -574,7 +575,7 @@ slos:
             group: Vec::new(),
             windows: slotel_model::BURN_RATE_WINDOWS
                 .iter()
-                .map(|&w| (w, 100 - bad, 100))
+                .map(|&w| (w, slotel_model::Tally::new(100 - bad, 100)))
                 .collect(),
         };
         let mut e = Evaluator::new();
@@ -606,9 +607,9 @@ slos:
             def: def.clone(),
             group: Vec::new(),
             windows: vec![
-                (30, m30, m30),
-                (60, h.0 - h.1, h.0),
-                (43_200, w.0 - w.1, w.0),
+                (30, slotel_model::Tally::new(m30, m30)),
+                (60, slotel_model::Tally::new(h.0 - h.1, h.0)),
+                (43_200, slotel_model::Tally::new(w.0 - w.1, w.0)),
             ],
         };
         let fired = |t: &[Transition]| -> Vec<(String, bool)> {

@@ -9,13 +9,16 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod group;
 pub mod names;
 pub mod selector;
 pub mod slo;
+pub mod tally;
 pub mod tiers;
 pub mod time;
 pub mod window;
 
+pub use group::GroupKey;
 pub use selector::{
     AttrMatch, AttrValue, GoodRule, HttpStatus, SpanKind, SpanSelector, StatusRule, anchored_regex,
 };
@@ -23,6 +26,7 @@ pub use slo::{
     BudgetAlerts, Budgeting, DEFAULT_TENANT, MAX_GROUP_BY, MetricSelector, Objective, Severity,
     Sli, SloDef, TierOverride, parse_severity, percent_to_ratio,
 };
+pub use tally::{Counted, Tally};
 pub use tiers::{
     DEFAULT_TIER_NAMES, Tier, WINDOW_PAIRS, default_tiers, tier_window_minutes, tiers_for,
 };

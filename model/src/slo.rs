@@ -222,10 +222,14 @@ pub struct MetricSelector {
 }
 
 impl SloDef {
-    /// Whether the SLO's windows count bad events rather than good ones (a bad/total
-    /// metric ratio): the good count is then total − bad.
-    pub fn counts_bad(&self) -> bool {
-        matches!(&self.sli, Sli::MetricRatio { bad: Some(_), .. })
+    /// Which events the SLO's windows count beside the total: bad ones for a bad/total
+    /// metric ratio, good ones otherwise.
+    pub fn counted(&self) -> crate::tally::Counted {
+        if matches!(&self.sli, Sli::MetricRatio { bad: Some(_), .. }) {
+            crate::tally::Counted::Bad
+        } else {
+            crate::tally::Counted::Good
+        }
     }
 
     /// Whether each event has a duration (spans): such SLOs keep per-minute latency

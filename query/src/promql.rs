@@ -371,7 +371,7 @@ fn sample(
     m: i64,
 ) -> Option<f64> {
     let ratio = def.objective_ratio();
-    let counts_bad = def.counts_bad();
+    let counted = def.counted();
     let minutes = match window {
         Some(WindowSpec::Fixed(w)) => w,
         Some(WindowSpec::Slo) | None => def.window.minutes_at(m * NANOS_PER_MINUTE).max(1),
@@ -381,10 +381,11 @@ fn sample(
         Metric::EventsTotal => Some(s.cumulative(m).1 as f64),
         Metric::GoodEventsTotal => {
             let (x, t) = s.cumulative(m);
-            Some(if counts_bad { t.saturating_sub(x) } else { x } as f64)
+            Some(counted.tally(x, t).good as f64)
         }
         _ => {
-            let ((good, total), (gu, tu)) = window_units(def, s, m, minutes);
+            let (slotel_model::Tally { good, total, .. }, (gu, tu)) =
+                window_units(def, s, m, minutes);
             let seconds = f64::from(minutes) * 60.0;
             match metric {
                 Metric::Sli => math::sli(gu, tu),

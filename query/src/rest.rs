@@ -355,11 +355,7 @@ pub async fn slo_series(
             let minute = at.div_euclid(60);
             let s = status_at(&m.def, &m.series, m.effective_threshold, at * 1_000_000_000);
             let (x, total) = m.series.range(minute - step_minutes + 1, minute);
-            let good = if m.def.counts_bad() {
-                total.saturating_sub(x)
-            } else {
-                x.min(total)
-            };
+            let good = m.def.counted().tally(x, total).good;
             SeriesPoint {
                 time: rfc3339(at),
                 sli: s.sli,

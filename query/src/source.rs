@@ -10,7 +10,7 @@ use slotel_compute::alert::Evaluator;
 use slotel_compute::latency::{self, Histogram};
 use slotel_compute::window::MinuteSeries;
 use slotel_compute::{Engine, Minutes};
-use slotel_model::SloDef;
+use slotel_model::{GroupKey, SloDef};
 
 use crate::side::{self, HealthHistory, SideSeries};
 use slotel_storage::sql::{self, SqlError, SqlLimits};
@@ -150,7 +150,8 @@ impl QueryEngine {
                 let Some((m, lo)) = h.as_ref().filter(|(m, lo)| *lo < m.oldest_held) else {
                     continue;
                 };
-                let key = slotel_compute::engine::group_key(w.group.unwrap_or_default());
+                let key =
+                    slotel_storage::group_column(&GroupKey(w.group.unwrap_or_default().to_vec()));
                 need.entry(w.name)
                     .or_default()
                     .entry(key)
@@ -172,7 +173,9 @@ impl QueryEngine {
                 let scanned = store
                     .scan_where(SLI_MINUTE, Some(tenant), &filter, Columns::Counts, |rows| {
                         for r in rows {
-                            let Some(ids) = need.get(r.slo.as_str()).and_then(|g| g.get(&r.group))
+                            let Some(ids) = need
+                                .get(r.slo.as_str())
+                                .and_then(|g| g.get(&slotel_storage::group_column(&r.group)))
                             else {
                                 continue;
                             };
@@ -184,8 +187,8 @@ impl QueryEngine {
                                     continue;
                                 }
                                 let c = &mut m.counts[(r.minute - *lo) as usize];
-                                c.0 += if m.def.counts_bad() { r.bad } else { r.good };
-                                c.1 += r.total;
+                                c.0 += m.def.counted().raw(&r.tally);
+                                c.1 += r.tally.total;
                             }
                         }
                     })
@@ -233,7 +236,7 @@ impl QueryEngine {
             };
             let scanned = store
                 .scan_where(SLI_MINUTE, Some(tenant), &filter, Columns::All, |rows| {
-                    let ours = rows.iter().filter(|r| r.slo == name && r.group.is_empty());
+                    let ours = rows.iter().filter(|r| r.slo == name && r.group.is_whole());
                     for (minute, bytes) in ours.filter_map(|r| Some((r.minute, r.latency.as_ref()?))) {
                         match latency::deserialize(bytes) {
                             Ok(h) => latency::merge(out.entry(minute).or_insert_with(latency::histogram), &h),
@@ -297,7 +300,7 @@ impl QueryEngine {
 mod tests {
     use super::*;
     use slotel_compute::MinuteRow;
-    use slotel_model::ManualClock;
+    use slotel_model::{ManualClock, Tally};
     use slotel_spec::parse_native;
 
     use slotel_storage::StoreOptions;
@@ -310,11 +313,9 @@ mod tests {
         MinuteRow {
             tenant: "default".into(),
             slo: slo.into(),
-            group: group.into(),
+            group: slotel_storage::parse_group_column(group).unwrap(),
             minute,
-            good,
-            bad: total - good,
-            total,
+            tally: Tally::new(good, total),
             latency: None,
         }
     }

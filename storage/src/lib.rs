@@ -33,6 +33,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use slotel_compute::MinuteRow;
 use slotel_compute::latency;
+use slotel_model::{GroupKey, Tally};
 
 use crate::alert_events::{ALERT_EVENTS, AlertEvent};
 use crate::error::{Error, Result};
@@ -50,7 +51,7 @@ mod write;
 use layout::*;
 pub use read::{Columns, KeepSlo, RowFilter};
 use schema::*;
-pub use schema::{file_schema, merge_rows, rows_to_batch};
+pub use schema::{file_schema, group_column, merge_rows, parse_group_column, rows_to_batch};
 
 /// The per-minute table.
 pub const SLI_MINUTE: &str = "sli_minute";

@@ -3,6 +3,32 @@
 
 use super::*;
 
+/// The `group` column of a group key: a JSON object of its labels in `group_by` order
+/// (`{"region":"eu"}`); empty for the SLO as a whole.
+pub fn group_column(key: &GroupKey) -> String {
+    if key.is_whole() {
+        return String::new();
+    }
+    let map: serde_json::Map<String, serde_json::Value> = key
+        .labels()
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+/// The group key of a `group` column made by [`group_column`]; `None` when it is not one.
+pub fn parse_group_column(column: &str) -> Option<GroupKey> {
+    if column.is_empty() {
+        return Some(GroupKey::WHOLE);
+    }
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(column).ok()?;
+    map.into_iter()
+        .map(|(k, v)| Some((k, v.as_str()?.to_string())))
+        .collect::<Option<Vec<_>>>()
+        .map(GroupKey)
+}
+
 /// The columns of `sli_minute` and `sli_hour` as stored in each file (the tenant and date
 /// are in the path).
 pub fn file_schema() -> SchemaRef {
@@ -28,14 +54,22 @@ pub(crate) const COUNT_COLUMNS: [&str; 6] = ["slo", "group", "minute", "good", "
 pub fn rows_to_batch(rows: &[&MinuteRow]) -> Result<RecordBatch> {
     let cols: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.slo))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.group))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| group_column(&r.group)),
+        )),
         Arc::new(
             TimestampSecondArray::from_iter_values(rows.iter().map(|r| r.minute * 60))
                 .with_timezone("UTC"),
         ),
-        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.good))),
-        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.bad))),
-        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.total))),
+        Arc::new(UInt64Array::from_iter_values(
+            rows.iter().map(|r| r.tally.good),
+        )),
+        Arc::new(UInt64Array::from_iter_values(
+            rows.iter().map(|r| r.tally.bad),
+        )),
+        Arc::new(UInt64Array::from_iter_values(
+            rows.iter().map(|r| r.tally.total),
+        )),
         Arc::new(BinaryArray::from_iter(
             rows.iter().map(|r| r.latency.as_deref()),
         )),
@@ -97,11 +131,15 @@ pub(crate) fn batch_to_rows(
         out.push(MinuteRow {
             tenant: tenant.to_string(),
             slo: slo.value(i).to_string(),
-            group: group.value(i).to_string(),
+            group: parse_group_column(group.value(i)).ok_or_else(|| {
+                Error::Corrupt(format!("row {i} has an invalid group {:?}", group.value(i)))
+            })?,
             minute: m,
-            good: good.value(i),
-            bad: bad.value(i),
-            total: total.value(i),
+            tally: Tally {
+                good: good.value(i),
+                bad: bad.value(i),
+                total: total.value(i),
+            },
             latency: latency
                 .as_ref()
                 .filter(|l| l.is_valid(i))
@@ -114,28 +152,24 @@ pub(crate) fn batch_to_rows(
 /// Sums rows with the same key (tenant, SLO, group, minute), minutes rounded down to
 /// multiples of `bucket` minutes; their latency histograms are merged.
 pub fn merge_rows(rows: impl IntoIterator<Item = MinuteRow>, bucket: i64) -> Vec<MinuteRow> {
-    /// (tenant, SLO, group, minute) → (good, bad, total, serialized histograms).
-    type Sums = BTreeMap<(String, String, String, i64), (u64, u64, u64, Vec<Vec<u8>>)>;
+    /// (tenant, SLO, group, minute) → (events, serialized histograms).
+    type Sums = BTreeMap<(String, String, GroupKey, i64), (Tally, Vec<Vec<u8>>)>;
     let mut merged = Sums::new();
     for r in rows {
         let m = r.minute.div_euclid(bucket) * bucket;
         let c = merged.entry((r.tenant, r.slo, r.group, m)).or_default();
-        c.0 += r.good;
-        c.1 += r.bad;
-        c.2 += r.total;
-        c.3.extend(r.latency);
+        c.0 += r.tally;
+        c.1.extend(r.latency);
     }
     merged
         .into_iter()
         .map(
-            |((tenant, slo, group, minute), (good, bad, total, latency))| MinuteRow {
+            |((tenant, slo, group, minute), (tally, latency))| MinuteRow {
                 tenant,
                 slo,
                 group,
                 minute,
-                good,
-                bad,
-                total,
+                tally,
                 latency: merge_latency(latency),
             },
         )

@@ -6,11 +6,9 @@ fn row(slo: &str, minute: i64, good: u64, total: u64) -> MinuteRow {
     MinuteRow {
         tenant: "t1".into(),
         slo: slo.into(),
-        group: String::new(),
+        group: GroupKey::WHOLE,
         minute,
-        good,
-        bad: total - good,
-        total,
+        tally: Tally::new(good, total),
         latency: None,
     }
 }
@@ -73,7 +71,7 @@ async fn latency_histograms_round_trip_merge_and_are_left_out_of_count_scans() {
     assert_eq!(merged.len(), 2);
     let h = latency::deserialize(merged[0].latency.as_ref().unwrap()).unwrap();
     assert_eq!(
-        (merged[0].slo.as_str(), merged[0].total, h.len()),
+        (merged[0].slo.as_str(), merged[0].tally.total, h.len()),
         ("a", 4, 4)
     );
     let max = latency::quantile_seconds(&h, 1.0).unwrap();
@@ -126,7 +124,12 @@ async fn compaction_merges_files_without_changing_sums_and_rolls_up_closed_days(
     assert_eq!(before, after);
     assert_eq!(stats.files, 1);
     assert_eq!(
-        after.iter().find(|r| r.minute == D0 + 61).unwrap().total,
+        after
+            .iter()
+            .find(|r| r.minute == D0 + 61)
+            .unwrap()
+            .tally
+            .total,
         10
     );
     // The day closes: one file stays, and the hours are rolled up.
@@ -137,7 +140,7 @@ async fn compaction_merges_files_without_changing_sums_and_rolls_up_closed_days(
         .unwrap();
     let hours: Vec<_> = hours
         .iter()
-        .map(|r| (r.minute - D0, r.good, r.total))
+        .map(|r| (r.minute - D0, r.tally.good, r.tally.total))
         .collect();
     assert_eq!(hours, [(0, 5, 5), (60, 5, 10)]);
 }

@@ -1,0 +1,261 @@
+//! The hot path: one batch classified and added to the SLOs' minute rings, with one
+//! lock per SLO touched per batch.
+
+use super::*;
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Cell {
+    slo: u32,
+    group: u32,
+    minute: i64,
+    good: u64,
+    total: u64,
+}
+
+/// Per-batch counts by (SLO, minute): a batch touches few cells, so a short vector with
+/// a hint to the last cell hit beats a hash map.
+#[derive(Default)]
+pub(super) struct Accumulator {
+    cells: Vec<Cell>,
+    last: usize,
+    /// (SLO, minute, duration) of the events of SLOs with latency histograms.
+    durations: Vec<(u32, i64, u64)>,
+    /// (SLO, minute) cells too old to count: their durations are not recorded either.
+    too_old: Vec<(u32, i64)>,
+}
+
+impl Accumulator {
+    pub(super) fn add_counts(&mut self, slo: u32, group: u32, minute: i64, good: u64, total: u64) {
+        let hit = |c: &Cell| c.slo == slo && c.group == group && c.minute == minute;
+        let i = match self.cells.get(self.last) {
+            Some(c) if hit(c) => self.last,
+            _ => match self.cells.iter().position(hit) {
+                Some(i) => i,
+                None => {
+                    self.cells.push(Cell {
+                        slo,
+                        group,
+                        minute,
+                        good: 0,
+                        total: 0,
+                    });
+                    self.cells.len() - 1
+                }
+            },
+        };
+        let c = &mut self.cells[i];
+        c.good += good;
+        c.total += total;
+        self.last = i;
+    }
+
+    /// Records the batch's durations into their SLOs' histograms, one lock per run of
+    /// the same SLO, and closes the minutes before the last two.
+    fn record_durations(&mut self, set: &SloSet, now_minute: i64) {
+        if self.durations.is_empty() {
+            return;
+        }
+        self.durations.sort_unstable_by_key(|&(slo, _, _)| slo);
+        for run in self.durations.chunk_by(|a, b| a.0 == b.0) {
+            let slo = run[0].0;
+            let Some(l) = &set.slos[slo as usize].latency else {
+                continue;
+            };
+            let mut l = l.lock().unwrap_or_else(|p| p.into_inner());
+            for &(_, minute, units) in run {
+                if !self.too_old.contains(&(slo, minute)) {
+                    l.record(minute, units);
+                }
+            }
+            l.close_before(now_minute - 1);
+        }
+    }
+}
+
+impl Engine {
+    /// Classifies and counts every span and log record of `batch`.
+    pub fn ingest(&self, batch: &Batch) {
+        let set = self.current();
+        let now = self.clock.now_nanos();
+        let now_minute = now.div_euclid(NANOS_PER_MINUTE);
+        let latest = now.saturating_add(self.max_future_nanos);
+        let mut acc = Accumulator::default();
+        let mut in_future = 0u64;
+        let s = &self.stats;
+        let mut overflowed = 0u64;
+        // The group of an event of SLO `id` with these attributes.
+        let mut group_of = |id: u32, attrs: &[KeyValue]| -> u32 {
+            let def = &set.slos[id as usize].def;
+            if def.group_by.is_empty() {
+                return NO_GROUP;
+            }
+            let mut values: [std::borrow::Cow<'_, str>; MAX_GROUP_BY] = Default::default();
+            let n = def.group_by.len().min(MAX_GROUP_BY);
+            group_values(attrs, &def.group_by, &mut values[..n]);
+            let mut refs: [&str; MAX_GROUP_BY] = [""; MAX_GROUP_BY];
+            for (r, v) in refs.iter_mut().zip(&values) {
+                *r = v.as_ref();
+            }
+            let mut groups = set.slos[id as usize]
+                .groups
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let (g, over) = groups.resolve(&refs[..n], def.max_groups, horizon_minutes(def));
+            overflowed += u64::from(over);
+            g
+        };
+        let maintenance = &self.maintenance;
+        let mut excluded = 0u64;
+        let mut newest = 0i64;
+        // Counts an event of SLO `id` at `time`, with its duration when it has one.
+        let mut emit = |id, time: u64, good: bool, attrs: &[KeyValue], units: Option<u64>| {
+            match i64::try_from(time) {
+                Ok(t) if maintenance.excludes(&set.slos[id as usize].def, t) => excluded += 1,
+                Ok(t) if t <= latest => {
+                    newest = newest.max(t);
+                    let group = group_of(id, attrs);
+                    let minute = t.div_euclid(NANOS_PER_MINUTE);
+                    acc.add_counts(id, group, minute, u64::from(good), 1);
+                    if let Some(u) = units.filter(|_| set.slos[id as usize].latency.is_some()) {
+                        acc.durations.push((id, minute, u));
+                    }
+                }
+                _ => in_future += 1,
+            }
+        };
+        match &batch.payload {
+            Payload::Traces(req) => {
+                let mut seen = 0;
+                let mut dedup = self.dedup.lock().unwrap_or_else(|e| e.into_inner());
+                let mut duplicates = 0u64;
+                // A span's matches arrive one after another: test each span once.
+                let mut last: Option<(*const Span, bool)> = None;
+                for rs in &req.resource_spans {
+                    seen += set.index.classify(&batch.tenant, rs, |id, span, good| {
+                        let dup = match last {
+                            Some((p, dup)) if std::ptr::eq(p, span) => dup,
+                            _ => {
+                                let dup = dedup.seen(
+                                    now_minute,
+                                    &batch.tenant,
+                                    &span.trace_id,
+                                    &span.span_id,
+                                );
+                                duplicates += u64::from(dup);
+                                last = Some((span, dup));
+                                dup
+                            }
+                        };
+                        if !dup {
+                            let units = latency::span_units(
+                                span.start_time_unix_nano,
+                                span.end_time_unix_nano,
+                            );
+                            emit(id, span.end_time_unix_nano, good, &span.attributes, units);
+                        }
+                    });
+                }
+                drop(dedup);
+                s.spans_seen.fetch_add(seen as u64, Ordering::Relaxed);
+                s.spans_duplicate.fetch_add(duplicates, Ordering::Relaxed);
+            }
+            Payload::Logs(req) => {
+                let mut seen = 0;
+                for rl in &req.resource_logs {
+                    seen += set
+                        .index
+                        .classify_logs(&batch.tenant, rl, |id, t, good, attrs| {
+                            emit(id, t, good, attrs, None)
+                        });
+                }
+                s.log_records_seen.fetch_add(seen as u64, Ordering::Relaxed);
+            }
+            Payload::Metrics(req) => {
+                let points = slotel_proto::data_point_count(req) as u64;
+                s.data_points_seen.fetch_add(points, Ordering::Relaxed);
+                for rm in &req.resource_metrics {
+                    set.metrics
+                        .classify(&batch.tenant, rm, |id, role, key, obs, attrs| {
+                            let entry = &set.slos[id as usize];
+                            let horizon = i64::from(horizon_minutes(&entry.def)) * NANOS_PER_MINUTE;
+                            let horizon_start = u64::try_from(now - horizon).unwrap_or(0);
+                            let delta = entry
+                                .series
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .delta(key, &obs, horizon_start);
+                            let Some((good, total)) = delta else {
+                                s.series_over_cap.fetch_add(1, Ordering::Relaxed);
+                                return;
+                            };
+                            if let Some(t) = obs.effective_threshold {
+                                entry
+                                    .effective_threshold
+                                    .store(t.to_bits(), Ordering::Relaxed);
+                            }
+                            let (good, total) = match role {
+                                Role::Good | Role::Bad => (good, 0),
+                                Role::Total => (0, total),
+                                Role::Latency(_) => (good, total),
+                            };
+                            match i64::try_from(obs.time) {
+                                Ok(t) if t <= latest => {
+                                    newest = newest.max(t);
+                                    let group = group_of(id, attrs);
+                                    let minute = t.div_euclid(NANOS_PER_MINUTE);
+                                    acc.add_counts(id, group, minute, good, total)
+                                }
+                                _ => in_future += total.max(good),
+                            }
+                        });
+                }
+            }
+        }
+        if newest > 0 {
+            s.newest_event_nanos.fetch_max(newest, Ordering::Relaxed);
+        }
+        let (mut counted, mut too_old, mut new_cells) = (0u64, 0u64, 0u64);
+        for cell in &acc.cells {
+            let entry = &set.slos[cell.slo as usize];
+            let mut ring = entry.ring.lock().unwrap_or_else(|e| e.into_inner());
+            let added = ring.add(cell.minute, cell.good, cell.total, now_minute);
+            drop(ring);
+            match added {
+                AddOutcome::Added => counted += cell.total,
+                AddOutcome::TooOld => {
+                    too_old += cell.total;
+                    acc.too_old.push((cell.slo, cell.minute));
+                    continue;
+                }
+            }
+            {
+                let mut tail = entry.tail.lock().unwrap_or_else(|e| e.into_inner());
+                let before = tail.len();
+                for key in [(NO_GROUP, cell.minute), (cell.group, cell.minute)] {
+                    let c = tail.entry(key).or_default();
+                    c.0 += cell.good;
+                    c.1 += cell.total;
+                    if cell.group == NO_GROUP {
+                        break;
+                    }
+                }
+                new_cells += (tail.len() - before) as u64;
+            }
+            if cell.group != NO_GROUP {
+                let mut groups = entry.groups.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(ring) = groups.rings.get_mut(cell.group as usize) {
+                    ring.add(cell.minute, cell.good, cell.total, now_minute);
+                }
+            }
+        }
+        acc.record_durations(&set, now_minute);
+        s.group_overflow_events
+            .fetch_add(overflowed, Ordering::Relaxed);
+        s.events_in_maintenance
+            .fetch_add(excluded, Ordering::Relaxed);
+        s.events_counted.fetch_add(counted, Ordering::Relaxed);
+        s.tail_cells.fetch_add(new_cells, Ordering::Relaxed);
+        s.events_too_old.fetch_add(too_old, Ordering::Relaxed);
+        s.events_in_future.fetch_add(in_future, Ordering::Relaxed);
+    }
+}
