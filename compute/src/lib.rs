@@ -6,22 +6,20 @@
 //! SLO; each [`slotel_proto::Batch`] is classified and added to those rings once per
 //! batch; [`Engine::status`] sums the rings into an [`status::SloStatus`].
 
-pub mod alert;
+pub mod alerting;
 pub mod classify;
 pub mod dedup;
 pub mod engine;
 pub mod error;
-pub mod gate;
 pub mod latency;
-pub mod maintenance;
 pub mod math;
 pub mod metric;
-pub mod notify;
 pub mod status;
 pub mod window;
 
 pub use engine::{
-    BurnSnapshot, Engine, EngineConfig, EngineStats, MinuteRow, Minutes, RestoreStats, status_at,
+    BurnSnapshot, Engine, EngineCollector, EngineConfig, EngineStats, MinuteRow, Minutes,
+    RestoreStats, status_at,
 };
 pub use error::{Error, Result};
 pub use status::SloStatus;

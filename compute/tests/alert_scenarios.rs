@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use slotel_compute::alert::{AlertState, Evaluator, Transition};
+use slotel_compute::alerting::{AlertState, Evaluator, Transition};
 use slotel_compute::{Engine, EngineConfig};
 use slotel_model::ManualClock;
 use slotel_proto::Batch;

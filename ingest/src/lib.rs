@@ -7,9 +7,10 @@
 //! [`slotel_proto::Batch`] to the next [`slotel_proto::Consumer`] (normally the
 //! [`buffer::MemoryQueue`]), counts it ([`metrics`]) and replies. Refusals become
 //! protocol replies in one place ([`reply`]). Ingest never depends on compute: the
-//! binary wires the queue to it.
+//! server wires the queue to it. [`config`] holds ingest's configuration sections.
 
 pub mod buffer;
+pub mod config;
 pub mod grpc;
 pub mod guard;
 pub mod http;

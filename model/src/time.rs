@@ -74,6 +74,71 @@ pub fn parse_time_ms(s: &str) -> Option<i64> {
     }
 }
 
+/// A duration that does not parse, with the reason as a sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidDuration(pub String);
+
+impl std::fmt::Display for InvalidDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidDuration {}
+
+impl From<InvalidDuration> for String {
+    fn from(e: InvalidDuration) -> String {
+        e.0
+    }
+}
+
+/// Parses `300ms`, `1.5s`, `6h`, `30d` (units ns, us, ms, s, m, h, d, w).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, InvalidDuration> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| {
+            InvalidDuration(format!(
+                "invalid duration {s:?}: it needs a unit (ms, s, m, h, d, w)"
+            ))
+        })?;
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| InvalidDuration(format!("invalid duration {s:?}: {num:?} is not a number")))?;
+    let nanos_per_unit: f64 = match unit.trim() {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" => 60e9,
+        "h" => 3600e9,
+        "d" => 86_400e9,
+        "w" => 604_800e9,
+        other => {
+            return Err(InvalidDuration(format!(
+                "invalid duration {s:?}: unknown unit {other:?} (use ns, us, ms, s, m, h, d or w)"
+            )));
+        }
+    };
+    let nanos = (value * nanos_per_unit).round();
+    if !nanos.is_finite() || nanos > u64::MAX as f64 {
+        return Err(InvalidDuration(format!("invalid duration {s:?}: too long")));
+    }
+    Ok(std::time::Duration::from_nanos(nanos as u64))
+}
+
+/// Deserializes an optional duration in [`parse_duration`]'s form, for configuration
+/// sections (`#[serde(default, deserialize_with = "optional_duration")]`).
+pub fn optional_duration<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::time::Duration>, D::Error> {
+    let s = <String as serde::Deserialize>::deserialize(d)?;
+    parse_duration(&s)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

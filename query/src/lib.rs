@@ -27,13 +27,13 @@ use axum::{Json, Router};
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use slotel_compute::Engine;
-use slotel_compute::alert::Evaluator;
+use slotel_compute::alerting::Evaluator;
 use slotel_proto::TENANT_HEADER;
 use slotel_proto::auth::{Auth, AuthError};
 use std::sync::Mutex;
 
 /// Reloads the SLO files: the number of SLOs loaded, or every problem found.
-pub type Reload = Arc<dyn Fn() -> Result<usize, String> + Send + Sync>;
+pub type Reload = Arc<dyn Fn() -> Result<usize, slotel_spec::Error> + Send + Sync>;
 
 /// What the API serves from.
 pub struct ApiContext {

@@ -9,9 +9,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use slotel_compute::alert::{Alert, Evaluator};
-use slotel_compute::gate::{self, Gate};
-use slotel_compute::maintenance::MaintenanceWindow;
+use slotel_compute::alerting::gate::{self, Gate};
+use slotel_compute::alerting::maintenance::MaintenanceWindow;
+use slotel_compute::alerting::{Alert, Evaluator};
 use slotel_compute::status::GroupStatus;
 use slotel_compute::window::MinuteCounts;
 use slotel_compute::{Engine, SloStatus, status_at};
@@ -398,7 +398,7 @@ pub struct ReceiverStatus {
 }
 
 /// The receivers' counters, by name.
-pub type Receivers = Arc<Vec<(String, Arc<slotel_compute::notify::NotifyStats>)>>;
+pub type Receivers = Arc<Vec<(String, Arc<slotel_compute::alerting::notify::NotifyStats>)>>;
 
 /// `GET /api/v1/alerts`
 #[utoipa::path(

@@ -4,11 +4,11 @@
 //! is blind (refusals, queue depth, ingestion lag).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::registry::Registry;
 use slotel_compute::Engine;
-use slotel_compute::alert::{ALERT_NAME, AlertState, Evaluator, tier_window_minutes, tiers_for};
+use slotel_compute::alerting::{ALERT_NAME, AlertState, Evaluator, tier_window_minutes, tiers_for};
 use slotel_model::format_minutes;
 
 use crate::promql::Labels;
@@ -116,6 +116,24 @@ impl HealthHistory {
             ring.push_back((minute, value));
             while ring.len() > HEALTH_MINUTES {
                 ring.pop_front();
+            }
+        }
+    }
+
+    /// Samples slotel's own metrics every 15 seconds at `engine`'s now (the last sample
+    /// of each minute is kept), until `stop` completes.
+    pub async fn run(
+        self: Arc<Self>,
+        engine: Arc<slotel_compute::Engine>,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tick.tick() => self.record(engine.now_nanos()),
             }
         }
     }

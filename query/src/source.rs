@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
-use slotel_compute::alert::Evaluator;
+use slotel_compute::alerting::Evaluator;
 use slotel_compute::latency::{self, Histogram};
 use slotel_compute::window::MinuteSeries;
 use slotel_compute::{Engine, Minutes};

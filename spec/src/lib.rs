@@ -361,37 +361,7 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
-/// Parses `300ms`, `1.5s`, `6h`, `30d` (units ns, us, ms, s, m, h, d, w).
-pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("invalid duration {s:?}: it needs a unit (ms, s, m, h, d, w)"))?;
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: {num:?} is not a number"))?;
-    let nanos_per_unit: f64 = match unit.trim() {
-        "ns" => 1.0,
-        "us" | "µs" => 1e3,
-        "ms" => 1e6,
-        "s" => 1e9,
-        "m" => 60e9,
-        "h" => 3600e9,
-        "d" => 86_400e9,
-        "w" => 604_800e9,
-        other => {
-            return Err(format!(
-                "invalid duration {s:?}: unknown unit {other:?} (use ns, us, ms, s, m, h, d or w)"
-            ));
-        }
-    };
-    let nanos = (value * nanos_per_unit).round();
-    if !nanos.is_finite() || nanos > u64::MAX as f64 {
-        return Err(format!("invalid duration {s:?}: too long"));
-    }
-    Ok(Duration::from_nanos(nanos as u64))
-}
+pub use slotel_model::time::parse_duration;
 
 /// Where an SLO was defined, to point at it in later errors.
 #[derive(Debug, Clone)]

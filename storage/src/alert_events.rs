@@ -9,6 +9,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 
 use crate::error::Result;
 
+use slotel_compute::alerting::{Transition, TransitionLog};
+
 /// The table's name.
 pub const ALERT_EVENTS: &str = "alert_events";
 
@@ -37,6 +39,39 @@ pub struct AlertEvent {
     pub silenced: bool,
     /// The alert's labels, as a JSON object.
     pub labels: String,
+}
+
+impl AlertEvent {
+    /// The event of transition `t`; `silenced` when a maintenance window held it back.
+    pub fn of(t: &Transition, silenced: bool) -> Self {
+        AlertEvent {
+            tenant: t.tenant.clone(),
+            time_ms: t.at.div_euclid(1_000_000),
+            slo: t.slo.clone(),
+            tier: t.tier.clone(),
+            severity: t.severity.as_str().to_string(),
+            from: t.from.as_str().to_string(),
+            to: t.to.as_str().to_string(),
+            burn_rate_long: t.burn_rates.0,
+            burn_rate_short: t.burn_rates.1,
+            silenced,
+            labels: serde_json::to_string(&t.labels).unwrap_or_default(),
+        }
+    }
+}
+
+impl TransitionLog for crate::Store {
+    fn record(
+        &self,
+        transitions: &[Transition],
+        silenced: &dyn Fn(&std::collections::BTreeMap<String, String>) -> bool,
+    ) {
+        self.record_events(
+            transitions
+                .iter()
+                .map(|t| AlertEvent::of(t, silenced(&t.labels))),
+        );
+    }
 }
 
 /// The columns of `alert_events` files.

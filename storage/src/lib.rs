@@ -42,14 +42,18 @@ pub mod alert_events;
 pub mod error;
 mod layout;
 mod maintain;
+mod metrics;
 mod read;
+pub mod run;
 mod schema;
 pub mod sql;
 pub mod sql_latency;
 mod write;
 
 use layout::*;
+pub use metrics::StoreCollector;
 pub use read::{Columns, KeepSlo, RowFilter};
+pub use run::StorageConfig;
 use schema::*;
 pub use schema::{file_schema, group_column, merge_rows, parse_group_column, rows_to_batch};
 
@@ -202,7 +206,7 @@ impl Store {
     }
 
     /// Keeps alert events for the next flush.
-    pub fn record(&self, events: impl IntoIterator<Item = AlertEvent>) {
+    pub fn record_events(&self, events: impl IntoIterator<Item = AlertEvent>) {
         self.events
             .lock()
             .unwrap_or_else(|e| e.into_inner())

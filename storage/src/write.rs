@@ -20,7 +20,7 @@ impl Store {
             if let Err(e) = written {
                 self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(partition = %dir, error = %e, "Cannot write alert events; the next flush retries.");
-                self.record(events);
+                self.record_events(events);
             }
         }
     }

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use slotel_proto::{Batch, Consumer, Payload};
 
+use crate::alerting::maintenance::Maintenance;
 use crate::classify::SloIndex;
 use crate::dedup::Dedup;
 use crate::error::{Error, Result};
 use crate::latency::{self, LatencyTail};
-use crate::maintenance::Maintenance;
 use crate::math;
 use crate::metric::{MetricIndex, Role, SeriesState};
 use crate::status::{BurnRates, GroupStatus, ObjectiveStatus, SloStatus};
@@ -28,12 +28,14 @@ use slotel_proto::otlp::trace::v1::Span;
 
 mod groups;
 mod ingest;
+mod metrics;
 mod snapshot;
 mod status;
 mod tail;
 
 pub use groups::OVERFLOW_GROUP;
 use groups::*;
+pub use metrics::EngineCollector;
 pub use snapshot::BurnSnapshot;
 use status::*;
 pub use status::{status_at, window_units};

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::Deserialize;
-use slotel_ingest::{ItemLimits, Limits};
+use slotel_ingest::Limits;
+use slotel_ingest::config::{
+    AuthConfig, CorsConfig, LimitsFile, QueueConfig, QueueFile, TlsConfig,
+};
 
 /// Flags of `slotel serve`. Each can also be set in the `--config` file, under the same
 /// name with `_` for `-`.
@@ -41,12 +44,7 @@ pub struct ServeArgs {
     pub tls_key: Option<PathBuf>,
 }
 
-fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    let s = String::deserialize(d)?;
-    slotel_spec::parse_duration(&s)
-        .map(Some)
-        .map_err(serde::de::Error::custom)
-}
+use slotel_model::time::optional_duration as duration;
 
 /// The configuration file. Relative paths in it are relative to the file's folder.
 #[derive(Deserialize, Debug, Default)]
@@ -66,15 +64,15 @@ struct FileConfig {
     #[serde(default)]
     cors: CorsConfig,
     #[serde(default)]
-    limits: LimitsConfig,
+    limits: LimitsFile,
     #[serde(default)]
-    queue: QueueConfig,
+    queue: QueueFile,
     #[serde(default)]
     compute: ComputeConfig,
     #[serde(default)]
     alerting: AlertingFile,
     #[serde(default)]
-    maintenance: Vec<slotel_compute::maintenance::MaintenanceWindow>,
+    maintenance: Vec<slotel_compute::alerting::maintenance::MaintenanceWindow>,
     #[serde(default)]
     storage: StorageFile,
     #[serde(default)]
@@ -96,21 +94,6 @@ struct StorageFile {
     hour_retention: Option<Duration>,
     compact_min_files: Option<usize>,
     flush_max_rows: Option<usize>,
-}
-
-/// The resolved `storage:` settings.
-#[derive(Debug, Clone)]
-pub struct StorageConfig {
-    /// A directory or `s3://bucket/prefix` (default: `DATA_DIR/tables`).
-    pub url: String,
-    /// How often the unflushed minutes are written.
-    pub flush_interval: Duration,
-    /// The unflushed minutes are written early once they hold this many rows.
-    pub flush_max_rows: usize,
-    /// How often compaction, rollups and retention run.
-    pub maintenance_interval: Duration,
-    /// What the tables keep and when they merge files.
-    pub options: slotel_storage::StoreOptions,
 }
 
 /// `api:` — the query API.
@@ -168,15 +151,15 @@ impl PagerDutyFile {
     fn resolve(self) -> (String, String) {
         let url = self
             .events_url
-            .unwrap_or_else(|| slotel_compute::notify::PAGERDUTY_EVENTS_URL.to_string());
+            .unwrap_or_else(|| slotel_compute::alerting::notify::PAGERDUTY_EVENTS_URL.to_string());
         (self.routing_key, url)
     }
 }
 
 impl AlertingConfig {
     /// The notifiers' settings, with `attempts` per delivery.
-    pub fn notify_config(&self, attempts: u32) -> slotel_compute::notify::NotifyConfig {
-        slotel_compute::notify::NotifyConfig {
+    pub fn notify_config(&self, attempts: u32) -> slotel_compute::alerting::notify::NotifyConfig {
+        slotel_compute::alerting::notify::NotifyConfig {
             alertmanager_url: self.alertmanager_url.clone(),
             webhook_urls: self.webhook_urls.clone(),
             pagerduty: self.pagerduty.clone(),
@@ -187,13 +170,13 @@ impl AlertingConfig {
     }
 
     /// The routes' settings, with `attempts` per delivery.
-    pub fn routes(&self, attempts: u32) -> Vec<slotel_compute::notify::RouteConfig> {
+    pub fn routes(&self, attempts: u32) -> Vec<slotel_compute::alerting::notify::RouteConfig> {
         self.routes
             .iter()
-            .map(|r| slotel_compute::notify::RouteConfig {
+            .map(|r| slotel_compute::alerting::notify::RouteConfig {
                 matchers: r.matchers.clone(),
                 continue_matching: r.continue_matching,
-                receivers: slotel_compute::notify::NotifyConfig {
+                receivers: slotel_compute::alerting::notify::NotifyConfig {
                     alertmanager_url: r.alertmanager_url.clone(),
                     webhook_urls: r.webhook_urls.clone(),
                     pagerduty: r.pagerduty.clone(),
@@ -269,80 +252,40 @@ enum OneOrMany {
     Many(Vec<PathBuf>),
 }
 
-/// `tls:` — PEM files; when set, every listener speaks TLS.
-#[derive(Deserialize, Debug, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    pub cert_file: PathBuf,
-    pub key_file: PathBuf,
-}
-
-/// `auth:` — bearer tokens and the tenant each one writes and reads as.
-#[derive(Deserialize, Debug, Default, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct AuthConfig {
-    #[serde(default)]
-    pub tokens: Vec<TokenConfig>,
-}
-
-/// One token.
-#[derive(Deserialize, Debug, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct TokenConfig {
-    pub token: String,
-    pub tenant: String,
-}
-
-/// `cors:` — browser origins allowed to send OTLP/HTTP.
-#[derive(Deserialize, Debug, Default, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct CorsConfig {
-    #[serde(default)]
-    pub allowed_origins: Vec<String>,
-}
-
-/// `limits:` — every field optional; defaults in [`Limits::default`].
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-struct LimitsConfig {
-    max_request_bytes: Option<usize>,
-    max_decompressed_bytes: Option<usize>,
-    max_attributes: Option<usize>,
-    max_attribute_value_bytes: Option<usize>,
-    #[serde(default, deserialize_with = "duration")]
-    max_future: Option<Duration>,
-    #[serde(default, deserialize_with = "duration")]
-    request_timeout: Option<Duration>,
-    max_concurrent_requests: Option<usize>,
-}
-
-/// `queue:` — the buffer between ingest and compute.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-struct QueueConfig {
-    capacity_batches: Option<usize>,
-    max_bytes: Option<usize>,
-}
-
 /// The resolved configuration of `slotel serve`.
 #[derive(Debug)]
 pub struct ServeConfig {
+    /// The SLO files and folders.
     pub slos: Vec<PathBuf>,
+    /// The data directory (tables, alert state).
     pub data_dir: PathBuf,
+    /// Where OTLP/gRPC listens.
     pub otlp_grpc_addr: SocketAddr,
+    /// Where OTLP/HTTP listens.
     pub otlp_http_addr: SocketAddr,
+    /// Where the API listens.
     pub api_addr: SocketAddr,
+    /// Where the bound addresses are written once listening.
     pub listen_file: Option<PathBuf>,
+    /// TLS for every listener.
     pub tls: Option<TlsConfig>,
+    /// Bearer tokens and their tenants.
     pub auth: AuthConfig,
+    /// Browser origins allowed to send OTLP/HTTP.
     pub cors: CorsConfig,
+    /// What the receivers accept.
     pub limits: Limits,
-    pub queue_capacity_batches: usize,
-    pub queue_max_bytes: usize,
+    /// The buffer between ingest and compute.
+    pub queue: QueueConfig,
+    /// The engine's settings.
     pub engine: slotel_compute::EngineConfig,
+    /// Rule evaluation and receivers.
     pub alerting: AlertingConfig,
-    pub maintenance: Vec<slotel_compute::maintenance::MaintenanceWindow>,
-    pub storage: StorageConfig,
+    /// Maintenance windows in force at start.
+    pub maintenance: Vec<slotel_compute::alerting::maintenance::MaintenanceWindow>,
+    /// The Parquet tables and their loops.
+    pub storage: slotel_storage::StorageConfig,
+    /// The query API's settings.
     pub api: slotel_query::ApiOptions,
 }
 
@@ -398,43 +341,15 @@ impl ServeConfig {
                 key_file: rel(t.key_file),
             }),
         };
-        for t in &file.auth.tokens {
-            if t.token.len() < 16 {
-                anyhow::bail!(
-                    "auth.tokens: the token of tenant {:?} is shorter than 16 characters",
-                    t.tenant
-                );
-            }
-            slotel_proto::parse_tenant(Some(t.tenant.as_bytes()))
-                .map_err(|_| anyhow::anyhow!("auth.tokens: invalid tenant {:?}", t.tenant))?;
-        }
-        let d = Limits::default();
-        let di = ItemLimits::default();
-        let l = file.limits;
-        let limits = Limits {
-            max_request_bytes: l.max_request_bytes.unwrap_or(d.max_request_bytes),
-            max_decompressed_bytes: l.max_decompressed_bytes.unwrap_or(d.max_decompressed_bytes),
-            items: ItemLimits {
-                max_attributes: l.max_attributes.unwrap_or(di.max_attributes),
-                max_attribute_value_bytes: l
-                    .max_attribute_value_bytes
-                    .unwrap_or(di.max_attribute_value_bytes),
-                max_future_nanos: l
-                    .max_future
-                    .map_or(di.max_future_nanos, |f| f.as_nanos() as u64),
-            },
-            request_timeout: l.request_timeout.unwrap_or(d.request_timeout),
-            max_concurrent_requests: l
-                .max_concurrent_requests
-                .unwrap_or(d.max_concurrent_requests),
-        };
+        file.auth.validate()?;
+        let limits = file.limits.resolve();
         let data_dir = args
             .data_dir
             .or(file.data_dir.map(rel))
             .unwrap_or_else(|| PathBuf::from("./data"));
         let st = file.storage;
         let ds = slotel_storage::StoreOptions::default();
-        let storage = StorageConfig {
+        let storage = slotel_storage::StorageConfig {
             url: match st.url {
                 Some(u) if u.contains("://") => u,
                 Some(dir) => rel(PathBuf::from(dir)).display().to_string(),
@@ -486,8 +401,7 @@ impl ServeConfig {
             tls,
             auth: file.auth,
             cors: file.cors,
-            queue_capacity_batches: file.queue.capacity_batches.unwrap_or(1024),
-            queue_max_bytes: file.queue.max_bytes.unwrap_or(256 << 20),
+            queue: file.queue.resolve(),
             engine: {
                 let d = slotel_compute::EngineConfig::default();
                 slotel_compute::EngineConfig {
@@ -550,7 +464,7 @@ mod tests {
         assert_eq!(c.data_dir, dir.path().join("d"));
         assert_eq!(c.api_addr, "127.0.0.1:0".parse().unwrap());
         assert_eq!(c.otlp_grpc_addr, "127.0.0.1:4317".parse().unwrap());
-        assert_eq!(c.queue_capacity_batches, 7);
+        assert_eq!(c.queue.capacity_batches, 7);
         assert_eq!(c.limits.request_timeout, Duration::from_secs(5));
         assert_eq!(c.limits.items.max_attributes, 9);
         assert_eq!(c.limits.max_request_bytes, 16 << 20);
@@ -596,7 +510,7 @@ mod tests {
         );
         assert_eq!(c.limits.items.max_future_nanos, d.items.max_future_nanos);
         assert_eq!(
-            (c.queue_capacity_batches, c.queue_max_bytes),
+            (c.queue.capacity_batches, c.queue.max_bytes),
             (1024, 256 << 20)
         );
         assert!(c.auth.tokens.is_empty() && c.cors.allowed_origins.is_empty() && c.tls.is_none());
@@ -606,7 +520,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        assert_eq!(bare.queue_max_bytes, c.queue_max_bytes);
+        assert_eq!(bare.queue.max_bytes, c.queue.max_bytes);
         let (ds, da) = (
             slotel_storage::StoreOptions::default(),
             slotel_query::ApiOptions::default(),

@@ -87,6 +87,17 @@ pub struct Transition {
     pub annotations: BTreeMap<String, String>,
 }
 
+impl AlertState {
+    /// Its name in logs and the `alert_events` table: `inactive`, `pending`, `firing`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AlertState::Inactive => "inactive",
+            AlertState::Pending { .. } => "pending",
+            AlertState::Firing { .. } => "firing",
+        }
+    }
+}
+
 /// An alert as notifiers and the API show it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Alert {

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::alert::{Alert, AlertState};
+use crate::alerting::{Alert, AlertState};
 use crate::status::SloStatus;
 
 /// The gate's answer for one SLO.

@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::alert::{Alert, AlertState, Evaluator, Transition};
+use crate::alerting::{Alert, AlertState, Evaluator, Transition};
 use slotel_model::time::rfc3339;
 
 /// An alert in Alertmanager's API v2 form.
@@ -282,7 +282,7 @@ impl Notifiers {
             tenant: "default".into(),
             slo: "slotel-test".into(),
             tier: "test".into(),
-            severity: crate::alert::Severity::Ticket,
+            severity: crate::alerting::Severity::Ticket,
             from: AlertState::Inactive,
             to: AlertState::Firing { since: now },
             at: now,
@@ -409,8 +409,8 @@ pub fn pagerduty_event(
         return json!({ "routing_key": routing_key, "event_action": "resolve", "dedup_key": key });
     }
     let severity = match t.severity {
-        crate::alert::Severity::Page => "critical",
-        crate::alert::Severity::Ticket => "warning",
+        crate::alerting::Severity::Page => "critical",
+        crate::alerting::Severity::Ticket => "warning",
     };
     json!({
         "routing_key": routing_key,

@@ -1,0 +1,91 @@
+//! The engine's counters on `/metrics`.
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+
+use super::Engine;
+
+/// Exposes the engine's counters on `/metrics`.
+#[derive(Debug)]
+pub struct EngineCollector(pub Arc<Engine>);
+
+impl Collector for EngineCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = self.0.stats();
+        let counters = [
+            (
+                "engine_spans_seen",
+                "Spans the engine classified",
+                &s.spans_seen,
+            ),
+            (
+                "engine_log_records_seen",
+                "Log records the engine classified",
+                &s.log_records_seen,
+            ),
+            (
+                "engine_data_points_seen",
+                "Metric data points the engine received",
+                &s.data_points_seen,
+            ),
+            (
+                "engine_events_counted",
+                "(item, SLO) events counted into SLO windows",
+                &s.events_counted,
+            ),
+            (
+                "engine_events_too_old",
+                "Events older than their SLO's horizon, not counted",
+                &s.events_too_old,
+            ),
+            (
+                "engine_events_in_future",
+                "Events dated too far in the future, not counted",
+                &s.events_in_future,
+            ),
+            (
+                "engine_spans_duplicate",
+                "Spans seen again within the de-duplication horizon, not counted again",
+                &s.spans_duplicate,
+            ),
+            (
+                "engine_group_overflow_events",
+                "Events of grouped SLOs counted in the __overflow__ group",
+                &s.group_overflow_events,
+            ),
+            (
+                "engine_events_in_maintenance",
+                "Events left out of their SLI by a maintenance window",
+                &s.events_in_maintenance,
+            ),
+            (
+                "engine_series_over_cap",
+                "Metric points not counted because their SLO tracks too many series",
+                &s.series_over_cap,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value.load(Relaxed));
+            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
+        let newest = s.newest_event_nanos.load(Relaxed);
+        if newest > 0 {
+            let age = (self.0.now_nanos() - newest) as f64 / 1e9;
+            let gauge = ConstGauge::new(age);
+            let metric = encoder.encode_descriptor(
+                "engine_newest_event_age_seconds",
+                "How far the newest event counted lies behind the clock: the ingestion lag",
+                None,
+                gauge.metric_type(),
+            )?;
+            gauge.encode(metric)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,349 @@
+//! [`App`]: everything `slotel serve` runs, wired in one place: receivers, queue, engine,
+//! storage loop, alert loop, notifiers, health sampler and the API.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use prometheus_client::registry::Registry;
+use slotel_compute::alerting::notify::Router;
+use slotel_compute::alerting::{AlertCollector, AlertLoop, Evaluator};
+use slotel_compute::{Engine, EngineCollector};
+use slotel_ingest::buffer::MemoryQueue;
+use slotel_ingest::{IngestConfig, IngestMetrics};
+use slotel_model::{Clock, SloDef, SystemClock};
+use slotel_proto::Consumer;
+use slotel_query::side::HealthHistory;
+use slotel_storage::{Store, StoreCollector};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::ServeConfig;
+
+/// Where a running [`App`] listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Addresses {
+    /// OTLP/gRPC.
+    pub otlp_grpc: SocketAddr,
+    /// OTLP/HTTP.
+    pub otlp_http: SocketAddr,
+    /// The query API, `/metrics` and the health check.
+    pub api: SocketAddr,
+    /// Whether the listeners speak TLS.
+    pub tls: bool,
+}
+
+impl Addresses {
+    /// The `listening` event printed at start and written to the listen file.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "event": "listening",
+            "otlp_grpc": self.otlp_grpc.to_string(),
+            "otlp_http": self.otlp_http.to_string(),
+            "api": self.api.to_string(),
+            "tls": self.tls,
+        })
+    }
+}
+
+/// A running slotel: listening, counting, flushing and alerting until [`App::run`]'s
+/// shutdown future completes.
+pub struct App {
+    addresses: Addresses,
+    engine: Arc<Engine>,
+    store: Arc<Store>,
+    queue: Arc<MemoryQueue>,
+    slo_paths: Vec<PathBuf>,
+    stop: watch::Sender<bool>,
+    servers: Vec<JoinHandle<std::io::Result<()>>>,
+    loops: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("addresses", &self.addresses)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn bind(what: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for {what}"))
+}
+
+/// Reloads the SLO files into `engine`; on any problem the loaded SLOs stay.
+fn reload_slos(engine: &Engine, paths: &[PathBuf]) -> Result<usize, slotel_spec::Error> {
+    match slotel_spec::load_paths(paths) {
+        Ok(defs) => {
+            let n = defs.len();
+            tracing::info!(slos = n, "Reloaded SLOs.");
+            engine.load(defs);
+            Ok(n)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "Reload failed; the previous SLOs stay loaded.");
+            Err(e)
+        }
+    }
+}
+
+impl App {
+    /// Loads `defs`, restores the windows from storage, binds every listener and starts
+    /// every loop; on the system clock.
+    pub async fn build(config: ServeConfig, defs: Vec<SloDef>) -> anyhow::Result<App> {
+        Self::build_with_clock(config, defs, Arc::new(SystemClock)).await
+    }
+
+    /// [`App::build`] on `clock`.
+    pub async fn build_with_clock(
+        config: ServeConfig,
+        defs: Vec<SloDef>,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<App> {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                config.data_dir.display()
+            )
+        })?;
+        let engine = Arc::new(Engine::with_config(clock, config.engine));
+        tracing::info!(slos = defs.len(), "Loaded SLOs.");
+        engine.load(defs);
+        for w in &config.maintenance {
+            engine
+                .maintenance()
+                .put(w.clone())
+                .map_err(|e| anyhow::anyhow!("maintenance: {e}"))?;
+        }
+        let store = Arc::new(
+            Store::open(&config.storage.url, config.storage.options.clone())
+                .with_context(|| format!("cannot open the storage at {}", config.storage.url))?,
+        );
+        let started = std::time::Instant::now();
+        let (scan, restored) = store
+            .restore(&engine)
+            .await
+            .context("cannot read the stored SLO data")?;
+        tracing::info!(
+            files = scan.files,
+            corrupt_files = scan.corrupt,
+            rows = restored.rows,
+            rows_of_unknown_slos = restored.unknown,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Restored SLO windows from storage."
+        );
+
+        let tls = match &config.tls {
+            Some(t) => Some(
+                slotel_ingest::tls_acceptor(&t.cert_file, &t.key_file)
+                    .context("cannot set up TLS")?,
+            ),
+            None => None,
+        };
+        let auth = config.auth.auth();
+
+        let mut registry = Registry::with_prefix("slotel");
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let queue = Arc::new(MemoryQueue::start(
+            config.queue.capacity_batches,
+            config.queue.max_bytes,
+            workers,
+            Arc::clone(&engine),
+        ));
+        queue.register(&mut registry);
+        let ingest_metrics = Arc::new(IngestMetrics::default());
+        ingest_metrics.register(&mut registry);
+        registry.register_collector(Box::new(EngineCollector(Arc::clone(&engine))));
+        registry.register_collector(Box::new(StoreCollector(Arc::clone(&store))));
+        let receivers = slotel_ingest::receivers(
+            Arc::clone(&queue),
+            &IngestConfig {
+                limits: config.limits,
+                auth: auth.clone(),
+                cors_origins: config.cors.allowed_origins.clone(),
+            },
+            ingest_metrics,
+        );
+
+        let grpc = bind("OTLP/gRPC", config.otlp_grpc_addr).await?;
+        let http = bind("OTLP/HTTP", config.otlp_http_addr).await?;
+        let api = bind("the API", config.api_addr).await?;
+        let addresses = Addresses {
+            otlp_grpc: grpc.local_addr()?,
+            otlp_http: http.local_addr()?,
+            api: api.local_addr()?,
+            tls: tls.is_some(),
+        };
+        tracing::info!(
+            otlp_grpc = %addresses.otlp_grpc,
+            otlp_http = %addresses.otlp_http,
+            api = %addresses.api,
+            tls = addresses.tls,
+            "Listening."
+        );
+
+        let (stop, stop_rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let alerts_path = config.data_dir.join("state").join("alerts.json");
+        let evaluator = Arc::new(Mutex::new(Evaluator::load(&alerts_path).with_context(
+            || format!("cannot read the alert state {}", alerts_path.display()),
+        )?));
+        let notifiers = Router::start(
+            &config.alerting.notify_config(3),
+            &config.alerting.routes(3),
+        );
+        let alert_receivers = Arc::new(notifiers.stats());
+        registry.register_collector(Box::new(AlertCollector {
+            evaluator: Arc::clone(&evaluator),
+            notifiers: notifiers.stats(),
+        }));
+        let external_url = config.alerting.external_url(&addresses.api.to_string());
+        let alert_loop = tokio::spawn(
+            AlertLoop {
+                engine: Arc::clone(&engine),
+                log: Arc::clone(&store) as Arc<dyn slotel_compute::alerting::TransitionLog>,
+                evaluator: Arc::clone(&evaluator),
+                notifiers,
+                state_path: alerts_path,
+                interval: config.alerting.evaluation_interval,
+                external_url,
+            }
+            .run(stopped(stop_rx.clone())),
+        );
+        let reload: slotel_query::Reload = {
+            let (engine, paths) = (Arc::clone(&engine), config.slos.clone());
+            Arc::new(move || reload_slos(&engine, &paths))
+        };
+        let flusher = tokio::spawn(slotel_storage::run::run(
+            Arc::clone(&engine),
+            Arc::clone(&store),
+            config.storage.clone(),
+            stopped(stop_rx.clone()),
+        ));
+        let registry = Arc::new(registry);
+        let health = Arc::new(HealthHistory::new(Arc::clone(&registry)));
+        let health_sampler =
+            tokio::spawn(Arc::clone(&health).run(Arc::clone(&engine), stopped(stop_rx.clone())));
+        let api_router = slotel_query::router(slotel_query::ApiContext {
+            engine: Arc::clone(&engine),
+            auth,
+            registry,
+            reload: Some(reload),
+            alerts: Arc::clone(&evaluator),
+            store: Some(Arc::clone(&store)),
+            options: config.api,
+            health,
+            receivers: alert_receivers,
+        });
+        let servers = vec![
+            tokio::spawn(slotel_ingest::serve(
+                grpc,
+                receivers.grpc,
+                tls.clone(),
+                stopped(stop_rx.clone()),
+            )),
+            tokio::spawn(slotel_ingest::serve(
+                http,
+                receivers.http,
+                tls.clone(),
+                stopped(stop_rx.clone()),
+            )),
+            tokio::spawn(slotel_ingest::serve(
+                api,
+                api_router,
+                tls,
+                stopped(stop_rx.clone()),
+            )),
+        ];
+        Ok(App {
+            addresses,
+            engine,
+            store,
+            queue,
+            slo_paths: config.slos,
+            stop,
+            servers,
+            // Stopped in this order: alerts, then (after the queue drains) storage.
+            loops: vec![alert_loop, health_sampler, flusher],
+        })
+    }
+
+    /// Where the app listens.
+    pub fn addresses(&self) -> Addresses {
+        self.addresses
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Reloads the SLO files the app was started with (as SIGHUP does) when called; on
+    /// any problem the loaded SLOs stay.
+    pub fn reloader(
+        &self,
+    ) -> impl Fn() -> Result<usize, slotel_spec::Error> + Send + Sync + 'static {
+        let (engine, paths) = (Arc::clone(&self.engine), self.slo_paths.clone());
+        move || reload_slos(&engine, &paths)
+    }
+
+    /// Runs until `shutdown` completes, then stops gracefully: requests in flight finish,
+    /// the queue drains into the engine, the alert loop hands its last alerts on, and
+    /// the last flush writes every counted minute.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        shutdown.await;
+        tracing::info!("Shutting down: finishing requests in flight.");
+        let _ = self.stop.send(true);
+        for server in self.servers {
+            match server.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "A server failed."),
+                Err(e) => tracing::error!(error = %e, "A server task panicked."),
+            }
+        }
+        let mut loops = self.loops.into_iter();
+        if let Some(alerts) = loops.next() {
+            let _ = alerts.await;
+        }
+        self.queue.shutdown().await?;
+        // Every batch is counted now: the last flush writes what is left.
+        for l in loops {
+            let _ = l.await;
+        }
+        self.store.flush(&self.engine).await;
+        tracing::info!("Stopped.");
+        Ok(())
+    }
+}
+
+/// Sends a test alert to every configured receiver and reports, per receiver, whether it
+/// was delivered within 15 seconds (`slotel alerts test`).
+pub async fn test_receivers(config: &ServeConfig) -> Vec<(String, bool)> {
+    let notifiers = Router::start(
+        &config.alerting.notify_config(1),
+        &config.alerting.routes(1),
+    );
+    let stats = notifiers.stats();
+    if stats.is_empty() {
+        return Vec::new();
+    }
+    let external_url = config.alerting.external_url(&config.api_addr.to_string());
+    notifiers.test(&external_url, SystemClock.now_nanos());
+    notifiers.flush(Duration::from_secs(15)).await;
+    stats
+        .iter()
+        .map(|(receiver, s)| {
+            (
+                receiver.clone(),
+                s.sent.load(std::sync::atomic::Ordering::Relaxed) > 0,
+            )
+        })
+        .collect()
+}

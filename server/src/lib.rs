@@ -1,0 +1,15 @@
+//! The slotel server as a library: its configuration ([`config`]) composed from every
+//! crate's section, and [`App`], which wires receivers, queue, engine, storage, alerting
+//! and the API together so that the whole server can be started (and tested) in-process.
+//!
+//! Flow: [`config::ServeConfig::resolve`] merges flags over the config file over the
+//! defaults; [`App::build`] starts everything and listens; [`App::run`] waits for the
+//! shutdown signal and stops in order (servers, alerts, queue, storage's last flush).
+
+#![warn(missing_docs, unreachable_pub)]
+
+mod app;
+pub mod config;
+
+pub use app::{Addresses, App, test_receivers};
+pub use config::{ServeArgs, ServeConfig};

@@ -1,0 +1,63 @@
+//! The storage counters on `/metrics`.
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+
+use crate::Store;
+
+/// The storage counters, for `/metrics`.
+#[derive(Debug)]
+pub struct StoreCollector(pub Arc<Store>);
+
+impl Collector for StoreCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = self.0.stats();
+        let counters = [
+            (
+                "storage_files_written",
+                "Parquet files written by flushes",
+                &s.files_written,
+            ),
+            (
+                "storage_rows_written",
+                "Rows written by flushes",
+                &s.rows_written,
+            ),
+            (
+                "storage_bytes_written",
+                "Bytes written by flushes",
+                &s.bytes_written,
+            ),
+            (
+                "storage_write_errors",
+                "Flushes of a partition that failed; their rows stay in memory and are retried",
+                &s.write_errors,
+            ),
+            (
+                "storage_corrupt_files",
+                "Stored files that could not be read and were skipped",
+                &s.corrupt_files,
+            ),
+            (
+                "storage_compactions",
+                "Partitions merged into one file",
+                &s.compactions,
+            ),
+            (
+                "storage_partitions_expired",
+                "Partitions deleted by retention",
+                &s.partitions_expired,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value.load(Relaxed));
+            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
+        Ok(())
+    }
+}
