@@ -209,26 +209,7 @@ fn dashboards_generate(args: DashboardsArgs) -> anyhow::Result<ExitCode> {
         folder: args.folder,
     };
     let files = slotel_dashboards::dashboards(&defs, &opts);
-    let dashboards_dir = args.out.join(slotel_dashboards::DASHBOARD_DIR);
-    // Dashboards of SLOs that no longer exist must not linger.
-    if dashboards_dir.is_dir() {
-        for entry in std::fs::read_dir(&dashboards_dir)? {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                std::fs::remove_file(&path)
-                    .with_context(|| format!("cannot remove {}", path.display()))?;
-            }
-        }
-    }
-    for f in &files {
-        let path = args.out.join(&f.path);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        std::fs::write(&path, &f.contents)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
+    slotel_dashboards::write(&files, &args.out)?;
     println!(
         "Wrote {} files for {} SLOs under {}",
         files.len(),

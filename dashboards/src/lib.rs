@@ -160,3 +160,63 @@ pub fn dashboards(slos: &[SloDef], opts: &Options) -> Vec<GeneratedFile> {
     ));
     out
 }
+
+/// A file that could not be written (or a stale one not removed).
+#[derive(Debug)]
+pub struct WriteError {
+    /// What was being done: `create`, `write` or `remove`.
+    pub action: &'static str,
+    /// The file or folder.
+    pub path: PathBuf,
+    /// Why it failed.
+    pub source: std::io::Error,
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot {} {}: {}",
+            self.action,
+            self.path.display(),
+            self.source
+        )
+    }
+}
+
+impl std::error::Error for WriteError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// Writes `files` under `out`, first removing the dashboards there (those of SLOs that
+/// no longer exist must not linger).
+pub fn write(files: &[GeneratedFile], out: &std::path::Path) -> Result<(), WriteError> {
+    let err = |action, path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| WriteError {
+            action,
+            path,
+            source,
+        }
+    };
+    let dashboards_dir = out.join(DASHBOARD_DIR);
+    if dashboards_dir.is_dir() {
+        let entries = std::fs::read_dir(&dashboards_dir).map_err(err("read", &dashboards_dir))?;
+        for entry in entries {
+            let path = entry.map_err(err("read", &dashboards_dir))?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                std::fs::remove_file(&path).map_err(err("remove", &path))?;
+            }
+        }
+    }
+    for f in files {
+        let path = out.join(&f.path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(err("create", dir))?;
+        }
+        std::fs::write(&path, &f.contents).map_err(err("write", &path))?;
+    }
+    Ok(())
+}

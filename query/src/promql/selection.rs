@@ -1,0 +1,258 @@
+//! Selection: fetching the minutes a query reads, and instant and range selectors over
+//! them.
+
+use super::*;
+
+/// One fetched series: its labels and samples at minutes `lo..`, `None` where absent.
+#[derive(Debug, Clone)]
+pub(super) struct Fetched {
+    pub(super) labels: Labels,
+    pub(super) lo: i64,
+    pub(super) samples: Vec<Option<f64>>,
+}
+
+impl Fetched {
+    pub(super) fn at(&self, minute: i64) -> Option<f64> {
+        let i = usize::try_from(minute - self.lo).ok()?;
+        self.samples.get(i).copied().flatten()
+    }
+}
+
+/// A selector's identity in the fetched map: its address in the parsed expression.
+pub(super) fn key(vs: &VectorSelector) -> usize {
+    vs as *const VectorSelector as usize
+}
+
+pub(super) fn offset_ms(o: &Option<Offset>) -> i64 {
+    match o {
+        Some(Offset::Pos(d)) => d.as_millis() as i64,
+        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+        None => 0,
+    }
+}
+
+pub(super) fn check_at(at: &Option<AtModifier>) -> Result<(), PromError> {
+    match at {
+        Some(_) => Err(bad("the @ modifier is not supported by slotel")),
+        None => Ok(()),
+    }
+}
+
+/// The selectors of `expr`, with the lookback (range, ms) each needs, checking that no
+/// unsupported construct is used.
+pub(super) fn selectors<'a>(
+    expr: &'a Expr,
+    out: &mut Vec<(&'a VectorSelector, i64)>,
+) -> Result<(), PromError> {
+    match expr {
+        Expr::Aggregate(a) => {
+            if let Some(p) = &a.param {
+                selectors(p, out)?;
+            }
+            selectors(&a.expr, out)
+        }
+        Expr::Unary(u) => selectors(&u.expr, out),
+        Expr::Binary(b) => {
+            selectors(&b.lhs, out)?;
+            selectors(&b.rhs, out)
+        }
+        Expr::Paren(p) => selectors(&p.expr, out),
+        Expr::Subquery(_) => Err(bad("subqueries are not supported by slotel")),
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) => Ok(()),
+        Expr::VectorSelector(v) => {
+            check_at(&v.at)?;
+            out.push((v, 0));
+            Ok(())
+        }
+        Expr::MatrixSelector(m) => {
+            check_at(&m.vs.at)?;
+            out.push((&m.vs, m.range.as_millis() as i64));
+            Ok(())
+        }
+        Expr::Call(c) => {
+            for a in &c.args.args {
+                selectors(a, out)?;
+            }
+            Ok(())
+        }
+        Expr::Extension(_) => Err(bad("extension expressions are not supported")),
+    }
+}
+
+impl Evaluation {
+    /// Fetches what `expr` needs over `steps` (ms) for `tenant`.
+    pub async fn prepare(
+        source: &QueryEngine,
+        tenant: &str,
+        expr: &Expr,
+        steps: Vec<i64>,
+        timeout: Duration,
+    ) -> Result<Self, PromError> {
+        let deadline = Instant::now() + timeout;
+        let mut sels = Vec::new();
+        selectors(expr, &mut sels)?;
+        let targets = targets(&source.engine, tenant);
+        let all = catalog(&targets);
+        let names: Vec<Option<&str>> = sels.iter().map(|(vs, _)| vs.name.as_deref()).collect();
+        let side = source.side_series(tenant, &names);
+        let mut fetched = HashMap::new();
+        let (first, last) = (*steps.first().unwrap_or(&0), *steps.last().unwrap_or(&0));
+        for (vs, range) in sels {
+            let off = offset_ms(&vs.offset);
+            // Minutes whose samples the selector may read.
+            let hi = (last - off).div_euclid(MS_PER_MINUTE);
+            let lo = if range > 0 {
+                (first - off - range).div_euclid(MS_PER_MINUTE) + 1
+            } else {
+                (first - off).div_euclid(MS_PER_MINUTE)
+            };
+            if hi.saturating_sub(lo) > MAX_RANGE_MINUTES {
+                return Err(bad(
+                    "the query reads more than 800 days: shorten the range, the range selector or the offset",
+                ));
+            }
+            // For instant selectors only the steps' minutes are computed.
+            let wanted: Option<HashSet<i64>> = (range == 0).then(|| {
+                steps
+                    .iter()
+                    .map(|t| (t - off).div_euclid(MS_PER_MINUTE))
+                    .collect()
+            });
+            let picked: Vec<&SeriesId> = all
+                .iter()
+                .filter(|s| selects(vs.name.as_deref(), &vs.matchers, &s.labels))
+                .collect();
+            let mut by_target: BTreeMap<usize, Vec<&SeriesId>> = BTreeMap::new();
+            for s in picked {
+                by_target.entry(s.target).or_default().push(s);
+            }
+            let mut out: Vec<Fetched> = side
+                .iter()
+                .filter(|s| selects(vs.name.as_deref(), &vs.matchers, &s.labels))
+                .map(|s| Fetched {
+                    labels: s.labels.clone(),
+                    lo,
+                    samples: (lo..=hi).map(|minute| s.at(minute)).collect(),
+                })
+                .collect();
+            // Counts are read for up to `READ_TOGETHER` targets at a time: one pass over
+            // the stored minutes serves them all, and memory stays bounded.
+            let by_target: Vec<(usize, Vec<&SeriesId>)> = by_target.into_iter().collect();
+            for chunk in by_target.chunks(READ_TOGETHER) {
+                if Instant::now() > deadline {
+                    return Err(PromError::Timeout);
+                }
+                let mut wants = Vec::new();
+                let mut owners = Vec::new();
+                for (ti, ids) in chunk {
+                    let t = &targets[*ti];
+                    let (latency_ids, ids): (Vec<&SeriesId>, Vec<&SeriesId>) = ids
+                        .iter()
+                        .partition(|id| id.metric == Metric::LatencySeconds);
+                    if !latency_ids.is_empty() {
+                        out.extend(
+                            latency_series(
+                                source,
+                                tenant,
+                                &t.def.name,
+                                &latency_ids,
+                                lo,
+                                hi,
+                                wanted.as_ref(),
+                            )
+                            .await,
+                        );
+                    }
+                    if ids.is_empty() {
+                        continue;
+                    }
+                    let lookback = i64::from(
+                        t.def
+                            .window
+                            .max_minutes()
+                            .max(*BURN_RATE_WINDOWS.last().unwrap_or(&0)),
+                    );
+                    wants.push(MinutesWanted {
+                        name: &t.def.name,
+                        group: (!t.group.is_empty()).then_some(t.group.as_slice()),
+                        lo: lo - lookback,
+                    });
+                    owners.push(ids);
+                }
+                let read = source.minutes_many(tenant, &wants, hi).await;
+                for (ids, m) in owners.into_iter().zip(read) {
+                    let Some(m) = m else { continue };
+                    for id in ids {
+                        let samples = (lo..=hi)
+                            .map(|minute| match &wanted {
+                                Some(w) if !w.contains(&minute) => None,
+                                _ => sample(&m.def, &m.series, id.metric, id.window, minute),
+                            })
+                            .collect();
+                        out.push(Fetched {
+                            labels: id.labels.clone(),
+                            lo,
+                            samples,
+                        });
+                    }
+                }
+            }
+            fetched.insert(key(vs), out);
+        }
+        Ok(Self {
+            steps,
+            fetched,
+            deadline,
+        })
+    }
+
+    pub(super) fn select(&self, vs: &VectorSelector) -> Vec<Series> {
+        let off = offset_ms(&vs.offset);
+        let Some(fetched) = self.fetched.get(&key(vs)) else {
+            return Vec::new();
+        };
+        fetched
+            .iter()
+            .map(|f| Series {
+                labels: f.labels.clone(),
+                values: self
+                    .steps
+                    .iter()
+                    .map(|t| f.at((t - off).div_euclid(MS_PER_MINUTE)))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// For each series of the selector, its samples `(ms, value)` in `(t - range, t]` at
+    /// each step `t`.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn range_samples(
+        &self,
+        vs: &VectorSelector,
+        range: i64,
+    ) -> Vec<(Labels, Vec<Vec<(i64, f64)>>)> {
+        let off = offset_ms(&vs.offset);
+        let Some(fetched) = self.fetched.get(&key(vs)) else {
+            return Vec::new();
+        };
+        fetched
+            .iter()
+            .map(|f| {
+                let per_step = self
+                    .steps
+                    .iter()
+                    .map(|t| {
+                        let end = t - off;
+                        let first = (end - range).div_euclid(MS_PER_MINUTE) + 1;
+                        let last = end.div_euclid(MS_PER_MINUTE);
+                        (first..=last)
+                            .filter_map(|m| f.at(m).map(|v| (m * MS_PER_MINUTE + off, v)))
+                            .collect()
+                    })
+                    .collect();
+                (f.labels.clone(), per_step)
+            })
+            .collect()
+    }
+}
