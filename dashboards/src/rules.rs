@@ -29,7 +29,7 @@ pub const CALLS: &str = "traces_span_metrics_calls_total";
 pub const DURATION_BUCKETS: &str = "traces_span_metrics_duration_milliseconds_bucket";
 
 /// The windows error ratios are recorded over.
-const WINDOWS: [u32; 7] = [5, 30, 60, 120, 360, 1440, 4320];
+const WINDOWS: [u32; 7] = slotel_model::BURN_RATE_WINDOWS;
 
 /// An SLO the rules leave out, and why.
 #[derive(Debug, Clone, PartialEq)]

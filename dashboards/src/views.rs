@@ -5,14 +5,29 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 use slotel_model::SloDef;
+use slotel_model::catalog::{ALERT_METRIC, Metric, SLO_WINDOW, TIER_STATE_METRIC};
 use slotel_model::tiers_for;
-use slotel_model::{GoodRule, Sli, format_minutes};
+use slotel_model::{BURN_RATE_WINDOWS, GoodRule, Sli, format_minutes};
 
 use crate::grafana::{Board, Dashboard, Panel, Query, label_variable, thresholds, uid};
 use crate::{Detail, Options};
 
 /// The burn-rate windows every SLO has a series for, shortest first.
-const BURN_WINDOWS: &str = "5m|30m|1h|2h|6h|1d|3d";
+// The series the dashboards read, by their catalog names.
+const OBJECTIVE: &str = Metric::Objective.name();
+const SLI: &str = Metric::Sli.name();
+const BUDGET: &str = Metric::BudgetRemaining.name();
+const BURN_RATE: &str = Metric::BurnRate.name();
+const EVENTS_RATE: &str = Metric::EventsRate.name();
+const GOOD_EVENTS_RATE: &str = Metric::GoodEventsRate.name();
+const LATENCY: &str = Metric::LatencySeconds.name();
+const ALERT: &str = ALERT_METRIC;
+const TIER_STATE: &str = TIER_STATE_METRIC;
+
+/// The standard burn-rate windows as one regular expression (`5m|30m|…|3d`).
+fn burn_windows() -> String {
+    BURN_RATE_WINDOWS.map(format_minutes).join("|")
+}
 
 /// The Prometheus label name of an attribute (`http.route` → `http_route`), as the
 /// series carry it.
@@ -59,14 +74,14 @@ fn service_and_slo_variables() -> Vec<Value> {
         label_variable(
             "service",
             "service",
-            "slotel_slo_objective",
+            OBJECTIVE,
             ".*",
             "The services whose SLOs are shown.",
         ),
         label_variable(
             "slo",
             "slo",
-            "slotel_slo_objective{service=~\"$service\"}",
+            &format!("{OBJECTIVE}{{service=~\"$service\"}}"),
             ".*",
             "The SLOs shown, among those of the chosen services.",
         ),
@@ -159,7 +174,7 @@ pub fn overview(slos: &[SloDef], opts: &Options) -> Value {
     board.add(
         Panel::new("stat", "SLOs", "How many SLOs the chosen services have.")
             .queries(vec![Query::instant(
-                format!("count(slotel_slo_objective{{{f}}})"),
+                format!("count({OBJECTIVE}{{{f}}})"),
                 "SLOs",
             )])
             .size(6, 4),
@@ -172,7 +187,7 @@ pub fn overview(slos: &[SloDef], opts: &Options) -> Value {
         )
         .queries(vec![Query::instant(
             format!(
-                "count(slotel_slo_sli{{{f}, window=\"slo\"}} >= ignoring(window) slotel_slo_objective{{{f}}}) or vector(0)"
+                "count({SLI}{{{f}, window=\"{SLO_WINDOW}\"}} >= ignoring(window) {OBJECTIVE}{{{f}}}) or vector(0)"
             ),
             "meeting",
         )])
@@ -185,7 +200,7 @@ pub fn overview(slos: &[SloDef], opts: &Options) -> Value {
             "SLOs with no error budget left over their window: every further error breaks the objective. Red above zero.",
         )
         .queries(vec![Query::instant(
-            format!("count(slotel_slo_error_budget_remaining{{{f}}} <= 0) or vector(0)"),
+            format!("count({BUDGET}{{{f}}} <= 0) or vector(0)"),
             "spent",
         )])
         .thresholds(thresholds("green", &[(1.0, "red")]))
@@ -198,7 +213,7 @@ pub fn overview(slos: &[SloDef], opts: &Options) -> Value {
             "Burn-rate and budget alerts firing now for the chosen SLOs. Red above zero.",
         )
         .queries(vec![Query::instant(
-            "count(slotel_slo_alert{service=~\"$service\", slo=~\"$slo\", alertstate=\"firing\"}) or vector(0)",
+            format!("count({ALERT}{{service=~\"$service\", slo=~\"$slo\", alertstate=\"firing\"}}) or vector(0)"),
             "firing",
         )])
         .thresholds(thresholds("green", &[(1.0, "red")]))
@@ -210,20 +225,20 @@ pub fn overview(slos: &[SloDef], opts: &Options) -> Value {
             "SLOs by budget remaining",
             "One row per SLO, the least budget left first. SLI is over the SLO's own window; budget remaining is the fraction of the window's error budget not yet spent (negative when overspent); fastest burn is the highest burn rate over the 5m to 3d windows (1 spends the budget exactly over the window); alerts counts the alerts firing.",
             &[
-                ("Objective", format!("max by ({by}) (slotel_slo_objective{{{f}}})")),
-                ("SLI", format!("max by ({by}) (slotel_slo_sli{{{f}, window=\"slo\"}})")),
+                ("Objective", format!("max by ({by}) ({OBJECTIVE}{{{f}}})")),
+                ("SLI", format!("max by ({by}) ({SLI}{{{f}, window=\"{SLO_WINDOW}\"}})")),
                 (
                     "Budget remaining",
-                    format!("max by ({by}) (slotel_slo_error_budget_remaining{{{f}}})"),
+                    format!("max by ({by}) ({BUDGET}{{{f}}})"),
                 ),
                 (
                     "Fastest burn",
-                    format!("max by ({by}) (slotel_slo_burn_rate{{{f}, window=~\"{BURN_WINDOWS}\"}})"),
+                    format!("max by ({by}) ({BURN_RATE}{{{f}, window=~\"{}\"}})", burn_windows()),
                 ),
                 (
                     "Alerts firing",
                     format!(
-                        "count by ({by}) (slotel_slo_alert{{service=~\"$service\", slo=~\"$slo\", alertstate=\"firing\"}}) or 0 * count by ({by}) (slotel_slo_objective{{{f}}})"
+                        "count by ({by}) ({ALERT}{{service=~\"$service\", slo=~\"$slo\", alertstate=\"firing\"}}) or 0 * count by ({by}) ({OBJECTIVE}{{{f}}})"
                     ),
                 ),
             ],
@@ -242,7 +257,7 @@ pub fn overview(slos: &[SloDef], opts: &Options) -> Value {
             "Each SLO's budget left over its window, minute by minute: a falling line is budget being spent; below zero the objective is broken.",
         )
         .queries(vec![Query::range(
-            format!("slotel_slo_error_budget_remaining{{{f}}}"),
+            format!("{BUDGET}{{{f}}}"),
             "{{slo}}",
         )])
         .unit("percentunit")
@@ -277,7 +292,7 @@ pub fn executive(slos: &[SloDef], opts: &Options) -> Value {
     let team = label_name(&opts.team_label);
     let meeting = |by: &str| {
         format!(
-            "count by ({by}) (slotel_slo_sli{{{f}, window=\"slo\"}} >= ignoring(window) slotel_slo_objective{{{f}}}) or 0 * count by ({by}) (slotel_slo_objective{{{f}}})"
+            "count by ({by}) ({SLI}{{{f}, window=\"{SLO_WINDOW}\"}} >= ignoring(window) {OBJECTIVE}{{{f}}}) or 0 * count by ({by}) ({OBJECTIVE}{{{f}}})"
         )
     };
     let mut board = Board::new();
@@ -290,7 +305,7 @@ pub fn executive(slos: &[SloDef], opts: &Options) -> Value {
         )
         .queries(vec![Query::instant(
             format!(
-                "(count(slotel_slo_sli{{{f}, window=\"slo\"}} >= ignoring(window) slotel_slo_objective{{{f}}}) or vector(0)) / count(slotel_slo_objective{{{f}}})"
+                "(count({SLI}{{{f}, window=\"{SLO_WINDOW}\"}} >= ignoring(window) {OBJECTIVE}{{{f}}}) or vector(0)) / count({OBJECTIVE}{{{f}}})"
             ),
             "compliance",
         )])
@@ -308,7 +323,7 @@ pub fn executive(slos: &[SloDef], opts: &Options) -> Value {
             ),
         )
         .queries(vec![Query::instant(
-            format!("({}) / count by ({team}) (slotel_slo_objective{{{f}}})", meeting(&team)),
+            format!("({}) / count by ({team}) ({OBJECTIVE}{{{f}}})", meeting(&team)),
             format!("{{{{{team}}}}}"),
         )])
         .unit("percentunit")
@@ -322,7 +337,7 @@ pub fn executive(slos: &[SloDef], opts: &Options) -> Value {
             "For each service, the most error budget any of its SLOs has spent over its window: 100% or more means an objective is broken.",
         )
         .queries(vec![Query::instant(
-            format!("max by (service) (1 - slotel_slo_error_budget_remaining{{{f}}})"),
+            format!("max by (service) (1 - {BUDGET}{{{f}}})"),
             "{{service}}",
         )])
         .unit("percentunit")
@@ -337,7 +352,7 @@ pub fn executive(slos: &[SloDef], opts: &Options) -> Value {
             "SLOs with less than a quarter of their error budget left (negative: overspent), least first. An empty table means no SLO is at risk.",
         )
         .queries(vec![Query::instant(
-            format!("sort(slotel_slo_error_budget_remaining{{{f}}} < 0.25)"),
+            format!("sort({BUDGET}{{{f}}} < 0.25)"),
             "",
         )])
         .transformations(vec![json!({ "id": "organize", "options": {
@@ -360,7 +375,7 @@ pub fn executive(slos: &[SloDef], opts: &Options) -> Value {
             ),
         )
         .queries(vec![Query::range(
-            format!("min by ({team}) (slotel_slo_error_budget_remaining{{{f}}})"),
+            format!("min by ({team}) ({BUDGET}{{{f}}})"),
             format!("{{{{{team}}}}}"),
         )])
         .unit("percentunit")
@@ -375,7 +390,7 @@ pub fn executive(slos: &[SloDef], opts: &Options) -> Value {
             "Each SLO's SLI over its own window (30 days, a month, …) minute by minute; compare with the objectives in the overview.",
         )
         .queries(vec![Query::range(
-            format!("slotel_slo_sli{{{f}, window=\"slo\"}}"),
+            format!("{SLI}{{{f}, window=\"{SLO_WINDOW}\"}}"),
             "{{slo}}",
         )])
         .unit("percentunit")
@@ -404,10 +419,10 @@ pub fn oncall(slos: &[SloDef], opts: &Options) -> Value {
             "SLOs burning fastest",
             "One row per SLO, the fastest 1h burn first. A burn rate of 1 spends the error budget exactly over the SLO window; the default pages fire when both 1h and 5m exceed 14.4, or both 6h and 30m exceed 6 (for a 30-day window).",
             &[
-                ("5m", format!("max by ({by}) (slotel_slo_burn_rate{{{f}, window=\"5m\"}})")),
-                ("1h", format!("max by ({by}) (slotel_slo_burn_rate{{{f}, window=\"1h\"}})")),
-                ("6h", format!("max by ({by}) (slotel_slo_burn_rate{{{f}, window=\"6h\"}})")),
-                ("3d", format!("max by ({by}) (slotel_slo_burn_rate{{{f}, window=\"3d\"}})")),
+                ("5m", format!("max by ({by}) ({BURN_RATE}{{{f}, window=\"5m\"}})")),
+                ("1h", format!("max by ({by}) ({BURN_RATE}{{{f}, window=\"1h\"}})")),
+                ("6h", format!("max by ({by}) ({BURN_RATE}{{{f}, window=\"6h\"}})")),
+                ("3d", format!("max by ({by}) ({BURN_RATE}{{{f}, window=\"3d\"}})")),
             ],
             "1h",
             true,
@@ -423,7 +438,7 @@ pub fn oncall(slos: &[SloDef], opts: &Options) -> Value {
             "Alerts slotel holds now: pending ones wait for their `for` duration, firing ones have been sent to the receivers. `burnrate_tier` names the tier (page-fast, page-slow, ticket-fast, ticket-slow). Empty when all is quiet.",
         )
         .queries(vec![Query::instant(
-            "slotel_slo_alert{service=~\"$service\", slo=~\"$slo\"}",
+            format!("{ALERT}{{service=~\"$service\", slo=~\"$slo\"}}"),
             "",
         )])
         .transformations(vec![json!({ "id": "organize", "options": {
@@ -440,7 +455,7 @@ pub fn oncall(slos: &[SloDef], opts: &Options) -> Value {
             "Each SLO's burn rate over the last hour, minute by minute. Above the red line (14.4) a 30-day SLO spends 2% of its budget per hour: the fast page.",
         )
         .queries(vec![Query::range(
-            format!("slotel_slo_burn_rate{{{f}, window=\"1h\"}}"),
+            format!("{BURN_RATE}{{{f}, window=\"1h\"}}"),
             "{{slo}}",
         )])
         .thresholds(burn_thresholds())
@@ -537,8 +552,8 @@ fn slo_rows(board: &mut Board, def: &SloDef, all_groups: &BTreeSet<String>) {
             ),
         )
         .queries(vec![
-            Query::range(format!("slotel_slo_sli{{{s}, window=\"slo\"}}"), "SLI"),
-            Query::range(format!("slotel_slo_objective{{{s}}}"), "objective"),
+            Query::range(format!("{SLI}{{{s}, window=\"{SLO_WINDOW}\"}}"), "SLI"),
+            Query::range(format!("{OBJECTIVE}{{{s}}}"), "objective"),
         ])
         .unit("percentunit")
         .decimals(4)
@@ -553,7 +568,7 @@ fn slo_rows(board: &mut Board, def: &SloDef, all_groups: &BTreeSet<String>) {
             ),
         )
         .queries(vec![Query::range(
-            format!("slotel_slo_error_budget_remaining{{{s}}}"),
+            format!("{BUDGET}{{{s}}}"),
             "budget remaining",
         )])
         .unit("percentunit")
@@ -570,10 +585,7 @@ fn slo_rows(board: &mut Board, def: &SloDef, all_groups: &BTreeSet<String>) {
     windows.dedup();
     let window_re: Vec<String> = windows.iter().map(|&m| format_minutes(m)).collect();
     let mut queries = vec![Query::range(
-        format!(
-            "slotel_slo_burn_rate{{{s}, window=~\"{}\"}}",
-            window_re.join("|")
-        ),
+        format!("{BURN_RATE}{{{s}, window=~\"{}\"}}", window_re.join("|")),
         "{{window}}",
     )];
     let mut tier_text = Vec::new();
@@ -616,12 +628,12 @@ fn slo_rows(board: &mut Board, def: &SloDef, all_groups: &BTreeSet<String>) {
         )
         .queries(vec![
             Query::range(
-                format!("slotel_slo_good_events_rate{{{s}, window=\"5m\"}}"),
+                format!("{GOOD_EVENTS_RATE}{{{s}, window=\"5m\"}}"),
                 "good",
             ),
             Query::range(
                 format!(
-                    "slotel_slo_events_rate{{{s}, window=\"5m\"}} - slotel_slo_good_events_rate{{{s}, window=\"5m\"}}"
+                    "{EVENTS_RATE}{{{s}, window=\"5m\"}} - {GOOD_EVENTS_RATE}{{{s}, window=\"5m\"}}"
                 ),
                 "bad",
             ),
@@ -633,7 +645,7 @@ fn slo_rows(board: &mut Board, def: &SloDef, all_groups: &BTreeSet<String>) {
     if latency {
         let threshold = latency_threshold_seconds(def);
         let mut queries = vec![Query::range(
-            format!("slotel_slo_latency_seconds{{{s}, window=\"5m\"}}"),
+            format!("{LATENCY}{{{s}, window=\"5m\"}}"),
             "p{{quantile}}",
         )];
         if let Some(t) = threshold {
@@ -666,7 +678,7 @@ fn slo_rows(board: &mut Board, def: &SloDef, all_groups: &BTreeSet<String>) {
             ),
         )
         .queries(vec![Query::instant(
-            format!("slotel_slo_alert_state{{slo={name}, service={}}}", quote(&def.service)),
+            format!("{TIER_STATE}{{slo={name}, service={}}}", quote(&def.service)),
             "",
         )])
         .transformations(vec![json!({ "id": "organize", "options": {
@@ -696,7 +708,7 @@ fn slo_rows(board: &mut Board, def: &SloDef, all_groups: &BTreeSet<String>) {
             )
             .queries(vec![Query::instant(
                 format!(
-                    "sort(slotel_slo_error_budget_remaining{{slo={name}, service={}{matchers}}})",
+                    "sort({BUDGET}{{slo={name}, service={}{matchers}}})",
                     quote(&def.service)
                 ),
                 legend.join(" "),
@@ -734,7 +746,7 @@ fn detail(title: &str, uid_parts: &[&str], slos: &[&SloDef], opts: &Options) -> 
             label_variable(
                 g,
                 g,
-                &format!("slotel_slo_error_budget_remaining{{{g}!=\"\"}}"),
+                &format!("{BUDGET}{{{g}!=\"\"}}"),
                 ".+",
                 &format!("The groups (by `{g}`) shown in the per-group panels."),
             )

@@ -9,6 +9,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod catalog;
 pub mod group;
 pub mod names;
 pub mod selector;

@@ -14,32 +14,9 @@ use slotel_model::format_minutes;
 use crate::promql::Labels;
 use slotel_model::names::label_name;
 
+use slotel_model::catalog::{ALERT_METRIC, HEALTH_METRICS, TIER_STATE_METRIC};
+
 const NANOS_PER_MINUTE: i64 = 60_000_000_000;
-
-/// The name of the active-alert series.
-pub const ALERT_METRIC: &str = "slotel_slo_alert";
-
-/// The name of the burn-rate tier state series.
-pub const TIER_STATE_METRIC: &str = "slotel_slo_alert_state";
-
-/// slotel's own metrics kept in the health history, by sample name. Series with a
-/// `tenant` label are served to that tenant only.
-pub const HEALTH_METRICS: [&str; 14] = [
-    "slotel_ingest_requests_total",
-    "slotel_ingest_items_received_total",
-    "slotel_ingest_items_accepted_total",
-    "slotel_ingest_items_refused_total",
-    "slotel_queue_batches",
-    "slotel_queue_bytes",
-    "slotel_queue_capacity_batches",
-    "slotel_queue_capacity_bytes",
-    "slotel_engine_events_too_old_total",
-    "slotel_engine_events_in_future_total",
-    "slotel_engine_newest_event_age_seconds",
-    "slotel_alerts_firing",
-    "slotel_notifications_failed_total",
-    "slotel_storage_write_errors_total",
-];
 
 /// A series given as samples by minute.
 #[derive(Debug, Clone)]

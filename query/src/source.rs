@@ -10,6 +10,7 @@ use slotel_compute::alerting::Evaluator;
 use slotel_compute::latency::{self, Histogram};
 use slotel_compute::window::MinuteSeries;
 use slotel_compute::{Engine, Minutes};
+use slotel_model::catalog;
 use slotel_model::{GroupKey, SloDef};
 
 use crate::side::{self, HealthHistory, SideSeries};
@@ -91,10 +92,10 @@ impl QueryEngine {
         let wants = |f: &dyn Fn(&str) -> bool| names.iter().any(|n| n.is_none_or(f));
         let now = self.engine.now_nanos();
         let mut out = Vec::new();
-        if wants(&|n| n == side::ALERT_METRIC) {
+        if wants(&|n| n == catalog::ALERT_METRIC) {
             out.extend(side::alert_series(&self.alerts, tenant, now));
         }
-        if wants(&|n| n == side::TIER_STATE_METRIC) {
+        if wants(&|n| n == catalog::TIER_STATE_METRIC) {
             out.extend(side::tier_state_series(
                 &self.engine,
                 &self.alerts,
@@ -102,7 +103,7 @@ impl QueryEngine {
                 now,
             ));
         }
-        if wants(&|n| side::HEALTH_METRICS.contains(&n)) {
+        if wants(&|n| catalog::HEALTH_METRICS.contains(&n)) {
             out.extend(self.health.series(tenant, now));
         }
         out

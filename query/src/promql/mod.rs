@@ -36,10 +36,9 @@ mod selection;
 
 use binary::*;
 use catalog::*;
-pub use catalog::{
-    LATENCY_QUANTILES, LATENCY_WINDOWS, Metric, SLO_WINDOW, Target, series_labels, targets,
-};
+pub use catalog::{Target, series_labels, targets};
 use selection::*;
+pub use slotel_model::catalog::{LATENCY_QUANTILES, LATENCY_WINDOWS, Metric, RESERVED, SLO_WINDOW};
 
 const NANOS_PER_MINUTE: i64 = 60_000_000_000;
 
