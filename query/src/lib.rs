@@ -6,6 +6,7 @@
 //! for that tenant's [`slotel_compute::SloStatus`]es. `/metrics` encodes the shared
 //! Prometheus registry.
 
+pub mod error;
 pub mod source;
 
 pub mod exposition;
@@ -14,22 +15,22 @@ pub mod promql;
 pub mod rest;
 pub mod side;
 
+pub use error::ApiError;
 pub use source::{ApiOptions, QueryEngine};
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use prometheus_client::registry::Registry;
-use serde_json::json;
 use slotel_compute::Engine;
 use slotel_compute::alerting::Evaluator;
 use slotel_proto::TENANT_HEADER;
-use slotel_proto::auth::{Auth, AuthError};
+use slotel_proto::auth::Auth;
 use std::sync::Mutex;
 
 /// Reloads the SLO files: the number of SLOs loaded, or every problem found.
@@ -154,32 +155,6 @@ pub fn router(ctx: ApiContext) -> Router {
         .fallback(not_found)
 }
 
-/// An API error: a status code and a JSON body `{"status": "error", "error": "..."}`.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-impl ApiError {
-    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({ "status": "error", "error": self.message })),
-        )
-            .into_response()
-    }
-}
-
 async fn tenant(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> Response {
     let h = req.headers();
     let resolved = auth.tenant(
@@ -191,12 +166,7 @@ async fn tenant(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> 
             req.extensions_mut().insert(t);
             next.run(req).await
         }
-        Err(e @ AuthError::Unauthenticated) => {
-            ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()).into_response()
-        }
-        Err(AuthError::InvalidTenant(m)) => {
-            ApiError::new(StatusCode::BAD_REQUEST, m).into_response()
-        }
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
@@ -209,11 +179,7 @@ async fn metrics(
     let mut body = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &registry) {
         tracing::error!(error = %e, "Cannot encode the metrics.");
-        return ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "cannot encode the metrics",
-        )
-        .into_response();
+        return ApiError::Internal("cannot encode the metrics".into()).into_response();
     }
     if let Some(source) = slo_series {
         let series = exposition::slo_series(&source).await;
@@ -228,14 +194,14 @@ async fn metrics(
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")
+    ApiError::NotFound("no such endpoint".into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::body::Body;
-    use axum::http::Request;
+    use axum::http::{Request, StatusCode};
     use slotel_model::ManualClock;
     use slotel_proto::Tenant;
     use slotel_spec::parse_native;

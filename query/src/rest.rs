@@ -36,7 +36,7 @@ pub struct ErrorBody {
 }
 
 fn bad_request(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
+    ApiError::bad_request(e)
 }
 
 /// The SLOs of the caller's tenant.
@@ -168,7 +168,7 @@ pub async fn get_slo(
     engine
         .status(&t, &name)
         .map(Json)
-        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))
+        .map_err(|e| ApiError::NotFound(e.to_string()))
 }
 
 /// A grouped SLO's groups.
@@ -201,7 +201,7 @@ pub async fn slo_groups(
     let Path(name) = name.map_err(bad_request)?;
     let status = engine
         .status(&t, &name)
-        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
+        .map_err(|e| ApiError::NotFound(e.to_string()))?;
     let group_by = engine
         .slos(&t)
         .into_iter()
@@ -301,12 +301,7 @@ pub async fn slo_series(
         .slos(&t)
         .into_iter()
         .find(|d| d.name == name)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("no SLO named {name:?} for tenant {:?}", &*t),
-            )
-        })?;
+        .ok_or_else(|| ApiError::NotFound(format!("no SLO named {name:?} for tenant {:?}", &*t)))?;
     let to = match &p.to {
         Some(s) => parse_time("to", s)?,
         None => jiff::Timestamp::now().as_second(),
@@ -347,7 +342,7 @@ pub async fn slo_series(
     let m = source
         .minutes(&t, &name, None, lo - lookback, hi)
         .await
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no SLO named {name:?}")))?;
+        .ok_or_else(|| ApiError::NotFound(format!("no SLO named {name:?}")))?;
     let step_minutes = step / 60;
     let points = (0..=(to - from) / step)
         .map(|i| {
@@ -536,7 +531,7 @@ pub async fn alert_history(
             serde_json::from_value(serde_json::Value::Object(r))
         })
         .collect::<Result<Vec<AlertEventOut>, _>>()
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Json(AlertHistory { events }))
 }
 
@@ -610,10 +605,10 @@ pub async fn delete_maintenance(
     if engine.maintenance().remove(&t, &name) {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no maintenance window named {name:?} for tenant {:?}", &*t),
-        ))
+        Err(ApiError::NotFound(format!(
+            "no maintenance window named {name:?} for tenant {:?}",
+            &*t
+        )))
     }
 }
 
@@ -647,7 +642,7 @@ pub async fn slo_gate(
     let Path(name) = name.map_err(bad_request)?;
     let status = engine
         .status(&t, &name)
-        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
+        .map_err(|e| ApiError::NotFound(e.to_string()))?;
     let active = active_alerts(&alerts, &t);
     Ok(Json(gate::decide(&status, &active)))
 }
@@ -686,10 +681,10 @@ pub async fn service_gate(
         .filter(|s| s.service == service)
         .collect();
     if statuses.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no SLO of service {service:?} for tenant {:?}", &*t),
-        ));
+        return Err(ApiError::NotFound(format!(
+            "no SLO of service {service:?} for tenant {:?}",
+            &*t
+        )));
     }
     let active = active_alerts(&alerts, &t);
     let slos: Vec<Gate> = statuses.iter().map(|s| gate::decide(s, &active)).collect();
@@ -722,21 +717,19 @@ pub struct Reloaded {
     )
 )]
 pub async fn reload_slos(State(reload): State<Option<Reload>>) -> Result<Json<Reloaded>, ApiError> {
-    let reload =
-        reload.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "reload is not available"))?;
+    let reload = reload.ok_or_else(|| ApiError::NotFound("reload is not available".into()))?;
     // Reading and parsing files blocks: keep it off the async workers.
     let result = tokio::task::spawn_blocking(move || reload())
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     match result {
         Ok(n) => Ok(Json(Reloaded {
             status: "ok".into(),
             slos: n,
         })),
-        Err(problems) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("the SLO files are invalid; the previous SLOs stay loaded:\n{problems}"),
-        )),
+        Err(problems) => Err(ApiError::Unprocessable(format!(
+            "the SLO files are invalid; the previous SLOs stay loaded:\n{problems}"
+        ))),
     }
 }
 
@@ -783,13 +776,7 @@ pub async fn run_sql(
         .is_some_and(|v| v.contains(ARROW_STREAM));
     let batches = match source.sql(&t, &body.query).await {
         Ok(b) => b,
-        Err(e) => {
-            let status = match e {
-                sql::SqlError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            return ApiError::new(status, e.to_string()).into_response();
-        }
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let (body, content_type) = if arrow {
         (sql::to_arrow_ipc(&batches), ARROW_STREAM)
@@ -798,7 +785,7 @@ pub async fn run_sql(
     };
     match body {
         Ok(bytes) => ([(header::CONTENT_TYPE, content_type)], bytes).into_response(),
-        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(e) => ApiError::Internal(e.to_string()).into_response(),
     }
 }
 

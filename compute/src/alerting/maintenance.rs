@@ -62,31 +62,48 @@ pub struct Maintenance {
     any_exclusion: AtomicBool,
 }
 
-fn parse_time(s: &str) -> Result<i64, String> {
-    s.parse::<jiff::Timestamp>()
-        .map(|t| t.as_nanosecond() as i64)
-        .map_err(|e| format!("{s:?} is not an RFC 3339 time: {e}"))
+/// Why a maintenance window is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MaintenanceError {
+    /// `start` or `end` is not an RFC 3339 time.
+    #[error("{time:?} is not an RFC 3339 time: {reason}")]
+    Time {
+        /// The time as given.
+        time: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `end` is not after `start`.
+    #[error("maintenance window {0:?} ends before it starts")]
+    EndsBeforeStart(String),
+    /// Neither `slos` nor `services` is set.
+    #[error("maintenance window {0:?} names no SLO and no service")]
+    NoTarget(String),
+    /// `name` is empty.
+    #[error("a maintenance window needs a name")]
+    NoName,
+}
+
+fn parse_time(s: &str) -> Result<i64, MaintenanceError> {
+    slotel_model::time::parse_rfc3339(s).map_err(|e| MaintenanceError::Time {
+        time: s.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 impl Maintenance {
     /// Adds (or replaces, by tenant and name) a window.
-    pub fn put(&self, window: MaintenanceWindow) -> Result<(), String> {
+    pub fn put(&self, window: MaintenanceWindow) -> Result<(), MaintenanceError> {
         let start = parse_time(&window.start)?;
         let end = parse_time(&window.end)?;
         if end <= start {
-            return Err(format!(
-                "maintenance window {:?} ends before it starts",
-                window.name
-            ));
+            return Err(MaintenanceError::EndsBeforeStart(window.name));
         }
         if window.slos.is_empty() && window.services.is_empty() {
-            return Err(format!(
-                "maintenance window {:?} names no SLO and no service",
-                window.name
-            ));
+            return Err(MaintenanceError::NoTarget(window.name));
         }
         if window.name.is_empty() {
-            return Err("a maintenance window needs a name".to_string());
+            return Err(MaintenanceError::NoName);
         }
         let mut w = self.windows.write().unwrap_or_else(|e| e.into_inner());
         w.retain(|p| !(p.window.tenant == window.tenant && p.window.name == window.name));
@@ -181,12 +198,18 @@ mod tests {
         assert!(!m.excludes(&defs[0], at("2026-12-01T03:00:00Z")));
         let mut bad = w("x", false);
         bad.end = "2026-12-01T01:00:00Z".into();
-        assert!(m.put(bad).unwrap_err().contains("ends before it starts"));
+        assert!(
+            m.put(bad)
+                .unwrap_err()
+                .to_string()
+                .contains("ends before it starts")
+        );
         let mut bad = w("x", false);
         bad.services.clear();
         assert!(
             m.put(bad)
                 .unwrap_err()
+                .to_string()
                 .contains("names no SLO and no service")
         );
     }
