@@ -8,7 +8,8 @@
 //!   with a stable `dedup_key` per (tenant, SLO, tier).
 //! - Slack incoming webhooks: a line of text per change.
 //!
-//! Every destination has its own bounded outbox drained by its own task, which posts
+//! Each kind is a [`Notifier`] in a file of its own. Every destination has its own
+//! bounded outbox drained by its own task, which posts
 //! with a timeout and retries with backoff: a dead or slow receiver delays only itself,
 //! never evaluation, ingestion or the other receivers. A full outbox drops the new
 //! delivery and counts it.
@@ -18,28 +19,233 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::alerting::{Alert, AlertState, Evaluator, Transition};
-use slotel_model::time::rfc3339;
+use crate::alerting::{AlertState, Evaluator, Transition};
 
-/// An alert in Alertmanager's API v2 form.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AmAlert {
-    /// Identifying labels.
-    pub labels: BTreeMap<String, String>,
-    /// Descriptive annotations.
-    pub annotations: BTreeMap<String, String>,
-    /// When it started (RFC 3339).
-    pub starts_at: String,
-    /// When it ends: ahead for a firing alert, now for a resolved one.
-    pub ends_at: String,
-    /// A link back to the SLO.
-    #[serde(rename = "generatorURL")]
-    pub generator_url: String,
+mod alertmanager;
+mod pagerduty;
+mod slack;
+mod webhook;
+
+pub use alertmanager::{Alertmanager, AmAlert, alertmanager_batch};
+pub use pagerduty::{PAGERDUTY_EVENTS_URL, PagerDuty, dedup_key, pagerduty_event};
+pub use slack::{Slack, slack_message};
+pub use webhook::{Webhook, webhook_payload};
+
+/// What one evaluation hands the notifiers.
+#[derive(Clone, Copy)]
+pub struct Evaluation<'a> {
+    /// The rules' state after the evaluation.
+    pub evaluator: &'a Evaluator,
+    /// The changes the evaluation made.
+    pub transitions: &'a [Transition],
+    /// When (nanoseconds since the epoch).
+    pub now: i64,
+    /// How long a firing alert stays valid without being sent again.
+    pub valid_for: Duration,
+    /// The base of links in alerts.
+    pub external_url: &'a str,
+    /// Whether an alert's labels are silenced by a maintenance window now.
+    pub silenced: &'a dyn Fn(&BTreeMap<String, String>) -> bool,
+}
+
+impl Evaluation<'_> {
+    /// The changes between firing and not firing that are not silenced, with whether the
+    /// alert fired (else it resolved) and since when: what every notifier but
+    /// Alertmanager (which hears the whole state each time) is told of.
+    pub fn changes(&self) -> impl Iterator<Item = Change<'_>> {
+        let now = self.now;
+        self.transitions
+            .iter()
+            .filter(|t| !(self.silenced)(&t.labels))
+            .filter_map(move |t| {
+                let fired = match (t.from, t.to) {
+                    (_, AlertState::Firing { .. }) => true,
+                    (AlertState::Firing { .. }, AlertState::Inactive) => false,
+                    _ => return None,
+                };
+                let since = match (t.from, t.to) {
+                    (_, AlertState::Firing { since }) | (AlertState::Firing { since }, _) => since,
+                    _ => now,
+                };
+                Some(Change {
+                    transition: t,
+                    fired,
+                    since,
+                })
+            })
+    }
+}
+
+/// One alert that fired or resolved.
+#[derive(Debug, Clone, Copy)]
+pub struct Change<'a> {
+    /// The transition.
+    pub transition: &'a Transition,
+    /// Whether it fired (else it resolved).
+    pub fired: bool,
+    /// When it started firing.
+    pub since: i64,
+}
+
+/// One destination of alerts: what it sends after an evaluation and for a test, through
+/// its own [`Outbox`].
+pub trait Notifier: Send + Sync + std::fmt::Debug {
+    /// The kind, for receiver names and logs: `alertmanager`, `webhook`, `pagerduty`,
+    /// `slack`.
+    fn kind(&self) -> &'static str;
+    /// Sends what `evaluation` calls for. Never waits.
+    fn notify(&self, evaluation: &Evaluation<'_>);
+    /// Sends a test notification for `alert` (a firing test transition) at `now`.
+    fn test(&self, alert: &Transition, external_url: &str, now: i64);
+    /// The destination's outbox.
+    fn outbox(&self) -> &Outbox;
+    /// The outbox, to drain it at shutdown.
+    fn into_outbox(self: Box<Self>) -> Outbox;
+}
+
+/// The link to an alert's SLO.
+pub(crate) fn generator_url(base: &str, labels: &BTreeMap<String, String>) -> String {
+    format!(
+        "{}/api/v1/slos/{}",
+        base.trim_end_matches('/'),
+        labels.get("slo").map(String::as_str).unwrap_or_default()
+    )
+}
+
+/// The configured notifiers of one route, in the order their counters are listed.
+#[derive(Debug, Default)]
+pub struct Notifiers {
+    all: Vec<Box<dyn Notifier>>,
+}
+
+impl Notifiers {
+    /// Starts a sender per destination. Within a Tokio runtime.
+    pub fn start(config: &NotifyConfig) -> Self {
+        let outbox = |name, url: String| Outbox::start(name, url, config.timeout, config.attempts);
+        let mut all: Vec<Box<dyn Notifier>> = Vec::new();
+        if let Some(u) = &config.alertmanager_url {
+            all.push(Box::new(Alertmanager(outbox(
+                "alertmanager",
+                format!("{}/api/v2/alerts", u.trim_end_matches('/')),
+            ))));
+        }
+        for u in &config.webhook_urls {
+            all.push(Box::new(Webhook(outbox("webhook", u.clone()))));
+        }
+        if let Some((key, url)) = &config.pagerduty {
+            all.push(Box::new(PagerDuty {
+                routing_key: key.clone(),
+                outbox: outbox("pagerduty", url.clone()),
+            }));
+        }
+        if let Some(u) = &config.slack_url {
+            all.push(Box::new(Slack(outbox("slack", u.clone()))));
+        }
+        Self { all }
+    }
+
+    /// Stops taking notifications and waits up to `timeout` for the queued ones to be
+    /// delivered, so that a graceful shutdown does not lose a page or a resolve.
+    pub async fn flush(self, timeout: Duration) {
+        let tasks: Vec<_> = self
+            .all
+            .into_iter()
+            .map(|n| {
+                let o = n.into_outbox();
+                drop(o.tx);
+                o.task
+            })
+            .collect();
+        let all = async {
+            for t in tasks {
+                let _ = t.await;
+            }
+        };
+        if tokio::time::timeout(timeout, all).await.is_err() {
+            tracing::warn!("Some notifications were not delivered before shutdown.");
+        }
+    }
+
+    /// The counters of every destination, by receiver: `alertmanager`, `webhook-1`,
+    /// `webhook-2`, … (in configuration order), `pagerduty`, `slack`.
+    pub fn stats(&self) -> Vec<(String, Arc<NotifyStats>)> {
+        let mut webhooks = 0;
+        self.all
+            .iter()
+            .map(|n| {
+                let name = match n.kind() {
+                    "webhook" => {
+                        webhooks += 1;
+                        format!("webhook-{webhooks}")
+                    }
+                    kind => kind.to_string(),
+                };
+                (name, Arc::clone(n.outbox().stats()))
+            })
+            .collect()
+    }
+
+    /// Sends what an evaluation at `now` calls for, except for alerts `silenced` says to
+    /// hold back (a maintenance window). Never waits.
+    pub fn notify(
+        &self,
+        evaluator: &Evaluator,
+        transitions: &[Transition],
+        now: i64,
+        valid_for: Duration,
+        external_url: &str,
+        silenced: &dyn Fn(&BTreeMap<String, String>) -> bool,
+    ) {
+        let evaluation = Evaluation {
+            evaluator,
+            transitions,
+            now,
+            valid_for,
+            external_url,
+            silenced,
+        };
+        for n in &self.all {
+            n.notify(&evaluation);
+        }
+    }
+
+    /// A test notification through every configured destination.
+    pub fn test(&self, external_url: &str, now: i64) {
+        let labels: BTreeMap<String, String> = [
+            ("alertname", "SLOTelTest"),
+            ("slo", "slotel-test"),
+            ("service", "slotel"),
+            ("tenant", "default"),
+            ("severity", "ticket"),
+            ("burnrate_tier", "test"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let annotations: BTreeMap<String, String> = [(
+            "summary".to_string(),
+            "A test notification from slotel: this route works.".to_string(),
+        )]
+        .into();
+        let t = Transition {
+            tenant: "default".into(),
+            slo: "slotel-test".into(),
+            tier: "test".into(),
+            severity: crate::alerting::Severity::Ticket,
+            from: AlertState::Inactive,
+            to: AlertState::Firing { since: now },
+            at: now,
+            burn_rates: (None, None),
+            labels,
+            annotations,
+        };
+        for n in &self.all {
+            n.test(&t, external_url, now);
+        }
+    }
 }
 
 /// Counters of one destination.
@@ -58,15 +264,20 @@ const OUTBOX: usize = 256;
 
 /// One destination's outbox and sender task.
 #[derive(Debug)]
-struct Outbox {
+pub struct Outbox {
     tx: mpsc::Sender<Value>,
     stats: Arc<NotifyStats>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Outbox {
+    /// The destination's counters.
+    pub fn stats(&self) -> &Arc<NotifyStats> {
+        &self.stats
+    }
+
     /// Starts a task posting every queued JSON body to `url`. Within a Tokio runtime.
-    fn start(name: &'static str, url: String, timeout: Duration, attempts: u32) -> Self {
+    pub fn start(name: &'static str, url: String, timeout: Duration, attempts: u32) -> Self {
         let (tx, mut rx) = mpsc::channel::<Value>(OUTBOX);
         let stats = Arc::new(NotifyStats::default());
         let task_stats = Arc::clone(&stats);
@@ -103,7 +314,8 @@ impl Outbox {
         Self { tx, stats, task }
     }
 
-    fn send(&self, body: Value) {
+    /// Queues `body` for delivery; a full outbox drops it and counts the drop.
+    pub fn send(&self, body: Value) {
         if self.tx.try_send(body).is_err() {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -125,325 +337,6 @@ pub struct NotifyConfig {
     pub timeout: Duration,
     /// Attempts per delivery.
     pub attempts: u32,
-}
-
-/// PagerDuty's Events API v2 endpoint.
-pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
-
-/// The configured notifiers.
-#[derive(Debug, Default)]
-pub struct Notifiers {
-    alertmanager: Option<Outbox>,
-    webhooks: Vec<Outbox>,
-    pagerduty: Option<(String, Outbox)>,
-    slack: Option<Outbox>,
-}
-
-fn generator_url(base: &str, labels: &BTreeMap<String, String>) -> String {
-    format!(
-        "{}/api/v1/slos/{}",
-        base.trim_end_matches('/'),
-        labels.get("slo").map(String::as_str).unwrap_or_default()
-    )
-}
-
-impl Notifiers {
-    /// Starts a sender per destination. Within a Tokio runtime.
-    pub fn start(config: &NotifyConfig) -> Self {
-        let outbox = |name, url: String| Outbox::start(name, url, config.timeout, config.attempts);
-        Self {
-            alertmanager: config.alertmanager_url.as_ref().map(|u| {
-                outbox(
-                    "alertmanager",
-                    format!("{}/api/v2/alerts", u.trim_end_matches('/')),
-                )
-            }),
-            webhooks: config
-                .webhook_urls
-                .iter()
-                .map(|u| outbox("webhook", u.clone()))
-                .collect(),
-            pagerduty: config
-                .pagerduty
-                .as_ref()
-                .map(|(key, url)| (key.clone(), outbox("pagerduty", url.clone()))),
-            slack: config
-                .slack_url
-                .as_ref()
-                .map(|u| outbox("slack", u.clone())),
-        }
-    }
-
-    /// Stops taking notifications and waits up to `timeout` for the queued ones to be
-    /// delivered, so that a graceful shutdown does not lose a page or a resolve.
-    pub async fn flush(self, timeout: Duration) {
-        let mut tasks = Vec::new();
-        let mut take = |o: Outbox| {
-            drop(o.tx);
-            tasks.push(o.task);
-        };
-        self.alertmanager.into_iter().for_each(&mut take);
-        self.webhooks.into_iter().for_each(&mut take);
-        self.pagerduty
-            .into_iter()
-            .map(|(_, o)| o)
-            .for_each(&mut take);
-        self.slack.into_iter().for_each(&mut take);
-        let all = async {
-            for t in tasks {
-                let _ = t.await;
-            }
-        };
-        if tokio::time::timeout(timeout, all).await.is_err() {
-            tracing::warn!("Some notifications were not delivered before shutdown.");
-        }
-    }
-
-    /// The counters of every destination, by receiver: `alertmanager`, `webhook-1`,
-    /// `webhook-2`, … (in configuration order), `pagerduty`, `slack`.
-    pub fn stats(&self) -> Vec<(String, Arc<NotifyStats>)> {
-        let mut out = Vec::new();
-        if let Some(o) = &self.alertmanager {
-            out.push(("alertmanager".to_string(), Arc::clone(&o.stats)));
-        }
-        for (i, o) in self.webhooks.iter().enumerate() {
-            out.push((format!("webhook-{}", i + 1), Arc::clone(&o.stats)));
-        }
-        if let Some((_, o)) = &self.pagerduty {
-            out.push(("pagerduty".to_string(), Arc::clone(&o.stats)));
-        }
-        if let Some(o) = &self.slack {
-            out.push(("slack".to_string(), Arc::clone(&o.stats)));
-        }
-        out
-    }
-
-    /// Sends what an evaluation at `now` calls for, except for alerts `silenced` says to
-    /// hold back (a maintenance window). Never waits.
-    pub fn notify(
-        &self,
-        evaluator: &Evaluator,
-        transitions: &[Transition],
-        now: i64,
-        valid_for: Duration,
-        external_url: &str,
-        silenced: &dyn Fn(&BTreeMap<String, String>) -> bool,
-    ) {
-        if let Some(am) = &self.alertmanager {
-            let mut batch =
-                alertmanager_batch(evaluator, transitions, now, valid_for, external_url);
-            batch.retain(|a| !silenced(&a.labels));
-            if !batch.is_empty() {
-                am.send(serde_json::to_value(batch).unwrap_or_default());
-            }
-        }
-        // The others hear of changes between firing and not firing only.
-        for t in transitions.iter().filter(|t| !silenced(&t.labels)) {
-            let (fired, resolved) = match (t.from, t.to) {
-                (_, AlertState::Firing { .. }) => (true, false),
-                (AlertState::Firing { .. }, AlertState::Inactive) => (false, true),
-                _ => continue,
-            };
-            let since = match (t.from, t.to) {
-                (_, AlertState::Firing { since }) | (AlertState::Firing { since }, _) => since,
-                _ => now,
-            };
-            for w in &self.webhooks {
-                w.send(webhook_payload(t, fired, since, now, external_url));
-            }
-            if let Some((key, pd)) = &self.pagerduty {
-                pd.send(pagerduty_event(key, t, fired, external_url));
-            }
-            if let Some(slack) = &self.slack {
-                slack.send(slack_message(t, fired, resolved, external_url));
-            }
-        }
-    }
-
-    /// A test notification through every configured destination.
-    pub fn test(&self, external_url: &str, now: i64) {
-        let labels: BTreeMap<String, String> = [
-            ("alertname", "SLOTelTest"),
-            ("slo", "slotel-test"),
-            ("service", "slotel"),
-            ("tenant", "default"),
-            ("severity", "ticket"),
-            ("burnrate_tier", "test"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let annotations: BTreeMap<String, String> = [(
-            "summary".to_string(),
-            "A test notification from slotel: this route works.".to_string(),
-        )]
-        .into();
-        let t = Transition {
-            tenant: "default".into(),
-            slo: "slotel-test".into(),
-            tier: "test".into(),
-            severity: crate::alerting::Severity::Ticket,
-            from: AlertState::Inactive,
-            to: AlertState::Firing { since: now },
-            at: now,
-            burn_rates: (None, None),
-            labels: labels.clone(),
-            annotations: annotations.clone(),
-        };
-        if let Some(am) = &self.alertmanager {
-            let alert = AmAlert {
-                generator_url: generator_url(external_url, &labels),
-                labels,
-                annotations,
-                starts_at: rfc3339(now),
-                ends_at: rfc3339(now + 300_000_000_000),
-            };
-            am.send(serde_json::to_value(vec![alert]).unwrap_or_default());
-        }
-        for w in &self.webhooks {
-            w.send(webhook_payload(&t, true, now, now, external_url));
-        }
-        if let Some((key, pd)) = &self.pagerduty {
-            pd.send(pagerduty_event(key, &t, true, external_url));
-        }
-        if let Some(slack) = &self.slack {
-            slack.send(slack_message(&t, true, false, external_url));
-        }
-    }
-}
-
-/// The alerts to send Alertmanager after an evaluation at `now`: every firing alert with
-/// `endsAt` `valid_for` ahead, and every alert that stopped firing with `endsAt` now.
-pub fn alertmanager_batch(
-    evaluator: &Evaluator,
-    transitions: &[Transition],
-    now: i64,
-    valid_for: Duration,
-    external_url: &str,
-) -> Vec<AmAlert> {
-    let mut out: Vec<AmAlert> = evaluator
-        .active(None)
-        .into_iter()
-        .filter_map(|a: Alert| match a.state {
-            AlertState::Firing { since } => Some(AmAlert {
-                generator_url: generator_url(external_url, &a.labels),
-                labels: a.labels,
-                annotations: a.annotations,
-                starts_at: rfc3339(since),
-                ends_at: rfc3339(now + valid_for.as_nanos() as i64),
-            }),
-            _ => None,
-        })
-        .collect();
-    for t in transitions {
-        if let (AlertState::Firing { since }, AlertState::Inactive) = (t.from, t.to) {
-            out.push(AmAlert {
-                generator_url: generator_url(external_url, &t.labels),
-                labels: t.labels.clone(),
-                annotations: t.annotations.clone(),
-                starts_at: rfc3339(since),
-                ends_at: rfc3339(now),
-            });
-        }
-    }
-    out
-}
-
-/// A stable identity of an alert: `slotel/TENANT/SLO/TIER`.
-pub fn dedup_key(t: &Transition) -> String {
-    format!("slotel/{}/{}/{}", t.tenant, t.slo, t.tier)
-}
-
-/// Alertmanager's webhook payload (version 4) for one alert's change.
-pub fn webhook_payload(
-    t: &Transition,
-    firing: bool,
-    since: i64,
-    now: i64,
-    external_url: &str,
-) -> Value {
-    let status = if firing { "firing" } else { "resolved" };
-    let ends_at = if firing {
-        "0001-01-01T00:00:00Z".to_string()
-    } else {
-        rfc3339(now)
-    };
-    json!({
-        "version": "4",
-        "groupKey": format!("{{}}:{{slo=\"{}\", tenant=\"{}\"}}", t.slo, t.tenant),
-        "truncatedAlerts": 0,
-        "status": status,
-        "receiver": "slotel",
-        "groupLabels": { "slo": t.slo, "tenant": t.tenant },
-        "commonLabels": t.labels,
-        "commonAnnotations": t.annotations,
-        "externalURL": external_url,
-        "alerts": [{
-            "status": status,
-            "labels": t.labels,
-            "annotations": t.annotations,
-            "startsAt": rfc3339(since),
-            "endsAt": ends_at,
-            "generatorURL": generator_url(external_url, &t.labels),
-            "fingerprint": format!("{:016x}", fingerprint(&dedup_key(t))),
-        }],
-    })
-}
-
-fn fingerprint(s: &str) -> u64 {
-    // FNV-1a: stable across runs and machines, unlike the std hasher.
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// A PagerDuty Events API v2 event: `trigger` when firing, `resolve` when not.
-pub fn pagerduty_event(
-    routing_key: &str,
-    t: &Transition,
-    firing: bool,
-    external_url: &str,
-) -> Value {
-    let key = dedup_key(t);
-    if !firing {
-        return json!({ "routing_key": routing_key, "event_action": "resolve", "dedup_key": key });
-    }
-    let severity = match t.severity {
-        crate::alerting::Severity::Page => "critical",
-        crate::alerting::Severity::Ticket => "warning",
-    };
-    json!({
-        "routing_key": routing_key,
-        "event_action": "trigger",
-        "dedup_key": key,
-        "payload": {
-            "summary": t.annotations.get("summary").cloned().unwrap_or_else(|| format!("{} is burning its error budget", t.slo)),
-            "severity": severity,
-            "source": "slotel",
-            "component": t.labels.get("service"),
-            "group": t.slo,
-            "class": t.tier,
-            "custom_details": { "labels": t.labels, "annotations": t.annotations },
-        },
-        "links": [{ "href": generator_url(external_url, &t.labels), "text": format!("SLO {}", t.slo) }],
-        "client": "slotel",
-        "client_url": external_url,
-    })
-}
-
-/// A Slack incoming-webhook message for one alert's change.
-pub fn slack_message(t: &Transition, firing: bool, resolved: bool, external_url: &str) -> Value {
-    let summary = t.annotations.get("summary").cloned().unwrap_or_default();
-    let head = if firing {
-        format!("[FIRING] {} {} ({:?})", t.slo, t.tier, t.severity).to_lowercase()
-    } else if resolved {
-        format!("[RESOLVED] {} {}", t.slo, t.tier).to_lowercase()
-    } else {
-        String::new()
-    };
-    json!({
-        "text": format!("{head}: {summary} <{}|details>", generator_url(external_url, &t.labels)),
-    })
 }
 
 /// Where the alerts whose labels match go: Alertmanager's routing, one level deep.
