@@ -1,10 +1,12 @@
-//! The SLO engine: the SLO model and its spec parser, the span classifier, the per-minute
-//! aggregator, and the window, budget and burn-rate math.
+//! The SLO engine and alerting: the span classifier, the per-minute aggregator, the
+//! window, budget and burn-rate math, and the alert rules, loop and notifiers.
 //!
-//! Flow: [`spec`] parses SLO files into [`slotel_model::SloDef`]s; [`Engine`] compiles them into a
+//! Flow: `slotel-spec` parses SLO files into [`slotel_model::SloDef`]s; [`Engine`] compiles them into a
 //! [`classify::SloIndex`] and keeps one [`window::MinuteRing`] of good/total counts per
 //! SLO; each [`slotel_proto::Batch`] is classified and added to those rings once per
 //! batch; [`Engine::status`] sums the rings into an [`status::SloStatus`].
+
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod alerting;
 pub mod classify;

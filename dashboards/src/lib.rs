@@ -8,6 +8,8 @@
 //! rules in Sloth's `slo:…` names and the multi-window, multi-burn-rate alerts) for teams
 //! whose metrics are in Prometheus.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod grafana;
 pub mod rules;
 pub mod views;

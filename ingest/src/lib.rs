@@ -9,6 +9,8 @@
 //! protocol replies in one place ([`reply`]). Ingest never depends on compute: the
 //! server wires the queue to it. [`config`] holds ingest's configuration sections.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod buffer;
 pub mod config;
 pub mod grpc;

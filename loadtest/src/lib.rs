@@ -5,6 +5,8 @@
 //! makes is recorded in a [`GroundTruth`] from the generated values themselves (never
 //! from slotel's classifier), so comparing the two catches classification mistakes.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use std::collections::BTreeMap;
 
 use rand::{Rng, SeedableRng};

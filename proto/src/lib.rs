@@ -5,6 +5,8 @@
 //! [`Consumer`] (the buffer, then compute). A consumer either takes the batch or refuses
 //! it with an [`Error`] that says whether the sender may retry.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod auth;
 pub mod error;
 pub mod rpc;

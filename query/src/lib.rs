@@ -6,6 +6,8 @@
 //! for that tenant's [`slotel_compute::SloStatus`]es. `/metrics` encodes the shared
 //! Prometheus registry.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod error;
 pub mod source;
 

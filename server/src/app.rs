@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use prometheus_client::registry::Registry;
-use slotel_compute::alerting::notify::Router;
 use slotel_compute::alerting::{AlertCollector, AlertLoop, Evaluator};
 use slotel_compute::{Engine, EngineCollector};
 use slotel_ingest::buffer::MemoryQueue;
@@ -195,10 +194,7 @@ impl App {
         let evaluator = Arc::new(Mutex::new(Evaluator::load(&alerts_path).with_context(
             || format!("cannot read the alert state {}", alerts_path.display()),
         )?));
-        let notifiers = Router::start(
-            &config.alerting.notify_config(3),
-            &config.alerting.routes(3),
-        );
+        let notifiers = config.alerting.router(3);
         let alert_receivers = Arc::new(notifiers.stats());
         registry.register_collector(Box::new(AlertCollector {
             evaluator: Arc::clone(&evaluator),
@@ -326,10 +322,7 @@ impl App {
 /// Sends a test alert to every configured receiver and reports, per receiver, whether it
 /// was delivered within 15 seconds (`slotel alerts test`).
 pub async fn test_receivers(config: &ServeConfig) -> Vec<(String, bool)> {
-    let notifiers = Router::start(
-        &config.alerting.notify_config(1),
-        &config.alerting.routes(1),
-    );
+    let notifiers = config.alerting.router(1);
     let stats = notifiers.stats();
     if stats.is_empty() {
         return Vec::new();

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::Deserialize;
+use slotel_compute::alerting::notify::{Delivery, Receivers, RouteConfig, Router};
 use slotel_ingest::Limits;
 use slotel_ingest::config::{
     AuthConfig, CorsConfig, LimitsFile, QueueConfig, QueueFile, TlsConfig,
@@ -157,35 +158,10 @@ impl PagerDutyFile {
 }
 
 impl AlertingConfig {
-    /// The notifiers' settings, with `attempts` per delivery.
-    pub fn notify_config(&self, attempts: u32) -> slotel_compute::alerting::notify::NotifyConfig {
-        slotel_compute::alerting::notify::NotifyConfig {
-            alertmanager_url: self.alertmanager_url.clone(),
-            webhook_urls: self.webhook_urls.clone(),
-            pagerduty: self.pagerduty.clone(),
-            slack_url: self.slack_webhook_url.clone(),
-            timeout: Duration::from_secs(10),
-            attempts,
-        }
-    }
-
-    /// The routes' settings, with `attempts` per delivery.
-    pub fn routes(&self, attempts: u32) -> Vec<slotel_compute::alerting::notify::RouteConfig> {
-        self.routes
-            .iter()
-            .map(|r| slotel_compute::alerting::notify::RouteConfig {
-                matchers: r.matchers.clone(),
-                continue_matching: r.continue_matching,
-                receivers: slotel_compute::alerting::notify::NotifyConfig {
-                    alertmanager_url: r.alertmanager_url.clone(),
-                    webhook_urls: r.webhook_urls.clone(),
-                    pagerduty: r.pagerduty.clone(),
-                    slack_url: r.slack_webhook_url.clone(),
-                    timeout: Duration::from_secs(10),
-                    attempts,
-                },
-            })
-            .collect()
+    /// Starts the notifiers of the default receivers and of every route, with
+    /// `attempts` per delivery. Within a Tokio runtime.
+    pub fn router(&self, attempts: u32) -> Router {
+        Router::start(&self.receivers, &self.routes, Delivery::attempts(attempts))
     }
 
     /// The base of links in alerts: `external_url`, or the API address.
@@ -201,37 +177,13 @@ impl AlertingConfig {
 pub struct AlertingConfig {
     /// How often the rules run.
     pub evaluation_interval: Duration,
-    /// Alertmanager's base URL, when alerts go there.
-    pub alertmanager_url: Option<String>,
     /// The URL people reach slotel's API at, for links in alerts (default: the API
     /// address).
     pub external_url: Option<String>,
-    /// Webhook receivers.
-    pub webhook_urls: Vec<String>,
-    /// PagerDuty routing key and events URL.
-    pub pagerduty: Option<(String, String)>,
-    /// A Slack incoming webhook.
-    pub slack_webhook_url: Option<String>,
-    /// Routes by labels, tried in order before the receivers above (which take the
-    /// alerts no route matches).
-    pub routes: Vec<RouteSettings>,
-}
-
-/// One route: the labels it matches and its receivers.
-#[derive(Debug, Clone)]
-pub struct RouteSettings {
-    /// Labels that must all have these values.
-    pub matchers: std::collections::BTreeMap<String, String>,
-    /// Whether matched alerts also try the next routes.
-    pub continue_matching: bool,
-    /// Alertmanager's base URL.
-    pub alertmanager_url: Option<String>,
-    /// Webhook receivers.
-    pub webhook_urls: Vec<String>,
-    /// PagerDuty routing key and events URL.
-    pub pagerduty: Option<(String, String)>,
-    /// A Slack incoming webhook.
-    pub slack_webhook_url: Option<String>,
+    /// The receivers of alerts no route matches.
+    pub receivers: Receivers,
+    /// Routes by labels, tried in order before the default receivers.
+    pub routes: Vec<RouteConfig>,
 }
 
 /// `compute:` — the engine.
@@ -418,22 +370,26 @@ impl ServeConfig {
                     .evaluation_interval
                     .unwrap_or(Duration::from_secs(30))
                     .max(Duration::from_millis(100)),
-                alertmanager_url: file.alerting.alertmanager_url,
                 external_url: file.alerting.external_url,
-                webhook_urls: file.alerting.webhook_urls,
-                pagerduty: file.alerting.pagerduty.map(PagerDutyFile::resolve),
-                slack_webhook_url: file.alerting.slack_webhook_url,
+                receivers: Receivers {
+                    alertmanager_url: file.alerting.alertmanager_url,
+                    webhook_urls: file.alerting.webhook_urls,
+                    pagerduty: file.alerting.pagerduty.map(PagerDutyFile::resolve),
+                    slack_url: file.alerting.slack_webhook_url,
+                },
                 routes: file
                     .alerting
                     .routes
                     .into_iter()
-                    .map(|r| RouteSettings {
+                    .map(|r| RouteConfig {
                         matchers: r.matchers,
                         continue_matching: r.continue_matching,
-                        alertmanager_url: r.alertmanager_url,
-                        webhook_urls: r.webhook_urls,
-                        pagerduty: r.pagerduty.map(PagerDutyFile::resolve),
-                        slack_webhook_url: r.slack_webhook_url,
+                        receivers: Receivers {
+                            alertmanager_url: r.alertmanager_url,
+                            webhook_urls: r.webhook_urls,
+                            pagerduty: r.pagerduty.map(PagerDutyFile::resolve),
+                            slack_url: r.slack_webhook_url,
+                        },
                     })
                     .collect(),
             },
@@ -491,7 +447,7 @@ mod tests {
 
     #[test]
     fn the_shipped_example_config_spells_out_the_defaults() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/slotel.yaml");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/slotel.yaml");
         let c = ServeConfig::resolve(ServeArgs {
             config: Some(path.clone()),
             ..Default::default()

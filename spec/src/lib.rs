@@ -2,7 +2,7 @@
 //! [`SloDef`]s, with every problem found reported with its file, line and column.
 //!
 //! Flow: [`load_paths`] reads files and folders; each document is told apart by its
-//! shape ([`sloth`], [`openslo`], else native) and validated into the model; duplicate
+//! shape (`sloth`, `openslo`, else native) and validated into the model; duplicate
 //! names across files are refused; the result is the SLO set the engine loads.
 
 #![warn(missing_docs, unreachable_pub)]

@@ -1,5 +1,5 @@
 //! Alerting: the burn-rate and budget rules and their state machine ([`rules`]), the
-//! alert loop that evaluates them on the engine's clock ([`run`]), release gates,
+//! alert loop that evaluates them on the engine's clock (`run`), release gates,
 //! maintenance windows, and the notifiers that deliver alerts ([`notify`]).
 //!
 //! Flow: every interval the loop takes the engine's [`crate::BurnSnapshot`]s, the

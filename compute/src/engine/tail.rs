@@ -45,7 +45,7 @@ pub struct RestoreStats {
 pub struct Minutes {
     /// The SLO.
     pub def: Arc<SloDef>,
-    /// Raw counts of each minute of the range asked, as [`MinuteRow::good`] (or `bad` for
+    /// Raw counts of each minute of the range asked, as `MinuteRow::tally.good` (or `bad` for
     /// bad/total metric SLIs) and `total`.
     pub counts: Vec<(u64, u64)>,
     /// The oldest minute the engine still holds: older ones must come from storage.

@@ -123,8 +123,9 @@ pub struct Notifiers {
 
 impl Notifiers {
     /// Starts a sender per destination. Within a Tokio runtime.
-    pub fn start(config: &NotifyConfig) -> Self {
-        let outbox = |name, url: String| Outbox::start(name, url, config.timeout, config.attempts);
+    pub fn start(config: &Receivers, delivery: Delivery) -> Self {
+        let outbox =
+            |name, url: String| Outbox::start(name, url, delivery.timeout, delivery.attempts);
         let mut all: Vec<Box<dyn Notifier>> = Vec::new();
         if let Some(u) = &config.alertmanager_url {
             all.push(Box::new(Alertmanager(outbox(
@@ -322,9 +323,10 @@ impl Outbox {
     }
 }
 
-/// Where alerts go.
-#[derive(Debug, Clone, Default)]
-pub struct NotifyConfig {
+/// Where alerts go: the one description of a set of receivers, used for the default
+/// receivers and for each route's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Receivers {
     /// Alertmanager's base URL.
     pub alertmanager_url: Option<String>,
     /// Webhook URLs (Alertmanager's webhook payload).
@@ -333,10 +335,25 @@ pub struct NotifyConfig {
     pub pagerduty: Option<(String, String)>,
     /// A Slack incoming webhook URL.
     pub slack_url: Option<String>,
+}
+
+/// How deliveries are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
     /// How long one request may take.
     pub timeout: Duration,
     /// Attempts per delivery.
     pub attempts: u32,
+}
+
+impl Delivery {
+    /// Ten seconds per request, `attempts` attempts.
+    pub fn attempts(attempts: u32) -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            attempts,
+        }
+    }
 }
 
 /// Where the alerts whose labels match go: Alertmanager's routing, one level deep.
@@ -347,7 +364,7 @@ pub struct RouteConfig {
     /// Whether alerts matched here also try the routes after this one.
     pub continue_matching: bool,
     /// The receivers of the route.
-    pub receivers: NotifyConfig,
+    pub receivers: Receivers,
 }
 
 impl RouteConfig {
@@ -374,13 +391,13 @@ impl std::fmt::Debug for Router {
 
 impl Router {
     /// Starts the senders of `default` and of every route. Within a Tokio runtime.
-    pub fn start(default: &NotifyConfig, routes: &[RouteConfig]) -> Self {
+    pub fn start(default: &Receivers, routes: &[RouteConfig], delivery: Delivery) -> Self {
         Self {
             routes: routes
                 .iter()
-                .map(|r| (r.clone(), Notifiers::start(&r.receivers)))
+                .map(|r| (r.clone(), Notifiers::start(&r.receivers, delivery)))
                 .collect(),
-            default: Notifiers::start(default),
+            default: Notifiers::start(default, delivery),
         }
     }
 
@@ -470,19 +487,20 @@ mod router_tests {
         RouteConfig {
             matchers: labels(pairs),
             continue_matching,
-            receivers: NotifyConfig::default(),
+            receivers: Receivers::default(),
         }
     }
 
     #[tokio::test]
     async fn the_first_matching_route_wins_unless_it_continues() {
         let router = Router::start(
-            &NotifyConfig::default(),
+            &Receivers::default(),
             &[
                 route(&[("tenant", "team-b"), ("severity", "page")], true),
                 route(&[("tenant", "team-b")], false),
                 route(&[("severity", "page")], false),
             ],
+            Delivery::attempts(1),
         );
         let d = |pairs: &[(&str, &str)]| router.destinations(&labels(pairs));
         assert_eq!(
