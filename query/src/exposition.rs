@@ -22,7 +22,7 @@ pub async fn slo_series(source: &QueryEngine) -> String {
     let Ok(expr) = promql::parse(SELECTOR) else {
         return String::new();
     };
-    let now = jiff::Timestamp::now().as_millisecond();
+    let now = source.engine.now_nanos().div_euclid(1_000_000);
     let mut families: BTreeMap<String, Vec<(Labels, f64)>> = BTreeMap::new();
     for tenant in source.engine.tenants() {
         let eval = match Evaluation::prepare(

@@ -264,7 +264,7 @@ pub struct SloSeries {
 
 /// Seconds from RFC 3339 or Unix seconds.
 fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
-    crate::prometheus::timestamp_ms(s)
+    slotel_model::time::parse_time_ms(s)
         .map(|ms| ms.div_euclid(1000))
         .ok_or_else(|| {
             bad_request(format!(
@@ -304,7 +304,7 @@ pub async fn slo_series(
         .ok_or_else(|| ApiError::NotFound(format!("no SLO named {name:?} for tenant {:?}", &*t)))?;
     let to = match &p.to {
         Some(s) => parse_time("to", s)?,
-        None => jiff::Timestamp::now().as_second(),
+        None => source.engine.now_nanos().div_euclid(1_000_000_000),
     };
     let window_secs = i64::from(def.window.max_minutes()) * 60;
     let from = match &p.from {
@@ -497,7 +497,9 @@ pub async fn alert_history(
     };
     let from = match &p.from {
         Some(s) => parse_time("from", s)?,
-        None => to.unwrap_or_else(|| jiff::Timestamp::now().as_second()) - 7 * 86_400,
+        None => {
+            to.unwrap_or_else(|| source.engine.now_nanos().div_euclid(1_000_000_000)) - 7 * 86_400
+        }
     };
     // Without `to`, up to now, this very millisecond included.
     let until = to

@@ -103,28 +103,13 @@ impl Params {
     }
 }
 
-fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
-}
-
 /// A time: Unix seconds (with a fraction) or RFC 3339, in milliseconds.
 fn parse_time(name: &str, s: &str) -> Result<i64, PromError> {
-    timestamp_ms(s).ok_or_else(|| {
+    slotel_model::time::parse_time_ms(s).ok_or_else(|| {
         PromError::BadData(format!(
             "invalid parameter \"{name}\": cannot parse \"{s}\" to a valid timestamp"
         ))
     })
-}
-
-/// Unix seconds (with a fraction) or RFC 3339, in milliseconds (saturating).
-pub(crate) fn timestamp_ms(s: &str) -> Option<i64> {
-    match s.parse::<f64>() {
-        Ok(secs) if secs.is_finite() => Some((secs * 1000.0).round() as i64),
-        _ => s
-            .parse::<jiff::Timestamp>()
-            .ok()
-            .map(|t| t.as_millisecond()),
-    }
 }
 
 /// A duration: seconds (with a fraction) or a Prometheus duration (`5m`), in ms.
@@ -188,7 +173,7 @@ async fn query(
             .ok_or_else(|| PromError::BadData("invalid parameter \"query\": missing".into()))?;
         let time = match p.get("time") {
             Some(s) => parse_time("time", s)?,
-            None => now_ms(),
+            None => source.engine.now_nanos().div_euclid(1_000_000),
         };
         let (value, _) = run(&source, &t, query, vec![time], timeout(&p)?).await?;
         Ok::<_, PromError>(match value {
