@@ -10,6 +10,7 @@
 
 pub mod alerting;
 pub mod classify;
+pub mod config;
 pub mod dedup;
 pub mod engine;
 pub mod error;

@@ -8,6 +8,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod config;
 pub mod error;
 pub mod source;
 

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::Deserialize;
-use slotel_compute::alerting::notify::{Delivery, Receivers, RouteConfig, Router};
 use slotel_ingest::Limits;
 use slotel_ingest::config::{
     AuthConfig, CorsConfig, LimitsFile, QueueConfig, QueueFile, TlsConfig,
@@ -45,8 +44,6 @@ pub struct ServeArgs {
     pub tls_key: Option<PathBuf>,
 }
 
-use slotel_model::time::optional_duration as duration;
-
 /// The configuration file. Relative paths in it are relative to the file's folder.
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
@@ -69,130 +66,15 @@ struct FileConfig {
     #[serde(default)]
     queue: QueueFile,
     #[serde(default)]
-    compute: ComputeConfig,
+    compute: slotel_compute::config::ComputeFile,
     #[serde(default)]
-    alerting: AlertingFile,
+    alerting: slotel_compute::alerting::config::AlertingFile,
     #[serde(default)]
     maintenance: Vec<slotel_compute::alerting::maintenance::MaintenanceWindow>,
     #[serde(default)]
-    storage: StorageFile,
+    storage: slotel_storage::config::StorageFile,
     #[serde(default)]
-    api: ApiFile,
-}
-
-/// `storage:` — the Parquet tables.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-struct StorageFile {
-    url: Option<String>,
-    #[serde(default, deserialize_with = "duration")]
-    flush_interval: Option<Duration>,
-    #[serde(default, deserialize_with = "duration")]
-    maintenance_interval: Option<Duration>,
-    #[serde(default, deserialize_with = "duration")]
-    minute_retention: Option<Duration>,
-    #[serde(default, deserialize_with = "duration")]
-    hour_retention: Option<Duration>,
-    compact_min_files: Option<usize>,
-    flush_max_rows: Option<usize>,
-}
-
-/// `api:` — the query API.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-struct ApiFile {
-    #[serde(default, deserialize_with = "duration")]
-    sql_timeout: Option<Duration>,
-    sql_memory_bytes: Option<usize>,
-    sql_max_rows: Option<usize>,
-    slo_series_in_metrics: Option<bool>,
-}
-
-/// `alerting:` — rule evaluation and where alerts go.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-struct AlertingFile {
-    #[serde(default, deserialize_with = "duration")]
-    evaluation_interval: Option<Duration>,
-    alertmanager_url: Option<String>,
-    external_url: Option<String>,
-    #[serde(default)]
-    webhook_urls: Vec<String>,
-    pagerduty: Option<PagerDutyFile>,
-    slack_webhook_url: Option<String>,
-    /// Receivers for the alerts whose labels match, before the ones above.
-    #[serde(default)]
-    routes: Vec<RouteFile>,
-}
-
-/// One `alerting.routes` entry.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-struct RouteFile {
-    #[serde(rename = "match", default)]
-    matchers: std::collections::BTreeMap<String, String>,
-    #[serde(rename = "continue", default)]
-    continue_matching: bool,
-    alertmanager_url: Option<String>,
-    #[serde(default)]
-    webhook_urls: Vec<String>,
-    pagerduty: Option<PagerDutyFile>,
-    slack_webhook_url: Option<String>,
-}
-
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-struct PagerDutyFile {
-    routing_key: String,
-    events_url: Option<String>,
-}
-
-impl PagerDutyFile {
-    /// The routing key and the events URL (PagerDuty's own by default).
-    fn resolve(self) -> (String, String) {
-        let url = self
-            .events_url
-            .unwrap_or_else(|| slotel_compute::alerting::notify::PAGERDUTY_EVENTS_URL.to_string());
-        (self.routing_key, url)
-    }
-}
-
-impl AlertingConfig {
-    /// Starts the notifiers of the default receivers and of every route, with
-    /// `attempts` per delivery. Within a Tokio runtime.
-    pub fn router(&self, attempts: u32) -> Router {
-        Router::start(&self.receivers, &self.routes, Delivery::attempts(attempts))
-    }
-
-    /// The base of links in alerts: `external_url`, or the API address.
-    pub fn external_url(&self, api: &str) -> String {
-        self.external_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{api}"))
-    }
-}
-
-/// The resolved `alerting:` settings.
-#[derive(Debug, Clone)]
-pub struct AlertingConfig {
-    /// How often the rules run.
-    pub evaluation_interval: Duration,
-    /// The URL people reach slotel's API at, for links in alerts (default: the API
-    /// address).
-    pub external_url: Option<String>,
-    /// The receivers of alerts no route matches.
-    pub receivers: Receivers,
-    /// Routes by labels, tried in order before the default receivers.
-    pub routes: Vec<RouteConfig>,
-}
-
-/// `compute:` — the engine.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-struct ComputeConfig {
-    #[serde(default, deserialize_with = "duration")]
-    dedup_horizon: Option<Duration>,
-    dedup_max_spans: Option<usize>,
+    api: slotel_query::config::ApiFile,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -232,17 +114,13 @@ pub struct ServeConfig {
     /// The engine's settings.
     pub engine: slotel_compute::EngineConfig,
     /// Rule evaluation and receivers.
-    pub alerting: AlertingConfig,
+    pub alerting: slotel_compute::alerting::config::AlertingConfig,
     /// Maintenance windows in force at start.
     pub maintenance: Vec<slotel_compute::alerting::maintenance::MaintenanceWindow>,
     /// The Parquet tables and their loops.
     pub storage: slotel_storage::StorageConfig,
     /// The query API's settings.
     pub api: slotel_query::ApiOptions,
-}
-
-fn days(d: Duration) -> u32 {
-    u32::try_from(d.as_secs().div_ceil(86_400)).unwrap_or(u32::MAX)
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -299,39 +177,8 @@ impl ServeConfig {
             .data_dir
             .or(file.data_dir.map(rel))
             .unwrap_or_else(|| PathBuf::from("./data"));
-        let st = file.storage;
-        let ds = slotel_storage::StoreOptions::default();
-        let storage = slotel_storage::StorageConfig {
-            url: match st.url {
-                Some(u) if u.contains("://") => u,
-                Some(dir) => rel(PathBuf::from(dir)).display().to_string(),
-                None => data_dir.join("tables").display().to_string(),
-            },
-            flush_interval: st
-                .flush_interval
-                .unwrap_or(Duration::from_secs(60))
-                .max(Duration::from_millis(100)),
-            flush_max_rows: st.flush_max_rows.unwrap_or(100_000).max(1),
-            maintenance_interval: st
-                .maintenance_interval
-                .unwrap_or(Duration::from_secs(600))
-                .max(Duration::from_secs(1)),
-            options: slotel_storage::StoreOptions {
-                minute_retention_days: st.minute_retention.map_or(ds.minute_retention_days, days),
-                hour_retention_days: st.hour_retention.map_or(ds.hour_retention_days, days),
-                compact_min_files: st.compact_min_files.unwrap_or(ds.compact_min_files),
-            },
-        };
-        let da = slotel_query::ApiOptions::default();
-        let api = slotel_query::ApiOptions {
-            sql_timeout: file.api.sql_timeout.unwrap_or(da.sql_timeout),
-            sql_memory_bytes: file.api.sql_memory_bytes.unwrap_or(da.sql_memory_bytes),
-            sql_max_rows: file.api.sql_max_rows.unwrap_or(da.sql_max_rows),
-            slo_series_in_metrics: file
-                .api
-                .slo_series_in_metrics
-                .unwrap_or(da.slo_series_in_metrics),
-        };
+        let storage = file.storage.resolve(&data_dir, &base);
+        let api = file.api.resolve();
         Ok(Self {
             slos,
             storage,
@@ -354,45 +201,12 @@ impl ServeConfig {
             auth: file.auth,
             cors: file.cors,
             queue: file.queue.resolve(),
-            engine: {
-                let d = slotel_compute::EngineConfig::default();
-                slotel_compute::EngineConfig {
-                    max_future: Duration::from_nanos(limits.items.max_future_nanos),
-                    dedup_horizon: file.compute.dedup_horizon.unwrap_or(d.dedup_horizon),
-                    dedup_max_spans: file.compute.dedup_max_spans.unwrap_or(d.dedup_max_spans),
-                }
-            },
+            engine: file
+                .compute
+                .resolve(Duration::from_nanos(limits.items.max_future_nanos)),
             limits,
             maintenance: file.maintenance,
-            alerting: AlertingConfig {
-                evaluation_interval: file
-                    .alerting
-                    .evaluation_interval
-                    .unwrap_or(Duration::from_secs(30))
-                    .max(Duration::from_millis(100)),
-                external_url: file.alerting.external_url,
-                receivers: Receivers {
-                    alertmanager_url: file.alerting.alertmanager_url,
-                    webhook_urls: file.alerting.webhook_urls,
-                    pagerduty: file.alerting.pagerduty.map(PagerDutyFile::resolve),
-                    slack_url: file.alerting.slack_webhook_url,
-                },
-                routes: file
-                    .alerting
-                    .routes
-                    .into_iter()
-                    .map(|r| RouteConfig {
-                        matchers: r.matchers,
-                        continue_matching: r.continue_matching,
-                        receivers: Receivers {
-                            alertmanager_url: r.alertmanager_url,
-                            webhook_urls: r.webhook_urls,
-                            pagerduty: r.pagerduty.map(PagerDutyFile::resolve),
-                            slack_url: r.slack_webhook_url,
-                        },
-                    })
-                    .collect(),
-            },
+            alerting: file.alerting.resolve(),
         })
     }
 }

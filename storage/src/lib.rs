@@ -39,6 +39,7 @@ use crate::alert_events::{ALERT_EVENTS, AlertEvent};
 use crate::error::{Error, Result};
 
 pub mod alert_events;
+pub mod config;
 pub mod error;
 mod layout;
 mod maintain;

@@ -8,6 +8,7 @@
 //! the [`notify::Router`], which fans them out to Alertmanager, webhooks, PagerDuty and
 //! Slack.
 
+pub mod config;
 pub mod gate;
 pub mod maintenance;
 mod metrics;
