@@ -22,6 +22,7 @@ pub mod reply;
 pub mod server;
 pub mod signal;
 pub mod validate;
+pub mod wal;
 
 use std::sync::Arc;
 use std::time::Duration;
