@@ -308,16 +308,21 @@ impl Wal {
             buf,
             base,
         } = &mut *a;
+        // The segment's path is built only for an error: appends allocate nothing.
+        let base = *base;
+        let fail = |source| WalError::Io {
+            path: self.dir.join(segment_name(base)),
+            source,
+        };
         buf.clear();
         buf.extend_from_slice(&[0; HEADER_BYTES as usize]);
-        let path = self.dir.join(segment_name(*base));
-        record.encode_payload(buf).map_err(io_err(&path))?;
+        record.encode_payload(buf).map_err(fail)?;
         let payload_len = buf.len() - HEADER_BYTES as usize;
         let len = u32::try_from(payload_len)
             .ok()
             .filter(|l| *l <= MAX_RECORD_BYTES)
             .ok_or_else(|| {
-                io_err(&path)(io::Error::new(
+                fail(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     "record too large",
                 ))
@@ -325,9 +330,9 @@ impl Wal {
         let crc = crc32c::crc32c(&buf[HEADER_BYTES as usize..]);
         buf[..4].copy_from_slice(&len.to_le_bytes());
         buf[4..8].copy_from_slice(&crc.to_le_bytes());
-        file.write_all(buf).map_err(io_err(&path))?;
+        file.write_all(buf).map_err(fail)?;
         if self.options.fsync == Fsync::Always {
-            file.sync_data().map_err(io_err(&path))?;
+            file.sync_data().map_err(fail)?;
         }
         let offset = *end;
         *end += buf.len() as u64;

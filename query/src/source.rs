@@ -1,7 +1,7 @@
 //! The one door the HTTP handlers read SLO data through: the engine's in-memory minutes
 //! and, for what the engine no longer holds, the Parquet tables.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -144,15 +144,20 @@ impl QueryEngine {
             })
             .collect();
         if let Some(store) = &self.store {
-            // SLO → group key → the wants reading it from storage.
-            let mut need: HashMap<&str, HashMap<String, Vec<usize>>> = HashMap::new();
+            // SLO → group → the wants reading it from storage; the row filter tests the
+            // stored column form, the rows read are matched by key.
+            let mut need: HashMap<&str, HashMap<GroupKey, Vec<usize>>> = HashMap::new();
+            let mut columns: HashMap<&str, HashSet<String>> = HashMap::new();
             let (mut scan_lo, mut scan_hi) = (i64::MAX, i64::MIN);
             for (i, (w, h)) in wants.iter().zip(&held).enumerate() {
                 let Some((m, lo)) = h.as_ref().filter(|(m, lo)| *lo < m.oldest_held) else {
                     continue;
                 };
-                let key =
-                    slotel_storage::group_column(&GroupKey(w.group.unwrap_or_default().to_vec()));
+                let key = GroupKey(w.group.unwrap_or_default().to_vec());
+                columns
+                    .entry(w.name)
+                    .or_default()
+                    .insert(slotel_storage::group_column(&key));
                 need.entry(w.name)
                     .or_default()
                     .entry(key)
@@ -163,8 +168,9 @@ impl QueryEngine {
             }
             if !need.is_empty() {
                 let keep = |slo: &str, group: &str| {
-                    need.get(slo)
-                        .is_some_and(|groups| groups.contains_key(group))
+                    columns
+                        .get(slo)
+                        .is_some_and(|groups| groups.contains(group))
                 };
                 let filter = RowFilter {
                     lo: scan_lo,
@@ -174,9 +180,7 @@ impl QueryEngine {
                 let scanned = store
                     .scan_where(SLI_MINUTE, Some(tenant), &filter, Columns::Counts, |rows| {
                         for r in rows {
-                            let Some(ids) = need
-                                .get(r.slo.as_str())
-                                .and_then(|g| g.get(&slotel_storage::group_column(&r.group)))
+                            let Some(ids) = need.get(r.slo.as_str()).and_then(|g| g.get(&r.group))
                             else {
                                 continue;
                             };

@@ -189,27 +189,11 @@ impl Notifiers {
             .collect()
     }
 
-    /// Sends what an evaluation at `now` calls for, except for alerts `silenced` says to
-    /// hold back (a maintenance window). Never waits.
-    pub fn notify(
-        &self,
-        evaluator: &Evaluator,
-        transitions: &[Transition],
-        now: i64,
-        valid_for: Duration,
-        external_url: &str,
-        silenced: &dyn Fn(&BTreeMap<String, String>) -> bool,
-    ) {
-        let evaluation = Evaluation {
-            evaluator,
-            transitions,
-            now,
-            valid_for,
-            external_url,
-            silenced,
-        };
+    /// Sends what `evaluation` calls for, except for alerts its `silenced` holds back.
+    /// Never waits.
+    pub fn notify(&self, evaluation: &Evaluation<'_>) {
         for n in &self.all {
-            n.notify(&evaluation);
+            n.notify(evaluation);
         }
     }
 
@@ -430,13 +414,26 @@ impl Router {
         external_url: &str,
         silenced: &dyn Fn(&BTreeMap<String, String>) -> bool,
     ) {
+        let all = Evaluation {
+            evaluator,
+            transitions,
+            now,
+            valid_for,
+            external_url,
+            silenced,
+        };
         for (i, (_, n)) in self.routes.iter().enumerate() {
             let held = |l: &BTreeMap<String, String>| silenced(l) || !self.destinations(l).0[i];
-            n.notify(evaluator, transitions, now, valid_for, external_url, &held);
+            n.notify(&Evaluation {
+                silenced: &held,
+                ..all
+            });
         }
         let held = |l: &BTreeMap<String, String>| silenced(l) || !self.destinations(l).1;
-        self.default
-            .notify(evaluator, transitions, now, valid_for, external_url, &held);
+        self.default.notify(&Evaluation {
+            silenced: &held,
+            ..all
+        });
     }
 
     /// Sends a test notification through every receiver, of every route.
