@@ -1,8 +1,9 @@
 //! De-duplication of spans by (tenant, trace id, span id) within a horizon, so that a
 //! batch retried by an SDK or a Collector counts once.
 //!
-//! Keys are 64-bit hashes (std's randomly seeded SipHash, so crafted ids cannot force
-//! collisions) in one hash set per minute of arrival; a lookup asks the sets of the
+//! Keys are 64-bit hashes (SipHash-1-3 under a random key, so crafted ids cannot force
+//! collisions; the key is kept in checkpoints so that keys stay valid across restarts)
+//! in one hash set per minute of arrival; a lookup asks the sets of the
 //! horizon. A span costs about 9 to 18 bytes (an 8-byte key and hashbrown's control
 //! byte, at its load factor). The number of keys is capped: past the cap the oldest
 //! minutes are forgotten early, and that is counted, so memory stays bounded at any
@@ -11,6 +12,26 @@
 use std::collections::{HashSet, VecDeque};
 use std::hash::BuildHasher;
 
+/// SipHash-1-3 under a 128-bit key: the hash of the de-duplication keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SipKey(pub u64, pub u64);
+
+impl SipKey {
+    /// A fresh random key.
+    pub fn random() -> Self {
+        let r = std::collections::hash_map::RandomState::new();
+        Self(r.hash_one(1u64), r.hash_one(2u64))
+    }
+}
+
+impl BuildHasher for SipKey {
+    type Hasher = siphasher::sip::SipHasher13;
+
+    fn build_hasher(&self) -> Self::Hasher {
+        siphasher::sip::SipHasher13::new_with_keys(self.0, self.1)
+    }
+}
+
 /// Remembers the spans seen within the horizon.
 #[derive(Debug)]
 pub struct Dedup {
@@ -18,7 +39,7 @@ pub struct Dedup {
     max_keys: usize,
     generations: VecDeque<(i64, HashSet<u64>)>,
     keys: usize,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: SipKey,
     /// Keys forgotten before the end of the horizon because of the cap.
     pub forgotten_early: u64,
 }
@@ -32,7 +53,7 @@ impl Dedup {
             max_keys: max_keys.max(1),
             generations: VecDeque::new(),
             keys: 0,
-            hasher: Default::default(),
+            hasher: SipKey::random(),
             forgotten_early: 0,
         }
     }
@@ -79,6 +100,33 @@ impl Dedup {
             self.keys += 1;
         }
         false
+    }
+
+    /// The hash key and the keys held, by minute of arrival: what a checkpoint keeps.
+    pub fn snapshot(&self) -> (SipKey, Vec<(i64, Vec<u64>)>) {
+        let generations = self
+            .generations
+            .iter()
+            .map(|(m, set)| (*m, set.iter().copied().collect()))
+            .collect();
+        (self.hasher, generations)
+    }
+
+    /// Takes the state of a [`Dedup::snapshot`] (within this one's cap).
+    pub fn restore(&mut self, key: SipKey, generations: Vec<(i64, Vec<u64>)>) {
+        self.hasher = key;
+        self.generations.clear();
+        self.keys = 0;
+        for (minute, keys) in generations {
+            self.keys += keys.len();
+            self.generations
+                .push_back((minute, keys.into_iter().collect()));
+        }
+        while self.keys > self.max_keys && self.generations.len() > 1 {
+            if let Some((_, set)) = self.generations.pop_front() {
+                self.keys -= set.len();
+            }
+        }
     }
 
     /// Keys held.

@@ -393,6 +393,34 @@ pub struct SeriesState {
 }
 
 impl SeriesState {
+    /// Every series' last point, as (key, start, time, good, total): what a checkpoint
+    /// keeps.
+    pub fn snapshot(&self) -> Vec<(u64, u64, u64, f64, f64)> {
+        self.last
+            .iter()
+            .map(|(&k, l)| (k, l.start, l.time, l.good, l.total))
+            .collect()
+    }
+
+    /// Takes the series of a [`SeriesState::snapshot`].
+    pub fn restore(&mut self, series: impl IntoIterator<Item = (u64, u64, u64, f64, f64)>) {
+        self.last = series
+            .into_iter()
+            .take(MAX_SERIES_PER_SLO)
+            .map(|(k, start, time, good, total)| {
+                (
+                    k,
+                    Last {
+                        start,
+                        time,
+                        good,
+                        total,
+                    },
+                )
+            })
+            .collect();
+    }
+
     /// Turns an observation into (good, total) increases. `horizon_start` is the oldest
     /// time the SLO's windows reach. `None` when the series cap is reached.
     pub fn delta(&mut self, key: u64, o: &Observation, horizon_start: u64) -> Option<(u64, u64)> {

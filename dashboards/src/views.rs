@@ -483,9 +483,9 @@ pub fn oncall(slos: &[SloDef], opts: &Options) -> Value {
             "reqps",
         ),
         (
-            "Queue fill",
-            "The share of the ingest queue's byte capacity in use. Near 100% slotel refuses exports with 429 until compute catches up.",
-            "slotel_queue_bytes / slotel_queue_capacity_bytes",
+            "Write-ahead log fill",
+            "The share of the write-ahead log's capacity (wal.max_bytes) holding records no checkpoint has released yet. Near 100% slotel refuses exports with 429 until a checkpoint releases the log: storage is failing or slow.",
+            "slotel_wal_bytes / slotel_wal_capacity_bytes",
             "percentunit",
         ),
         (

@@ -1,5 +1,5 @@
 //! The ingest crate's sections of the configuration file: `tls:`, `auth:`, `cors:`,
-//! `limits:` and `queue:`, with their defaults and validation.
+//! `limits:`, `queue:` and `wal:`, with their defaults and validation.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,6 +9,7 @@ use slotel_model::time::optional_duration as duration;
 use slotel_proto::Tenant;
 use slotel_proto::auth::Auth;
 
+use crate::wal::{Fsync, WalOptions};
 use crate::{ItemLimits, Limits};
 
 /// A configuration value that is not valid.
@@ -126,7 +127,8 @@ impl LimitsFile {
     }
 }
 
-/// `queue:` — the buffer between ingest and compute.
+/// `queue:` — the in-memory feed from the log to compute (past it, compute reads the
+/// records back from the log).
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub struct QueueFile {
@@ -137,9 +139,9 @@ pub struct QueueFile {
 /// The resolved `queue:` settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueConfig {
-    /// Batches held before receivers answer "busy".
+    /// Logged batches held in memory for compute.
     pub capacity_batches: usize,
-    /// Wire bytes held before receivers answer "busy".
+    /// Bytes of logged batches held in memory for compute.
     pub max_bytes: usize,
 }
 
@@ -149,6 +151,65 @@ impl QueueFile {
         QueueConfig {
             capacity_batches: self.capacity_batches.unwrap_or(1024),
             max_bytes: self.max_bytes.unwrap_or(256 << 20),
+        }
+    }
+}
+
+/// `wal:` — the write-ahead log every acknowledged request is in.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WalFile {
+    fsync: Option<FsyncMode>,
+    #[serde(default, deserialize_with = "duration")]
+    fsync_interval: Option<Duration>,
+    segment_bytes: Option<u64>,
+    max_bytes: Option<u64>,
+    checkpoint_bytes: Option<u64>,
+}
+
+/// `wal.fsync`: when appends reach the disk.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum FsyncMode {
+    Never,
+    Interval,
+    Always,
+}
+
+/// The resolved `wal:` settings.
+#[derive(Debug, Clone, Copy)]
+pub struct WalConfig {
+    /// The log's settings (without `repair`, which only the command line sets).
+    pub options: WalOptions,
+    /// A checkpoint is taken early once the log past the last one holds this many bytes
+    /// (default: 256 MiB, or half of `max_bytes` when that is less; at `max_bytes` or
+    /// more, the log fills and receivers refuse until the next timed checkpoint).
+    pub checkpoint_bytes: u64,
+}
+
+impl WalFile {
+    /// The log's settings: what is set here, the defaults elsewhere (`fsync: interval`
+    /// every second, 64 MiB segments, 4 GiB at most, a checkpoint every 256 MiB).
+    pub fn resolve(self) -> WalConfig {
+        let d = WalOptions::default();
+        let every = self.fsync_interval.unwrap_or(Duration::from_secs(1));
+        let fsync = match self.fsync {
+            Some(FsyncMode::Never) => Fsync::Never,
+            Some(FsyncMode::Always) => Fsync::Always,
+            Some(FsyncMode::Interval) | None => Fsync::Interval(every),
+        };
+        let max_bytes = self.max_bytes.unwrap_or(d.max_bytes);
+        WalConfig {
+            options: WalOptions {
+                segment_bytes: self.segment_bytes.unwrap_or(d.segment_bytes).max(1),
+                fsync,
+                max_bytes,
+                repair: false,
+            },
+            checkpoint_bytes: self
+                .checkpoint_bytes
+                .unwrap_or((256 << 20).min(max_bytes / 2))
+                .max(1),
         }
     }
 }

@@ -91,8 +91,9 @@ impl<C: Consumer, S: Signal> UnaryService<Decoded<S>> for Export<C> {
                 .cloned()
                 .ok_or_else(|| tonic::Status::internal("no tenant"))?;
             let Decoded { message, bytes } = request.into_inner();
+            let size = bytes.len();
             receiver
-                .accept(tenant, message, bytes, Transport::Grpc)
+                .accept(tenant, message, size, Some(bytes), Transport::Grpc)
                 .await
                 .map(tonic::Response::new)
                 .map_err(|r: Refusal| r.to_grpc())
@@ -100,10 +101,10 @@ impl<C: Consumer, S: Signal> UnaryService<Decoded<S>> for Export<C> {
     }
 }
 
-/// A decoded message and its size on the wire (after decompression).
+/// A decoded message and its bytes on the wire (after decompression).
 struct Decoded<S> {
     message: S,
-    bytes: usize,
+    bytes: bytes::Bytes,
 }
 
 /// A prost codec whose decode errors are `INVALID_ARGUMENT`.
@@ -153,8 +154,11 @@ impl<D: Message + Default> Decoder for ProtoDecoder<D> {
     type Error = tonic::Status;
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Decoded<D>>, Self::Error> {
-        let bytes = bytes::Buf::remaining(src);
-        D::decode(src)
+        // The frame's bytes are kept (without a copy where the buffer allows it) for
+        // the log, which stores them as received.
+        let len = bytes::Buf::remaining(src);
+        let bytes = bytes::Buf::copy_to_bytes(src, len);
+        D::decode(&*bytes)
             .map(|message| Some(Decoded { message, bytes }))
             .map_err(|e| tonic::Status::invalid_argument(format!("malformed OTLP protobuf: {e}")))
     }

@@ -199,8 +199,11 @@ async fn export<C: Consumer, S: Signal>(
         let body = read_body(body, &headers, receiver.limits.max_request_bytes).await?;
         let body = decompress(body, &headers, receiver.limits.max_decompressed_bytes)?;
         let request = decode::<S>(&body, enc)?;
+        let size = body.len();
+        // Protobuf bytes go to the log as they are; JSON is encoded once as protobuf.
+        let raw = matches!(enc, Encoding::Protobuf).then_some(body);
         receiver
-            .accept(tenant, request, body.len(), Transport::Http)
+            .accept(tenant, request, size, raw, Transport::Http)
             .await
     }
     .await;
@@ -245,7 +248,13 @@ mod tests {
             cors_origins: origins.iter().map(|o| o.to_string()).collect(),
             ..IngestConfig::default()
         };
-        receivers(Arc::new(Sink), &config, Arc::new(IngestMetrics::default())).http
+        receivers(
+            Arc::new(Sink),
+            &config,
+            Arc::new(IngestMetrics::default()),
+            Arc::new(slotel_model::SystemClock),
+        )
+        .http
     }
 
     fn preflight(origin: &str) -> Request<axum::body::Body> {

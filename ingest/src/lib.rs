@@ -27,6 +27,7 @@ pub mod wal;
 use std::sync::Arc;
 use std::time::Duration;
 
+use slotel_model::Clock;
 use slotel_proto::Consumer;
 use slotel_proto::auth::Auth;
 use tokio::sync::Semaphore;
@@ -83,13 +84,20 @@ pub struct Receivers {
     pub http: axum::Router,
 }
 
-/// Builds both receivers, handing batches to `next` and counting into `metrics`.
+/// Builds both receivers, handing batches to `next`, counting into `metrics`, and
+/// dating requests by `clock`.
 pub fn receivers<C: Consumer>(
     next: Arc<C>,
     config: &IngestConfig,
     metrics: Arc<IngestMetrics>,
+    clock: Arc<dyn Clock>,
 ) -> Receivers {
-    let receiver = Arc::new(Receiver::new(next, config.limits, Arc::clone(&metrics)));
+    let receiver = Arc::new(Receiver::new(
+        next,
+        config.limits,
+        Arc::clone(&metrics),
+        clock,
+    ));
     let permits = Arc::new(Semaphore::new(config.limits.max_concurrent_requests.max(1)));
     let guard = |transport| guard::Guard {
         auth: config.auth.clone(),

@@ -68,7 +68,7 @@ impl Refusal {
             Refusal::Unsupported(_) => "unsupported",
             Refusal::Busy => "too_many_requests",
             Refusal::Timeout => "timeout",
-            Refusal::Stage(Error::Full { .. }) => "queue_full",
+            Refusal::Stage(Error::Full { .. }) => "log_full",
             Refusal::Stage(Error::Unavailable(_)) => "unavailable",
             Refusal::Stage(Error::Invalid(_)) => "invalid",
         }

@@ -1,6 +1,7 @@
 //! The three OTLP signals behind one trait, so that both transports run one code path:
 //! decode, validate (partial success), hand off, reply.
 
+use bytes::Bytes;
 use slotel_proto::otlp::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
@@ -33,8 +34,15 @@ pub trait Signal:
     fn item_count(&self) -> usize;
     /// Removes items the server refuses, truncates oversized attributes.
     fn check(&mut self, now_nanos: u64, limits: &ItemLimits) -> Checked;
-    /// The batch handed to the next stage.
-    fn into_batch(self, tenant: Tenant, size_bytes: usize) -> Batch;
+    /// The batch handed to the next stage: `raw` are its protobuf bytes when they say
+    /// exactly what the request holds.
+    fn into_batch(
+        self,
+        tenant: Tenant,
+        size_bytes: usize,
+        raw: Option<Bytes>,
+        received_nanos: i64,
+    ) -> Batch;
     /// A reply; with `rejected > 0` it carries a partial success.
     fn response(rejected: u64, message: String) -> Self::Response;
 }
@@ -54,11 +62,19 @@ impl Signal for ExportTraceServiceRequest {
         validate::traces(self, now_nanos, limits)
     }
 
-    fn into_batch(self, tenant: Tenant, size_bytes: usize) -> Batch {
+    fn into_batch(
+        self,
+        tenant: Tenant,
+        size_bytes: usize,
+        raw: Option<Bytes>,
+        received_nanos: i64,
+    ) -> Batch {
         Batch {
             tenant,
             payload: Payload::Traces(self),
             size_bytes,
+            raw,
+            received_nanos,
         }
     }
 
@@ -88,11 +104,19 @@ impl Signal for ExportMetricsServiceRequest {
         validate::metrics(self, now_nanos, limits)
     }
 
-    fn into_batch(self, tenant: Tenant, size_bytes: usize) -> Batch {
+    fn into_batch(
+        self,
+        tenant: Tenant,
+        size_bytes: usize,
+        raw: Option<Bytes>,
+        received_nanos: i64,
+    ) -> Batch {
         Batch {
             tenant,
             payload: Payload::Metrics(self),
             size_bytes,
+            raw,
+            received_nanos,
         }
     }
 
@@ -121,11 +145,19 @@ impl Signal for ExportLogsServiceRequest {
         validate::logs(self, now_nanos, limits)
     }
 
-    fn into_batch(self, tenant: Tenant, size_bytes: usize) -> Batch {
+    fn into_batch(
+        self,
+        tenant: Tenant,
+        size_bytes: usize,
+        raw: Option<Bytes>,
+        received_nanos: i64,
+    ) -> Batch {
         Batch {
             tenant,
             payload: Payload::Logs(self),
             size_bytes,
+            raw,
+            received_nanos,
         }
     }
 

@@ -54,6 +54,11 @@ impl Checked {
         self.invalid_ids + self.future + self.bad_times
     }
 
+    /// Whether checking changed the request (removed items, dropped or cut attributes).
+    pub fn changed(&self) -> bool {
+        self.rejected() > 0 || self.attributes_dropped > 0 || self.values_truncated > 0
+    }
+
     /// The partial-success message: what was refused and why.
     pub fn message(&self, items: &str, limits: &ItemLimits) -> String {
         let mut parts = Vec::new();

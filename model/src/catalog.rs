@@ -142,15 +142,16 @@ pub const TIER_STATE_METRIC: &str = "slotel_slo_alert_state";
 
 /// slotel's own metrics kept in the health history, by sample name. Series with a
 /// `tenant` label are served to that tenant only.
-pub const HEALTH_METRICS: [&str; 14] = [
+pub const HEALTH_METRICS: [&str; 15] = [
     "slotel_ingest_requests_total",
     "slotel_ingest_items_received_total",
     "slotel_ingest_items_accepted_total",
     "slotel_ingest_items_refused_total",
     "slotel_queue_batches",
     "slotel_queue_bytes",
-    "slotel_queue_capacity_batches",
-    "slotel_queue_capacity_bytes",
+    "slotel_wal_bytes",
+    "slotel_wal_capacity_bytes",
+    "slotel_wal_lag_bytes",
     "slotel_engine_events_too_old_total",
     "slotel_engine_events_in_future_total",
     "slotel_engine_newest_event_age_seconds",

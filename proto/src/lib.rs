@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod log;
 pub mod rpc;
 
 use std::future::Future;
@@ -61,6 +62,13 @@ pub struct Batch {
     /// The size of the request as received, decompressed, in bytes: what the buffer
     /// accounts against its memory limit.
     pub size_bytes: usize,
+    /// The request's protobuf bytes when they are at hand and say exactly what
+    /// `payload` holds (received as protobuf and not changed by validation): the log
+    /// stores them as they are instead of encoding `payload` again.
+    pub raw: Option<bytes::Bytes>,
+    /// When the request was received (nanoseconds since the epoch); 0 when not known,
+    /// and compute then counts it as of its own clock.
+    pub received_nanos: i64,
 }
 
 /// The signal a [`Batch`] carries.
@@ -82,7 +90,31 @@ impl Batch {
             tenant,
             size_bytes: request.encoded_len(),
             payload: Payload::Traces(request),
+            raw: None,
+            received_nanos: 0,
         }
+    }
+
+    /// The signal of the payload.
+    pub fn signal(&self) -> log::SignalKind {
+        match &self.payload {
+            Payload::Traces(_) => log::SignalKind::Traces,
+            Payload::Metrics(_) => log::SignalKind::Metrics,
+            Payload::Logs(_) => log::SignalKind::Logs,
+        }
+    }
+
+    /// The payload's protobuf bytes: `raw` when set (no copy), else the payload encoded.
+    pub fn encoded(&self) -> bytes::Bytes {
+        use prost::Message;
+        if let Some(raw) = &self.raw {
+            return raw.clone();
+        }
+        bytes::Bytes::from(match &self.payload {
+            Payload::Traces(r) => r.encode_to_vec(),
+            Payload::Metrics(r) => r.encode_to_vec(),
+            Payload::Logs(r) => r.encode_to_vec(),
+        })
     }
 
     /// The number of items (spans, data points or log records) in the batch.

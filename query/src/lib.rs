@@ -149,6 +149,7 @@ pub fn router(ctx: ApiContext) -> Router {
         .layer(middleware::from_fn_with_state(Arc::new(auth), tenant));
     Router::new()
         .route("/healthz", get(rest::healthz))
+        .route("/readyz", get(rest::readyz).with_state(Arc::clone(&engine)))
         .route("/api/v1/openapi.json", get(rest::openapi))
         .route(
             "/metrics",

@@ -809,6 +809,38 @@ pub async fn healthz() -> Json<Health> {
     })
 }
 
+/// The readiness check's reply.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready`, or `replaying` while the write-ahead log found at start is applied.
+    pub status: String,
+    /// The log position applied so far.
+    pub applied_position: u64,
+}
+
+/// `GET /readyz`: 200 once the write-ahead log found at start has been replayed (the
+/// answers are then complete), 503 before. `/healthz` only says the process is alive.
+#[utoipa::path(
+    get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "Replayed: answers are complete", body = Readiness),
+        (status = 503, description = "Still replaying the write-ahead log", body = Readiness),
+    )
+)]
+pub async fn readyz(State(engine): State<Arc<Engine>>) -> Response {
+    let ready = engine.is_ready();
+    let body = Readiness {
+        status: if ready { "ready" } else { "replaying" }.into(),
+        applied_position: engine.applied(),
+    };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
 /// The OpenAPI document of the REST API.
 #[derive(OpenApi)]
 #[openapi(
@@ -833,6 +865,7 @@ pub async fn healthz() -> Json<Health> {
         reload_slos,
         run_sql,
         healthz,
+        readyz,
     ),
     components(schemas(ErrorBody, SortKey, StateFilter))
 )]

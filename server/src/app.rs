@@ -10,12 +10,13 @@ use anyhow::Context;
 use prometheus_client::registry::Registry;
 use slotel_compute::alerting::{AlertCollector, AlertLoop, Evaluator};
 use slotel_compute::{Engine, EngineCollector};
-use slotel_ingest::buffer::MemoryQueue;
+use slotel_ingest::buffer::LogBuffer;
+use slotel_ingest::wal::Wal;
 use slotel_ingest::{IngestConfig, IngestMetrics};
 use slotel_model::{Clock, SloDef, SystemClock};
 use slotel_proto::Consumer;
 use slotel_query::side::HealthHistory;
-use slotel_storage::{Store, StoreCollector};
+use slotel_storage::{Checkpoint, CheckpointTarget, Store, StoreCollector};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -54,11 +55,15 @@ pub struct App {
     addresses: Addresses,
     engine: Arc<Engine>,
     store: Arc<Store>,
-    queue: Arc<MemoryQueue>,
+    buffer: Arc<LogBuffer>,
     slo_paths: Vec<PathBuf>,
     stop: watch::Sender<bool>,
     servers: Vec<JoinHandle<std::io::Result<()>>>,
     loops: Vec<JoinHandle<()>>,
+    /// Stops the pipeline once the receivers are closed, so it applies all they logged.
+    stop_pipeline: watch::Sender<bool>,
+    pipeline: JoinHandle<()>,
+    shutdown_timeout: Duration,
 }
 
 impl std::fmt::Debug for App {
@@ -110,7 +115,7 @@ impl App {
                 config.data_dir.display()
             )
         })?;
-        let engine = Arc::new(Engine::with_config(clock, config.engine));
+        let engine = Arc::new(Engine::with_config(Arc::clone(&clock), config.engine));
         tracing::info!(slos = defs.len(), "Loaded SLOs.");
         engine.load(defs);
         for w in &config.maintenance {
@@ -123,6 +128,36 @@ impl App {
             Store::open(&config.storage.url, config.storage.options.clone())
                 .with_context(|| format!("cannot open the storage at {}", config.storage.url))?,
         );
+        let wal_dir = config.data_dir.join("wal");
+        let (wal, report) = Wal::open(&wal_dir, config.wal.options)
+            .with_context(|| format!("cannot open the write-ahead log in {}", wal_dir.display()))?;
+        tracing::info!(
+            segments = report.segments,
+            bytes = report.end - report.start,
+            torn_bytes = report.torn_bytes,
+            "Opened the write-ahead log."
+        );
+        if let Some(at) = report.repaired_at {
+            tracing::warn!(
+                position = at,
+                dropped_bytes = report.repaired_bytes,
+                "--wal-repair dropped the damaged record and everything after it."
+            );
+        }
+        let checkpoint_path = config.data_dir.join("state").join("checkpoint");
+        let checkpoint = Checkpoint::load(&checkpoint_path)?;
+        if let Some(c) = &checkpoint {
+            let dropped = store
+                .drop_unpublished(c.committed_seq)
+                .await
+                .context("cannot clean up the files of an unpublished checkpoint")?;
+            if dropped > 0 {
+                tracing::info!(
+                    files = dropped,
+                    "Deleted the files of a checkpoint a crash left unpublished; the log replays them."
+                );
+            }
+        }
         let started = std::time::Instant::now();
         let (scan, restored) = store
             .restore(&engine)
@@ -136,6 +171,56 @@ impl App {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "Restored SLO windows from storage."
         );
+        let from = match &checkpoint {
+            Some(c) => {
+                if c.position < wal.start() {
+                    anyhow::bail!(
+                        "the write-ahead log in {} starts at {} but the checkpoint needs it from {}: \
+                         records were removed by hand",
+                        wal_dir.display(),
+                        wal.start(),
+                        c.position
+                    );
+                }
+                engine
+                    .restore_state(c.position, &c.state)
+                    .with_context(|| {
+                        format!("cannot use the checkpoint {}", checkpoint_path.display())
+                    })?;
+                c.position
+            }
+            None => {
+                if wal.end() > wal.start() {
+                    tracing::warn!("No checkpoint: replaying the whole write-ahead log.");
+                }
+                engine.start_at(wal.start());
+                wal.start()
+            }
+        };
+        engine.set_ready(false);
+        let last_checkpoint = Arc::new(std::sync::atomic::AtomicU64::new(from));
+        store.set_checkpoint_target(CheckpointTarget {
+            path: checkpoint_path,
+            release: {
+                let (wal, last) = (wal.clone(), Arc::clone(&last_checkpoint));
+                Box::new(move |position| {
+                    last.store(position, std::sync::atomic::Ordering::Release);
+                    slotel_proto::log::Log::release(&wal, position);
+                })
+            },
+            pending_bytes: {
+                let (wal, last) = (wal.clone(), Arc::clone(&last_checkpoint));
+                Box::new(move || {
+                    wal.end()
+                        .saturating_sub(last.load(std::sync::atomic::Ordering::Acquire))
+                })
+            },
+            max_pending_bytes: config.wal.checkpoint_bytes,
+        });
+        if checkpoint.is_none() {
+            // The first checkpoint says which files were there before the log.
+            store.flush(&engine).await;
+        }
 
         let tls = match &config.tls {
             Some(t) => Some(
@@ -147,26 +232,42 @@ impl App {
         let auth = config.auth.auth();
 
         let mut registry = Registry::with_prefix("slotel");
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let queue = Arc::new(MemoryQueue::start(
+        let (buffer, feed) = LogBuffer::new(
+            wal.clone(),
             config.queue.capacity_batches,
             config.queue.max_bytes,
-            workers,
+        );
+        let buffer = Arc::new(buffer);
+        buffer.register(&mut registry);
+        wal.register(&mut registry);
+        registry.register_collector(Box::new(crate::pipeline::LogCollector {
+            engine: Arc::clone(&engine),
+            wal: wal.clone(),
+        }));
+        let (stop_pipeline, stop_pipeline_rx) = watch::channel(false);
+        let pipeline = tokio::spawn(crate::pipeline::run(
             Arc::clone(&engine),
+            wal,
+            feed,
+            from,
+            async move {
+                let mut rx = stop_pipeline_rx;
+                let _ = rx.wait_for(|s| *s).await;
+            },
         ));
-        queue.register(&mut registry);
         let ingest_metrics = Arc::new(IngestMetrics::default());
         ingest_metrics.register(&mut registry);
         registry.register_collector(Box::new(EngineCollector(Arc::clone(&engine))));
         registry.register_collector(Box::new(StoreCollector(Arc::clone(&store))));
         let receivers = slotel_ingest::receivers(
-            Arc::clone(&queue),
+            Arc::clone(&buffer),
             &IngestConfig {
                 limits: config.limits,
                 auth: auth.clone(),
                 cors_origins: config.cors.allowed_origins.clone(),
             },
             ingest_metrics,
+            clock,
         );
 
         let grpc = bind("OTLP/gRPC", config.otlp_grpc_addr).await?;
@@ -262,12 +363,15 @@ impl App {
             addresses,
             engine,
             store,
-            queue,
+            buffer,
             slo_paths: config.slos,
             stop,
             servers,
-            // Stopped in this order: alerts, then (after the queue drains) storage.
+            // Stopped in this order: alerts, then (after the pipeline drains) storage.
             loops: vec![alert_loop, health_sampler, flusher],
+            stop_pipeline,
+            pipeline,
+            shutdown_timeout: config.shutdown_timeout,
         })
     }
 
@@ -290,12 +394,29 @@ impl App {
         move || reload_slos(&engine, &paths)
     }
 
-    /// Runs until `shutdown` completes, then stops gracefully: requests in flight finish,
-    /// the queue drains into the engine, the alert loop hands its last alerts on, and
-    /// the last flush writes every counted minute.
+    /// Runs until `shutdown` completes, then stops gracefully within the shutdown
+    /// timeout: requests in flight finish, the pipeline applies everything logged, the
+    /// alert loop hands its last alerts on, and a last checkpoint is written. Past the
+    /// timeout it returns anyway: everything acknowledged is in the log.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
         shutdown.await;
         tracing::info!("Shutting down: finishing requests in flight.");
+        let timeout = self.shutdown_timeout;
+        let stopped = tokio::time::timeout(timeout, self.stop()).await;
+        match stopped {
+            Ok(result) => {
+                result?;
+                tracing::info!("Stopped.");
+            }
+            Err(_) => tracing::warn!(
+                timeout_ms = timeout.as_millis() as u64,
+                "The graceful stop took too long; stopping now. Everything acknowledged is in the write-ahead log and is replayed at the next start."
+            ),
+        }
+        Ok(())
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
         for server in self.servers {
             match server.await {
@@ -304,17 +425,14 @@ impl App {
                 Err(e) => tracing::error!(error = %e, "A server task panicked."),
             }
         }
-        let mut loops = self.loops.into_iter();
-        if let Some(alerts) = loops.next() {
-            let _ = alerts.await;
-        }
-        self.queue.shutdown().await?;
-        // Every batch is counted now: the last flush writes what is left.
-        for l in loops {
+        self.buffer.shutdown().await?;
+        let _ = self.stop_pipeline.send(true);
+        let _ = self.pipeline.await;
+        for l in self.loops {
             let _ = l.await;
         }
+        // Every logged batch is counted now: the last checkpoint writes what is left.
         self.store.flush(&self.engine).await;
-        tracing::info!("Stopped.");
         Ok(())
     }
 }

@@ -8,7 +8,7 @@ use anyhow::Context;
 use serde::Deserialize;
 use slotel_ingest::Limits;
 use slotel_ingest::config::{
-    AuthConfig, CorsConfig, LimitsFile, QueueConfig, QueueFile, TlsConfig,
+    AuthConfig, CorsConfig, LimitsFile, QueueConfig, QueueFile, TlsConfig, WalConfig, WalFile,
 };
 
 /// Flags of `slotel serve`. Each can also be set in the `--config` file, under the same
@@ -42,6 +42,11 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Start even if the write-ahead log has a damaged record before its end: keep the
+    /// records before it, drop it and everything after it, and say how much was
+    /// dropped. Without it such a log stops the start with the segment and offset.
+    #[arg(long)]
+    pub wal_repair: bool,
 }
 
 /// The configuration file. Relative paths in it are relative to the file's folder.
@@ -65,6 +70,10 @@ struct FileConfig {
     limits: LimitsFile,
     #[serde(default)]
     queue: QueueFile,
+    #[serde(default)]
+    wal: WalFile,
+    #[serde(default, deserialize_with = "slotel_model::time::optional_duration")]
+    shutdown_timeout: Option<Duration>,
     #[serde(default)]
     compute: slotel_compute::config::ComputeFile,
     #[serde(default)]
@@ -109,8 +118,13 @@ pub struct ServeConfig {
     pub cors: CorsConfig,
     /// What the receivers accept.
     pub limits: Limits,
-    /// The buffer between ingest and compute.
+    /// The in-memory feed from the log to compute.
     pub queue: QueueConfig,
+    /// The write-ahead log (under `data_dir/wal`).
+    pub wal: WalConfig,
+    /// The longest a graceful stop takes, end to end (default 10 s): past it the
+    /// process exits, and the log makes that safe.
+    pub shutdown_timeout: Duration,
     /// The engine's settings.
     pub engine: slotel_compute::EngineConfig,
     /// Rule evaluation and receivers.
@@ -201,6 +215,12 @@ impl ServeConfig {
             auth: file.auth,
             cors: file.cors,
             queue: file.queue.resolve(),
+            wal: {
+                let mut wal = file.wal.resolve();
+                wal.options.repair = args.wal_repair;
+                wal
+            },
+            shutdown_timeout: file.shutdown_timeout.unwrap_or(Duration::from_secs(10)),
             engine: file
                 .compute
                 .resolve(Duration::from_nanos(limits.items.max_future_nanos)),

@@ -10,6 +10,7 @@
 
 mod app;
 pub mod config;
+pub mod pipeline;
 
 pub use app::{Addresses, App, test_receivers};
 pub use config::{ServeArgs, ServeConfig};

@@ -39,6 +39,7 @@ use crate::alert_events::{ALERT_EVENTS, AlertEvent};
 use crate::error::{Error, Result};
 
 pub mod alert_events;
+pub mod checkpoint;
 pub mod config;
 pub mod error;
 mod layout;
@@ -51,6 +52,7 @@ pub mod sql;
 pub mod sql_latency;
 mod write;
 
+pub use checkpoint::{Checkpoint, CheckpointError, CheckpointTarget};
 use layout::*;
 pub use metrics::StoreCollector;
 pub use read::{Columns, KeepSlo, RowFilter};
@@ -105,6 +107,14 @@ pub struct StoreStats {
     pub compactions: AtomicU64,
     /// Partitions deleted by retention.
     pub partitions_expired: AtomicU64,
+    /// Checkpoints published.
+    pub checkpoints: AtomicU64,
+    /// Checkpoints not published (a write failed; the log keeps the records).
+    pub checkpoint_errors: AtomicU64,
+    /// The log position of the last checkpoint published.
+    pub checkpoint_position: AtomicU64,
+    /// Bytes of engine state in the last checkpoint published.
+    pub checkpoint_bytes: AtomicU64,
 }
 
 /// What a scan read.
@@ -131,6 +141,11 @@ pub struct Store {
     gate: tokio::sync::RwLock<()>,
     /// Alert events not yet written.
     events: std::sync::Mutex<Vec<AlertEvent>>,
+    /// Where flushes publish checkpoints, when the engine reads a log.
+    checkpoint: std::sync::Mutex<Option<Arc<CheckpointTarget>>>,
+    /// The last checkpoint could not be published: files above it are not yet covered,
+    /// so compaction waits.
+    checkpoint_behind: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -156,6 +171,8 @@ impl Store {
             stats: StoreStats::default(),
             gate: tokio::sync::RwLock::new(()),
             events: std::sync::Mutex::default(),
+            checkpoint: std::sync::Mutex::default(),
+            checkpoint_behind: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

@@ -5,10 +5,17 @@ use super::*;
 impl Store {
     /// Merges partitions of `sli_minute` with many files into one, refreshes the hourly
     /// rollup of the days it merged, and deletes partitions past their retention.
-    /// `today` is the current Unix day.
-    pub async fn maintain(&self, today: i64) -> Result<()> {
+    /// `today` is the current Unix day. Minutes are kept at least `floor_days` (the
+    /// longest SLO window and the lateness allowed), whatever the retention says, so
+    /// that a restart never changes a budget. While the last checkpoint is not
+    /// published, nothing is merged.
+    pub async fn maintain(&self, today: i64, floor_days: u32) -> Result<()> {
+        if self.checkpoint_behind.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let keep = self.options.minute_retention_days.max(floor_days);
         for (tenant, day, dir) in self.partitions(SLI_MINUTE, None).await? {
-            if day < today - i64::from(self.options.minute_retention_days) {
+            if day < today - i64::from(keep) {
                 self.expire(&dir).await?;
                 continue;
             }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 
 use crate::Store;
 
@@ -52,11 +53,38 @@ impl Collector for StoreCollector {
                 "Partitions deleted by retention",
                 &s.partitions_expired,
             ),
+            (
+                "checkpoints",
+                "Checkpoints published (minutes written, position of the log saved)",
+                &s.checkpoints,
+            ),
+            (
+                "checkpoint_errors",
+                "Checkpoints not published because a write failed; the log keeps their records",
+                &s.checkpoint_errors,
+            ),
         ];
         for (name, help, value) in counters {
             let counter = ConstCounter::new(value.load(Relaxed));
             let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
             counter.encode(metric)?;
+        }
+        let gauges = [
+            (
+                "checkpoint_position",
+                "The log position the last published checkpoint covers",
+                &s.checkpoint_position,
+            ),
+            (
+                "checkpoint_state_bytes",
+                "Bytes of engine state in the last published checkpoint",
+                &s.checkpoint_bytes,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value.load(Relaxed) as i64);
+            let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+            gauge.encode(metric)?;
         }
         Ok(())
     }

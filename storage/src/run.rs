@@ -60,6 +60,19 @@ impl Store {
     }
 }
 
+/// The days of minutes every loaded SLO needs kept: its longest window, and a day of
+/// lateness.
+pub fn retention_floor_days(engine: &Engine) -> u32 {
+    let minutes = engine
+        .tenants()
+        .iter()
+        .flat_map(|t| engine.slos(t))
+        .map(|d| d.window.max_minutes())
+        .max()
+        .unwrap_or(0);
+    minutes.div_ceil(1440) + 1
+}
+
 /// Flushes every `flush_interval` (and early once the tail holds `flush_max_rows`), and
 /// runs compaction, rollups and retention every `maintenance_interval`, until `stop`
 /// completes.
@@ -78,6 +91,7 @@ pub async fn run(
     size_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let max_rows = config.flush_max_rows as u64;
     let pending = || engine.stats().tail_cells.load(Ordering::Relaxed);
+    let due = || pending() >= max_rows || store.checkpoint_due();
     // After a flush that left rows behind (a failing store), size waits for the interval.
     let mut size_blocked = false;
     tokio::pin!(stop);
@@ -89,14 +103,14 @@ pub async fn run(
                 size_blocked = false;
             }
             _ = size_tick.tick(), if !size_blocked => {
-                if pending() >= max_rows {
+                if due() {
                     store.flush(&engine).await;
-                    size_blocked = pending() >= max_rows;
+                    size_blocked = due();
                 }
             }
             _ = maintain_tick.tick() => {
                 let today = engine.now_nanos().div_euclid(NANOS_PER_DAY);
-                if let Err(e) = store.maintain(today).await {
+                if let Err(e) = store.maintain(today, retention_floor_days(&engine)).await {
                     tracing::error!(error = %e, "Storage maintenance failed; it runs again later.");
                 }
             }

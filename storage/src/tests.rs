@@ -119,7 +119,7 @@ async fn compaction_merges_files_without_changing_sums_and_rolls_up_closed_days(
             .await;
     }
     let (before, _) = read_all(&s).await;
-    s.maintain(D0 / DAY).await.unwrap();
+    s.maintain(D0 / DAY, 0).await.unwrap();
     let (after, stats) = read_all(&s).await;
     assert_eq!(before, after);
     assert_eq!(stats.files, 1);
@@ -133,7 +133,7 @@ async fn compaction_merges_files_without_changing_sums_and_rolls_up_closed_days(
         10
     );
     // The day closes: one file stays, and the hours are rolled up.
-    s.maintain(D0 / DAY + 1).await.unwrap();
+    s.maintain(D0 / DAY + 1, 0).await.unwrap();
     let mut hours = Vec::new();
     s.scan(SLI_HOUR, None, 0, i64::MAX / 120, |r| hours.extend(r))
         .await
@@ -192,7 +192,7 @@ async fn corrupt_files_are_skipped_and_counted() {
             .is_file()
     );
     assert_eq!(read_all(&s).await.1.corrupt, 0);
-    s.maintain(D0 / DAY).await.unwrap();
+    s.maintain(D0 / DAY, 0).await.unwrap();
     assert_eq!(read_all(&s).await.0, vec![row("a", D0, 2, 2)]);
 }
 
@@ -214,7 +214,7 @@ async fn retention_deletes_old_partitions() {
     let s = store(dir.path(), 16);
     s.write_minutes(vec![row("a", D0, 1, 1), row("a", D0 + 100 * DAY, 1, 1)])
         .await;
-    s.maintain(D0 / DAY + 100).await.unwrap();
+    s.maintain(D0 / DAY + 100, 0).await.unwrap();
     let (got, _) = read_all(&s).await;
     assert_eq!(got, vec![row("a", D0 + 100 * DAY, 1, 1)]);
     assert_eq!(s.stats().partitions_expired.load(Ordering::Relaxed), 1);

@@ -28,9 +28,17 @@ impl Store {
     /// Writes the minutes `engine` counted since the last flush, and the alert events
     /// recorded; what cannot be written is kept for the next flush. Returns the minute
     /// rows written.
+    ///
+    /// With a checkpoint target, the flush is a checkpoint: the rows of a consistent cut
+    /// of the log, then the checkpoint published and the log before it released.
     pub async fn flush(&self, engine: &slotel_compute::Engine) -> usize {
         let _gate = self.gate.write().await;
         self.flush_events().await;
+        if let Some(target) = self.checkpoint_target() {
+            let (written, published) = self.write_cut(engine, &target).await;
+            self.checkpoint_behind.store(!published, Ordering::Release);
+            return written;
+        }
         let rows = engine.take_tail();
         let n = rows.len();
         if n == 0 {

@@ -81,6 +81,42 @@ impl Server {
         self.read_addresses();
     }
 
+    /// Kills the server with SIGKILL (no chance to flush or checkpoint) and starts it
+    /// again on the same data directory and files; waits until it has replayed its log.
+    pub async fn kill_and_restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let _ = std::fs::remove_file(self._dir.path().join("listen.json"));
+        self.child = spawn(self._dir.path(), &self.env);
+        self.read_addresses();
+        self.wait_ready().await;
+    }
+
+    /// Waits until `/readyz` answers 200: the log found at start is replayed.
+    pub async fn wait_ready(&self) {
+        eventually("the server to be ready", || async {
+            let resp = self
+                .http
+                .get(format!("{}/readyz", self.api))
+                .send()
+                .await
+                .ok()?;
+            (resp.status() == 200).then_some(())
+        })
+        .await
+    }
+
+    /// Waits until the engine has applied everything the log holds: what was
+    /// acknowledged is counted, and nothing more is on its way.
+    pub async fn wait_applied(&self) {
+        self.wait_ready().await;
+        eventually("the log to be applied", || async {
+            let text = self.metrics().await;
+            (metric_value(&text, "slotel_wal_lag_bytes", &[]) == 0.0).then_some(())
+        })
+        .await
+    }
+
     fn read_addresses(&mut self) {
         let listen = self._dir.path().join("listen.json");
         let addrs = self.wait_for_listen_file(&listen);

@@ -653,10 +653,11 @@ async fn the_concurrency_cap_and_the_request_timeout_refuse_and_recover() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn overload_is_refused_as_retryable_memory_stays_bounded_and_nothing_is_counted_twice() {
-    // A queue that holds one 512-span batch at a time, flooded by 32 concurrent senders
-    // that do not retry.
-    let config = "queue: { capacity_batches: 1, max_bytes: 50000 }\n";
+async fn a_full_log_refuses_retryably_and_every_acknowledged_span_counts_through_a_kill() {
+    // A 2 MB write-ahead log that no checkpoint releases while the test runs (one an
+    // hour, none early), flooded by 32 concurrent senders that do not retry.
+    let config = "wal: { max_bytes: 2000000, segment_bytes: 250000, checkpoint_bytes: 100000000 }\n\
+                  storage: { flush_interval: 1h }\n";
     let slos = r#"
 slos:
   - name: checkout
@@ -692,11 +693,12 @@ slos:
     let acked = truth["spans_acknowledged"].as_u64().unwrap();
     let failed = truth["spans_failed"].as_u64().unwrap();
     assert_eq!(acked + failed, 100_000);
-    assert!(failed > 0, "the flood was never refused: {truth}");
+    assert!(failed > 0, "the full log never refused: {truth}");
     assert!(acked > 0, "nothing was accepted: {truth}");
     assert!(server.is_running());
     // Accepted spans are counted exactly once; refused ones not at all.
-    let body = server.slo_when_total("checkout", acked).await;
+    server.wait_applied().await;
+    let body = server.slo("checkout").await;
     assert_eq!(body["total_events"], acked);
     let group = &truth["groups"][0];
     assert_eq!(body["total_events"], group["total"]);
@@ -704,7 +706,7 @@ slos:
         body["bad_events"].as_u64().unwrap(),
         group["errors"].as_u64().unwrap()
     );
-    let refused = [("signal", "traces"), ("reason", "queue_full")];
+    let refused = [("signal", "traces"), ("reason", "log_full")];
     assert_eq!(
         server
             .metric("slotel_ingest_items_refused_total", &refused)
@@ -713,6 +715,54 @@ slos:
     );
     let rss = server.rss_kib();
     assert!(rss < 256 * 1024, "RSS {rss} KiB");
+
+    // Killed, the server replays its log: the same counts, and the log is still full,
+    // so OTLP/HTTP is refused with 429 and a retry hint.
+    server.kill_and_restart().await;
+    server.wait_applied().await;
+    let body = server.slo("checkout").await;
+    assert_eq!(body["total_events"], acked);
+    assert_eq!(
+        body["bad_events"].as_u64().unwrap(),
+        group["errors"].as_u64().unwrap()
+    );
+    let resp = post_spans_http(&server, 1).await;
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "1");
+
+    // A graceful stop checkpoints and releases the log: exports are taken again.
+    server.restart();
+    server.wait_applied().await;
+    let resp = post_spans_http(&server, 3).await;
+    assert_eq!(resp.status(), 200);
+    server.wait_applied().await;
+    assert_eq!(server.slo("checkout").await["total_events"], acked + 3);
+}
+
+/// Posts `n` OK spans of `checkout` ending now over OTLP/HTTP protobuf.
+async fn post_spans_http(server: &Server, n: u64) -> reqwest::Response {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let spans = (0..n)
+        .map(|i| Span {
+            trace_id: [[7u8; 8], (now + i).to_be_bytes()].concat(),
+            span_id: (now + i).to_be_bytes().to_vec(),
+            name: "POST /api/checkout".into(),
+            start_time_unix_nano: now - 1_000_000,
+            end_time_unix_nano: now,
+            ..Default::default()
+        })
+        .collect();
+    let body = slotel_proto::traces_request("checkout", spans).encode_to_vec();
+    reqwest::Client::new()
+        .post(format!("{}/v1/traces", server.otlp_http))
+        .header("content-type", "application/x-protobuf")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

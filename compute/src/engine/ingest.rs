@@ -73,10 +73,16 @@ impl Accumulator {
 }
 
 impl Engine {
-    /// Classifies and counts every span and log record of `batch`.
+    /// Classifies and counts every span and log record of `batch`, as of the time it
+    /// was received (the clock's now when that is not known): a batch replayed from the
+    /// log counts exactly as it did when it arrived.
     pub fn ingest(&self, batch: &Batch) {
         let set = self.current();
-        let now = self.clock.now_nanos();
+        let now = if batch.received_nanos > 0 {
+            batch.received_nanos
+        } else {
+            self.clock.now_nanos()
+        };
         let now_minute = now.div_euclid(NANOS_PER_MINUTE);
         let latest = now.saturating_add(self.max_future_nanos);
         let mut acc = Accumulator::default();

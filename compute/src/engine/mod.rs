@@ -26,6 +26,7 @@ use slotel_model::{
 use slotel_proto::otlp::common::v1::{KeyValue, any_value::Value};
 use slotel_proto::otlp::trace::v1::Span;
 
+mod checkpoint;
 mod groups;
 mod ingest;
 mod metrics;
@@ -33,6 +34,7 @@ mod snapshot;
 mod status;
 mod tail;
 
+pub use checkpoint::{Cut, StateError};
 pub use groups::OVERFLOW_GROUP;
 use groups::*;
 pub use metrics::EngineCollector;
@@ -95,6 +97,8 @@ pub struct EngineStats {
     /// (SLO, group, minute) cells counted since the tail was last taken: about the rows
     /// the next flush writes.
     pub tail_cells: AtomicU64,
+    /// Log records that did not decode (damage the checksum missed), not counted.
+    pub undecodable_records: AtomicU64,
     /// The newest event time counted (nanoseconds since the epoch; 0 before the first):
     /// how far behind the clock it is, is the ingestion lag.
     pub newest_event_nanos: AtomicI64,
@@ -132,6 +136,10 @@ pub struct Engine {
     dedup: Mutex<Dedup>,
     set: RwLock<Arc<SloSet>>,
     stats: EngineStats,
+    /// The log position applied so far; held while a batch is applied or a cut taken.
+    applied: Mutex<u64>,
+    /// Whether the log found at start has been replayed.
+    ready: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -172,6 +180,8 @@ impl Engine {
             )),
             set: RwLock::new(Arc::default()),
             stats: EngineStats::default(),
+            applied: Mutex::new(0),
+            ready: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
