@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use slotel_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
-use slotel_proto::otlp::logs::v1::ResourceLogs;
+use slotel_proto::otlp::logs::v1::{LogRecord, ResourceLogs};
 use slotel_proto::otlp::resource::v1::Resource;
 use slotel_proto::otlp::trace::v1::{ResourceSpans, Span, status::StatusCode};
 
@@ -132,7 +132,7 @@ impl SloIndex {
         &self,
         tenant: &str,
         rl: &ResourceLogs,
-        mut emit: impl FnMut(u32, u64, bool, &[KeyValue]),
+        mut emit: impl FnMut(u32, &LogRecord, u64, bool),
     ) -> usize {
         let records = rl.scope_logs.iter().map(|sl| sl.log_records.len()).sum();
         let Some(slos) = self
@@ -152,9 +152,9 @@ impl SloIndex {
                 if matches_all(&record.attributes, &slo.attributes) {
                     emit(
                         slo.id,
+                        record,
                         time,
                         record.severity_number <= slo.max_severity,
-                        &record.attributes,
                     );
                 }
             }

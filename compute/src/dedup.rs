@@ -1,5 +1,7 @@
-//! De-duplication of spans by (tenant, trace id, span id) within a horizon, so that a
-//! batch retried by an SDK or a Collector counts once.
+//! De-duplication of spans by (tenant, trace id, span id), and of log records by their
+//! times, severity, trace context and body, within a horizon, so that a batch retried
+//! by an SDK or a Collector (or after a crash between the log and the reply) counts
+//! once.
 //!
 //! Keys are 64-bit hashes (SipHash-1-3 under a random key, so crafted ids cannot force
 //! collisions; the key is kept in checkpoints so that keys stay valid across restarts)
@@ -11,6 +13,9 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::BuildHasher;
+
+use slotel_proto::otlp::common::v1::any_value::Value;
+use slotel_proto::otlp::logs::v1::LogRecord;
 
 /// SipHash-1-3 under a 128-bit key: the hash of the de-duplication keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +68,38 @@ impl Dedup {
         if self.horizon_minutes == 0 {
             return false;
         }
+        let key = self.hasher.hash_one((tenant, trace_id, span_id));
+        self.seen_key(now_minute, key)
+    }
+
+    /// Whether the log record was seen within the horizon; remembers it if not. A
+    /// record is known by its times, severity, trace context and body: a retried export
+    /// sends the same record again, and two records alike in all of these cannot be
+    /// told apart anyway.
+    pub fn seen_log(&mut self, now_minute: i64, tenant: &str, r: &LogRecord) -> bool {
+        if self.horizon_minutes == 0 {
+            return false;
+        }
+        let body: &[u8] = match r.body.as_ref().and_then(|b| b.value.as_ref()) {
+            Some(Value::StringValue(s)) => s.as_bytes(),
+            Some(Value::BytesValue(b)) => b,
+            _ => &[],
+        };
+        let key = self.hasher.hash_one((
+            tenant,
+            1u8, // apart from span keys
+            r.time_unix_nano,
+            r.observed_time_unix_nano,
+            r.severity_number,
+            &r.trace_id,
+            &r.span_id,
+            body,
+            r.attributes.len(),
+        ));
+        self.seen_key(now_minute, key)
+    }
+
+    fn seen_key(&mut self, now_minute: i64, key: u64) -> bool {
         if self
             .generations
             .back()
@@ -77,7 +114,6 @@ impl Dedup {
             self.keys -= set.len();
             self.generations.pop_front();
         }
-        let key = self.hasher.hash_one((tenant, trace_id, span_id));
         if self.generations.iter().any(|(_, set)| set.contains(&key)) {
             return true;
         }

@@ -428,6 +428,34 @@ impl Wal {
         Ok((wal, report))
     }
 
+    /// Moves the end of the log on to `position` when it lies before it, so that new
+    /// records are placed after everything a checkpoint covers (after a repair cut the
+    /// log below the last checkpoint). The records in between were checkpointed.
+    pub fn advance_to(&self, position: u64) -> Result<(), WalError> {
+        let inner = &*self.inner;
+        let mut a = inner.active.lock().unwrap_or_else(|e| e.into_inner());
+        if a.end >= position {
+            return Ok(());
+        }
+        a.file
+            .sync_data()
+            .map_err(io_err(&inner.dir.join(segment_name(a.base))))?;
+        let path = inner.dir.join(segment_name(position));
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        sync_dir(&inner.dir)?;
+        a.file = Arc::new(file);
+        a.base = position;
+        a.end = position;
+        inner.end.store(position, Ordering::Release);
+        *inner.synced.lock().unwrap_or_else(|e| e.into_inner()) = position;
+        inner.metrics.segments.inc();
+        Ok(())
+    }
+
     /// Whether appends wait for `fdatasync` ([`Fsync::Always`]).
     pub fn syncs_each_append(&self) -> bool {
         self.inner.options.fsync == Fsync::Always
@@ -655,7 +683,13 @@ impl Wal {
                     reason: "damaged record",
                 };
                 let mut header = [0u8; HEADER_BYTES as usize];
-                r.read_exact(&mut header).map_err(|_| damaged())?;
+                match r.read_exact(&mut header) {
+                    Ok(()) => {}
+                    // A segment may end before the next one's base (the log was moved
+                    // on past a repaired part): go on with the next.
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && next_base < end => break,
+                    Err(_) => return Err(damaged()),
+                }
                 let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
                 let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
                 if len > MAX_RECORD_BYTES {
@@ -1013,6 +1047,24 @@ mod tests {
         assert_eq!(read.len(), offsets.len() - offsets.len() / 2 - 1);
         // Released, the log takes appends again.
         append(&wal, i);
+    }
+
+    #[test]
+    fn a_log_moved_on_past_a_gap_reads_across_it_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = Wal::open(dir.path(), options(1 << 20)).unwrap();
+        append(&wal, 1);
+        append(&wal, 2);
+        wal.advance_to(10_000).unwrap();
+        assert_eq!(append(&wal, 3), 10_000);
+        let read = read_all(&wal, 0);
+        assert_eq!(read.len(), 3);
+        assert_eq!(read[2].offset, 10_000);
+        assert_is(&read[2], 3);
+        drop(wal);
+        let (wal, report) = Wal::open(dir.path(), options(1 << 20)).unwrap();
+        assert_eq!(report.segments, 2);
+        assert_eq!(read_all(&wal, 0).len(), 3);
     }
 
     #[test]

@@ -13,8 +13,14 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, LogNormal};
 use serde::Serialize;
+use slotel_proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use slotel_proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use slotel_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use slotel_proto::otlp::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value::Value};
+use slotel_proto::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use slotel_proto::otlp::metrics::v1::{
+    Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric::Data, number_data_point,
+};
 use slotel_proto::otlp::resource::v1::Resource;
 use slotel_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, status::StatusCode};
 
@@ -87,6 +93,15 @@ pub struct GroupTruth {
     pub within: BTreeMap<String, u64>,
     /// Spans that are not ERROR and at or below each threshold.
     pub ok_within: BTreeMap<String, u64>,
+    /// Log records acknowledged (one per span, with `--signals logs`).
+    pub log_records: u64,
+    /// Of them, with severity ERROR.
+    pub log_errors: u64,
+    /// The highest value of the cumulative request counter acknowledged (with
+    /// `--signals metrics`): requests of the route so far.
+    pub counter_total: u64,
+    /// The same for the cumulative error counter.
+    pub counter_errors: u64,
 }
 
 /// The ground truth of a run: what was generated (and acknowledged), per group.
@@ -98,6 +113,12 @@ pub struct GroundTruth {
     pub spans_acknowledged: u64,
     /// Spans the server refused or that could not be sent.
     pub spans_failed: u64,
+    /// Log records acknowledged.
+    pub log_records_acknowledged: u64,
+    /// Log records refused or not sent.
+    pub log_records_failed: u64,
+    /// Metrics requests refused or not sent.
+    pub metric_requests_failed: u64,
     /// Per (service, span name, kind), ordered.
     pub groups: Vec<GroupTruth>,
 }
@@ -107,6 +128,19 @@ pub struct GroundTruth {
 pub struct BatchTruth {
     per_route: Vec<(u64, u64, Vec<u64>, Vec<u64>)>,
     spans: u64,
+    /// The cumulative counters (requests, errors) per route after this batch.
+    cumulative: Vec<(u64, u64)>,
+}
+
+/// Which signal of a batch an outcome is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalOf {
+    /// The spans.
+    Traces,
+    /// The log records made from them.
+    Logs,
+    /// The cumulative counters after them.
+    Metrics,
 }
 
 impl BatchTruth {
@@ -137,6 +171,11 @@ pub struct TruthBook {
     per_route: Vec<(u64, u64, Vec<u64>, Vec<u64>)>,
     acknowledged: u64,
     failed: u64,
+    logs: Vec<(u64, u64)>,
+    logs_acknowledged: u64,
+    logs_failed: u64,
+    counters: Vec<(u64, u64)>,
+    metric_requests_failed: u64,
 }
 
 impl TruthBook {
@@ -149,6 +188,41 @@ impl TruthBook {
             per_route: vec![(0, 0, vec![0; n], vec![0; n]); scenario.routes.len()],
             acknowledged: 0,
             failed: 0,
+            logs: vec![(0, 0); scenario.routes.len()],
+            logs_acknowledged: 0,
+            logs_failed: 0,
+            counters: vec![(0, 0); scenario.routes.len()],
+            metric_requests_failed: 0,
+        }
+    }
+
+    /// Records that the server acknowledged `signal` of a batch.
+    pub fn acknowledged_signal(&mut self, signal: SignalOf, b: &BatchTruth) {
+        match signal {
+            SignalOf::Traces => self.acknowledged(b),
+            SignalOf::Logs => {
+                self.logs_acknowledged += b.spans;
+                for (acc, add) in self.logs.iter_mut().zip(&b.per_route) {
+                    acc.0 += add.0;
+                    acc.1 += add.1;
+                }
+            }
+            SignalOf::Metrics => {
+                // Cumulative: the highest value acknowledged is what was counted.
+                for (acc, c) in self.counters.iter_mut().zip(&b.cumulative) {
+                    acc.0 = acc.0.max(c.0);
+                    acc.1 = acc.1.max(c.1);
+                }
+            }
+        }
+    }
+
+    /// Records that `signal` of a batch was not acknowledged.
+    pub fn failed_signal(&mut self, signal: SignalOf, b: &BatchTruth) {
+        match signal {
+            SignalOf::Traces => self.failed(b),
+            SignalOf::Logs => self.logs_failed += b.spans,
+            SignalOf::Metrics => self.metric_requests_failed += 1,
         }
     }
 
@@ -185,25 +259,35 @@ impl TruthBook {
             .routes
             .iter()
             .zip(&self.per_route)
-            .map(|(r, (total, errors, within, ok_within))| GroupTruth {
-                service: r.service.clone(),
-                span_name: r.span_name(),
-                span_kind: "server",
-                total: *total,
-                errors: *errors,
-                within: labels.iter().cloned().zip(within.iter().copied()).collect(),
-                ok_within: labels
-                    .iter()
-                    .cloned()
-                    .zip(ok_within.iter().copied())
-                    .collect(),
-            })
+            .zip(self.logs.iter().zip(&self.counters))
+            .map(
+                |((r, (total, errors, within, ok_within)), (logs, counters))| GroupTruth {
+                    service: r.service.clone(),
+                    span_name: r.span_name(),
+                    span_kind: "server",
+                    total: *total,
+                    errors: *errors,
+                    within: labels.iter().cloned().zip(within.iter().copied()).collect(),
+                    ok_within: labels
+                        .iter()
+                        .cloned()
+                        .zip(ok_within.iter().copied())
+                        .collect(),
+                    log_records: logs.0,
+                    log_errors: logs.1,
+                    counter_total: counters.0,
+                    counter_errors: counters.1,
+                },
+            )
             .collect();
         groups.sort_by(|a, b| (&a.service, &a.span_name).cmp(&(&b.service, &b.span_name)));
         GroundTruth {
             seed: self.seed,
             spans_acknowledged: self.acknowledged,
             spans_failed: self.failed,
+            log_records_acknowledged: self.logs_acknowledged,
+            log_records_failed: self.logs_failed,
+            metric_requests_failed: self.metric_requests_failed,
             groups,
         }
     }
@@ -217,6 +301,8 @@ pub struct Generator {
     rng: ChaCha8Rng,
     latency: LogNormal<f64>,
     span_names: Vec<String>,
+    /// Requests and errors generated so far per route: the cumulative counters.
+    cumulative: Vec<(u64, u64)>,
 }
 
 /// The z-score of the 99th percentile of a standard normal distribution.
@@ -241,6 +327,7 @@ impl Generator {
         let latency = LogNormal::new(mu, sigma).map_err(|e| format!("latency: {e}"))?;
         let span_names = scenario.routes.iter().map(Route::span_name).collect();
         Ok(Self {
+            cumulative: vec![(0, 0); scenario.routes.len()],
             scenario,
             rng: ChaCha8Rng::seed_from_u64(seed),
             latency,
@@ -258,6 +345,7 @@ impl Generator {
                 routes.len()
             ],
             spans: n as u64,
+            cumulative: Vec::new(),
         };
         let mut by_service: BTreeMap<&str, Vec<Span>> = BTreeMap::new();
         for _ in 0..n {
@@ -270,6 +358,8 @@ impl Generator {
             let t = &mut truth.per_route[r];
             t.0 += 1;
             t.1 += u64::from(error);
+            self.cumulative[r].0 += 1;
+            self.cumulative[r].1 += u64::from(error);
             for (i, &th) in thresholds.iter().enumerate() {
                 let within = duration <= th;
                 t.2[i] += u64::from(within);
@@ -322,7 +412,103 @@ impl Generator {
                 ..Default::default()
             })
             .collect();
+        truth.cumulative = self.cumulative.clone();
         (ExportTraceServiceRequest { resource_spans }, truth)
+    }
+
+    /// The cumulative counters after the batches so far, as of `time_ns`: per route a
+    /// monotonic Sum `loadtest.requests` with `outcome` `ok` and `error`, started at
+    /// `start_ns`.
+    pub fn counters(&self, start_ns: u64, time_ns: u64) -> ExportMetricsServiceRequest {
+        let mut by_service: BTreeMap<&str, Vec<NumberDataPoint>> = BTreeMap::new();
+        for (route, &(total, errors)) in self.scenario.routes.iter().zip(&self.cumulative) {
+            for (outcome, value) in [("ok", total - errors), ("error", errors)] {
+                by_service
+                    .entry(&route.service)
+                    .or_default()
+                    .push(NumberDataPoint {
+                        attributes: vec![
+                            string_kv("http.route", &route.route),
+                            string_kv("outcome", outcome),
+                        ],
+                        start_time_unix_nano: start_ns,
+                        time_unix_nano: time_ns,
+                        value: Some(number_data_point::Value::AsInt(value as i64)),
+                        ..Default::default()
+                    });
+            }
+        }
+        ExportMetricsServiceRequest {
+            resource_metrics: by_service
+                .into_iter()
+                .map(|(service, data_points)| ResourceMetrics {
+                    resource: Some(Resource {
+                        attributes: vec![string_kv("service.name", service)],
+                        ..Default::default()
+                    }),
+                    scope_metrics: vec![ScopeMetrics {
+                        metrics: vec![Metric {
+                            name: "loadtest.requests".into(),
+                            data: Some(Data::Sum(Sum {
+                                data_points,
+                                aggregation_temporality: 2, // cumulative
+                                is_monotonic: true,
+                            })),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One log record per span of `spans`, as an application logs each request: at the
+/// span's end, with its trace context, severity ERROR for an ERROR span and INFO
+/// otherwise, the span name as body.
+pub fn logs_for(spans: &ExportTraceServiceRequest) -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: spans
+            .resource_spans
+            .iter()
+            .map(|rs| ResourceLogs {
+                resource: rs.resource.clone(),
+                scope_logs: rs
+                    .scope_spans
+                    .iter()
+                    .map(|ss| ScopeLogs {
+                        scope: ss.scope.clone(),
+                        log_records: ss
+                            .spans
+                            .iter()
+                            .map(|span| {
+                                let error = span
+                                    .status
+                                    .as_ref()
+                                    .is_some_and(|s| s.code == StatusCode::Error as i32);
+                                LogRecord {
+                                    time_unix_nano: span.end_time_unix_nano,
+                                    observed_time_unix_nano: span.end_time_unix_nano,
+                                    severity_number: if error { 17 } else { 9 },
+                                    severity_text: if error { "ERROR" } else { "INFO" }.into(),
+                                    body: Some(AnyValue {
+                                        value: Some(Value::StringValue(span.name.clone())),
+                                    }),
+                                    attributes: span.attributes.clone(),
+                                    trace_id: span.trace_id.clone(),
+                                    span_id: span.span_id.clone(),
+                                    ..Default::default()
+                                }
+                            })
+                            .collect(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect(),
     }
 }
 

@@ -10,7 +10,11 @@ use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use prost::Message;
-use slotel_loadtest::{BatchTruth, Generator, Route, Scenario, TruthBook};
+use slotel_loadtest::{BatchTruth, Generator, Route, Scenario, SignalOf, TruthBook, logs_for};
+use slotel_proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use slotel_proto::otlp::collector::logs::v1::logs_service_client::LogsServiceClient;
+use slotel_proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use slotel_proto::otlp::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use slotel_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use slotel_proto::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
 use tokio::sync::Semaphore;
@@ -71,6 +75,50 @@ struct Args {
     /// Write the throughput and latency report here, as JSON.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// The signals to send: `traces`, and for each batch of spans also `logs` (a log
+    /// record per span) and `metrics` (cumulative request and error counters per route).
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["traces"])]
+    signals: Vec<SignalArg>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum SignalArg {
+    Traces,
+    Logs,
+    Metrics,
+}
+
+/// One export request of a batch.
+enum Export {
+    Traces(ExportTraceServiceRequest),
+    Logs(ExportLogsServiceRequest),
+    Metrics(ExportMetricsServiceRequest),
+}
+
+impl Export {
+    fn signal(&self) -> SignalOf {
+        match self {
+            Export::Traces(_) => SignalOf::Traces,
+            Export::Logs(_) => SignalOf::Logs,
+            Export::Metrics(_) => SignalOf::Metrics,
+        }
+    }
+
+    fn http_path(&self) -> &'static str {
+        match self {
+            Export::Traces(_) => "/v1/traces",
+            Export::Logs(_) => "/v1/logs",
+            Export::Metrics(_) => "/v1/metrics",
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Export::Traces(r) => r.encode_to_vec(),
+            Export::Logs(r) => r.encode_to_vec(),
+            Export::Metrics(r) => r.encode_to_vec(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -80,8 +128,47 @@ enum Protocol {
 }
 
 enum Client {
-    Grpc(TraceServiceClient<Channel>),
+    Grpc(Box<GrpcClients>),
     Http(reqwest::Client, String),
+}
+
+struct GrpcClients {
+    traces: TraceServiceClient<Channel>,
+    logs: LogsServiceClient<Channel>,
+    metrics: MetricsServiceClient<Channel>,
+}
+
+/// Whether an exporter retries after `s`: the codes the OTLP specification calls
+/// retryable, and a connection that broke before the reply (tonic reports those as
+/// `UNKNOWN` with the transport error as source), whose outcome is not known.
+fn retryable(s: &tonic::Status) -> bool {
+    use tonic::Code;
+    match s.code() {
+        Code::Cancelled
+        | Code::DeadlineExceeded
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::Unavailable
+        | Code::DataLoss
+        | Code::ResourceExhausted => true,
+        Code::Unknown | Code::Internal => {
+            let m = s.message();
+            m.contains("transport error")
+                || m.contains("h2 protocol error")
+                || m.contains("connection")
+        }
+        _ => false,
+    }
+}
+
+fn with_tenant<T>(req: T, tenant: Option<&str>) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(req);
+    if let Some(t) = tenant
+        && let Ok(v) = t.parse()
+    {
+        r.metadata_mut().insert("x-scope-orgid", v);
+    }
+    r
 }
 
 /// The outcome of one request attempt.
@@ -92,31 +179,42 @@ enum Attempt {
 }
 
 impl Client {
-    async fn send(&self, req: &ExportTraceServiceRequest, tenant: Option<&str>) -> Attempt {
+    async fn send(&self, req: &Export, tenant: Option<&str>) -> Attempt {
         match self {
-            Client::Grpc(c) => {
-                let mut c = c.clone();
-                let mut r = tonic::Request::new(req.clone());
-                if let Some(t) = tenant
-                    && let Ok(v) = t.parse()
-                {
-                    r.metadata_mut().insert("x-scope-orgid", v);
-                }
-                match c.export(r).await {
-                    Ok(_) => Attempt::Ok,
-                    Err(s) => match s.code() {
-                        tonic::Code::Unavailable | tonic::Code::ResourceExhausted => {
-                            Attempt::Retry(None, s.to_string())
-                        }
-                        _ => Attempt::Fail(s.to_string()),
-                    },
+            Client::Grpc(clients) => {
+                let GrpcClients {
+                    traces,
+                    logs,
+                    metrics,
+                } = &**clients;
+                let result = match req {
+                    Export::Traces(r) => traces
+                        .clone()
+                        .export(with_tenant(r.clone(), tenant))
+                        .await
+                        .map(drop),
+                    Export::Logs(r) => logs
+                        .clone()
+                        .export(with_tenant(r.clone(), tenant))
+                        .await
+                        .map(drop),
+                    Export::Metrics(r) => metrics
+                        .clone()
+                        .export(with_tenant(r.clone(), tenant))
+                        .await
+                        .map(drop),
+                };
+                match result {
+                    Ok(()) => Attempt::Ok,
+                    Err(s) if retryable(&s) => Attempt::Retry(None, s.to_string()),
+                    Err(s) => Attempt::Fail(s.to_string()),
                 }
             }
-            Client::Http(c, url) => {
+            Client::Http(c, base) => {
                 let mut r = c
-                    .post(url)
+                    .post(format!("{base}{}", req.http_path()))
                     .header("content-type", "application/x-protobuf")
-                    .body(req.encode_to_vec());
+                    .body(req.encode());
                 if let Some(t) = tenant {
                     r = r.header("x-scope-orgid", t);
                 }
@@ -143,6 +241,7 @@ struct Shared {
     book: Mutex<TruthBook>,
     latency_us: Mutex<Histogram<u64>>,
     last_error: Mutex<Option<String>>,
+    last_failure: Mutex<Option<String>>,
     retries: std::sync::atomic::AtomicU64,
 }
 
@@ -189,17 +288,23 @@ async fn main() -> anyhow::Result<()> {
                 .connect()
                 .await
                 .with_context(|| format!("cannot connect to {}", args.endpoint))?;
-            Client::Grpc(TraceServiceClient::new(channel).max_decoding_message_size(64 << 20))
+            Client::Grpc(Box::new(GrpcClients {
+                traces: TraceServiceClient::new(channel.clone())
+                    .max_decoding_message_size(64 << 20),
+                logs: LogsServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20),
+                metrics: MetricsServiceClient::new(channel).max_decoding_message_size(64 << 20),
+            }))
         }
         Protocol::Http => Client::Http(
             reqwest::Client::new(),
-            format!("{}/v1/traces", args.endpoint.trim_end_matches('/')),
+            args.endpoint.trim_end_matches('/').to_string(),
         ),
     });
     let shared = Arc::new(Shared {
         book: Mutex::new(TruthBook::new(&scenario, args.seed)),
         latency_us: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
         last_error: Mutex::new(None),
+        last_failure: Mutex::new(None),
         retries: Default::default(),
     });
     let progress = ProgressBar::new(total).with_style(
@@ -207,6 +312,7 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let permits = Arc::new(Semaphore::new(args.concurrency.max(1)));
+    let started_ns = now_ns();
     let start = Instant::now();
     let mut sent = 0u64;
     let mut tasks = tokio::task::JoinSet::new();
@@ -216,7 +322,18 @@ async fn main() -> anyhow::Result<()> {
             tokio::time::sleep_until(due.into()).await;
         }
         let n = (total - sent).min(args.batch_size as u64) as usize;
-        let (req, truth) = generator.batch(n, now_ns());
+        let now = now_ns();
+        let (req, truth) = generator.batch(n, now);
+        let mut exports = Vec::new();
+        if args.signals.contains(&SignalArg::Logs) {
+            exports.push(Export::Logs(logs_for(&req)));
+        }
+        if args.signals.contains(&SignalArg::Metrics) {
+            exports.push(Export::Metrics(generator.counters(started_ns, now)));
+        }
+        if args.signals.contains(&SignalArg::Traces) {
+            exports.insert(0, Export::Traces(req));
+        }
         sent += n as u64;
         let permit = Arc::clone(&permits).acquire_owned().await?;
         let (client, shared, progress) =
@@ -224,15 +341,17 @@ async fn main() -> anyhow::Result<()> {
         let tenant = args.tenant.clone();
         let max_retries = args.max_retries;
         tasks.spawn(async move {
-            send_batch(
-                &client,
-                &req,
-                truth,
-                tenant.as_deref(),
-                max_retries,
-                &shared,
-            )
-            .await;
+            for export in &exports {
+                send_batch(
+                    &client,
+                    export,
+                    &truth,
+                    tenant.as_deref(),
+                    max_retries,
+                    &shared,
+                )
+                .await;
+            }
             progress.inc(n as u64);
             drop(permit);
         });
@@ -264,6 +383,9 @@ async fn main() -> anyhow::Result<()> {
     if let Some(e) = shared.last_error.lock().expect("error").as_ref() {
         println!("last error: {e}");
     }
+    if let Some(e) = shared.last_failure.lock().expect("failure").as_ref() {
+        eprintln!("last failure (not retried): {e}");
+    }
     if let Some(path) = &args.ground_truth {
         std::fs::write(path, serde_json::to_string_pretty(&truth)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -291,8 +413,8 @@ async fn main() -> anyhow::Result<()> {
 
 async fn send_batch(
     client: &Client,
-    req: &ExportTraceServiceRequest,
-    truth: BatchTruth,
+    req: &Export,
+    truth: &BatchTruth,
     tenant: Option<&str>,
     max_retries: u32,
     shared: &Shared,
@@ -309,7 +431,11 @@ async fn send_batch(
             .record(us.clamp(1, 60_000_000));
         match outcome {
             Attempt::Ok => {
-                shared.book.lock().expect("book").acknowledged(&truth);
+                shared
+                    .book
+                    .lock()
+                    .expect("book")
+                    .acknowledged_signal(req.signal(), truth);
                 return;
             }
             Attempt::Retry(hint, e) if attempt < max_retries => {
@@ -323,8 +449,12 @@ async fn send_batch(
                 tokio::time::sleep(backoff).await;
             }
             Attempt::Retry(_, e) | Attempt::Fail(e) => {
-                *shared.last_error.lock().expect("error") = Some(e);
-                shared.book.lock().expect("book").failed(&truth);
+                *shared.last_failure.lock().expect("failure") = Some(e);
+                shared
+                    .book
+                    .lock()
+                    .expect("book")
+                    .failed_signal(req.signal(), truth);
                 return;
             }
         }

@@ -182,6 +182,20 @@ impl App {
                         c.position
                     );
                 }
+                if c.position > wal.end() {
+                    tracing::warn!(
+                        checkpoint = c.position,
+                        log_end = wal.end(),
+                        "The write-ahead log ends before the checkpoint (it was repaired or cut): \
+                         what it lost was checkpointed; new records go after the checkpoint."
+                    );
+                    wal.advance_to(c.position).with_context(|| {
+                        format!(
+                            "cannot move the write-ahead log in {} on",
+                            wal_dir.display()
+                        )
+                    })?;
+                }
                 engine
                     .restore_state(c.position, &c.state)
                     .with_context(|| {

@@ -82,7 +82,11 @@ pub async fn run(
     config: StorageConfig,
     stop: impl std::future::Future<Output = ()>,
 ) {
-    let mut flush_tick = tokio::time::interval(config.flush_interval);
+    // The first flush comes one interval after the start, not at once.
+    let mut flush_tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + config.flush_interval,
+        config.flush_interval,
+    );
     flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut maintain_tick = tokio::time::interval(config.maintenance_interval);
     maintain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -26,6 +26,9 @@ pub struct Server {
     http: reqwest::Client,
     /// Environment variables the server is started with.
     env: Vec<(String, String)>,
+    /// Fixed ports (gRPC, HTTP, API) kept across restarts, so that clients sending
+    /// meanwhile find the server again; ephemeral ports when `None`.
+    ports: Option<[u16; 3]>,
 }
 
 impl Server {
@@ -42,6 +45,24 @@ impl Server {
     /// Starts the binary with `slos`, a config file holding `config` (YAML) and the
     /// environment variables `env` (kept for restarts).
     pub fn start_with_env(slos: &str, config: &str, env: &[(&str, &str)]) -> Server {
+        Self::start_on(slos, config, env, None)
+    }
+
+    /// Starts the binary with `slos` and `config` on ports picked now and kept across
+    /// restarts: clients that keep sending while it restarts reach it again.
+    pub fn start_pinned(slos: &str, config: &str) -> Server {
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (a, b, c) = (free(), free(), free());
+        Self::start_on(slos, config, &[], Some([a, b, c]))
+    }
+
+    fn start_on(slos: &str, config: &str, env: &[(&str, &str)], ports: Option<[u16; 3]>) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let slo_file = dir.path().join("slos.yaml");
         std::fs::write(&slo_file, slos).unwrap();
@@ -51,7 +72,7 @@ impl Server {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let child = spawn(dir.path(), &env);
+        let child = spawn(dir.path(), &env, ports);
         let mut server = Server {
             child,
             otlp_grpc: String::new(),
@@ -61,6 +82,7 @@ impl Server {
             _dir: dir,
             http: reqwest::Client::new(),
             env,
+            ports,
         };
         server.read_addresses();
         server
@@ -77,19 +99,49 @@ impl Server {
         let exit = self.child.wait().unwrap();
         assert!(exit.success(), "slotel exited with {exit} on SIGTERM");
         let _ = std::fs::remove_file(self._dir.path().join("listen.json"));
-        self.child = spawn(self._dir.path(), &self.env);
+        self.child = spawn(self._dir.path(), &self.env, self.ports);
         self.read_addresses();
     }
 
     /// Kills the server with SIGKILL (no chance to flush or checkpoint) and starts it
     /// again on the same data directory and files; waits until it has replayed its log.
     pub async fn kill_and_restart(&mut self) {
+        self.kill();
+        self.start_again();
+        self.wait_ready().await;
+    }
+
+    /// Kills the server with SIGKILL and waits for it to be gone.
+    pub fn kill(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
         let _ = std::fs::remove_file(self._dir.path().join("listen.json"));
-        self.child = spawn(self._dir.path(), &self.env);
+    }
+
+    /// Starts the server again (after [`Server::kill`]) on the same data directory and
+    /// files, without waiting for its replay.
+    pub fn start_again(&mut self) {
+        self.start_again_with(&[]);
+    }
+
+    /// [`Server::start_again`] with extra flags for `slotel serve`.
+    pub fn start_again_with(&mut self, flags: &[&str]) {
+        self.child = spawn_with(
+            self._dir.path(),
+            &self.env,
+            self.ports,
+            flags,
+            Stdio::inherit(),
+        );
         self.read_addresses();
-        self.wait_ready().await;
+    }
+
+    /// Runs `slotel serve` on the same files until it exits (it is expected to refuse to
+    /// start), and returns what it printed.
+    pub fn run_to_exit(&mut self) -> std::process::Output {
+        spawn_with(self._dir.path(), &self.env, self.ports, &[], Stdio::piped())
+            .wait_with_output()
+            .unwrap()
     }
 
     /// Waits until `/readyz` answers 200: the log found at start is replayed.
@@ -353,7 +405,18 @@ where
 }
 
 /// Starts `slotel serve` on the files of `dir` (`slos.yaml`, `slotel.yaml`, `data/`).
-fn spawn(dir: &Path, env: &[(String, String)]) -> Child {
+fn spawn(dir: &Path, env: &[(String, String)], ports: Option<[u16; 3]>) -> Child {
+    spawn_with(dir, env, ports, &[], Stdio::inherit())
+}
+
+fn spawn_with(
+    dir: &Path,
+    env: &[(String, String)],
+    ports: Option<[u16; 3]>,
+    flags: &[&str],
+    stderr: Stdio,
+) -> Child {
+    let [grpc, http, api] = ports.unwrap_or([0; 3]);
     Command::new(env!("CARGO_BIN_EXE_slotel"))
         .envs(env.iter().map(|(k, v)| (k, v)))
         .arg("serve")
@@ -363,13 +426,17 @@ fn spawn(dir: &Path, env: &[(String, String)]) -> Child {
         .arg(dir.join("slos.yaml"))
         .arg("--data-dir")
         .arg(dir.join("data"))
-        .args(["--otlp-grpc-addr", "127.0.0.1:0"])
-        .args(["--otlp-http-addr", "127.0.0.1:0"])
-        .args(["--api-addr", "127.0.0.1:0"])
+        .arg("--otlp-grpc-addr")
+        .arg(format!("127.0.0.1:{grpc}"))
+        .arg("--otlp-http-addr")
+        .arg(format!("127.0.0.1:{http}"))
+        .arg("--api-addr")
+        .arg(format!("127.0.0.1:{api}"))
         .arg("--listen-file")
         .arg(dir.join("listen.json"))
+        .args(flags)
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("start slotel")
 }

@@ -3,6 +3,7 @@
 
 mod alerting;
 mod dashboards;
+mod durability;
 mod formats;
 mod harness;
 mod ingest;

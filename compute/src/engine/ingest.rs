@@ -167,14 +167,34 @@ impl Engine {
             }
             Payload::Logs(req) => {
                 let mut seen = 0;
+                let mut dedup = self.dedup.lock().unwrap_or_else(|e| e.into_inner());
+                let mut duplicates = 0u64;
+                // A record's matches arrive one after another: test each record once.
+                let mut last: Option<(*const LogRecord, bool)> = None;
                 for rl in &req.resource_logs {
-                    seen += set
-                        .index
-                        .classify_logs(&batch.tenant, rl, |id, t, good, attrs| {
-                            emit(id, t, good, attrs, None)
-                        });
+                    seen += set.index.classify_logs(
+                        &batch.tenant,
+                        rl,
+                        |id, record: &LogRecord, t, good| {
+                            let dup = match last {
+                                Some((p, dup)) if std::ptr::eq(p, record) => dup,
+                                _ => {
+                                    let dup = dedup.seen_log(now_minute, &batch.tenant, record);
+                                    duplicates += u64::from(dup);
+                                    last = Some((std::ptr::from_ref(record), dup));
+                                    dup
+                                }
+                            };
+                            if !dup {
+                                emit(id, t, good, &record.attributes, None)
+                            }
+                        },
+                    );
                 }
+                drop(dedup);
                 s.log_records_seen.fetch_add(seen as u64, Ordering::Relaxed);
+                s.log_records_duplicate
+                    .fetch_add(duplicates, Ordering::Relaxed);
             }
             Payload::Metrics(req) => {
                 let points = slotel_proto::data_point_count(req) as u64;

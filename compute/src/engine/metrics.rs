@@ -54,6 +54,16 @@ impl Collector for EngineCollector {
                 &s.spans_duplicate,
             ),
             (
+                "engine_log_records_duplicate",
+                "Log records seen again within the de-duplication horizon, not counted again",
+                &s.log_records_duplicate,
+            ),
+            (
+                "engine_log_records_undecodable",
+                "Write-ahead log records that did not decode, not counted",
+                &s.undecodable_records,
+            ),
+            (
                 "engine_group_overflow_events",
                 "Events of grouped SLOs counted in the __overflow__ group",
                 &s.group_overflow_events,

@@ -24,6 +24,7 @@ use slotel_model::{
     BURN_RATE_WINDOWS, Budgeting, Counted, GroupKey, MAX_GROUP_BY, SloDef, Tally, format_minutes,
 };
 use slotel_proto::otlp::common::v1::{KeyValue, any_value::Value};
+use slotel_proto::otlp::logs::v1::LogRecord;
 use slotel_proto::otlp::trace::v1::Span;
 
 mod checkpoint;
@@ -90,6 +91,8 @@ pub struct EngineStats {
     pub events_in_future: AtomicU64,
     /// Spans seen again within the de-duplication horizon, not counted again.
     pub spans_duplicate: AtomicU64,
+    /// Log records seen again within the de-duplication horizon, not counted again.
+    pub log_records_duplicate: AtomicU64,
     /// Events of grouped SLOs counted in the overflow group (past `max_groups`).
     pub group_overflow_events: AtomicU64,
     /// Events left out of their SLI by a maintenance window.
