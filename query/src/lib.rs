@@ -99,6 +99,7 @@ pub fn router(ctx: ApiContext) -> Router {
         health,
         receivers,
     } = ctx;
+    let store_for_health = store.clone();
     let source = QueryEngine {
         engine: Arc::clone(&engine),
         store,
@@ -148,7 +149,7 @@ pub fn router(ctx: ApiContext) -> Router {
         .nest("/prometheus", prometheus::routes(source.clone()))
         .layer(middleware::from_fn_with_state(Arc::new(auth), tenant));
     Router::new()
-        .route("/healthz", get(rest::healthz))
+        .route("/healthz", get(rest::healthz).with_state(store_for_health))
         .route("/readyz", get(rest::readyz).with_state(Arc::clone(&engine)))
         .route("/api/v1/openapi.json", get(rest::openapi))
         .route(

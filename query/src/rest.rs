@@ -794,18 +794,53 @@ pub async fn run_sql(
 /// The health check's reply.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// Always `ok`.
+    /// `ok`, or `degraded` while the last checkpoint could not be published (storage is
+    /// failing: the write-ahead log keeps everything meanwhile).
     pub status: String,
+    /// What storage has been through since the start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageHealth>,
 }
 
-/// `GET /healthz`
+/// Storage's part of the health check.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StorageHealth {
+    /// Checkpoints published.
+    pub checkpoints: u64,
+    /// Checkpoints not published because a write failed (retried at the next flush).
+    pub checkpoint_errors: u64,
+    /// Whether the last checkpoint failed.
+    pub checkpoint_behind: bool,
+    /// Partition writes that failed.
+    pub write_errors: u64,
+    /// Reads the object store failed (retried with backoff).
+    pub read_errors: u64,
+    /// Damaged files moved to quarantine.
+    pub corrupt_files: u64,
+}
+
+/// `GET /healthz`: 200 while the process is alive, with storage's error counts.
 #[utoipa::path(
     get, path = "/healthz", tag = "health",
     responses((status = 200, description = "The server is up", body = Health))
 )]
-pub async fn healthz() -> Json<Health> {
+pub async fn healthz(State(store): State<Option<Arc<slotel_storage::Store>>>) -> Json<Health> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let storage = store.map(|s| {
+        let st = s.stats();
+        StorageHealth {
+            checkpoints: st.checkpoints.load(Relaxed),
+            checkpoint_errors: st.checkpoint_errors.load(Relaxed),
+            checkpoint_behind: s.checkpoint_behind(),
+            write_errors: st.write_errors.load(Relaxed),
+            read_errors: st.read_errors.load(Relaxed),
+            corrupt_files: st.corrupt_files.load(Relaxed),
+        }
+    });
+    let degraded = storage.as_ref().is_some_and(|s| s.checkpoint_behind);
     Json(Health {
-        status: "ok".into(),
+        status: if degraded { "degraded" } else { "ok" }.into(),
+        storage,
     })
 }
 

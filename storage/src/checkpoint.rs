@@ -181,6 +181,11 @@ impl Store {
             .clone()
     }
 
+    /// Whether the last checkpoint could not be published.
+    pub fn checkpoint_behind(&self) -> bool {
+        self.checkpoint_behind.load(Ordering::Acquire)
+    }
+
     /// Whether the log past the last checkpoint has grown enough for an early one.
     pub fn checkpoint_due(&self) -> bool {
         self.checkpoint_target()

@@ -101,12 +101,14 @@ pub struct StoreStats {
     pub bytes_written: AtomicU64,
     /// Writes that failed (the rows stay in memory for the next flush).
     pub write_errors: AtomicU64,
-    /// Files that could not be read (corrupt or truncated) and were skipped.
+    /// Files that are damaged (checksum, Parquet decode) and were moved to quarantine.
     pub corrupt_files: AtomicU64,
     /// Partitions compacted.
     pub compactions: AtomicU64,
     /// Partitions deleted by retention.
     pub partitions_expired: AtomicU64,
+    /// Reads the object store failed (retried, then reported to the caller).
+    pub read_errors: AtomicU64,
     /// Checkpoints published.
     pub checkpoints: AtomicU64,
     /// Checkpoints not published (a write failed; the log keeps the records).
@@ -122,8 +124,10 @@ pub struct StoreStats {
 pub struct ScanStats {
     /// Files read.
     pub files: u64,
-    /// Files skipped because they could not be read.
+    /// Files skipped because they are damaged (moved to quarantine).
     pub corrupt: u64,
+    /// Files deleted by a concurrent compaction between listing and reading.
+    pub vanished: u64,
     /// Rows handed on.
     pub rows: u64,
 }

@@ -40,8 +40,13 @@ impl Collector for StoreCollector {
             ),
             (
                 "storage_corrupt_files",
-                "Stored files that could not be read and were skipped",
+                "Stored files found damaged (checksum, Parquet decode), skipped and moved to quarantine",
                 &s.corrupt_files,
+            ),
+            (
+                "storage_read_errors",
+                "Reads the object store failed; retried with backoff, then reported (never quarantined)",
+                &s.read_errors,
             ),
             (
                 "storage_compactions",

@@ -63,6 +63,10 @@ pub(crate) fn selected(batch: &RecordBatch, filter: &RowFilter<'_>) -> Result<Bo
         .collect())
 }
 
+/// Attempts at reading a file the object store fails to hand over, and the first pause.
+const READ_ATTEMPTS: u32 = 4;
+const READ_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
 impl Store {
     /// The partitions of `table` (per tenant, when given) and their Unix day.
     pub(crate) async fn partitions(
@@ -130,14 +134,18 @@ impl Store {
         columns: Columns,
         filter: &RowFilter<'_>,
     ) -> Result<Vec<MinuteRow>> {
+        let fetch_error = |e: object_store::Error| match e {
+            object_store::Error::NotFound { .. } => Error::Vanished(path.to_string()),
+            e => Error::Storage(e.to_string()),
+        };
         let bytes = self
             .objects
             .get(path)
             .await
-            .map_err(|e| Error::Storage(e.to_string()))?
+            .map_err(fetch_error)?
             .bytes()
             .await
-            .map_err(|e| Error::Storage(e.to_string()))?;
+            .map_err(fetch_error)?;
         let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
         let mut builder =
             ParquetRecordBatchReaderBuilder::try_new_with_options(bytes.clone(), options.clone())?;
@@ -210,16 +218,36 @@ impl Store {
                 continue;
             }
             for (path, _) in live_files(&self.files(&dir).await?) {
-                match self.read_file(&t, &path, columns, filter).await {
-                    Ok(rows) => {
-                        stats.files += 1;
-                        stats.rows += rows.len() as u64;
-                        each(rows);
+                let mut backoff = READ_BACKOFF;
+                let mut attempt = 1;
+                loop {
+                    match self.read_file(&t, &path, columns, filter).await {
+                        Ok(rows) => {
+                            stats.files += 1;
+                            stats.rows += rows.len() as u64;
+                            each(rows);
+                        }
+                        // Deleted by a compaction since the listing: its rows are in
+                        // the merged file, which the next scan reads.
+                        Err(Error::Vanished(_)) => stats.vanished += 1,
+                        Err(e) if e.is_corruption() => {
+                            stats.corrupt += 1;
+                            self.quarantine(&path, &e).await;
+                        }
+                        Err(e) => {
+                            self.stats.read_errors.fetch_add(1, Ordering::Relaxed);
+                            if attempt >= READ_ATTEMPTS {
+                                tracing::error!(file = %path, error = %e, attempts = attempt, "Cannot read a storage file.");
+                                return Err(e);
+                            }
+                            tracing::warn!(file = %path, error = %e, "Cannot read a storage file; retrying.");
+                            tokio::time::sleep(backoff).await;
+                            backoff *= 4;
+                            attempt += 1;
+                            continue;
+                        }
                     }
-                    Err(e) => {
-                        stats.corrupt += 1;
-                        self.quarantine(&path, &e).await;
-                    }
+                    break;
                 }
             }
         }

@@ -227,3 +227,163 @@ fn dates_and_days() {
     assert_eq!(day_of_date("2024-10-04"), Some(20_000));
     assert_eq!(day_of_date("nope"), None);
 }
+
+/// An object store that fails `get` of paths ending in `target` with `error` (`None`:
+/// not found) the first `times` times.
+#[derive(Debug)]
+struct Flaky {
+    inner: Arc<dyn ObjectStore>,
+    target: String,
+    times: std::sync::atomic::AtomicU32,
+    not_found: bool,
+}
+
+impl std::fmt::Display for Flaky {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Flaky({})", self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for Flaky {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        if location.as_ref().ends_with(&self.target)
+            && self
+                .times
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            return Err(if self.not_found {
+                object_store::Error::NotFound {
+                    path: location.to_string(),
+                    source: "deleted by a compaction".into(),
+                }
+            } else {
+                object_store::Error::Generic {
+                    store: "flaky",
+                    source: "connection reset by peer".into(),
+                }
+            });
+        }
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: futures::stream::BoxStream<'static, object_store::Result<Path>>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&Path>,
+    ) -> object_store::Result<object_store::ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+/// A store over `dir` whose first file fails `times` reads (as not found, or as a
+/// transient error), and that file's name.
+async fn flaky_store(dir: &std::path::Path, times: u32, not_found: bool) -> (Store, String) {
+    let local = store(dir, 100);
+    local.write_minutes(vec![row("a", D0, 1, 1)]).await;
+    local.write_minutes(vec![row("a", D0, 2, 2)]).await;
+    let part = dir.join("sli_minute/tenant=t1/date=2024-10-04");
+    let mut names: Vec<_> = std::fs::read_dir(&part)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let flaky = Flaky {
+        inner: Arc::clone(local.objects()),
+        target: names[0].clone(),
+        times: std::sync::atomic::AtomicU32::new(times),
+        not_found,
+    };
+    (
+        Store::new(Arc::new(flaky), "flaky".into(), StoreOptions::default()),
+        names[0].clone(),
+    )
+}
+
+#[tokio::test]
+async fn transient_read_errors_are_retried_and_never_quarantine_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = flaky_store(dir.path(), 2, false).await;
+    let (got, stats) = read_all(&s).await;
+    assert_eq!((stats.files, stats.corrupt, stats.vanished), (2, 0, 0));
+    assert_eq!(got, vec![row("a", D0, 3, 3)]);
+    assert_eq!(s.stats().read_errors.load(Ordering::Relaxed), 2);
+    // A store that keeps failing is an error for the caller, and the file stays.
+    let dir = tempfile::tempdir().unwrap();
+    let (s, name) = flaky_store(dir.path(), 100, false).await;
+    let err = s
+        .scan(SLI_MINUTE, None, D0 - 10, D0 + 10, |_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Storage(_)), "{err}");
+    assert_eq!(s.stats().corrupt_files.load(Ordering::Relaxed), 0);
+    assert_eq!(s.stats().read_errors.load(Ordering::Relaxed), 4);
+    assert!(!dir.path().join(QUARANTINE).exists());
+    assert!(
+        dir.path()
+            .join("sli_minute/tenant=t1/date=2024-10-04")
+            .join(name)
+            .is_file()
+    );
+}
+
+#[tokio::test]
+async fn a_file_that_vanished_under_a_compaction_is_skipped_not_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, name) = flaky_store(dir.path(), 1, true).await;
+    let (got, stats) = read_all(&s).await;
+    assert_eq!((stats.files, stats.corrupt, stats.vanished), (1, 0, 1));
+    assert_eq!(got, vec![row("a", D0, 2, 2)]);
+    assert_eq!(s.stats().corrupt_files.load(Ordering::Relaxed), 0);
+    assert!(!dir.path().join(QUARANTINE).exists());
+    assert!(
+        dir.path()
+            .join("sli_minute/tenant=t1/date=2024-10-04")
+            .join(name)
+            .is_file()
+    );
+}
