@@ -306,10 +306,14 @@ impl App {
             let _ = rx.wait_for(|s| *s).await;
         };
         let alerts_path = config.data_dir.join("state").join("alerts.json");
-        let evaluator = Arc::new(Mutex::new(Evaluator::load(&alerts_path).with_context(
-            || format!("cannot read the alert state {}", alerts_path.display()),
-        )?));
+        let evaluator = Arc::new(Mutex::new(Evaluator::load(&alerts_path)?));
         let notifiers = config.alerting.router(3);
+        notifiers.seed(
+            evaluator
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .recently_resolved(),
+        );
         let alert_receivers = Arc::new(notifiers.stats());
         registry.register_collector(Box::new(AlertCollector {
             evaluator: Arc::clone(&evaluator),

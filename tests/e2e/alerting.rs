@@ -25,6 +25,11 @@ slos:
 
 /// A running Alertmanager, killed on drop.
 async fn start_alertmanager() -> Listening {
+    start_alertmanager_on("127.0.0.1:0").await
+}
+
+/// A running Alertmanager listening on `addr`, killed on drop.
+async fn start_alertmanager_on(addr: &str) -> Listening {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("alertmanager.yml");
     std::fs::write(
@@ -39,7 +44,7 @@ async fn start_alertmanager() -> Listening {
             "--storage.path={}",
             dir.path().join("data").display()
         ))
-        .arg("--web.listen-address=127.0.0.1:0")
+        .arg(format!("--web.listen-address={addr}"))
         .arg("--cluster.listen-address=");
     spawn_listening(cmd, "/-/ready", Some(dir)).await
 }
@@ -232,6 +237,10 @@ struct Receiver {
 }
 
 async fn start_receiver() -> Receiver {
+    start_receiver_on("127.0.0.1:0".parse().unwrap()).await
+}
+
+async fn start_receiver_on(addr: std::net::SocketAddr) -> Receiver {
     use axum::extract::{Path, State};
     let got: Received = Default::default();
     let app = axum::Router::new()
@@ -247,7 +256,7 @@ async fn start_receiver() -> Receiver {
             ),
         )
         .with_state(got.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     Receiver { url, got }
@@ -403,13 +412,120 @@ async fn webhook_pagerduty_and_slack_payloads_and_a_dead_receiver() {
         })
         .await;
     assert_ne!(resolved["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");
-    // Every change was delivered once: one trigger per tier, no page again on restart.
+    // A restart announces the firing alerts again, with the same dedup keys: PagerDuty
+    // keeps one incident per key (a trigger for an open incident adds to it), so each
+    // tier paged once.
     let got = live.got.lock().unwrap();
-    let triggers = got
-        .iter()
-        .filter(|(k, v)| k == "pagerduty" && v["event_action"] == "trigger")
+    assert_eq!(incidents(&got), 4, "{got:?}");
+}
+
+/// The incidents PagerDuty would open from the events received: a trigger opens one
+/// for its dedup key unless one is open; a resolve closes it.
+fn incidents(got: &[(String, Value)]) -> usize {
+    let mut open = std::collections::BTreeSet::new();
+    let mut opened = 0;
+    for (_, v) in got.iter().filter(|(k, _)| k == "pagerduty") {
+        let key = v["dedup_key"].as_str().unwrap().to_string();
+        match v["event_action"].as_str() {
+            Some("trigger") if open.insert(key.clone()) => opened += 1,
+            Some("resolve") => {
+                open.remove(&key);
+            }
+            _ => {}
+        }
+    }
+    opened
+}
+
+/// A local address nobody listens on yet.
+fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_decided_before_a_crash_is_delivered_after_it_exactly_once() {
+    // The receivers are not up yet: the page is decided and cannot be delivered.
+    let (am_addr, hook_addr) = (free_addr(), free_addr());
+    let config = format!(
+        "alerting:
+  evaluation_interval: 200ms
+  alertmanager_url: http://{am_addr}
+  webhook_urls: [http://{hook_addr}/webhook]
+  pagerduty: {{ routing_key: R0UT1NGKEY0123456789, events_url: http://{hook_addr}/pagerduty }}
+"
+    );
+    let mut server = Server::start_with(SLOS, &config);
+    send_outage(&server).await;
+    eventually("the page to be decided and saved", || async {
+        let (_, body) = server.get_as(None, "/api/v1/alerts").await;
+        let firing = body["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["labels"]["burnrate_tier"] == "page-fast" && a["state"] == "firing");
+        let saved = std::fs::read_to_string(server.data_dir().join("state/alerts.json"))
+            .is_ok_and(|s| s.contains("page-fast"));
+        (firing && saved).then_some(())
+    })
+    .await;
+    server.kill();
+    // Now the receivers come up, and slotel again.
+    let am = start_alertmanager_on(&am_addr.to_string()).await;
+    let live = start_receiver_on(hook_addr).await;
+    server.start_again();
+    server.wait_ready().await;
+    let page = wait_for_alert(&am, "page-fast").await;
+    assert_eq!(page["status"]["state"], "active");
+    assert_eq!(page["labels"]["slo"], "api");
+    let pages = am_alerts(&am)
+        .await
+        .into_iter()
+        .filter(|a| a["labels"]["burnrate_tier"] == "page-fast")
         .count();
-    assert_eq!(triggers, 4, "{got:?}");
+    assert_eq!(pages, 1);
+    live.wait("pagerduty", |v| {
+        v["event_action"] == "trigger" && v["dedup_key"] == "slotel/default/api/page-fast"
+    })
+    .await;
+    let fired = live
+        .wait("webhook", |v| {
+            v["status"] == "firing" && v["alerts"][0]["labels"]["burnrate_tier"] == "page-fast"
+        })
+        .await;
+    let fingerprint = fired["alerts"][0]["fingerprint"].clone();
+    // The outage ends: the resolves come after every firing notification, so counting
+    // then is counting all of them.
+    end_outage(&server).await;
+    live.wait("pagerduty", |v| {
+        v["event_action"] == "resolve" && v["dedup_key"] == "slotel/default/api/page-fast"
+    })
+    .await;
+    live.wait("webhook", |v| {
+        v["status"] == "resolved" && v["alerts"][0]["fingerprint"] == fingerprint
+    })
+    .await;
+    let got = live.got.lock().unwrap().clone();
+    let page_triggers = got
+        .iter()
+        .filter(|(k, v)| {
+            k == "pagerduty"
+                && v["event_action"] == "trigger"
+                && v["dedup_key"] == "slotel/default/api/page-fast"
+        })
+        .count();
+    assert_eq!(page_triggers, 1, "{got:?}");
+    let page_fired = got
+        .iter()
+        .filter(|(k, v)| {
+            k == "webhook"
+                && v["status"] == "firing"
+                && v["alerts"][0]["fingerprint"] == fingerprint
+        })
+        .count();
+    assert_eq!(page_fired, 1, "{got:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -553,6 +669,26 @@ slos:
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
+
+    // The window that held a's alerts back ends: they are delivered now, and b's page,
+    // told already, is not sent again.
+    let resp = http
+        .delete(format!("{}/api/v1/maintenance/upgrade", server.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    live.wait("pagerduty", |v| {
+        v["event_action"] == "trigger"
+            && v["dedup_key"] == "slotel/default/a-in-maintenance/page-fast"
+    })
+    .await;
+    let got = live.got.lock().unwrap().clone();
+    let b_page = got
+        .iter()
+        .filter(|(_, v)| v["dedup_key"] == "slotel/default/b-not/page-fast")
+        .count();
+    assert_eq!(b_page, 1, "{got:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

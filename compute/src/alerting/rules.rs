@@ -42,6 +42,53 @@ struct SavedState {
     labels: BTreeMap<String, String>,
     #[serde(default)]
     annotations: BTreeMap<String, String>,
+    /// Set for an alert that resolved lately (its `state` is the firing it left): a
+    /// restart tells the receivers of the resolve again, in case it was not delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resolved_at: Option<i64>,
+}
+
+/// An alert that fired, resolved lately, and how it was labelled.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// When it started firing.
+    pub since: i64,
+    /// When it resolved.
+    pub at: i64,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its annotations.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// How long a resolved alert is remembered for receivers that may have missed it.
+const RESOLVED_KEPT_NANOS: i64 = 3600 * 1_000_000_000;
+
+/// Why the alert state file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateFileError {
+    /// It cannot be read.
+    #[error("cannot read the alert state {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It is not what slotel writes; a copy is kept, and nothing was reset.
+    #[error(
+        "the alert state {} is damaged ({reason}); a copy is kept as {}. Move it away to start \
+         with every alert inactive (receivers hear of firing alerts again at the next evaluation)",
+        path.display(), backup.display()
+    )]
+    Damaged {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Where a copy was kept.
+        backup: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// Where an alert is.
@@ -196,7 +243,12 @@ pub struct Evaluator {
     states: HashMap<(String, String, String), AlertState>,
     /// The latest alert of every (SLO, tier) that is pending or firing.
     active: HashMap<(String, String, String), Alert>,
+    /// Alerts that resolved within the last hour.
+    resolved: BTreeMap<(String, String, String), Resolved>,
 }
+
+/// An alert's key: tenant, SLO, tier.
+pub type AlertKey = (String, String, String);
 
 impl Evaluator {
     /// An evaluator with every alert inactive.
@@ -282,11 +334,29 @@ impl Evaluator {
         out.into_iter().map(|(_, a)| a.clone()).collect()
     }
 
-    /// Writes the states to `path` (JSON, written aside and renamed, so a crash leaves
-    /// the previous file): a restart reads them back and neither pages again nor forgets
-    /// an alert that fires.
+    /// The firing alerts, by key, in key order.
+    pub fn firing(&self) -> Vec<(AlertKey, Alert)> {
+        let mut out: Vec<(AlertKey, Alert)> = self
+            .active
+            .iter()
+            .filter(|(_, a)| matches!(a.state, AlertState::Firing { .. }))
+            .map(|(k, a)| (k.clone(), a.clone()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// The alerts that resolved within the last hour, by key.
+    pub fn recently_resolved(&self) -> &BTreeMap<AlertKey, Resolved> {
+        &self.resolved
+    }
+
+    /// Writes the states to `path` (JSON, written aside, synced and renamed, and the
+    /// folder synced, so that a crash leaves the previous file or this one, whole): a
+    /// restart reads them back and neither pages again nor forgets an alert that fires.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let states: Vec<SavedState> = self
+        use std::io::Write;
+        let mut states: Vec<SavedState> = self
             .states
             .iter()
             .filter(|(_, s)| !matches!(s, AlertState::Inactive))
@@ -299,30 +369,69 @@ impl Evaluator {
                     state: *state,
                     labels: alert.map(|a| a.labels.clone()).unwrap_or_default(),
                     annotations: alert.map(|a| a.annotations.clone()).unwrap_or_default(),
+                    resolved_at: None,
                 }
             })
             .collect();
+        states.extend(self.resolved.iter().map(|(key, r)| SavedState {
+            tenant: key.0.clone(),
+            slo: key.1.clone(),
+            tier: key.2.clone(),
+            state: AlertState::Firing { since: r.since },
+            labels: r.labels.clone(),
+            annotations: r.annotations.clone(),
+            resolved_at: Some(r.at),
+        }));
         let json = serde_json::to_vec_pretty(&states).map_err(std::io::Error::other)?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, json)?;
-        std::fs::rename(&tmp, path)
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&json)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
     }
 
-    /// Reads states saved by [`Evaluator::save`]; a missing file is a fresh start.
-    pub fn load(path: &Path) -> std::io::Result<Self> {
+    /// Reads states saved by [`Evaluator::save`]; a missing file is a fresh start. A
+    /// file that does not parse is an error (after a copy is kept beside it), never a
+    /// silent reset that would page again or forget a firing alert.
+    pub fn load(path: &Path) -> Result<Self, StateFileError> {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(e) => return Err(e),
+            Err(source) => {
+                return Err(StateFileError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
         };
-        let saved: Vec<SavedState> = serde_json::from_slice(&bytes)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let saved: Vec<SavedState> = serde_json::from_slice(&bytes).map_err(|e| {
+            let backup = path.with_extension("json.damaged");
+            let _ = std::fs::copy(path, &backup);
+            StateFileError::Damaged {
+                path: path.to_path_buf(),
+                backup,
+                reason: e.to_string(),
+            }
+        })?;
         let mut out = Self::default();
         for s in saved {
             let key = (s.tenant, s.slo, s.tier);
+            if let (Some(at), AlertState::Firing { since }) = (s.resolved_at, s.state) {
+                out.resolved.insert(
+                    key,
+                    Resolved {
+                        since,
+                        at,
+                        labels: s.labels,
+                        annotations: s.annotations,
+                    },
+                );
+                continue;
+            }
             if !s.labels.is_empty() {
                 out.active.insert(
                     key.clone(),
@@ -341,6 +450,33 @@ impl Evaluator {
     /// Evaluates every SLO of `snapshot` (taken at `now`) against its tiers; returns the
     /// transitions, in SLO order.
     pub fn evaluate(&mut self, now: i64, snapshot: &[BurnSnapshot]) -> Vec<Transition> {
+        let out = self.evaluate_rules(now, snapshot);
+        self.resolved
+            .retain(|_, r| now.saturating_sub(r.at) < RESOLVED_KEPT_NANOS);
+        for t in &out {
+            let key = (t.tenant.clone(), t.slo.clone(), t.tier.clone());
+            match (t.from, t.to) {
+                (AlertState::Firing { since }, AlertState::Inactive) => {
+                    self.resolved.insert(
+                        key,
+                        Resolved {
+                            since,
+                            at: t.at,
+                            labels: t.labels.clone(),
+                            annotations: t.annotations.clone(),
+                        },
+                    );
+                }
+                (_, AlertState::Firing { .. }) => {
+                    self.resolved.remove(&key);
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn evaluate_rules(&mut self, now: i64, snapshot: &[BurnSnapshot]) -> Vec<Transition> {
         let mut out = Vec::new();
         for s in snapshot {
             let def: &SloDef = &s.def;
@@ -527,6 +663,39 @@ mod tests {
                 .len(),
             0
         );
+        // A resolved alert is remembered for receivers that may have missed the resolve.
+        let slow = (
+            "default".to_string(),
+            "api".to_string(),
+            "page-slow".to_string(),
+        );
+        e.resolved.insert(
+            slow.clone(),
+            Resolved {
+                since: 7,
+                at: 50,
+                labels: labels.clone(),
+                annotations: BTreeMap::new(),
+            },
+        );
+        e.save(&path).unwrap();
+        let back = Evaluator::load(&path).unwrap();
+        assert_eq!(back.recently_resolved()[&slow].since, 7);
+        assert_eq!(back.recently_resolved()[&slow].at, 50);
+        assert_eq!(
+            back.state("default", "api", "page-slow"),
+            AlertState::Inactive
+        );
+        assert_eq!(back.firing().len(), 1);
+        // A damaged file stops the start with a copy kept; nothing is reset.
+        std::fs::write(&path, b"[{\"tenant\": ").unwrap();
+        match Evaluator::load(&path) {
+            Err(StateFileError::Damaged { backup, .. }) => {
+                assert_eq!(std::fs::read(backup).unwrap(), b"[{\"tenant\": ");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), b"[{\"tenant\": ");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

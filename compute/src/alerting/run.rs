@@ -69,6 +69,11 @@ impl AlertLoop {
                 _ = &mut stop => break,
                 _ = ticks.tick() => {}
             }
+            // Not before the log is replayed: a window missing its latest minutes could
+            // resolve an alert that still fires.
+            if !engine.is_ready() {
+                continue;
+            }
             let (now, snapshot) = engine.burn_snapshot();
             let mut ev = evaluator.lock().unwrap_or_else(|e| e.into_inner());
             let transitions = ev.evaluate(now, &snapshot);

@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::alerting::{AlertState, Evaluator, Transition};
+use crate::alerting::{AlertKey, AlertState, Evaluator, Resolved, Severity, Transition};
 
 mod alertmanager;
 mod pagerduty;
@@ -51,45 +51,6 @@ pub struct Evaluation<'a> {
     pub silenced: &'a dyn Fn(&BTreeMap<String, String>) -> bool,
 }
 
-impl Evaluation<'_> {
-    /// The changes between firing and not firing that are not silenced, with whether the
-    /// alert fired (else it resolved) and since when: what every notifier but
-    /// Alertmanager (which hears the whole state each time) is told of.
-    pub fn changes(&self) -> impl Iterator<Item = Change<'_>> {
-        let now = self.now;
-        self.transitions
-            .iter()
-            .filter(|t| !(self.silenced)(&t.labels))
-            .filter_map(move |t| {
-                let fired = match (t.from, t.to) {
-                    (_, AlertState::Firing { .. }) => true,
-                    (AlertState::Firing { .. }, AlertState::Inactive) => false,
-                    _ => return None,
-                };
-                let since = match (t.from, t.to) {
-                    (_, AlertState::Firing { since }) | (AlertState::Firing { since }, _) => since,
-                    _ => now,
-                };
-                Some(Change {
-                    transition: t,
-                    fired,
-                    since,
-                })
-            })
-    }
-}
-
-/// One alert that fired or resolved.
-#[derive(Debug, Clone, Copy)]
-pub struct Change<'a> {
-    /// The transition.
-    pub transition: &'a Transition,
-    /// Whether it fired (else it resolved).
-    pub fired: bool,
-    /// When it started firing.
-    pub since: i64,
-}
-
 /// One destination of alerts: what it sends after an evaluation and for a test, through
 /// its own [`Outbox`].
 pub trait Notifier: Send + Sync + std::fmt::Debug {
@@ -104,6 +65,10 @@ pub trait Notifier: Send + Sync + std::fmt::Debug {
     fn outbox(&self) -> &Outbox;
     /// The outbox, to drain it at shutdown.
     fn into_outbox(self: Box<Self>) -> Outbox;
+    /// What the receiver has been told, for receivers that hear of changes only.
+    fn ledger(&self) -> Option<&Ledger> {
+        None
+    }
 }
 
 /// The link to an alert's SLO.
@@ -134,16 +99,23 @@ impl Notifiers {
             ))));
         }
         for u in &config.webhook_urls {
-            all.push(Box::new(Webhook(outbox("webhook", u.clone()))));
+            all.push(Box::new(Webhook(
+                outbox("webhook", u.clone()),
+                Ledger::default(),
+            )));
         }
         if let Some((key, url)) = &config.pagerduty {
             all.push(Box::new(PagerDuty {
                 routing_key: key.clone(),
                 outbox: outbox("pagerduty", url.clone()),
+                ledger: Ledger::default(),
             }));
         }
         if let Some(u) = &config.slack_url {
-            all.push(Box::new(Slack(outbox("slack", u.clone()))));
+            all.push(Box::new(Slack(
+                outbox("slack", u.clone()),
+                Ledger::default(),
+            )));
         }
         Self { all }
     }
@@ -187,6 +159,16 @@ impl Notifiers {
                 (name, Arc::clone(n.outbox().stats()))
             })
             .collect()
+    }
+
+    /// Counts the `resolved` alerts as told, so the first evaluation resolves them
+    /// again at every receiver that hears of changes.
+    pub fn seed(&self, resolved: &BTreeMap<AlertKey, Resolved>) {
+        for n in &self.all {
+            if let Some(l) = n.ledger() {
+                l.seed(resolved);
+            }
+        }
     }
 
     /// Sends what `evaluation` calls for, except for alerts its `silenced` holds back.
@@ -247,10 +229,13 @@ pub struct NotifyStats {
 /// Deliveries an outbox holds.
 const OUTBOX: usize = 256;
 
+/// Called with whether a delivery succeeded (after its last attempt).
+pub type OnDone = Box<dyn FnOnce(bool) + Send>;
+
 /// One destination's outbox and sender task.
 #[derive(Debug)]
 pub struct Outbox {
-    tx: mpsc::Sender<Value>,
+    tx: mpsc::Sender<(Value, Option<OnDoneBox>)>,
     stats: Arc<NotifyStats>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -263,7 +248,7 @@ impl Outbox {
 
     /// Starts a task posting every queued JSON body to `url`. Within a Tokio runtime.
     pub fn start(name: &'static str, url: String, timeout: Duration, attempts: u32) -> Self {
-        let (tx, mut rx) = mpsc::channel::<Value>(OUTBOX);
+        let (tx, mut rx) = mpsc::channel::<(Value, Option<OnDoneBox>)>(OUTBOX);
         let stats = Arc::new(NotifyStats::default());
         let task_stats = Arc::clone(&stats);
         let task = tokio::spawn(async move {
@@ -271,7 +256,7 @@ impl Outbox {
                 .timeout(timeout)
                 .build()
                 .unwrap_or_default();
-            while let Some(body) = rx.recv().await {
+            while let Some((body, done)) = rx.recv().await {
                 let mut delivered = false;
                 for attempt in 0..attempts.max(1) {
                     match client.post(&url).json(&body).send().await {
@@ -294,6 +279,9 @@ impl Outbox {
                     &task_stats.failed
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
+                if let Some(OnDoneBox(done)) = done {
+                    done(delivered);
+                }
             }
         });
         Self { tx, stats, task }
@@ -301,9 +289,187 @@ impl Outbox {
 
     /// Queues `body` for delivery; a full outbox drops it and counts the drop.
     pub fn send(&self, body: Value) {
-        if self.tx.try_send(body).is_err() {
+        if self.tx.try_send((body, None)).is_err() {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Queues `body` for delivery and calls `done` with whether it was delivered (with
+    /// `false` at once when the outbox is full).
+    pub fn send_then(&self, body: Value, done: OnDone) {
+        if let Err(e) = self.tx.try_send((body, Some(OnDoneBox(done)))) {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            let (_, done) = match e {
+                mpsc::error::TrySendError::Full(x) | mpsc::error::TrySendError::Closed(x) => x,
+            };
+            if let Some(OnDoneBox(done)) = done {
+                done(false);
+            }
+        }
+    }
+}
+
+/// An [`OnDone`] that can sit in a channel of a `Debug` type.
+struct OnDoneBox(OnDone);
+
+impl std::fmt::Debug for OnDoneBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnDone")
+    }
+}
+
+/// What a receiver that hears of changes (webhook, PagerDuty, Slack) has been told is
+/// firing. Every evaluation brings it to the evaluator's state: a firing alert it was
+/// not told of is announced (after a restart, when the maintenance window that held it
+/// back ends, after a delivery that failed), and a told alert that no longer fires is
+/// resolved (also one that resolved just before a restart). Deliveries carry the
+/// receivers' idempotency keys (PagerDuty's `dedup_key`, the webhook's fingerprint), so
+/// announcing an alert again never pages twice.
+#[derive(Debug, Default, Clone)]
+pub struct Ledger(Arc<std::sync::Mutex<BTreeMap<AlertKey, Transition>>>);
+
+/// One announcement of [`Ledger::reconcile`].
+#[derive(Debug, Clone)]
+pub struct Announcement {
+    /// The alert's key.
+    pub key: AlertKey,
+    /// The change, as a transition (firing or resolved).
+    pub transition: Transition,
+    /// Whether it fired (else it resolved).
+    pub fired: bool,
+    /// When it started firing.
+    pub since: i64,
+}
+
+fn severity_of(labels: &BTreeMap<String, String>) -> Severity {
+    match labels.get("severity").map(String::as_str) {
+        Some("page") => Severity::Page,
+        _ => Severity::Ticket,
+    }
+}
+
+impl Ledger {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<AlertKey, Transition>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts `resolved` as told firing, so that the first evaluation resolves them again.
+    pub fn seed(&self, resolved: &BTreeMap<AlertKey, Resolved>) {
+        let mut told = self.lock();
+        for (key, r) in resolved {
+            told.insert(
+                key.clone(),
+                Transition {
+                    tenant: key.0.clone(),
+                    slo: key.1.clone(),
+                    tier: key.2.clone(),
+                    severity: severity_of(&r.labels),
+                    from: AlertState::Inactive,
+                    to: AlertState::Firing { since: r.since },
+                    at: r.since,
+                    burn_rates: (None, None),
+                    labels: r.labels.clone(),
+                    annotations: r.annotations.clone(),
+                },
+            );
+        }
+    }
+
+    /// The fires and resolves that bring the receiver to `e`'s state; they count as
+    /// told until [`Ledger::done`] says a delivery failed.
+    pub fn reconcile(&self, e: &Evaluation<'_>) -> Vec<Announcement> {
+        let firing = e.evaluator.firing();
+        let mut told = self.lock();
+        let mut out = Vec::new();
+        for (key, alert) in &firing {
+            let AlertState::Firing { since } = alert.state else {
+                continue;
+            };
+            if (e.silenced)(&alert.labels) {
+                continue; // held back; announced when the window ends
+            }
+            if told
+                .get(key)
+                .is_some_and(|t| t.to == AlertState::Firing { since })
+            {
+                continue;
+            }
+            let fresh = e
+                .transitions
+                .iter()
+                .find(|t| (&t.tenant, &t.slo, &t.tier) == (&key.0, &key.1, &key.2));
+            let transition = Transition {
+                tenant: key.0.clone(),
+                slo: key.1.clone(),
+                tier: key.2.clone(),
+                severity: fresh.map_or_else(|| severity_of(&alert.labels), |t| t.severity),
+                from: fresh.map_or(AlertState::Inactive, |t| t.from),
+                to: AlertState::Firing { since },
+                at: e.now,
+                burn_rates: fresh.map_or((None, None), |t| t.burn_rates),
+                labels: alert.labels.clone(),
+                annotations: alert.annotations.clone(),
+            };
+            told.insert(key.clone(), transition.clone());
+            out.push(Announcement {
+                key: key.clone(),
+                transition,
+                fired: true,
+                since,
+            });
+        }
+        let gone: Vec<AlertKey> = told
+            .keys()
+            .filter(|k| !firing.iter().any(|(f, _)| f == *k))
+            .cloned()
+            .collect();
+        for key in gone {
+            let Some(t) = told.remove(&key) else { continue };
+            let AlertState::Firing { since } = t.to else {
+                continue;
+            };
+            out.push(Announcement {
+                key,
+                transition: Transition {
+                    from: t.to,
+                    to: AlertState::Inactive,
+                    at: e.now,
+                    ..t
+                },
+                fired: false,
+                since,
+            });
+        }
+        out
+    }
+
+    /// What to call when the delivery of `a` is over: a fire that failed is forgotten
+    /// (announced again at the next evaluation), a resolve that failed is told firing
+    /// again (resolved again at the next evaluation).
+    pub fn done(&self, a: &Announcement) -> OnDone {
+        let ledger = self.clone();
+        let (key, fired, since) = (a.key.clone(), a.fired, a.since);
+        let firing = Transition {
+            from: AlertState::Inactive,
+            to: AlertState::Firing { since },
+            ..a.transition.clone()
+        };
+        Box::new(move |delivered| {
+            if delivered {
+                return;
+            }
+            let mut told = ledger.lock();
+            if fired {
+                if told
+                    .get(&key)
+                    .is_some_and(|t| t.to == AlertState::Firing { since })
+                {
+                    told.remove(&key);
+                }
+            } else {
+                told.entry(key).or_insert(firing);
+            }
+        })
     }
 }
 
@@ -434,6 +600,15 @@ impl Router {
             silenced: &held,
             ..all
         });
+    }
+
+    /// Seeds every receiver with the alerts that resolved lately (see
+    /// [`Notifiers::seed`]).
+    pub fn seed(&self, resolved: &BTreeMap<AlertKey, Resolved>) {
+        self.default.seed(resolved);
+        for (_, n) in &self.routes {
+            n.seed(resolved);
+        }
     }
 
     /// Sends a test notification through every receiver, of every route.

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Evaluation, Notifier, Outbox, generator_url};
+use super::{Evaluation, Ledger, Notifier, Outbox, generator_url};
 use crate::alerting::Transition;
 
 /// PagerDuty's Events API v2 endpoint.
@@ -55,6 +55,8 @@ pub struct PagerDuty {
     pub routing_key: String,
     /// Where events are posted.
     pub outbox: Outbox,
+    /// What PagerDuty has been told.
+    pub ledger: Ledger,
 }
 
 impl Notifier for PagerDuty {
@@ -63,13 +65,9 @@ impl Notifier for PagerDuty {
     }
 
     fn notify(&self, e: &Evaluation<'_>) {
-        for c in e.changes() {
-            self.outbox.send(pagerduty_event(
-                &self.routing_key,
-                c.transition,
-                c.fired,
-                e.external_url,
-            ));
+        for a in self.ledger.reconcile(e) {
+            let body = pagerduty_event(&self.routing_key, &a.transition, a.fired, e.external_url);
+            self.outbox.send_then(body, self.ledger.done(&a));
         }
     }
 
@@ -80,6 +78,10 @@ impl Notifier for PagerDuty {
 
     fn outbox(&self) -> &Outbox {
         &self.outbox
+    }
+
+    fn ledger(&self) -> Option<&Ledger> {
+        Some(&self.ledger)
     }
 
     fn into_outbox(self: Box<Self>) -> Outbox {

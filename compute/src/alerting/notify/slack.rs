@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Evaluation, Notifier, Outbox, generator_url};
+use super::{Evaluation, Ledger, Notifier, Outbox, generator_url};
 use crate::alerting::Transition;
 
 /// A Slack incoming-webhook message for one alert's change.
@@ -22,7 +22,7 @@ pub fn slack_message(t: &Transition, firing: bool, resolved: bool, external_url:
 
 /// A Slack incoming webhook as a destination.
 #[derive(Debug)]
-pub struct Slack(pub Outbox);
+pub struct Slack(pub Outbox, pub Ledger);
 
 impl Notifier for Slack {
     fn kind(&self) -> &'static str {
@@ -30,13 +30,9 @@ impl Notifier for Slack {
     }
 
     fn notify(&self, e: &Evaluation<'_>) {
-        for c in e.changes() {
-            self.0.send(slack_message(
-                c.transition,
-                c.fired,
-                !c.fired,
-                e.external_url,
-            ));
+        for a in self.1.reconcile(e) {
+            let body = slack_message(&a.transition, a.fired, !a.fired, e.external_url);
+            self.0.send_then(body, self.1.done(&a));
         }
     }
 
@@ -46,6 +42,10 @@ impl Notifier for Slack {
 
     fn outbox(&self) -> &Outbox {
         &self.0
+    }
+
+    fn ledger(&self) -> Option<&Ledger> {
+        Some(&self.1)
     }
 
     fn into_outbox(self: Box<Self>) -> Outbox {

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::pagerduty::dedup_key;
-use super::{Evaluation, Notifier, Outbox, generator_url};
+use super::{Evaluation, Ledger, Notifier, Outbox, generator_url};
 use crate::alerting::Transition;
 use slotel_model::time::rfc3339;
 
@@ -52,7 +52,7 @@ fn fingerprint(s: &str) -> u64 {
 
 /// A webhook as a destination.
 #[derive(Debug)]
-pub struct Webhook(pub Outbox);
+pub struct Webhook(pub Outbox, pub Ledger);
 
 impl Notifier for Webhook {
     fn kind(&self) -> &'static str {
@@ -60,14 +60,9 @@ impl Notifier for Webhook {
     }
 
     fn notify(&self, e: &Evaluation<'_>) {
-        for c in e.changes() {
-            self.0.send(webhook_payload(
-                c.transition,
-                c.fired,
-                c.since,
-                e.now,
-                e.external_url,
-            ));
+        for a in self.1.reconcile(e) {
+            let body = webhook_payload(&a.transition, a.fired, a.since, e.now, e.external_url);
+            self.0.send_then(body, self.1.done(&a));
         }
     }
 
@@ -78,6 +73,10 @@ impl Notifier for Webhook {
 
     fn outbox(&self) -> &Outbox {
         &self.0
+    }
+
+    fn ledger(&self) -> Option<&Ledger> {
+        Some(&self.1)
     }
 
     fn into_outbox(self: Box<Self>) -> Outbox {
