@@ -5,9 +5,10 @@
 //! decompresses and decodes an OTLP request of one [`signal`]; the shared
 //! [`receiver::Receiver`] checks it ([`validate`]: partial success), hands the
 //! [`slotel_proto::Batch`] to the next [`slotel_proto::Consumer`] (normally the
-//! [`buffer::MemoryQueue`]), counts it ([`metrics`]) and replies. Refusals become
-//! protocol replies in one place ([`reply`]). Ingest never depends on compute: the
-//! server wires the queue to it. [`config`] holds ingest's configuration sections.
+//! [`buffer::LogBuffer`], which appends it to the write-ahead log, [`wal`], before the
+//! reply and then feeds it to compute), counts it ([`metrics`]) and replies. Refusals
+//! become protocol replies in one place ([`reply`]). Ingest never depends on compute:
+//! the server wires the feed to it. [`config`] holds ingest's configuration sections.
 
 #![warn(missing_docs, unreachable_pub)]
 

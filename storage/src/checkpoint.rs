@@ -232,6 +232,7 @@ impl Store {
         engine: &slotel_compute::Engine,
         target: &CheckpointTarget,
     ) -> (usize, bool) {
+        let started = std::time::Instant::now();
         let cut = engine.cut();
         let n = cut.rows.len();
         let failed = self.write_minutes(cut.rows).await;
@@ -252,6 +253,17 @@ impl Store {
         let stored = tokio::task::spawn_blocking(move || checkpoint.store(&path)).await;
         match stored {
             Ok(Ok(())) => {
+                let elapsed = started.elapsed();
+                tracing::debug!(
+                    position = cut.position,
+                    rows = n,
+                    state_bytes = size,
+                    elapsed_ms = elapsed.as_millis() as u64,
+                    "Checkpoint published."
+                );
+                self.stats
+                    .checkpoint_micros
+                    .store(elapsed.as_micros() as u64, Ordering::Relaxed);
                 self.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
                 self.stats
                     .checkpoint_position

@@ -117,6 +117,8 @@ pub struct StoreStats {
     pub checkpoint_position: AtomicU64,
     /// Bytes of engine state in the last checkpoint published.
     pub checkpoint_bytes: AtomicU64,
+    /// How long the last checkpoint took, from the cut to the rename, in microseconds.
+    pub checkpoint_micros: AtomicU64,
 }
 
 /// What a scan read.

@@ -91,6 +91,14 @@ impl Collector for StoreCollector {
             let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
             gauge.encode(metric)?;
         }
+        let took = ConstGauge::new(s.checkpoint_micros.load(Relaxed) as f64 / 1e6);
+        let metric = encoder.encode_descriptor(
+            "checkpoint_duration_seconds",
+            "How long the last published checkpoint took, from the cut to the rename",
+            None,
+            took.metric_type(),
+        )?;
+        took.encode(metric)?;
         Ok(())
     }
 }

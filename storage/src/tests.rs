@@ -214,6 +214,11 @@ async fn retention_deletes_old_partitions() {
     let s = store(dir.path(), 16);
     s.write_minutes(vec![row("a", D0, 1, 1), row("a", D0 + 100 * DAY, 1, 1)])
         .await;
+    // An SLO window of 400 days keeps the minutes past the 90 days of retention.
+    s.maintain(D0 / DAY + 100, 401).await.unwrap();
+    let (got, _) = read_all(&s).await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(s.stats().partitions_expired.load(Ordering::Relaxed), 0);
     s.maintain(D0 / DAY + 100, 0).await.unwrap();
     let (got, _) = read_all(&s).await;
     assert_eq!(got, vec![row("a", D0 + 100 * DAY, 1, 1)]);
@@ -386,4 +391,16 @@ async fn a_file_that_vanished_under_a_compaction_is_skipped_not_quarantined() {
             .join(name)
             .is_file()
     );
+}
+
+#[test]
+fn the_retention_floor_is_the_longest_window_and_a_day() {
+    let engine = slotel_compute::Engine::new(Arc::new(slotel_model::time::ManualClock::new(0)));
+    assert_eq!(crate::run::retention_floor_days(&engine), 1);
+    let slos = "slos:
+  - { name: a, service: a, objective: 99, window: 30d, sli: { spans: { good: { status: not_error } } } }
+  - { name: b, service: b, objective: 99, window: 400d, sli: { spans: { good: { status: not_error } } } }
+";
+    engine.load(slotel_spec::parse_native(std::path::Path::new("t.yaml"), slos).unwrap());
+    assert_eq!(crate::run::retention_floor_days(&engine), 401);
 }

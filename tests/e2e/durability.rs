@@ -56,10 +56,18 @@ slos:
 /// Starts a load generator sending spans, a log record per span and cumulative
 /// counters of `route` at `rate` for `duration`, retrying every refusal (and every
 /// connection the kills break) until it is acknowledged.
-fn generator(endpoint: &str, protocol: &str, route: &str, seed: u64, truth: &Path) -> Child {
+fn generator(
+    endpoint: &str,
+    protocol: &str,
+    route: &str,
+    seed: u64,
+    truth: &Path,
+    seconds: u64,
+) -> Child {
     Command::new(loadtest_bin())
         .args(["--endpoint", endpoint, "--protocol", protocol])
-        .args(["--rate", "1500", "--duration", "12s", "--batch-size", "100"])
+        .args(["--rate", "1500", "--batch-size", "100"])
+        .args(["--duration", &format!("{seconds}s")])
         .args(["--concurrency", "4", "--max-retries", "1000000"])
         .args(["--signals", "traces,logs,metrics"])
         .args(["--route", route, "--error-ratio", "0.07"])
@@ -81,11 +89,23 @@ fn read_truth(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// How many times the crash loop kills slotel: 5, or `SLOTEL_CRASH_KILLS` for a longer
+/// run (`docs/benchmarks.md` has a run of 20).
+fn kills() -> u64 {
+    std::env::var("SLOTEL_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_under_load_loses_nothing_acknowledged_and_counts_nothing_twice() {
     // Checkpoints every second, so kills also land between a checkpoint's files and
     // its publication.
     let config = "storage: { flush_interval: 1s }\n";
+    let kills = kills();
+    // The generators send for longer than the kills take (about 1.4 s apart).
+    let seconds = 12.max(kills * 2 + 2);
     let mut server = Server::start_pinned(SLOS, config);
     let dir = tempfile::tempdir().unwrap();
     let (grpc_truth, http_truth) = (dir.path().join("grpc.json"), dir.path().join("http.json"));
@@ -95,6 +115,7 @@ async fn sigkill_under_load_loses_nothing_acknowledged_and_counts_nothing_twice(
         "checkout:POST /api/checkout",
         11,
         &grpc_truth,
+        seconds,
     );
     let http = generator(
         &server.otlp_http,
@@ -102,11 +123,12 @@ async fn sigkill_under_load_loses_nothing_acknowledged_and_counts_nothing_twice(
         "catalog:GET /api/items/{id}",
         12,
         &http_truth,
+        seconds,
     );
     // Kill at seeded pseudo-random moments while the generators send: the pauses are
     // the chaos schedule, not synchronization.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for _ in 0..5 {
+    for _ in 0..kills {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;

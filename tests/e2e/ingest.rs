@@ -739,6 +739,47 @@ slos:
     assert_eq!(server.slo("checkout").await["total_events"], acked + 3);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn batches_the_memory_feed_cannot_hold_are_read_back_from_the_log() {
+    // A feed that holds almost nothing: compute reads most batches back from the log.
+    let config = "queue: { capacity_batches: 1, max_bytes: 1000 }\n";
+    let slos = r#"
+slos:
+  - name: checkout
+    service: checkout
+    objective: 99.9
+    window: 1d
+    sli: { spans: { good: { status: not_error } } }
+"#;
+    let server = Server::start_with(slos, config);
+    let dir = tempfile::tempdir().unwrap();
+    let truth_path = dir.path().join("truth.json");
+    let out = Command::new(loadtest_bin())
+        .args(["--endpoint", &server.otlp_http, "--protocol", "http"])
+        .args(["--spans", "50000", "--rate", "0", "--batch-size", "250"])
+        .args(["--concurrency", "8", "--seed", "9"])
+        .args([
+            "--route",
+            "checkout:POST /api/checkout",
+            "--error-ratio",
+            "0.1",
+        ])
+        .arg("--ground-truth")
+        .arg(&truth_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(&truth_path).unwrap()).unwrap();
+    assert_eq!(truth["spans_acknowledged"], 50_000, "{truth}");
+    server.wait_applied().await;
+    let body = server.slo("checkout").await;
+    assert_eq!(body["total_events"], 50_000);
+    assert_eq!(body["bad_events"], truth["groups"][0]["errors"]);
+    assert!(server.metric("slotel_queue_left_out_total", &[]).await > 0.0);
+    assert_eq!(server.metric("slotel_queue_bytes", &[]).await, 0.0);
+}
+
 /// Posts `n` OK spans of `checkout` ending now over OTLP/HTTP protobuf.
 async fn post_spans_http(server: &Server, n: u64) -> reqwest::Response {
     let now = std::time::SystemTime::now()
