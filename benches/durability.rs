@@ -13,25 +13,14 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
 use slotel_compute::Engine;
 use slotel_ingest::wal::{Fsync, Wal, WalOptions};
-use slotel_loadtest::{Generator, Route, Scenario};
+use slotel_loadtest::{Generator, Scenario};
 use slotel_model::SystemClock;
 use slotel_proto::log::SignalKind;
 
 const SPANS: usize = 512;
 
 fn body() -> Vec<u8> {
-    let scenario = Scenario {
-        routes: vec![
-            Route::parse("checkout:POST /api/checkout").unwrap(),
-            Route::parse("catalog:GET /api/items/{id}").unwrap(),
-            Route::parse("catalog:GET /api/search").unwrap(),
-            Route::parse("payments:POST /api/pay").unwrap(),
-        ],
-        error_ratio: 0.01,
-        latency_median_ns: 50e6,
-        latency_p99_ns: 400e6,
-        thresholds_ns: vec![],
-    };
+    let scenario = Scenario::benchmark();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()

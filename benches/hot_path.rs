@@ -13,7 +13,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use prost::Message;
 use slotel_compute::{Engine, EngineConfig};
 use slotel_ingest::validate::{self, ItemLimits};
-use slotel_loadtest::{Generator, Route, Scenario};
+use slotel_loadtest::{Generator, Scenario};
 use slotel_model::SystemClock;
 use slotel_proto::Batch;
 use slotel_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
@@ -22,18 +22,7 @@ use slotel_spec as spec;
 const SPANS: usize = 512;
 
 fn batch() -> ExportTraceServiceRequest {
-    let scenario = Scenario {
-        routes: vec![
-            Route::parse("checkout:POST /api/checkout").unwrap(),
-            Route::parse("catalog:GET /api/items/{id}").unwrap(),
-            Route::parse("catalog:GET /api/search").unwrap(),
-            Route::parse("payments:POST /api/pay").unwrap(),
-        ],
-        error_ratio: 0.01,
-        latency_median_ns: 50e6,
-        latency_p99_ns: 400e6,
-        thresholds_ns: vec![],
-    };
+    let scenario = Scenario::benchmark();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()

@@ -34,6 +34,8 @@ pub trait Signal:
     fn item_count(&self) -> usize;
     /// Removes items the server refuses, truncates oversized attributes.
     fn check(&mut self, now_nanos: u64, limits: &ItemLimits) -> Checked;
+    /// The request as the payload of a batch.
+    fn into_payload(self) -> Payload;
     /// The batch handed to the next stage: `raw` are its protobuf bytes when they say
     /// exactly what the request holds.
     fn into_batch(
@@ -42,7 +44,18 @@ pub trait Signal:
         size_bytes: usize,
         raw: Option<Bytes>,
         received_nanos: i64,
-    ) -> Batch;
+    ) -> Batch
+    where
+        Self: Sized,
+    {
+        Batch {
+            tenant,
+            payload: self.into_payload(),
+            size_bytes,
+            raw,
+            received_nanos,
+        }
+    }
     /// A reply; with `rejected > 0` it carries a partial success.
     fn response(rejected: u64, message: String) -> Self::Response;
 }
@@ -62,20 +75,8 @@ impl Signal for ExportTraceServiceRequest {
         validate::traces(self, now_nanos, limits)
     }
 
-    fn into_batch(
-        self,
-        tenant: Tenant,
-        size_bytes: usize,
-        raw: Option<Bytes>,
-        received_nanos: i64,
-    ) -> Batch {
-        Batch {
-            tenant,
-            payload: Payload::Traces(self),
-            size_bytes,
-            raw,
-            received_nanos,
-        }
+    fn into_payload(self) -> Payload {
+        Payload::Traces(self)
     }
 
     fn response(rejected: u64, message: String) -> Self::Response {
@@ -104,20 +105,8 @@ impl Signal for ExportMetricsServiceRequest {
         validate::metrics(self, now_nanos, limits)
     }
 
-    fn into_batch(
-        self,
-        tenant: Tenant,
-        size_bytes: usize,
-        raw: Option<Bytes>,
-        received_nanos: i64,
-    ) -> Batch {
-        Batch {
-            tenant,
-            payload: Payload::Metrics(self),
-            size_bytes,
-            raw,
-            received_nanos,
-        }
+    fn into_payload(self) -> Payload {
+        Payload::Metrics(self)
     }
 
     fn response(rejected: u64, message: String) -> Self::Response {
@@ -145,20 +134,8 @@ impl Signal for ExportLogsServiceRequest {
         validate::logs(self, now_nanos, limits)
     }
 
-    fn into_batch(
-        self,
-        tenant: Tenant,
-        size_bytes: usize,
-        raw: Option<Bytes>,
-        received_nanos: i64,
-    ) -> Batch {
-        Batch {
-            tenant,
-            payload: Payload::Logs(self),
-            size_bytes,
-            raw,
-            received_nanos,
-        }
+    fn into_payload(self) -> Payload {
+        Payload::Logs(self)
     }
 
     fn response(rejected: u64, message: String) -> Self::Response {

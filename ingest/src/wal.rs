@@ -437,22 +437,8 @@ impl Wal {
         if a.end >= position {
             return Ok(());
         }
-        a.file
-            .sync_data()
-            .map_err(io_err(&inner.dir.join(segment_name(a.base))))?;
-        let path = inner.dir.join(segment_name(position));
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        sync_dir(&inner.dir)?;
-        a.file = Arc::new(file);
-        a.base = position;
-        a.end = position;
-        inner.end.store(position, Ordering::Release);
+        self.start_segment(&mut a, position, true)?;
         *inner.synced.lock().unwrap_or_else(|e| e.into_inner()) = position;
-        inner.metrics.segments.inc();
         Ok(())
     }
 
@@ -464,56 +450,63 @@ impl Wal {
     /// Registers the log's metrics in `registry`.
     pub fn register(&self, registry: &mut Registry) {
         let m = &self.inner.metrics;
-        registry.register_with_unit(
-            "wal",
-            "Bytes in the write-ahead log not yet released by a checkpoint",
-            Unit::Bytes,
-            m.bytes.clone(),
-        );
-        registry.register_with_unit(
-            "wal_capacity",
-            "Bytes the write-ahead log holds before receivers refuse (wal.max_bytes)",
-            Unit::Bytes,
-            m.capacity.clone(),
-        );
+        for (name, help, gauge) in [
+            (
+                "wal",
+                "Bytes in the write-ahead log not yet released by a checkpoint",
+                &m.bytes,
+            ),
+            (
+                "wal_capacity",
+                "Bytes the write-ahead log holds before receivers refuse (wal.max_bytes)",
+                &m.capacity,
+            ),
+        ] {
+            registry.register_with_unit(name, help, Unit::Bytes, gauge.clone());
+        }
         registry.register(
             "wal_segments",
             "Segment files of the write-ahead log",
             m.segments.clone(),
         );
-        registry.register(
-            "wal_records_appended",
-            "Records appended to the write-ahead log",
-            m.appended.clone(),
-        );
-        registry.register_with_unit(
-            "wal_appended",
-            "Bytes appended to the write-ahead log",
-            Unit::Bytes,
-            m.appended_bytes.clone(),
-        );
-        registry.register(
-            "wal_fsyncs",
-            "fdatasync calls on the write-ahead log",
-            m.fsyncs.clone(),
-        );
-        registry.register(
-            "wal_full_refusals",
-            "Appends refused because the write-ahead log held wal.max_bytes",
-            m.full.clone(),
-        );
-        registry.register_with_unit(
-            "wal_torn",
-            "Bytes of torn records cut off the end of the write-ahead log at start",
-            Unit::Bytes,
-            m.torn_bytes.clone(),
-        );
-        registry.register_with_unit(
-            "wal_repair_dropped",
-            "Bytes dropped by --wal-repair from a damaged record on",
-            Unit::Bytes,
-            m.repaired_bytes.clone(),
-        );
+        for (name, help, counter) in [
+            (
+                "wal_records_appended",
+                "Records appended to the write-ahead log",
+                &m.appended,
+            ),
+            (
+                "wal_fsyncs",
+                "fdatasync calls on the write-ahead log",
+                &m.fsyncs,
+            ),
+            (
+                "wal_full_refusals",
+                "Appends refused because the write-ahead log held wal.max_bytes",
+                &m.full,
+            ),
+        ] {
+            registry.register(name, help, counter.clone());
+        }
+        for (name, help, counter) in [
+            (
+                "wal_appended",
+                "Bytes appended to the write-ahead log",
+                &m.appended_bytes,
+            ),
+            (
+                "wal_torn",
+                "Bytes of torn records cut off the end of the write-ahead log at start",
+                &m.torn_bytes,
+            ),
+            (
+                "wal_repair_dropped",
+                "Bytes dropped by --wal-repair from a damaged record on",
+                &m.repaired_bytes,
+            ),
+        ] {
+            registry.register_with_unit(name, help, Unit::Bytes, counter.clone());
+        }
     }
 
     /// Appends a record and returns the position after it, once it is written to the
@@ -607,23 +600,32 @@ impl Wal {
     /// Starts a new segment at the end; the old one is synced first unless the policy
     /// never syncs.
     fn roll(&self, a: &mut Active) -> Result<(), WalError> {
+        let base = a.end;
+        self.start_segment(a, base, self.inner.options.fsync != Fsync::Never)
+    }
+
+    /// Makes a new segment starting at `base` the one appended to (`sync`: the old one
+    /// and the folder synced).
+    fn start_segment(&self, a: &mut Active, base: u64, sync: bool) -> Result<(), WalError> {
         let inner = &*self.inner;
-        if inner.options.fsync != Fsync::Never {
+        if sync {
             a.file
                 .sync_data()
                 .map_err(io_err(&inner.dir.join(segment_name(a.base))))?;
         }
-        let path = inner.dir.join(segment_name(a.end));
+        let path = inner.dir.join(segment_name(base));
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(io_err(&path))?;
-        if inner.options.fsync != Fsync::Never {
+        if sync {
             sync_dir(&inner.dir)?;
         }
         a.file = Arc::new(file);
-        a.base = a.end;
+        a.base = base;
+        a.end = base;
+        inner.end.store(base, Ordering::Release);
         inner.metrics.segments.inc();
         Ok(())
     }

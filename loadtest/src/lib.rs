@@ -76,6 +76,28 @@ pub struct Scenario {
     pub thresholds_ns: Vec<u64>,
 }
 
+impl Scenario {
+    /// The benchmarks' traffic: four routes over three services (`checkout`, `catalog`,
+    /// `payments`), 1% errors, durations log-normal with median 50 ms and p99 400 ms.
+    pub fn benchmark() -> Self {
+        Self {
+            routes: [
+                "checkout:POST /api/checkout",
+                "catalog:GET /api/items/{id}",
+                "catalog:GET /api/search",
+                "payments:POST /api/pay",
+            ]
+            .iter()
+            .map(|r| Route::parse(r).expect("a valid route"))
+            .collect(),
+            error_ratio: 0.01,
+            latency_median_ns: 50e6,
+            latency_p99_ns: 400e6,
+            thresholds_ns: vec![],
+        }
+    }
+}
+
 /// What was generated for one (service, span name, kind).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct GroupTruth {

@@ -325,6 +325,16 @@ impl ObjectStore for Flaky {
     }
 }
 
+/// The file `name` is where it was written, and nothing went to quarantine.
+fn assert_in_place(dir: &std::path::Path, name: &str) {
+    assert!(!dir.join(QUARANTINE).exists());
+    assert!(
+        dir.join("sli_minute/tenant=t1/date=2024-10-04")
+            .join(name)
+            .is_file()
+    );
+}
+
 /// A store over `dir` whose first file fails `times` reads (as not found, or as a
 /// transient error), and that file's name.
 async fn flaky_store(dir: &std::path::Path, times: u32, not_found: bool) -> (Store, String) {
@@ -367,13 +377,7 @@ async fn transient_read_errors_are_retried_and_never_quarantine_a_file() {
     assert!(matches!(err, Error::Storage(_)), "{err}");
     assert_eq!(s.stats().corrupt_files.load(Ordering::Relaxed), 0);
     assert_eq!(s.stats().read_errors.load(Ordering::Relaxed), 4);
-    assert!(!dir.path().join(QUARANTINE).exists());
-    assert!(
-        dir.path()
-            .join("sli_minute/tenant=t1/date=2024-10-04")
-            .join(name)
-            .is_file()
-    );
+    assert_in_place(dir.path(), &name);
 }
 
 #[tokio::test]
@@ -384,13 +388,7 @@ async fn a_file_that_vanished_under_a_compaction_is_skipped_not_quarantined() {
     assert_eq!((stats.files, stats.corrupt, stats.vanished), (1, 0, 1));
     assert_eq!(got, vec![row("a", D0, 2, 2)]);
     assert_eq!(s.stats().corrupt_files.load(Ordering::Relaxed), 0);
-    assert!(!dir.path().join(QUARANTINE).exists());
-    assert!(
-        dir.path()
-            .join("sli_minute/tenant=t1/date=2024-10-04")
-            .join(name)
-            .is_file()
-    );
+    assert_in_place(dir.path(), &name);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use prost::Message;
 use serde_json::Value;
 use slotel_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 
-use crate::harness::{Server, loadtest_bin};
+use crate::harness::{Server, loadtest_bin, run_loadtest};
 
 const SLOS: &str = r#"
 slos:
@@ -296,19 +296,26 @@ async fn a_torn_tail_is_cut_and_a_damaged_record_stops_the_start_until_wal_repai
 async fn readyz_is_503_while_a_large_log_replays_and_200_with_exact_answers_after() {
     let config = "storage: { flush_interval: 1h }\n";
     let mut server = Server::start_with(ONE_SLO, config);
-    let dir = tempfile::tempdir().unwrap();
-    let truth_path = dir.path().join("truth.json");
-    let out = Command::new(loadtest_bin())
-        .args(["--endpoint", &server.otlp_grpc, "--protocol", "grpc"])
-        .args(["--spans", "200000", "--rate", "0", "--batch-size", "500"])
-        .args(["--concurrency", "4", "--route", "api:GET /", "--seed", "3"])
-        .args(["--error-ratio", "0.02"])
-        .arg("--ground-truth")
-        .arg(&truth_path)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let truth = read_truth(&truth_path);
+    let truth = run_loadtest(&[
+        "--endpoint",
+        &server.otlp_grpc,
+        "--protocol",
+        "grpc",
+        "--spans",
+        "200000",
+        "--rate",
+        "0",
+        "--batch-size",
+        "500",
+        "--concurrency",
+        "4",
+        "--route",
+        "api:GET /",
+        "--seed",
+        "3",
+        "--error-ratio",
+        "0.02",
+    ]);
     let (total, errors) = (
         truth["groups"][0]["total"].as_u64().unwrap(),
         truth["groups"][0]["errors"].as_u64().unwrap(),

@@ -404,6 +404,25 @@ where
     }
 }
 
+/// Runs `loadtest` with `args` (and `--ground-truth`) until it exits successfully, and
+/// returns its ground truth.
+pub fn run_loadtest(args: &[&str]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = dir.path().join("truth.json");
+    let out = Command::new(loadtest_bin())
+        .args(args)
+        .arg("--ground-truth")
+        .arg(&truth)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(&truth).unwrap()).unwrap()
+}
+
 /// Starts `slotel serve` on the files of `dir` (`slos.yaml`, `slotel.yaml`, `data/`).
 fn spawn(dir: &Path, env: &[(String, String)], ports: Option<[u16; 3]>) -> Child {
     spawn_with(dir, env, ports, &[], Stdio::inherit())

@@ -27,7 +27,7 @@ use slotel_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use slotel_proto::rpc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::{DEADLINE, Server, loadtest_bin, root, send_otlp};
+use crate::harness::{DEADLINE, Server, root, run_loadtest, send_otlp};
 
 const SLOS: &str = r#"
 slos:
@@ -667,29 +667,28 @@ slos:
     sli: { spans: { good: { status: not_error } } }
 "#;
     let mut server = Server::start_with(slos, config);
-    let dir = tempfile::tempdir().unwrap();
-    let truth_path = dir.path().join("truth.json");
-    let out = Command::new(loadtest_bin())
-        .args(["--endpoint", &server.otlp_grpc, "--protocol", "grpc"])
-        .args(["--spans", "100000", "--rate", "0", "--batch-size", "512"])
-        .args(["--concurrency", "32", "--max-retries", "0", "--seed", "5"])
-        .args([
-            "--route",
-            "checkout:POST /api/checkout",
-            "--error-ratio",
-            "0.05",
-        ])
-        .arg("--ground-truth")
-        .arg(&truth_path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let truth: Value =
-        serde_json::from_str(&std::fs::read_to_string(&truth_path).unwrap()).unwrap();
+    let truth = run_loadtest(&[
+        "--endpoint",
+        &server.otlp_grpc,
+        "--protocol",
+        "grpc",
+        "--spans",
+        "100000",
+        "--rate",
+        "0",
+        "--batch-size",
+        "512",
+        "--concurrency",
+        "32",
+        "--max-retries",
+        "0",
+        "--seed",
+        "5",
+        "--route",
+        "checkout:POST /api/checkout",
+        "--error-ratio",
+        "0.05",
+    ]);
     let acked = truth["spans_acknowledged"].as_u64().unwrap();
     let failed = truth["spans_failed"].as_u64().unwrap();
     assert_eq!(acked + failed, 100_000);
@@ -752,25 +751,26 @@ slos:
     sli: { spans: { good: { status: not_error } } }
 "#;
     let server = Server::start_with(slos, config);
-    let dir = tempfile::tempdir().unwrap();
-    let truth_path = dir.path().join("truth.json");
-    let out = Command::new(loadtest_bin())
-        .args(["--endpoint", &server.otlp_http, "--protocol", "http"])
-        .args(["--spans", "50000", "--rate", "0", "--batch-size", "250"])
-        .args(["--concurrency", "8", "--seed", "9"])
-        .args([
-            "--route",
-            "checkout:POST /api/checkout",
-            "--error-ratio",
-            "0.1",
-        ])
-        .arg("--ground-truth")
-        .arg(&truth_path)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let truth: Value =
-        serde_json::from_str(&std::fs::read_to_string(&truth_path).unwrap()).unwrap();
+    let truth = run_loadtest(&[
+        "--endpoint",
+        &server.otlp_http,
+        "--protocol",
+        "http",
+        "--spans",
+        "50000",
+        "--rate",
+        "0",
+        "--batch-size",
+        "250",
+        "--concurrency",
+        "8",
+        "--seed",
+        "9",
+        "--route",
+        "checkout:POST /api/checkout",
+        "--error-ratio",
+        "0.1",
+    ]);
     assert_eq!(truth["spans_acknowledged"], 50_000, "{truth}");
     server.wait_applied().await;
     let body = server.slo("checkout").await;
