@@ -64,6 +64,8 @@ pub struct App {
     stop_pipeline: watch::Sender<bool>,
     pipeline: JoinHandle<()>,
     shutdown_timeout: Duration,
+    /// Held while the app runs: no other slotel uses the data directory meanwhile.
+    _data_lock: std::fs::File,
 }
 
 impl std::fmt::Debug for App {
@@ -78,6 +80,42 @@ async fn bind(what: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} for {what}"))
+}
+
+/// Takes the data directory's lock (`DATA_DIR/lock`, an advisory lock the kernel drops
+/// when the process ends, however it ends), or says which process holds it: two servers
+/// on one write-ahead log and one set of files would corrupt both.
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join("lock");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            anyhow::bail!(
+                "the data directory {} is in use by another slotel (pid {}); give each server \
+                 its own --data-dir",
+                dir.display(),
+                holder.trim()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "{}", std::process::id())?;
+    file.sync_all()?;
+    Ok(file)
 }
 
 /// Reloads the SLO files into `engine`; on any problem the loaded SLOs stay.
@@ -115,6 +153,7 @@ impl App {
                 config.data_dir.display()
             )
         })?;
+        let data_lock = lock_data_dir(&config.data_dir)?;
         let engine = Arc::new(Engine::with_config(Arc::clone(&clock), config.engine));
         tracing::info!(slos = defs.len(), "Loaded SLOs.");
         engine.load(defs);
@@ -390,6 +429,7 @@ impl App {
             stop_pipeline,
             pipeline,
             shutdown_timeout: config.shutdown_timeout,
+            _data_lock: data_lock,
         })
     }
 

@@ -337,3 +337,20 @@ async fn readyz_is_503_while_a_large_log_replays_and_200_with_exact_answers_afte
     assert_eq!(slo["total_events"], total);
     assert_eq!(slo["good_events"].as_u64().unwrap(), total - errors);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_server_on_the_same_data_directory_refuses_to_start() {
+    let mut server = Server::start(ONE_SLO);
+    server.send_spans(None, "api", 5, 0).await;
+    let out = server.run_to_exit();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is in use by another slotel")
+            && stderr.contains(&format!("pid {}", server.pid())),
+        "{stderr}"
+    );
+    // The first one goes on, its log untouched.
+    server.wait_applied().await;
+    assert_eq!(server.slo("api").await["total_events"], 5);
+}
