@@ -852,7 +852,11 @@ mod tests {
 
     fn rec(i: u64) -> Rec {
         Rec {
-            tenant: if i % 2 == 0 { "default" } else { "team-b" },
+            tenant: if i.is_multiple_of(2) {
+                "default"
+            } else {
+                "team-b"
+            },
             signal: SignalKind::from_code((i % 3) as u8).unwrap(),
             received_nanos: 1_700_000_000_000_000_000 + i as i64,
             body: vec![i as u8; (i % 50) as usize],

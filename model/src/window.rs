@@ -173,9 +173,9 @@ impl fmt::Display for Window {
 
 /// Formats a minute count in the largest unit that divides it: `30d`, `6h`, `90m`.
 pub fn format_minutes(minutes: u32) -> String {
-    if minutes > 0 && minutes % 1440 == 0 {
+    if minutes > 0 && minutes.is_multiple_of(1440) {
         format!("{}d", minutes / 1440)
-    } else if minutes > 0 && minutes % 60 == 0 {
+    } else if minutes > 0 && minutes.is_multiple_of(60) {
         format!("{}h", minutes / 60)
     } else {
         format!("{minutes}m")

@@ -38,7 +38,7 @@ pub(crate) fn parse_with_origin(
 
 pub(crate) fn slice_minutes<T>(ctx: &mut Ctx<'_>, at: &Spanned<T>, slice: Duration) -> u32 {
     let minutes = slice.as_secs() / 60;
-    if slice.as_nanos() % 60_000_000_000 != 0 || minutes == 0 || minutes > 1440 {
+    if !slice.as_nanos().is_multiple_of(60_000_000_000) || minutes == 0 || minutes > 1440 {
         ctx.err(
             at,
             format!("the slice {slice:?} must be whole minutes, from 1m to 1d"),

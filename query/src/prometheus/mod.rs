@@ -114,10 +114,10 @@ fn parse_time(name: &str, s: &str) -> Result<i64, PromError> {
 
 /// A duration: seconds (with a fraction) or a Prometheus duration (`5m`), in ms.
 fn parse_duration(name: &str, s: &str) -> Result<i64, PromError> {
-    if let Ok(secs) = s.parse::<f64>() {
-        if secs.is_finite() {
-            return Ok((secs * 1000.0).round() as i64);
-        }
+    if let Ok(secs) = s.parse::<f64>()
+        && secs.is_finite()
+    {
+        return Ok((secs * 1000.0).round() as i64);
     }
     promql_parser::util::parse_duration(s)
         .map(|d| d.as_millis() as i64)

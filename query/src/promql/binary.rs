@@ -140,15 +140,15 @@ impl Evaluation {
     ) -> Result<Value, PromError> {
         let modifier = b.modifier.as_ref();
         let matching = modifier.and_then(|m| m.matching.as_ref());
-        if let Some(m) = modifier {
-            if matches!(
+        if let Some(m) = modifier
+            && matches!(
                 m.card,
                 VectorMatchCardinality::ManyToOne(_) | VectorMatchCardinality::OneToMany(_)
-            ) {
-                return Err(bad(
-                    "group_left and group_right are not supported by slotel",
-                ));
-            }
+            )
+        {
+            return Err(bad(
+                "group_left and group_right are not supported by slotel",
+            ));
         }
         let signature = |labels: &Labels| {
             project(labels, matching, |l| {

@@ -144,10 +144,10 @@ pub(super) fn catalog(targets: &[Target]) -> Vec<SeriesId> {
 /// Whether `labels` satisfy the selector's name and matchers.
 pub(super) fn selects(name: Option<&str>, matchers: &Matchers, labels: &Labels) -> bool {
     let get = |k: &str| labels.get(k).map_or("", String::as_str);
-    if let Some(n) = name {
-        if get("__name__") != n {
-            return false;
-        }
+    if let Some(n) = name
+        && get("__name__") != n
+    {
+        return false;
     }
     let all = |ms: &[promql_parser::label::Matcher]| ms.iter().all(|m| m.is_match(get(&m.name)));
     if matchers.or_matchers.is_empty() {
