@@ -88,6 +88,8 @@ pub enum AddOutcome {
 #[derive(Debug, Clone)]
 pub struct MinuteRing {
     capacity: usize,
+    /// Minutes behind the clock's minute still accepted (at most `capacity`).
+    horizon: usize,
     /// The newest minute written, `None` before the first write.
     head: Option<i64>,
     good: Vec<u32>,
@@ -99,11 +101,33 @@ pub struct MinuteRing {
 
 const MINUTES_PER_HOUR: i64 = 60;
 
+/// How many minutes a ring keeps: the horizon behind the clock, and room for events
+/// dated ahead of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingSize {
+    /// Minutes behind (and including) the clock's minute that a window may read.
+    pub horizon: u32,
+    /// Minutes ahead of the clock an event may be dated (`limits.max_future`, rounded
+    /// up, and one more for the minute boundary).
+    pub future: u32,
+}
+
 impl MinuteRing {
-    /// A ring covering `capacity` minutes (at least one).
+    /// A ring covering `capacity` minutes (at least one), with no room for the future.
     pub fn new(capacity: u32) -> Self {
+        Self::sized(RingSize {
+            horizon: capacity,
+            future: 0,
+        })
+    }
+
+    /// A ring holding `size.horizon` minutes behind the clock and `size.future` ahead
+    /// of it: an event dated ahead never pushes out a minute the horizon still holds.
+    pub fn sized(size: RingSize) -> Self {
+        let horizon = size.horizon.max(1);
         Self {
-            capacity: capacity.max(1) as usize,
+            capacity: (horizon + size.future) as usize,
+            horizon: horizon as usize,
             head: None,
             good: Vec::new(),
             total: Vec::new(),
@@ -140,11 +164,12 @@ impl MinuteRing {
     }
 
     /// Adds counts to `minute`. `now_minute` decides what is too old: anything at or
-    /// before `now_minute - capacity`.
+    /// before `now_minute - horizon` (or no longer held because minutes further ahead
+    /// than the ring's room for the future were added).
     pub fn add(&mut self, minute: i64, good: u64, total: u64, now_minute: i64) -> AddOutcome {
         let cap = self.capacity as i64;
         let newest = self.head.map_or(now_minute, |h| h.max(now_minute));
-        if minute <= newest - cap {
+        if minute <= now_minute - self.horizon as i64 || minute <= newest - cap {
             return AddOutcome::TooOld;
         }
         match self.head {
@@ -293,6 +318,34 @@ mod tests {
         assert_eq!(s.range(1040, 1030), (0, 0));
         assert_eq!(s.range(2000, 3000), (0, 0));
         assert_eq!(s.cumulative(1001), (1 + 2, 6));
+    }
+
+    #[test]
+    fn events_dated_ahead_never_push_out_a_minute_the_window_holds() {
+        // Ground truth: one event a minute for the ten minutes of the window.
+        let size = RingSize {
+            horizon: 10,
+            future: 6,
+        };
+        for ahead in 1..=5i64 {
+            let mut r = MinuteRing::sized(size);
+            let now = 1009;
+            for m in 1000..=now {
+                r.add(m, 1, 1, now);
+            }
+            assert_eq!(r.add(now + ahead, 1, 1, now), AddOutcome::Added);
+            // The window at now still holds all ten, and a late event for its oldest
+            // minute is still taken.
+            assert_eq!(r.sums(now, &[10]), vec![(10, 10)], "{ahead} ahead");
+            assert_eq!(r.add(1000, 1, 1, now), AddOutcome::Added);
+            assert_eq!(r.sums(now, &[10]), vec![(11, 11)], "{ahead} ahead");
+            assert_eq!(r.add(999, 1, 1, now), AddOutcome::TooOld);
+            // When its minute comes, the event counts once, in it.
+            let then = now + ahead;
+            let want = (1000 + ahead..=now).count() as u64 + 1;
+            assert_eq!(r.sums(then, &[10]), vec![(want, want)], "{ahead} ahead");
+            assert_eq!(r.minutes(then, then), vec![(1, 1)]);
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub(super) struct Groups {
 impl Groups {
     /// The id of the group with `values`, made if new; the overflow group once `max`
     /// groups exist. The flag says whether the event overflowed.
-    pub(super) fn resolve(&mut self, values: &[&str], max: usize, horizon: u32) -> (u32, bool) {
+    pub(super) fn resolve(&mut self, values: &[&str], max: usize, size: RingSize) -> (u32, bool) {
         let h = self.hasher.hash_one(values);
         if let Some(ids) = self.by_hash.get(&h) {
             for &id in ids {
@@ -40,21 +40,21 @@ impl Groups {
             let id = match self.overflow {
                 Some(id) => id,
                 None => {
-                    let id = self.push(vec![OVERFLOW_GROUP.to_string()], horizon);
+                    let id = self.push(vec![OVERFLOW_GROUP.to_string()], size);
                     self.overflow = Some(id);
                     id
                 }
             };
             return (id, true);
         }
-        let id = self.push(values.iter().map(|v| v.to_string()).collect(), horizon);
+        let id = self.push(values.iter().map(|v| v.to_string()).collect(), size);
         self.by_hash.entry(h).or_default().push(id);
         (id, false)
     }
 
-    pub(super) fn push(&mut self, key: Vec<String>, horizon: u32) -> u32 {
+    pub(super) fn push(&mut self, key: Vec<String>, size: RingSize) -> u32 {
         self.keys.push(key);
-        self.rings.push(MinuteRing::new(horizon));
+        self.rings.push(MinuteRing::sized(size));
         (self.keys.len() - 1) as u32
     }
 }

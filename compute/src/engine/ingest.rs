@@ -106,7 +106,7 @@ impl Engine {
                 .groups
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            let (g, over) = groups.resolve(&refs[..n], def.max_groups, horizon_minutes(def));
+            let (g, over) = groups.resolve(&refs[..n], def.max_groups, self.ring_size(def));
             overflowed += u64::from(over);
             g
         };

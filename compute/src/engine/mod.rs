@@ -17,7 +17,7 @@ use crate::latency::{self, LatencyTail};
 use crate::math;
 use crate::metric::{MetricIndex, Role, SeriesState};
 use crate::status::{BurnRates, GroupStatus, ObjectiveStatus, SloStatus};
-use crate::window::{AddOutcome, MinuteCounts, MinuteRing};
+use crate::window::{AddOutcome, MinuteCounts, MinuteRing, RingSize};
 use slotel_model::time::Clock;
 use slotel_model::time::rfc3339;
 use slotel_model::{
@@ -188,6 +188,16 @@ impl Engine {
         }
     }
 
+    /// The minutes an SLO's rings keep: its horizon, and room for events dated up to
+    /// `max_future` ahead (rounded up to minutes, and one more for the boundary).
+    pub(crate) fn ring_size(&self, def: &SloDef) -> RingSize {
+        let future = (self.max_future_nanos.max(0) as u64).div_ceil(NANOS_PER_MINUTE as u64) + 1;
+        RingSize {
+            horizon: horizon_minutes(def),
+            future: u32::try_from(future).unwrap_or(u32::MAX / 2),
+        }
+    }
+
     /// The engine's counters.
     pub fn stats(&self) -> &EngineStats {
         &self.stats
@@ -230,7 +240,7 @@ impl Engine {
                     latency: prev.latency.clone(),
                 },
                 _ => SloEntry {
-                    ring: Arc::new(Mutex::new(MinuteRing::new(horizon_minutes(&def)))),
+                    ring: Arc::new(Mutex::new(MinuteRing::sized(self.ring_size(&def)))),
                     latency: def.has_durations().then(Arc::default),
                     def: Arc::new(def),
                     series: Arc::default(),

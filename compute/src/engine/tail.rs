@@ -175,9 +175,9 @@ impl Engine {
                 let mut groups = entry.groups.lock().unwrap_or_else(|p| p.into_inner());
                 let overflow = values.iter().all(|v| *v == OVERFLOW_GROUP);
                 let (id, _) = if overflow {
-                    groups.resolve(&values, 0, horizon_minutes(def))
+                    groups.resolve(&values, 0, self.ring_size(def))
                 } else {
-                    groups.resolve(&values, def.max_groups, horizon_minutes(def))
+                    groups.resolve(&values, def.max_groups, self.ring_size(def))
                 };
                 if to_rings {
                     let ring = &mut groups.rings[id as usize];

@@ -97,6 +97,46 @@ mod cases {
     }
 
     #[test]
+    fn events_dated_ahead_leave_the_window_as_it_is_and_count_when_their_minute_comes() {
+        let slos = "slos:\n  - name: api\n    service: api\n    objective: 99\n    window: 3d\n    sli: { spans: { good: { status: not_error } } }\n";
+        for (ahead, into) in [(1, 5), (2, 59), (5, 0), (4, 30)] {
+            let clock = Arc::new(ManualClock::new(T0));
+            let engine = Engine::new(clock.clone());
+            engine.load(parse_native(Path::new("t.yaml"), slos).unwrap());
+            let now = T0 + 3 * 1440 * MIN + into * 1_000_000_000;
+            clock.set(now);
+            // Ground truth: 3 events in the window's oldest minute, 5 in the current one.
+            let oldest = (now / MIN - 4319) * MIN + 1;
+            engine.ingest(&batch(oldest, 3, 0));
+            engine.ingest(&batch(now, 4, 1));
+            let total = |e: &Engine| e.status("default", "api").unwrap().total_events;
+            assert_eq!(total(&engine), 8);
+            // A client whose clock runs ahead: within max_future, ahead of a boundary.
+            engine.ingest(&batch(now + ahead * MIN, 1, 0));
+            assert_eq!(
+                total(&engine),
+                8,
+                "{ahead} min ahead, {into} s into the minute"
+            );
+            // A late event for the oldest minute is still counted.
+            engine.ingest(&batch(oldest + 1, 1, 0));
+            assert_eq!(
+                total(&engine),
+                9,
+                "{ahead} min ahead, {into} s into the minute"
+            );
+            // When its minute comes the early event counts, once; the oldest minute left.
+            clock.set(now + ahead * MIN);
+            assert_eq!(
+                total(&engine),
+                6,
+                "{ahead} min ahead, {into} s into the minute"
+            );
+            assert_eq!(engine.stats().events_too_old.load(Ordering::Relaxed), 0);
+        }
+    }
+
+    #[test]
     fn burn_rates_per_window_hand_computed() {
         let (engine, clock) = engine();
         // 2h ago: 100 events, 10 bad. 40 minutes ago: 100 events, 2 bad. Now: 50 events, 5 bad.
@@ -315,12 +355,14 @@ mod cases {
         let slos = SLOS.replace("window: 1d", "window: 30d");
         engine.load(parse_native(Path::new("t.yaml"), &slos).unwrap());
         engine.ingest(&batch(T0, 1, 0));
-        // Two u32 counts per minute of the 30-day horizon, two u64 sums per hour (and
-        // two hours more).
+        // Two u32 counts per minute of the 30-day horizon and of the 6 minutes of room
+        // for events dated ahead (max_future 5m and the boundary), two u64 sums per hour
+        // (and two hours more).
         let bytes = engine.state_bytes("default", "api").unwrap();
+        let minutes = 30 * 1440 + 6;
         assert_eq!(
             bytes,
-            std::mem::size_of::<MinuteRing>() + 30 * 1440 * 8 + (30 * 24 + 2) * 16
+            std::mem::size_of::<MinuteRing>() + minutes * 8 + (minutes / 60 + 2) * 16
         );
     }
 }
