@@ -149,6 +149,7 @@ pub fn router(ctx: ApiContext) -> Router {
         .nest("/prometheus", prometheus::routes(source.clone()))
         .layer(middleware::from_fn_with_state(Arc::new(auth), tenant));
     Router::new()
+        .route("/", get(rest::index))
         .route("/healthz", get(rest::healthz).with_state(store_for_health))
         .route("/readyz", get(rest::readyz).with_state(Arc::clone(&engine)))
         .route("/api/v1/openapi.json", get(rest::openapi))
@@ -357,9 +358,26 @@ mod tests {
             app.clone().oneshot(req).await.unwrap().status(),
             StatusCode::OK
         );
-        // Health and metrics stay open for probes and scrapers.
-        let (status, _) = get(app, "/healthz", None).await;
+        // Health and metrics stay open for probes and scrapers, and so does the index.
+        let (status, _) = get(app.clone(), "/healthz", None).await;
         assert_eq!(status, StatusCode::OK);
+        let (status, index) = get(app.clone(), "/", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(index["name"], "slotel");
+        assert_eq!(
+            index["links"]["/prometheus"],
+            "the Prometheus-compatible API: a Grafana data source URL"
+        );
+        let req = Request::get("/")
+            .header("accept", "text/html,application/xhtml+xml")
+            .body(Body::empty())
+            .unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
+        let page = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        assert!(String::from_utf8_lossy(&page).contains("<a href=\"/api/v1/slos\">"));
     }
 
     #[tokio::test]

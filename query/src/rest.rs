@@ -844,6 +844,53 @@ pub async fn healthz(State(store): State<Option<Arc<slotel_storage::Store>>>) ->
     })
 }
 
+/// `GET /`: where things are, until the web UI lands: a short HTML page for browsers,
+/// JSON for everyone else.
+pub async fn index(headers: HeaderMap) -> Response {
+    const LINKS: [(&str, &str); 8] = [
+        ("/api/v1/slos", "the SLOs of your tenant, with status"),
+        ("/api/v1/alerts", "the alerts firing now"),
+        (
+            "/prometheus",
+            "the Prometheus-compatible API: a Grafana data source URL",
+        ),
+        (
+            "/api/v1/openapi.json",
+            "the OpenAPI document of the REST API",
+        ),
+        ("/api/v1/sql", "read-only SQL over the tables (POST)"),
+        ("/metrics", "slotel's own metrics"),
+        ("/healthz", "alive, with storage's counters"),
+        ("/readyz", "200 once the write-ahead log is replayed"),
+    ];
+    let html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    if html {
+        let items: String = LINKS
+            .iter()
+            .map(|(p, what)| format!("<li><a href=\"{p}\">{p}</a>: {what}</li>"))
+            .collect();
+        let page = format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>slotel</title></head>\
+             <body><h1>slotel {}</h1><ul>{items}</ul></body></html>",
+            env!("CARGO_PKG_VERSION")
+        );
+        return ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response();
+    }
+    let links: serde_json::Map<String, serde_json::Value> = LINKS
+        .iter()
+        .map(|(p, what)| (p.to_string(), serde_json::Value::from(*what)))
+        .collect();
+    Json(serde_json::json!({
+        "name": "slotel",
+        "version": env!("CARGO_PKG_VERSION"),
+        "links": links,
+    }))
+    .into_response()
+}
+
 /// The readiness check's reply.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Readiness {

@@ -37,6 +37,23 @@ pub struct Addresses {
 }
 
 impl Addresses {
+    /// What a user needs to start, as lines: where to send OTLP, where the API, the
+    /// Grafana data source and the OpenAPI document are.
+    pub fn to_text(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        let api = format!("{scheme}://{}", self.api);
+        format!(
+            "OTLP/gRPC:   {scheme}://{grpc}   (OTEL_EXPORTER_OTLP_ENDPOINT={scheme}://{grpc}, protocol grpc)\n\
+             OTLP/HTTP:   {scheme}://{http}   (/v1/traces, /v1/metrics, /v1/logs; protocol http/protobuf)\n\
+             API:         {api}/api/v1/slos\n\
+             Grafana:     {api}/prometheus   (a Prometheus data source)\n\
+             OpenAPI:     {api}/api/v1/openapi.json\n\
+             Health:      {api}/healthz, {api}/readyz, {api}/metrics",
+            grpc = self.otlp_grpc,
+            http = self.otlp_http,
+        )
+    }
+
     /// The `listening` event printed at start and written to the listen file.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -339,6 +356,9 @@ impl App {
             tls = addresses.tls,
             "Listening."
         );
+        for line in addresses.to_text().lines() {
+            tracing::info!("{line}");
+        }
 
         let (stop, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
