@@ -172,6 +172,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     match slotel_spec::load_paths(paths) {
+        Ok(defs) if defs.is_empty() => {
+            eprintln!("no SLOs in {}: nothing to validate", list(paths));
+            Ok(ExitCode::FAILURE)
+        }
         Ok(defs) => {
             println!("{} SLOs are valid", defs.len());
             Ok(ExitCode::SUCCESS)
@@ -181,6 +185,15 @@ fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// The paths, for messages.
+fn list(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn load_or_report(paths: &[PathBuf]) -> Option<Vec<slotel_model::SloDef>> {

@@ -147,8 +147,27 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
             .unwrap_or_default();
         let msg = e.to_string();
         let first = msg.lines().next().unwrap_or("invalid YAML");
-        anyhow::anyhow!("{}{at}: {first}", path.display())
+        anyhow::anyhow!("{}{at}: {}", path.display(), without_position(first))
     })
+}
+
+/// A YAML library message without the position it starts with (`error: line 5 column
+/// 1: …`): the caller names the position once, as `file:line:column`.
+fn without_position(msg: &str) -> &str {
+    let rest = msg.strip_prefix("error: ").unwrap_or(msg);
+    let Some(after) = rest.strip_prefix("line ") else {
+        return rest;
+    };
+    let digits = |s: &str| s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let n = digits(after);
+    let Some(after) = after[n..].strip_prefix(" column ") else {
+        return rest;
+    };
+    let m = digits(after);
+    after[m..]
+        .strip_prefix(": ")
+        .filter(|_| n > 0 && m > 0)
+        .unwrap_or(rest)
 }
 
 impl ServeConfig {
@@ -234,6 +253,20 @@ impl ServeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn yaml_messages_lose_only_their_leading_position() {
+        assert_eq!(
+            without_position("error: line 5 column 1: unknown field `x`"),
+            "unknown field `x`"
+        );
+        assert_eq!(without_position("line 12 column 30: bad"), "bad");
+        assert_eq!(
+            without_position("error: line five column 1: bad"),
+            "line five column 1: bad"
+        );
+        assert_eq!(without_position("invalid type"), "invalid type");
+    }
 
     #[test]
     fn flags_win_over_the_file_and_paths_are_relative_to_it() {

@@ -94,3 +94,35 @@ fn serve_refuses_to_start_on_an_invalid_file() {
     );
     assert!(stderr.contains("servce"), "{stderr}");
 }
+
+#[test]
+fn an_empty_file_is_not_valid_and_a_config_error_names_its_position_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.yaml");
+    std::fs::write(&empty, "").unwrap();
+    let out = slotel().arg("validate").arg(&empty).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("no SLOs in {}: nothing to validate\n", empty.display())
+    );
+    let config = dir.path().join("slotel.yaml");
+    std::fs::write(&config, "data_dir: x\nnope: 1\n").unwrap();
+    let out = slotel()
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--slos")
+        .arg(root().join("examples/slos.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "error: {}:2:1: unknown field `nope`, expected one of",
+            config.display()
+        )),
+        "{stderr}"
+    );
+}
