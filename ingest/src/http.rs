@@ -193,7 +193,8 @@ async fn export<C: Consumer, S: Signal>(
 ) -> Response {
     let enc = match encoding(&headers) {
         Ok(e) => e,
-        Err(r) => return refuse::<C, S>(&receiver, r, Encoding::Protobuf),
+        // A client that sent neither encoding reads the refusal best as JSON.
+        Err(r) => return refuse::<C, S>(&receiver, r, Encoding::Json),
     };
     let result = async {
         let body = read_body(body, &headers, receiver.limits.max_request_bytes).await?;

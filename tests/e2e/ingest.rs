@@ -554,6 +554,13 @@ async fn size_limits_and_decompression_bombs_are_refused_and_the_server_goes_on(
     );
     let resp = post(&url, "text/plain", &[], good()).await;
     assert_eq!(resp.status(), 415);
+    // Neither protobuf nor JSON was sent: the refusal comes as JSON, readable.
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["message"],
+        "unsupported content type \"text/plain\": send application/x-protobuf or application/json"
+    );
     assert!(server.is_running());
     let resp = post(&url, "application/x-protobuf", &[], good()).await;
     assert_eq!(resp.status(), 200);
