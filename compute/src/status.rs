@@ -82,6 +82,10 @@ pub struct SloStatus {
     /// counts the bucket holding it as bad).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub effective_threshold_seconds: Option<f64>,
+    /// The maintenance window in force for the SLO now (its notifications are held
+    /// back), by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_maintenance: Option<String>,
     /// When this status was computed (RFC 3339).
     pub evaluated_at: String,
 }

@@ -582,7 +582,7 @@ pub async fn put_maintenance(
     window.tenant = t.to_string();
     engine
         .maintenance()
-        .put(window.clone())
+        .put_checked(window.clone(), engine.now_nanos(), &engine.slos(&t))
         .map_err(bad_request)?;
     Ok(Json(window))
 }

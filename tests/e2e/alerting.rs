@@ -609,6 +609,12 @@ slos:
     );
     let (_, alerts) = server.get_as(None, "/api/v1/alerts").await;
     assert_eq!(alerts["alerts"].as_array().unwrap().len(), 8, "{alerts}");
+    // The status says which window holds the SLO's notifications back.
+    assert_eq!(
+        server.slo("a-in-maintenance").await["in_maintenance"],
+        "upgrade"
+    );
+    assert!(server.slo("b-not").await.get("in_maintenance").is_none());
 
     // A window that excludes events, posted to the API: new events in it do not count.
     let http = reqwest::Client::new();
@@ -661,6 +667,31 @@ slos:
         .await
         .unwrap();
     assert_eq!(resp.status(), 404);
+    // Windows for SLOs or services that are not loaded, or already over, are refused.
+    for (window, message) in [
+        (
+            serde_json::json!({"name": "typo", "start": "2020-01-01T00:00:00Z", "end": "2099-01-01T00:00:00Z", "slos": ["b-nto"]}),
+            "maintenance window \"typo\" names SLO \"b-nto\", which has no SLO loaded",
+        ),
+        (
+            serde_json::json!({"name": "typo", "start": "2020-01-01T00:00:00Z", "end": "2099-01-01T00:00:00Z", "services": ["API"]}),
+            "maintenance window \"typo\" names service \"API\", which has no SLO loaded",
+        ),
+        (
+            serde_json::json!({"name": "past", "start": "2020-01-01T00:00:00Z", "end": "2020-01-02T00:00:00Z", "slos": ["b-not"]}),
+            "maintenance window \"past\" is over already",
+        ),
+    ] {
+        let resp = http
+            .post(format!("{}/api/v1/maintenance", server.api))
+            .json(&window)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], message);
+    }
     let bad = serde_json::json!({"name": "x", "start": "soon", "end": "later", "slos": ["b-not"]});
     let resp = http
         .post(format!("{}/api/v1/maintenance", server.api))

@@ -2,8 +2,8 @@
 //! the SLOs they name are held back, and, where a window says so, the events in it do not
 //! count toward the SLI.
 
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -82,6 +82,19 @@ pub enum MaintenanceError {
     /// `name` is empty.
     #[error("a maintenance window needs a name")]
     NoName,
+    /// `end` has passed already.
+    #[error("maintenance window {0:?} is over already")]
+    Over(String),
+    /// A target is not loaded for the tenant.
+    #[error("maintenance window {window:?} names {what} {name:?}, which has no SLO loaded")]
+    UnknownTarget {
+        /// The window.
+        window: String,
+        /// `SLO` or `service`.
+        what: &'static str,
+        /// The name given.
+        name: String,
+    },
 }
 
 fn parse_time(s: &str) -> Result<i64, MaintenanceError> {
@@ -111,6 +124,43 @@ impl Maintenance {
         self.any_exclusion
             .store(w.iter().any(|p| p.window.exclude_events), Ordering::Relaxed);
         Ok(())
+    }
+
+    /// [`Maintenance::put`] for a window posted now (at `now`) by a user of `known`
+    /// (the tenant's loaded SLOs): one already over, or naming an SLO or a service
+    /// that is not loaded, is refused, naming it.
+    pub fn put_checked(
+        &self,
+        window: MaintenanceWindow,
+        now: i64,
+        known: &[Arc<SloDef>],
+    ) -> Result<(), MaintenanceError> {
+        if parse_time(&window.end)? <= now {
+            return Err(MaintenanceError::Over(window.name));
+        }
+        if let Some(slo) = window
+            .slos
+            .iter()
+            .find(|s| !known.iter().any(|d| &d.name == *s))
+        {
+            return Err(MaintenanceError::UnknownTarget {
+                window: window.name.clone(),
+                what: "SLO",
+                name: slo.clone(),
+            });
+        }
+        if let Some(service) = window
+            .services
+            .iter()
+            .find(|s| !known.iter().any(|d| &d.service == *s))
+        {
+            return Err(MaintenanceError::UnknownTarget {
+                window: window.name.clone(),
+                what: "service",
+                name: service.clone(),
+            });
+        }
+        self.put(window)
     }
 
     /// Removes a window; whether it existed.

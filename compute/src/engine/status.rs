@@ -295,6 +295,7 @@ pub fn status_at(
         low_traffic,
         groups: Vec::new(),
         effective_threshold_seconds: effective_threshold,
+        in_maintenance: None,
         evaluated_at: rfc3339(now),
     }
 }
@@ -308,7 +309,7 @@ impl Engine {
             .slos
             .iter()
             .filter(|e| e.def.tenant == tenant)
-            .map(|e| status_of(e, now))
+            .map(|e| self.with_maintenance(status_of(e, now), now))
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
@@ -327,8 +328,15 @@ impl Engine {
                 name: name.to_string(),
             })?;
         let now = self.clock.now_nanos();
-        let mut status = status_of(entry, now);
+        let mut status = self.with_maintenance(status_of(entry, now), now);
         status.groups = group_statuses(entry, now);
         Ok(status)
+    }
+
+    fn with_maintenance(&self, mut status: SloStatus, now: i64) -> SloStatus {
+        status.in_maintenance =
+            self.maintenance
+                .silences(&status.tenant, &status.name, &status.service, now);
+        status
     }
 }
