@@ -472,7 +472,7 @@ pub fn oncall(slos: &[SloDef], opts: &Options) -> Value {
         ),
         (
             "Items refused per second",
-            "Items refused (invalid, too large, queue full, …) per second over 5 minutes; anything above zero is data the SLIs do not see.",
+            "Items refused (invalid, too large, log full, …) per second over 5 minutes; anything above zero is data the SLIs do not see.",
             "sum(rate(slotel_ingest_items_refused_total[5m])) or vector(0)",
             "reqps",
         ),
