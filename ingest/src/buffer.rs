@@ -150,13 +150,7 @@ impl Consumer for LogBuffer {
                     self.gap.notify_one();
                 }
             })?;
-        if self.wal.syncs_each_append() {
-            let wal = self.wal.clone();
-            tokio::task::spawn_blocking(move || wal.sync_to(next))
-                .await
-                .map_err(|_| Error::Unavailable("the write-ahead log"))??;
-        }
-        Ok(())
+        self.wal.durable(next).await
     }
 
     /// Takes no more batches.

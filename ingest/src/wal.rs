@@ -442,9 +442,18 @@ impl Wal {
         Ok(())
     }
 
-    /// Whether appends wait for `fdatasync` ([`Fsync::Always`]).
-    pub fn syncs_each_append(&self) -> bool {
-        self.inner.options.fsync == Fsync::Always
+    /// Returns once the log up to `next` is durable by the policy: at once, unless it is
+    /// [`Fsync::Always`], which waits (off the async workers) for a sync that appends
+    /// arriving meanwhile share.
+    pub async fn durable(&self, next: u64) -> slotel_proto::Result<()> {
+        if self.inner.options.fsync != Fsync::Always {
+            return Ok(());
+        }
+        let wal = self.clone();
+        tokio::task::spawn_blocking(move || wal.sync_to(next))
+            .await
+            .map_err(|_| Error::Unavailable("the write-ahead log"))??;
+        Ok(())
     }
 
     /// Registers the log's metrics in `registry`.
@@ -807,13 +816,7 @@ impl Log for Wal {
         body: &[u8],
     ) -> slotel_proto::Result<u64> {
         let next = self.write(tenant, signal, received_nanos, body)?;
-        if self.inner.options.fsync == Fsync::Always {
-            // Off the async workers: appends arriving meanwhile wait for the same sync.
-            let wal = self.clone();
-            tokio::task::spawn_blocking(move || wal.sync_to(next))
-                .await
-                .map_err(|_| Error::Unavailable("the write-ahead log"))??;
-        }
+        self.durable(next).await?;
         Ok(next)
     }
 

@@ -443,6 +443,19 @@ impl Ledger {
         out
     }
 
+    /// Queues on `outbox` the body `payload` makes of each announcement that brings the
+    /// receiver to `e`'s state, with [`Ledger::done`] as its callback.
+    pub fn announce(
+        &self,
+        e: &Evaluation<'_>,
+        outbox: &Outbox,
+        payload: impl Fn(&Announcement) -> Value,
+    ) {
+        for a in self.reconcile(e) {
+            outbox.send_then(payload(&a), self.done(&a));
+        }
+    }
+
     /// What to call when the delivery of `a` is over: a fire that failed is forgotten
     /// (announced again at the next evaluation), a resolve that failed is told firing
     /// again (resolved again at the next evaluation).

@@ -65,10 +65,9 @@ impl Notifier for PagerDuty {
     }
 
     fn notify(&self, e: &Evaluation<'_>) {
-        for a in self.ledger.reconcile(e) {
-            let body = pagerduty_event(&self.routing_key, &a.transition, a.fired, e.external_url);
-            self.outbox.send_then(body, self.ledger.done(&a));
-        }
+        self.ledger.announce(e, &self.outbox, |a| {
+            pagerduty_event(&self.routing_key, &a.transition, a.fired, e.external_url)
+        });
     }
 
     fn test(&self, t: &Transition, external_url: &str, _now: i64) {

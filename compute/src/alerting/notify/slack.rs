@@ -30,10 +30,9 @@ impl Notifier for Slack {
     }
 
     fn notify(&self, e: &Evaluation<'_>) {
-        for a in self.1.reconcile(e) {
-            let body = slack_message(&a.transition, a.fired, !a.fired, e.external_url);
-            self.0.send_then(body, self.1.done(&a));
-        }
+        self.1.announce(e, &self.0, |a| {
+            slack_message(&a.transition, a.fired, !a.fired, e.external_url)
+        });
     }
 
     fn test(&self, t: &Transition, external_url: &str, _now: i64) {

@@ -60,10 +60,9 @@ impl Notifier for Webhook {
     }
 
     fn notify(&self, e: &Evaluation<'_>) {
-        for a in self.1.reconcile(e) {
-            let body = webhook_payload(&a.transition, a.fired, a.since, e.now, e.external_url);
-            self.0.send_then(body, self.1.done(&a));
-        }
+        self.1.announce(e, &self.0, |a| {
+            webhook_payload(&a.transition, a.fired, a.since, e.now, e.external_url)
+        });
     }
 
     fn test(&self, t: &Transition, external_url: &str, now: i64) {
