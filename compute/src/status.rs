@@ -43,28 +43,28 @@ pub struct SloStatus {
     /// Timeslice budgeting: slices with events.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total_slices: Option<u64>,
-    /// good / total over the window (in events, or slices); `None` without any.
+    /// good / total over the window (in events, or slices); `null` without any.
     pub sli: Option<f64>,
     /// The error budget still left over the window: 1 untouched, 0 spent, negative
-    /// overspent; `None` without events.
+    /// overspent; `null` without events.
     pub error_budget_remaining: Option<f64>,
     /// The error budget over the window, in events (slices for timeslice budgeting):
     /// `(1 − objective) × total`.
     pub error_budget_events: f64,
     /// The fraction of the budget spent: `bad / error_budget_events` (above 1 when
-    /// overspent); `None` without events.
+    /// overspent); `null` without events.
     pub error_budget_consumed: Option<f64>,
     /// `no_data` (no events in the window), `exhausted` (no budget left), `at_risk`
     /// (less budget left than the freeze threshold, or 25% when the SLO sets none) or
     /// `ok`.
     #[schema(value_type = String)]
     pub state: &'static str,
-    /// Burn rate per window (`5m` … `3d` and the SLO window); `None` where the window
+    /// Burn rate per window (`5m` … `3d` and the SLO window); `null` where the window
     /// had no events.
     #[schema(value_type = BTreeMap<String, Option<f64>>)]
     pub burn_rates: BurnRates,
     /// Seconds until the budget is spent at the current 1h and 6h burn rates; 0 when it is
-    /// spent already, `None` when not burning.
+    /// spent already, `null` when not burning.
     #[schema(value_type = BTreeMap<String, Option<f64>>)]
     pub budget_exhaustion_seconds: BurnRates,
     /// Every objective of the SLO, the primary (whose numbers are above) first.

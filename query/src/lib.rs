@@ -128,7 +128,11 @@ pub fn router(ctx: ApiContext) -> Router {
         .route("/api/v1/reload", post(rest::reload_slos).with_state(reload))
         .route(
             "/api/v1/alerts",
-            get(rest::list_alerts).with_state((Arc::clone(&alerts), receivers)),
+            get(rest::list_alerts).with_state((
+                Arc::clone(&engine),
+                Arc::clone(&alerts),
+                receivers,
+            )),
         )
         .route(
             "/api/v1/slos/{name}/gate",
@@ -163,17 +167,35 @@ pub fn router(ctx: ApiContext) -> Router {
 
 async fn tenant(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> Response {
     let h = req.headers();
-    let resolved = auth.tenant(
-        h.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
-        h.get(TENANT_HEADER).map(|v| v.as_bytes()),
-    );
+    // A link (an alert's, the index page's) cannot carry a header: `?tenant=` names the
+    // tenant when the header does not. With tokens the token decides, and a link for
+    // another tenant is refused rather than answered for the token's.
+    let asked = tenant_parameter(req.uri().query());
+    let org_id = h
+        .get(TENANT_HEADER)
+        .map(|v| v.as_bytes())
+        .or(asked.as_deref().map(str::as_bytes));
+    let resolved = auth.tenant(h.get(header::AUTHORIZATION).map(|v| v.as_bytes()), org_id);
     match resolved {
+        Ok(t) if asked.as_deref().is_some_and(|a| a != &*t) => ApiError::Unauthorized(format!(
+            "this request's credentials are for tenant {:?}, not for tenant {:?}",
+            &*t,
+            asked.unwrap_or_default()
+        ))
+        .into_response(),
         Ok(t) => {
             req.extensions_mut().insert(t);
             next.run(req).await
         }
         Err(e) => ApiError::from(e).into_response(),
     }
+}
+
+/// The `tenant` query parameter, decoded.
+fn tenant_parameter(query: Option<&str>) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == "tenant")
+        .map(|(_, v)| v.into_owned())
 }
 
 /// The OpenMetrics text format, which Prometheus scrapes.

@@ -11,12 +11,13 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use slotel_compute::alerting::gate::{self, Gate};
 use slotel_compute::alerting::maintenance::MaintenanceWindow;
-use slotel_compute::alerting::{Alert, Evaluator};
+use slotel_compute::alerting::{Alert, AlertState, Evaluator};
 use slotel_compute::status::GroupStatus;
 use slotel_compute::window::MinuteCounts;
 use slotel_compute::{Engine, SloStatus, status_at};
 use slotel_model::BURN_RATE_WINDOWS;
 use slotel_proto::Tenant;
+use std::collections::BTreeMap;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::source::QueryEngine;
@@ -374,9 +375,41 @@ pub async fn slo_series(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AlertList {
     /// Pending and firing alerts.
-    pub alerts: Vec<Alert>,
+    pub alerts: Vec<ActiveAlert>,
+    /// The tenant's SLOs that a maintenance window holds now: their alerts are not
+    /// notified.
+    pub in_maintenance: Vec<SloInMaintenance>,
     /// Every receiver's deliveries since start (all tenants' notifications).
     pub receivers: Vec<ReceiverStatus>,
+}
+
+/// A pending or firing alert, and the maintenance window that holds its notifications
+/// back, if one does.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActiveAlert {
+    /// `pending` or `firing`.
+    pub state: String,
+    /// Since when (RFC 3339).
+    pub since: String,
+    /// `alertname`, `slo`, `service`, `tenant`, `severity`, `burnrate_tier`, and the
+    /// SLO's own labels.
+    pub labels: BTreeMap<String, String>,
+    /// `summary`, `description`, the burn rates seen, and the SLO's annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// The maintenance window in force for the alert's SLO, by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_maintenance: Option<String>,
+}
+
+/// An SLO that a maintenance window holds now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SloInMaintenance {
+    /// The SLO.
+    pub slo: String,
+    /// Its service.
+    pub service: String,
+    /// The window's name.
+    pub window: String,
 }
 
 /// One receiver's deliveries since start.
@@ -405,11 +438,44 @@ pub type Receivers = Arc<Vec<(String, Arc<slotel_compute::alerting::notify::Noti
     )
 )]
 pub async fn list_alerts(
-    State((alerts, receivers)): State<(Arc<Mutex<Evaluator>>, Receivers)>,
+    State((engine, alerts, receivers)): State<(Arc<Engine>, Arc<Mutex<Evaluator>>, Receivers)>,
     Extension(t): Extension<Tenant>,
 ) -> Json<AlertList> {
     use std::sync::atomic::Ordering::Relaxed;
-    let active = active_alerts(&alerts, &t);
+    let in_maintenance: Vec<SloInMaintenance> = engine
+        .statuses(&t)
+        .into_iter()
+        .filter_map(|s| {
+            Some(SloInMaintenance {
+                window: s.in_maintenance?,
+                slo: s.name,
+                service: s.service,
+            })
+        })
+        .collect();
+    let active = active_alerts(&alerts, &t)
+        .into_iter()
+        .map(|alert| {
+            let held = alert.labels.get("slo").and_then(|slo| {
+                in_maintenance
+                    .iter()
+                    .find(|m| &m.slo == slo)
+                    .map(|m| m.window.clone())
+            });
+            let (state, since) = match alert.state {
+                AlertState::Pending { since } => ("pending", since),
+                AlertState::Firing { since } => ("firing", since),
+                AlertState::Inactive => ("inactive", 0),
+            };
+            ActiveAlert {
+                state: state.into(),
+                since: slotel_model::time::rfc3339(since),
+                labels: alert.labels,
+                annotations: alert.annotations,
+                in_maintenance: held,
+            }
+        })
+        .collect();
     let receivers = receivers
         .iter()
         .map(|(name, s)| ReceiverStatus {
@@ -421,6 +487,7 @@ pub async fn list_alerts(
         .collect();
     Json(AlertList {
         alerts: active,
+        in_maintenance,
         receivers,
     })
 }
@@ -505,7 +572,12 @@ pub async fn alert_history(
     let until = to
         .map(|t| format!(" AND time < to_timestamp_seconds({})", t.saturating_add(1)))
         .unwrap_or_default();
-    let limit = p.limit.unwrap_or(1000).clamp(1, 10_000);
+    let limit = p.limit.unwrap_or(1000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit is {limit}: it must be 1 to 10000"
+        )));
+    }
     // A string literal: quotes doubled.
     let slo = p
         .slo
@@ -941,6 +1013,7 @@ pub async fn readyz(State(engine): State<Arc<Engine>>) -> Response {
         slo_gate,
         service_gate,
         list_alerts,
+        alert_history,
         list_maintenance,
         put_maintenance,
         delete_maintenance,
@@ -953,11 +1026,16 @@ pub async fn readyz(State(engine): State<Arc<Engine>>) -> Response {
 )]
 pub struct ApiDoc;
 
+/// The whole OpenAPI document: the REST API and the Prometheus API.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi().merge_from(crate::prometheus::PrometheusDoc::openapi())
+}
+
 /// `GET /api/v1/openapi.json`
 pub async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        ApiDoc::openapi().to_pretty_json().unwrap_or_default(),
+        openapi_document().to_pretty_json().unwrap_or_default(),
     )
         .into_response()
 }

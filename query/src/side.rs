@@ -115,6 +115,46 @@ impl HealthHistory {
         }
     }
 
+    /// The type and help of each kept metric, by sample name, as the registry
+    /// describes its family (`counter` families name their samples `_total`).
+    pub fn metadata(&self) -> BTreeMap<&'static str, (String, String)> {
+        let mut text = String::new();
+        let Some(registry) = &self.registry else {
+            return BTreeMap::new();
+        };
+        if prometheus_client::encoding::text::encode(&mut text, registry).is_err() {
+            return BTreeMap::new();
+        }
+        let mut help: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut kind: BTreeMap<&str, &str> = BTreeMap::new();
+        for line in text.lines() {
+            let (map, rest) = if let Some(r) = line.strip_prefix("# HELP ") {
+                (&mut help, r)
+            } else if let Some(r) = line.strip_prefix("# TYPE ") {
+                (&mut kind, r)
+            } else {
+                continue;
+            };
+            if let Some((family, what)) = rest.split_once(' ') {
+                map.insert(family, what);
+            }
+        }
+        HEALTH_METRICS
+            .iter()
+            .filter_map(|&sample| {
+                let family = kind
+                    .get_key_value(sample)
+                    .or_else(|| kind.get_key_value(sample.strip_suffix("_total")?))?
+                    .0;
+                let help = help.get(family).copied().unwrap_or_default();
+                Some((
+                    sample,
+                    (kind[family].to_string(), help.replace("\\n", "\n")),
+                ))
+            })
+            .collect()
+    }
+
     /// The health series `tenant` may read, with a sample taken at `now_nanos`.
     pub fn series(&self, tenant: &str, now_nanos: i64) -> Vec<SideSeries> {
         self.record(now_nanos);

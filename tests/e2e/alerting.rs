@@ -128,7 +128,7 @@ async fn an_outage_pages_through_a_real_alertmanager() {
         alert["generatorURL"]
             .as_str()
             .unwrap()
-            .ends_with("/api/v1/slos/api")
+            .ends_with("/api/v1/slos/api?tenant=default")
     );
     // Every tier fires on a total outage; the tickets arrive too, with their own tier,
     // and Alertmanager's inhibition rule on severity mutes them while the page fires.
@@ -154,6 +154,11 @@ async fn an_outage_pages_through_a_real_alertmanager() {
     let alerts = body["alerts"].as_array().unwrap();
     assert_eq!(alerts.len(), 4, "{body}");
     assert!(alerts.iter().all(|a| a["state"] == "firing"), "{body}");
+    // Times are RFC 3339, as everywhere in the API.
+    for a in alerts {
+        let since = a["since"].as_str().unwrap();
+        assert!(since.parse::<jiff::Timestamp>().is_ok(), "{since}");
+    }
     let (_, other) = server.get_as(Some("team-b"), "/api/v1/alerts").await;
     assert_eq!(other["alerts"].as_array().unwrap().len(), 0);
 
@@ -320,7 +325,7 @@ async fn webhook_pagerduty_and_slack_payloads_and_a_dead_receiver() {
     assert_eq!(alert["endsAt"], "0001-01-01T00:00:00Z");
     assert_eq!(
         alert["generatorURL"],
-        "https://slotel.example.com/api/v1/slos/api"
+        "https://slotel.example.com/api/v1/slos/api?tenant=default"
     );
     assert_eq!(alert["fingerprint"].as_str().unwrap().len(), 16);
 
@@ -344,7 +349,7 @@ async fn webhook_pagerduty_and_slack_payloads_and_a_dead_receiver() {
     assert_eq!(payload["component"], "api");
     assert_eq!(
         trigger["links"][0]["href"],
-        "https://slotel.example.com/api/v1/slos/api"
+        "https://slotel.example.com/api/v1/slos/api?tenant=default"
     );
     let ticket = live
         .wait("pagerduty", |v| {
@@ -609,6 +614,18 @@ slos:
     );
     let (_, alerts) = server.get_as(None, "/api/v1/alerts").await;
     assert_eq!(alerts["alerts"].as_array().unwrap().len(), 8, "{alerts}");
+    // The alerts list says which alerts a window holds back, and which SLOs it holds.
+    for a in alerts["alerts"].as_array().unwrap() {
+        let held = a["labels"]["slo"] == "a-in-maintenance";
+        assert_eq!(a.get("in_maintenance").is_some(), held, "{a}");
+        if held {
+            assert_eq!(a["in_maintenance"], "upgrade");
+        }
+    }
+    assert_eq!(
+        alerts["in_maintenance"],
+        serde_json::json!([{ "slo": "a-in-maintenance", "service": "api", "window": "upgrade" }])
+    );
     // The status says which window holds the SLO's notifications back.
     assert_eq!(
         server.slo("a-in-maintenance").await["in_maintenance"],
@@ -759,7 +776,21 @@ async fn routes_send_each_tenants_pages_to_its_own_receivers() {
                 && v["alerts"][0]["labels"]["burnrate_tier"] == tier.as_str()
         }
     };
-    live.wait("team-b", tier_of("team-b", "page-fast")).await;
+    let page = live.wait("team-b", tier_of("team-b", "page-fast")).await;
+    // The alert's link opens team-b's SLO as it is followed: with no header.
+    let link = page["alerts"][0]["generatorURL"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        link,
+        format!("{}/api/v1/slos/api?tenant=team-b", server.api)
+    );
+    let opened = reqwest::get(&link).await.unwrap();
+    assert_eq!(opened.status(), 200);
+    let opened: Value = opened.json().await.unwrap();
+    assert_eq!(opened["name"], "api");
+    assert_eq!(opened["tenant"], "team-b");
     live.wait("team-b", tier_of("team-b", "page-slow")).await;
     live.wait("default", tier_of("team-b", "ticket-fast")).await;
     live.wait("default", tier_of("default", "page-fast")).await;

@@ -32,7 +32,53 @@ async fn the_openapi_document_matches_what_the_server_does() {
     let (status, doc) = server.get_as(None, "/api/v1/openapi.json").await;
     assert_eq!(status, 200);
     assert_eq!(doc["openapi"], "3.1.0");
-    assert!(doc["paths"]["/api/v1/slos/{name}/series"]["get"].is_object());
+    for path in [
+        "/api/v1/slos/{name}/series",
+        "/api/v1/alerts/history",
+        "/prometheus/api/v1/query",
+        "/prometheus/api/v1/query_range",
+        "/prometheus/api/v1/series",
+        "/prometheus/api/v1/labels",
+        "/prometheus/api/v1/label/{name}/values",
+        "/prometheus/api/v1/metadata",
+    ] {
+        assert!(
+            doc["paths"][path]["get"].is_object(),
+            "{path} is not documented"
+        );
+    }
+    // Descriptions speak JSON: `null`, never Rust's `None`.
+    let text = doc.to_string();
+    assert!(!text.contains("`None`"), "a description says `None`");
+
+    // Every series name the Prometheus API serves has its metadata, the alert and
+    // health series included.
+    let (_, names) = server
+        .get_as(None, "/prometheus/api/v1/label/__name__/values")
+        .await;
+    let (_, meta) = server.get_as(None, "/prometheus/api/v1/metadata").await;
+    let names = names["data"].as_array().unwrap();
+    assert!(
+        names
+            .iter()
+            .any(|n| n == "slotel_ingest_items_accepted_total"),
+        "{names:?}"
+    );
+    for name in names {
+        let name = name.as_str().unwrap();
+        assert!(
+            meta["data"][name][0]["help"].is_string(),
+            "no metadata for {name}"
+        );
+    }
+    for (name, kind) in [
+        ("slotel_slo_alert", "gauge"),
+        ("slotel_slo_alert_state", "gauge"),
+        ("slotel_ingest_items_accepted_total", "counter"),
+        ("slotel_wal_lag_bytes", "gauge"),
+    ] {
+        assert_eq!(meta["data"][name][0]["type"], kind, "{name}");
+    }
 
     let bin = python().parent().unwrap().join("schemathesis");
     let report = tempfile::tempdir().unwrap();
@@ -65,7 +111,7 @@ async fn the_openapi_document_matches_what_the_server_does() {
         "schemathesis found failures:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("Tested: 14"), "{stdout}");
+    assert!(stdout.contains("Tested: 28"), "{stdout}");
     // The server is still up and unchanged in what it counted.
     assert_eq!(server.slo("checkout").await["total_events"], 100);
 }

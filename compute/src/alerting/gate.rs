@@ -15,7 +15,7 @@ pub struct Gate {
     pub allowed: bool,
     /// Why, in sentences.
     pub reasons: Vec<String>,
-    /// The budget left over the SLO window (`None` without traffic).
+    /// The budget left over the SLO window (`null` without traffic).
     pub error_budget_remaining: Option<f64>,
     /// The policy's threshold.
     pub freeze_below: f64,

@@ -15,6 +15,7 @@ use slotel_proto::Tenant;
 
 use crate::promql::{self, Evaluation, Labels, Metric, PromError, Value, format_value};
 use crate::source::QueryEngine;
+use slotel_model::catalog;
 
 /// The Prometheus API version slotel answers as (what Grafana reads from buildinfo).
 pub const PROMETHEUS_VERSION: &str = "2.45.0";
@@ -36,6 +37,21 @@ pub fn routes(source: QueryEngine) -> Router {
         .route("/api/v1/alerts", get(alerts))
         .with_state(source)
 }
+
+/// The Prometheus API's operations, for the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    query,
+    query_range,
+    series,
+    labels,
+    label_values,
+    metadata,
+    buildinfo,
+    rules,
+    alerts
+))]
+pub struct PrometheusDoc;
 
 /// A Prometheus error reply.
 fn error(e: PromError) -> Response {
@@ -159,6 +175,21 @@ async fn run(
     Ok((value, steps))
 }
 
+#[utoipa::path(
+    method(get, post), path = "/prometheus/api/v1/query", tag = "prometheus",
+    params(
+        ("query" = String, Query, description = "The PromQL expression"),
+        ("time" = Option<String>, Query, description = "Evaluation time: RFC 3339 or Unix seconds (default: now)"),
+        ("timeout" = Option<String>, Query, description = "Time limit, a Prometheus duration (default 60s)"),
+    ),
+    responses(
+        (status = 200, description = "An instant query: Prometheus' reply, `{\"status\": \"success\", \"data\": ...}`", body = Object),
+        (status = 400, description = "A bad parameter (`errorType` `bad_data`)", body = Object),
+        (status = 422, description = "The expression cannot be evaluated (`errorType` `execution`)", body = Object),
+        (status = 503, description = "The query ran past its time limit (`errorType` `timeout`)", body = Object),
+        (status = 401, description = "A bearer token is required", body = Object),
+    )
+)]
 async fn query(
     State(source): State<QueryEngine>,
     Extension(t): Extension<Tenant>,
@@ -208,6 +239,23 @@ async fn query(
     reply(result)
 }
 
+#[utoipa::path(
+    method(get, post), path = "/prometheus/api/v1/query_range", tag = "prometheus",
+    params(
+        ("query" = String, Query, description = "The PromQL expression"),
+        ("start" = String, Query, description = "Start: RFC 3339 or Unix seconds"),
+        ("end" = String, Query, description = "End: RFC 3339 or Unix seconds"),
+        ("step" = String, Query, description = "Resolution: a Prometheus duration or seconds"),
+        ("timeout" = Option<String>, Query, description = "Time limit, a Prometheus duration (default 60s)"),
+    ),
+    responses(
+        (status = 200, description = "A range query: Prometheus' reply, `{\"status\": \"success\", \"data\": ...}`", body = Object),
+        (status = 400, description = "A bad parameter (`errorType` `bad_data`)", body = Object),
+        (status = 422, description = "The expression cannot be evaluated (`errorType` `execution`)", body = Object),
+        (status = 503, description = "The query ran past its time limit (`errorType` `timeout`)", body = Object),
+        (status = 401, description = "A bearer token is required", body = Object),
+    )
+)]
 async fn query_range(
     State(source): State<QueryEngine>,
     Extension(t): Extension<Tenant>,
@@ -267,6 +315,19 @@ fn matched(source: &QueryEngine, tenant: &str, p: &Params) -> Result<Vec<Labels>
     Ok(promql::series_labels(&targets, &side, &selectors))
 }
 
+#[utoipa::path(
+    method(get, post), path = "/prometheus/api/v1/series", tag = "prometheus",
+    params(
+        ("match[]" = Vec<String>, Query, description = "Series selectors (at least one)"),
+        ("start" = Option<String>, Query, description = "Start: RFC 3339 or Unix seconds"),
+        ("end" = Option<String>, Query, description = "End: RFC 3339 or Unix seconds"),
+    ),
+    responses(
+        (status = 200, description = "The series that match the selectors: Prometheus' reply, `{\"status\": \"success\", \"data\": ...}`", body = Object),
+        (status = 400, description = "A bad parameter (`errorType` `bad_data`)", body = Object),
+        (status = 401, description = "A bearer token is required", body = Object),
+    )
+)]
 async fn series(
     State(source): State<QueryEngine>,
     Extension(t): Extension<Tenant>,
@@ -281,6 +342,17 @@ async fn series(
     reply(matched(&source, &t, &p).map(|series| json!(series)))
 }
 
+#[utoipa::path(
+    method(get, post), path = "/prometheus/api/v1/labels", tag = "prometheus",
+    params(
+        ("match[]" = Option<Vec<String>>, Query, description = "Series selectors (default: every series)"),
+    ),
+    responses(
+        (status = 200, description = "The label names of the matching series: Prometheus' reply, `{\"status\": \"success\", \"data\": ...}`", body = Object),
+        (status = 400, description = "A bad parameter (`errorType` `bad_data`)", body = Object),
+        (status = 401, description = "A bearer token is required", body = Object),
+    )
+)]
 async fn labels(
     State(source): State<QueryEngine>,
     Extension(t): Extension<Tenant>,
@@ -298,6 +370,18 @@ async fn labels(
     }
 }
 
+#[utoipa::path(
+    get, path = "/prometheus/api/v1/label/{name}/values", tag = "prometheus",
+    params(
+        ("name" = String, Path, description = "The label name"),
+        ("match[]" = Option<Vec<String>>, Query, description = "Series selectors (default: every series)"),
+    ),
+    responses(
+        (status = 200, description = "The values of one label: Prometheus' reply, `{\"status\": \"success\", \"data\": ...}`", body = Object),
+        (status = 400, description = "A bad parameter (`errorType` `bad_data`)", body = Object),
+        (status = 401, description = "A bearer token is required", body = Object),
+    )
+)]
 async fn label_values(
     State(source): State<QueryEngine>,
     Extension(t): Extension<Tenant>,
@@ -315,22 +399,55 @@ async fn label_values(
     }
 }
 
-async fn metadata(RawQuery(q): RawQuery) -> Response {
+#[utoipa::path(
+    get, path = "/prometheus/api/v1/metadata", tag = "prometheus",
+    params(
+        ("metric" = Option<String>, Query, description = "Only this metric"),
+    ),
+    responses(
+        (status = 200, description = "Type and help of every metric: Prometheus' reply, `{\"status\": \"success\", \"data\": ...}`", body = Object),
+        (status = 400, description = "A bad parameter (`errorType` `bad_data`)", body = Object),
+        (status = 401, description = "A bearer token is required", body = Object),
+    )
+)]
+async fn metadata(State(source): State<QueryEngine>, RawQuery(q): RawQuery) -> Response {
     let p = Params::new(q, &HeaderMap::new(), &Bytes::new());
     let only = p.get("metric");
     let mut out = serde_json::Map::new();
-    for m in Metric::ALL {
-        if only.is_some_and(|o| o != m.name()) {
-            continue;
+    let mut add = |name: &str, kind: &str, help: &str| {
+        if only.is_none_or(|o| o == name) {
+            out.insert(
+                name.into(),
+                json!([{ "type": kind, "help": help, "unit": "" }]),
+            );
         }
-        out.insert(
-            m.name().into(),
-            json!([{ "type": m.kind(), "help": m.help(), "unit": "" }]),
-        );
+    };
+    for m in Metric::ALL {
+        add(m.name(), m.kind(), m.help());
+    }
+    add(
+        catalog::ALERT_METRIC,
+        "gauge",
+        "1 for each pending or firing burn-rate alert, with label alertstate (as Prometheus' ALERTS)",
+    );
+    add(
+        catalog::TIER_STATE_METRIC,
+        "gauge",
+        "The state of each burn-rate tier: 0 inactive, 1 pending, 2 firing",
+    );
+    for (name, (kind, help)) in source.health.metadata() {
+        add(name, &kind, &help);
     }
     success(Json_::Object(out))
 }
 
+#[utoipa::path(
+    get, path = "/prometheus/api/v1/status/buildinfo", tag = "prometheus",
+    responses(
+        (status = 200, description = "The Prometheus version slotel answers as: Prometheus' reply, `{\"status\": \"success\", \"data\": ...}`", body = Object),
+        (status = 401, description = "A bearer token is required", body = Object),
+    )
+)]
 async fn buildinfo() -> Response {
     success(json!({
         "version": PROMETHEUS_VERSION,
@@ -347,10 +464,24 @@ async fn empty_list() -> Response {
     success(json!([]))
 }
 
+#[utoipa::path(
+    get, path = "/prometheus/api/v1/rules", tag = "prometheus",
+    responses(
+        (status = 200, description = "Recording and alerting rules (none are served yet): Prometheus' reply, `{\"status\": \"success\", \"data\": ...}`", body = Object),
+        (status = 401, description = "A bearer token is required", body = Object),
+    )
+)]
 async fn rules() -> Response {
     success(json!({ "groups": [] }))
 }
 
+#[utoipa::path(
+    get, path = "/prometheus/api/v1/alerts", tag = "prometheus",
+    responses(
+        (status = 200, description = "Active alerts in Prometheus form (none are served yet): Prometheus' reply, `{\"status\": \"success\", \"data\": ...}`", body = Object),
+        (status = 401, description = "A bearer token is required", body = Object),
+    )
+)]
 async fn alerts() -> Response {
     success(json!({ "alerts": [] }))
 }

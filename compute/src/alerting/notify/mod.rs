@@ -71,12 +71,15 @@ pub trait Notifier: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// The link to an alert's SLO.
+/// The link to an alert's SLO, for the alert's tenant: the API takes the tenant from
+/// `?tenant=` when a request has no `X-Scope-OrgID`, as a followed link has not.
 pub(crate) fn generator_url(base: &str, labels: &BTreeMap<String, String>) -> String {
+    let get = |k: &str| labels.get(k).map(String::as_str).unwrap_or_default();
+    let slo: String = url::form_urlencoded::byte_serialize(get("slo").as_bytes()).collect();
+    let tenant: String = url::form_urlencoded::byte_serialize(get("tenant").as_bytes()).collect();
     format!(
-        "{}/api/v1/slos/{}",
+        "{}/api/v1/slos/{slo}?tenant={tenant}",
         base.trim_end_matches('/'),
-        labels.get("slo").map(String::as_str).unwrap_or_default()
     )
 }
 
