@@ -100,6 +100,11 @@ enum RulesCommand {
         /// The rule file to write (`-` for stdout).
         #[arg(long)]
         out: PathBuf,
+        /// The bounds of the spanmetrics duration histogram, in milliseconds (the
+        /// connector's `histogram.explicit.buckets`; default: its defaults). A latency
+        /// threshold that is not a bound is counted at the bound below it, with a note.
+        #[arg(long, value_delimiter = ',', num_args = 1..)]
+        buckets: Option<Vec<f64>>,
     },
 }
 
@@ -118,7 +123,9 @@ fn main() -> ExitCode {
         Command::Validate { paths } => validate(&paths),
         Command::Alerts(AlertsCommand::Test(args)) => alerts_test(*args),
         Command::Dashboards(DashboardsCommand::Generate(args)) => dashboards_generate(*args),
-        Command::Rules(RulesCommand::Generate { slos, out }) => rules_generate(&slos, &out),
+        Command::Rules(RulesCommand::Generate { slos, out, buckets }) => {
+            rules_generate(&slos, &out, buckets)
+        }
     };
     match result {
         Ok(code) => code,
@@ -232,13 +239,34 @@ fn dashboards_generate(args: DashboardsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn rules_generate(paths: &[PathBuf], out: &Path) -> anyhow::Result<ExitCode> {
+fn rules_generate(
+    paths: &[PathBuf],
+    out: &Path,
+    buckets: Option<Vec<f64>>,
+) -> anyhow::Result<ExitCode> {
+    use slotel_dashboards::rules;
+    let mut options = rules::Options::default();
+    if let Some(mut b) = buckets {
+        if let Some(bad) = b.iter().find(|x| !x.is_finite() || **x <= 0.0) {
+            anyhow::bail!("--buckets: {bad} is not a positive number of milliseconds");
+        }
+        b.sort_by(f64::total_cmp);
+        b.dedup();
+        options.buckets_ms = b;
+    }
     let Some(defs) = load_or_report(paths) else {
         return Ok(ExitCode::FAILURE);
     };
-    let (text, skipped) = slotel_dashboards::rules::generate(&defs);
+    let rules::Generated {
+        text,
+        skipped,
+        notes,
+    } = rules::generate(&defs, &options);
     for s in &skipped {
         eprintln!("Left out {}: {}", s.slo, s.reason);
+    }
+    for s in &notes {
+        eprintln!("Note on {}: {}", s.slo, s.reason);
     }
     if out == Path::new("-") {
         print!("{text}");

@@ -40,12 +40,55 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// The rule file for `slos`, and the SLOs left out.
-pub fn generate(slos: &[SloDef]) -> (String, Vec<Skipped>) {
+/// The spanmetrics connector's default histogram bounds, in milliseconds
+/// (`histogram.explicit.buckets` unset).
+pub const DEFAULT_BUCKETS_MS: [f64; 16] = [
+    2.0, 4.0, 6.0, 8.0, 10.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1000.0, 1400.0, 2000.0, 5000.0,
+    10_000.0, 15_000.0,
+];
+
+/// How the rules are generated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// The bounds of the spanmetrics duration histogram, in milliseconds, ascending.
+    pub buckets_ms: Vec<f64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            buckets_ms: DEFAULT_BUCKETS_MS.to_vec(),
+        }
+    }
+}
+
+/// A generated rule file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generated {
+    /// The rule file.
+    pub text: String,
+    /// The SLOs left out, and why.
+    pub skipped: Vec<Skipped>,
+    /// The SLOs whose rules differ from slotel's own computation, and how (a latency
+    /// threshold that is not a bucket bound).
+    pub notes: Vec<Skipped>,
+}
+
+/// The rule file for `slos`, the SLOs left out and what the rules cannot do as slotel.
+pub fn generate(slos: &[SloDef], options: &Options) -> Generated {
     let mut groups = Vec::new();
     let mut skipped = Vec::new();
+    let mut notes = Vec::new();
     for def in slos {
-        match slo_groups(def) {
+        let mut note = None;
+        let result = slo_groups(def, options, &mut note);
+        if let Some(reason) = note {
+            notes.push(Skipped {
+                slo: def.name.clone(),
+                reason,
+            });
+        }
+        match result {
             Ok(mut g) => groups.append(&mut g),
             Err(reason) => skipped.push(Skipped {
                 slo: def.name.clone(),
@@ -61,8 +104,58 @@ pub fn generate(slos: &[SloDef]) -> (String, Vec<Skipped>) {
     for s in &skipped {
         header.push_str(&format!("# Left out: {}: {}\n", s.slo, s.reason));
     }
+    for s in &notes {
+        header.push_str(&format!("# Note: {}: {}\n", s.slo, s.reason));
+    }
     let body = crate::to_yaml(&json!({ "groups": groups }));
-    (format!("{header}{body}"), skipped)
+    Generated {
+        text: format!("{header}{body}"),
+        skipped,
+        notes,
+    }
+}
+
+/// The bucket bound to count a `threshold_ms` latency SLI at: the threshold when it is a
+/// bound; else the largest bound below it, with a note saying so (spans between the two
+/// count as slow, as slotel counts a histogram metric's bucket that holds the threshold);
+/// an error when no bound is at or below it.
+fn bucket_bound(
+    threshold_ms: f64,
+    options: &Options,
+    note: &mut Option<String>,
+) -> Result<f64, String> {
+    let bounds = || {
+        options
+            .buckets_ms
+            .iter()
+            .map(|b| le(*b))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if options.buckets_ms.contains(&threshold_ms) {
+        return Ok(threshold_ms);
+    }
+    let below = options
+        .buckets_ms
+        .iter()
+        .copied()
+        .filter(|b| *b < threshold_ms)
+        .reduce(f64::max)
+        .ok_or_else(|| {
+            format!(
+                "the latency threshold {} ms is below every bucket bound of the spanmetrics histogram ({} ms): pass the connector's bounds with --buckets",
+                le(threshold_ms),
+                bounds()
+            )
+        })?;
+    *note = Some(format!(
+        "the latency threshold {} ms is not a bucket bound of the spanmetrics histogram ({} ms), so the rules count spans slower than {} ms as slow (a stricter SLI than slotel's); add {} to the connector's histogram.explicit.buckets and pass --buckets, or set the threshold to a bound",
+        le(threshold_ms),
+        bounds(),
+        le(below),
+        le(threshold_ms),
+    ));
+    Ok(below)
 }
 
 /// `s` with regular-expression metacharacters escaped, for `=~`.
@@ -156,7 +249,11 @@ fn le(x: f64) -> String {
     format!("{x}")
 }
 
-fn sli_counters(def: &SloDef) -> Result<(Errors, String), String> {
+fn sli_counters(
+    def: &SloDef,
+    options: &Options,
+    note: &mut Option<String>,
+) -> Result<(Errors, String), String> {
     match &def.sli {
         Sli::Spans {
             selector: sel,
@@ -228,7 +325,8 @@ fn sli_counters(def: &SloDef) -> Result<(Errors, String), String> {
             }
             let nanos = g.max_duration_nanos.unwrap_or_default();
             let mut fast = m;
-            fast.push(format!("le=\"{}\"", le(nanos as f64 / 1e6)));
+            let bound = bucket_bound(nanos as f64 / 1e6, options, note)?;
+            fast.push(format!("le=\"{}\"", le(bound)));
             Ok((Errors::Good(selector(DURATION_BUCKETS, &fast)), total))
         }
         Sli::MetricRatio { good, bad, total } => {
@@ -266,14 +364,18 @@ fn sli_counters(def: &SloDef) -> Result<(Errors, String), String> {
 }
 
 /// The recording and alerting groups of one SLO.
-fn slo_groups(def: &SloDef) -> Result<Vec<Value>, String> {
+fn slo_groups(
+    def: &SloDef,
+    options: &Options,
+    note: &mut Option<String>,
+) -> Result<Vec<Value>, String> {
     if !matches!(def.budgeting, Budgeting::Occurrences) {
         return Err(format!(
             "{} budgeting needs per-slice ratios that recording rules do not keep",
             def.budgeting.name()
         ));
     }
-    let (errors, total) = sli_counters(def)?;
+    let (errors, total) = sli_counters(def, options, note)?;
     let window_minutes = match &def.window {
         Window::Rolling { minutes } => *minutes,
         // Prometheus has no calendar ranges: the calendar period's usual length.

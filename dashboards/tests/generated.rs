@@ -64,9 +64,30 @@ fn golden_dashboards_and_rules() {
             .to_string();
         insta::assert_snapshot!(format!("{dir}__{name}"), f.contents);
     }
-    let (text, skipped) = rules::generate(&example_slos());
+    let rules::Generated {
+        text,
+        skipped,
+        notes,
+    } = rules::generate(&example_slos(), &rules::Options::default());
     assert_eq!(skipped.len(), 1, "{skipped:?}");
     assert_eq!(skipped[0].slo, "catalog-fast-and-correct");
+    // 300 ms is not a bound of the Collector's default buckets: the rules say so and
+    // count at 200 ms rather than match no series.
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].slo, "checkout-latency");
+    assert!(
+        notes[0].reason.contains("300 ms is not a bucket bound"),
+        "{notes:?}"
+    );
+    assert!(!text.contains("le=\"300\""));
+    assert!(text.contains("le=\"200\""));
+    // With the connector's bounds given, 300 is one, and is used.
+    let mut with_300 = rules::Options::default();
+    with_300.buckets_ms.push(300.0);
+    with_300.buckets_ms.sort_by(f64::total_cmp);
+    let exact = rules::generate(&example_slos(), &with_300);
+    assert!(exact.notes.is_empty(), "{:?}", exact.notes);
+    assert!(exact.text.contains("le=\"300\""));
     insta::assert_snapshot!("rules", text);
 }
 
