@@ -268,6 +268,11 @@ impl TruthBook {
         self.failed += b.spans;
     }
 
+    /// Spans acknowledged and spans failed so far, without building the whole truth.
+    pub fn span_outcomes(&self) -> (u64, u64) {
+        (self.acknowledged, self.failed)
+    }
+
     /// The ground truth so far.
     pub fn truth(&self) -> GroundTruth {
         let labels: Vec<String> = self

@@ -245,6 +245,17 @@ struct Shared {
     retries: std::sync::atomic::AtomicU64,
 }
 
+impl Shared {
+    /// The outcomes so far, for the progress line.
+    fn outcomes(&self) -> String {
+        let (acknowledged, failed) = self.book.lock().expect("book").span_outcomes();
+        format!(
+            "{acknowledged} acknowledged, {failed} failed, {} retries",
+            self.retries.load(std::sync::atomic::Ordering::Relaxed)
+        )
+    }
+}
+
 fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -308,9 +319,33 @@ async fn main() -> anyhow::Result<()> {
         retries: Default::default(),
     });
     let progress = ProgressBar::new(total).with_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} spans {per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{elapsed_precise} {bar:40} {pos}/{len} spans {per_sec} eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    // The bar's message counts the outcomes; where stderr is no terminal (CI logs, a
+    // file), the bar is hidden and a line every ten seconds says the same.
+    let reporter = {
+        let (shared, progress) = (Arc::clone(&shared), progress.clone());
+        let plain = progress.is_hidden();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            for second in 0u64.. {
+                tick.tick().await;
+                let msg = shared.outcomes();
+                if plain && second > 0 && second % 10 == 0 {
+                    eprintln!(
+                        "{}s: {}/{} spans sent; {msg}",
+                        second,
+                        progress.position(),
+                        progress.length().unwrap_or_default()
+                    );
+                }
+                progress.set_message(msg);
+            }
+        })
+    };
     let permits = Arc::new(Semaphore::new(args.concurrency.max(1)));
     let started_ns = now_ns();
     let start = Instant::now();
@@ -359,6 +394,7 @@ async fn main() -> anyhow::Result<()> {
     }
     while tasks.join_next().await.is_some() {}
     let elapsed = start.elapsed();
+    reporter.abort();
     progress.finish_and_clear();
 
     let truth = shared.book.lock().expect("book").truth();

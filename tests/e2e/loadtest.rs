@@ -115,3 +115,32 @@ async fn loadtest_over_http_matches_the_ground_truth() {
     let server = Server::start(SLOS);
     run("http", &server.otlp_http, 12, &server).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_run_reports_progress_and_a_summary() {
+    let server = Server::start(SLOS);
+    // 11 seconds at 200 spans/s; stderr is a pipe, so progress comes as plain lines.
+    let out = Command::new(loadtest_bin())
+        .args(["--endpoint", &server.otlp_http, "--protocol", "http"])
+        .args(["--spans", "2200", "--rate", "200", "--batch-size", "100"])
+        .args(["--route", "checkout:POST /api/checkout"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("10s: "))
+        .unwrap_or_else(|| panic!("no progress line after 10 s: {stderr}"));
+    assert!(
+        line.contains("/2200 spans sent; ") && line.ends_with(" acknowledged, 0 failed, 0 retries"),
+        "{line}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("sent 2200 spans in ")
+            && stdout.contains("(2200 acknowledged, 0 failed, 0 retries)"),
+        "{stdout}"
+    );
+    server.slo_when_total("checkout-availability", 2200).await;
+}
