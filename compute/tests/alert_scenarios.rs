@@ -19,6 +19,7 @@ slos:
     service: api
     objective: 99.9
     window: 30d
+    min_events: 0
     sli: { spans: { good: { status: not_error } } }
   - name: api-guarded
     service: api
@@ -267,6 +268,7 @@ fn a_failing_group_pages_on_its_own_with_its_labels() {
     service: api
     objective: 99.9
     window: 30d
+    min_events: 0
     group_by: [customer.tier]
     sli: { spans: { good: { status: not_error } } }
 ";

@@ -24,8 +24,8 @@ pub use selector::{
     AttrMatch, AttrValue, GoodRule, HttpStatus, SpanKind, SpanSelector, StatusRule, anchored_regex,
 };
 pub use slo::{
-    BudgetAlerts, Budgeting, DEFAULT_TENANT, MAX_GROUP_BY, MetricSelector, Objective, Severity,
-    Sli, SloDef, TierOverride, parse_severity, percent_to_ratio,
+    BudgetAlerts, Budgeting, DEFAULT_MIN_EVENTS, DEFAULT_TENANT, MAX_GROUP_BY, MetricSelector,
+    Objective, Severity, Sli, SloDef, TierOverride, parse_severity, percent_to_ratio,
 };
 pub use tally::{Counted, Tally};
 pub use tiers::{

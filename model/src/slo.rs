@@ -3,6 +3,11 @@
 use crate::selector::{AttrMatch, GoodRule, SpanSelector};
 use crate::window::Window;
 
+/// The low-traffic guard unless an SLO sets its own: a tier's long window needs this
+/// many events to fire, so that the first handful of requests of a test run, or three
+/// failures of five at night, do not page.
+pub const DEFAULT_MIN_EVENTS: u64 = 100;
+
 /// The tenant of requests (and SLOs) that name none.
 pub const DEFAULT_TENANT: &str = "default";
 
@@ -33,7 +38,8 @@ pub struct SloDef {
     pub budgeting: Budgeting,
     /// The rolling window the SLI and the budget are computed over.
     pub window: Window,
-    /// Windows with fewer events than this are flagged `low_traffic` (0: never).
+    /// Windows with fewer events than this are flagged `low_traffic` and cannot fire
+    /// burn-rate alerts (0: never; default [`DEFAULT_MIN_EVENTS`]).
     pub min_events: u64,
     /// The error budget policy: releases freeze when the budget left falls below
     /// `freeze_below` (a fraction; 0, the default, freezes once the budget is spent).

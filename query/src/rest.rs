@@ -819,10 +819,18 @@ pub struct SqlRequest {
 /// The Arrow IPC stream media type.
 pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 
-/// `POST /api/v1/sql`: JSON rows, or an Arrow IPC stream when `Accept` asks for it.
+/// The media type of a request body that is the SQL statement itself.
+pub const SQL_MEDIA_TYPE: &str = "application/sql";
+
+/// `POST /api/v1/sql`: JSON rows, or an Arrow IPC stream when `Accept` asks for it. The
+/// statement comes as JSON (`{"query": ...}`) or as the body itself (`application/sql`,
+/// which keeps a multi-line statement readable in a shell).
 #[utoipa::path(
     post, path = "/api/v1/sql", tag = "sql",
-    request_body = SqlRequest,
+    request_body(content(
+        (SqlRequest = "application/json"),
+        (String = "application/sql"),
+    )),
     responses(
         (status = 200, description = "The rows",
             content(
@@ -832,17 +840,48 @@ pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
         (status = 400, description = "Invalid, not read-only, or too many rows", body = ErrorBody),
         (status = 401, description = "A bearer token is required", body = ErrorBody),
         (status = 408, description = "Cancelled at the time limit", body = ErrorBody),
+        (status = 415, description = "Neither JSON nor application/sql", body = ErrorBody),
     )
 )]
 pub async fn run_sql(
     State(source): State<QueryEngine>,
     Extension(t): Extension<Tenant>,
     headers: HeaderMap,
-    body: Result<Json<SqlRequest>, JsonRejection>,
+    body: axum::body::Bytes,
 ) -> Response {
-    let Json(body) = match body {
-        Ok(b) => b,
-        Err(e) => return bad_request(e.body_text()).into_response(),
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let body = match media.as_str() {
+        SQL_MEDIA_TYPE => match std::str::from_utf8(&body) {
+            Ok(q) if !q.trim().is_empty() => SqlRequest {
+                query: q.to_string(),
+            },
+            Ok(_) => return bad_request("the body holds no SQL statement").into_response(),
+            Err(_) => return bad_request("the SQL statement is not UTF-8").into_response(),
+        },
+        "application/json" => match serde_json::from_slice::<SqlRequest>(&body) {
+            Ok(b) => b,
+            Err(e) => {
+                return bad_request(format!("Failed to parse the request body as JSON: {e}"))
+                    .into_response();
+            }
+        },
+        _ => {
+            return (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Json(serde_json::json!({
+                    "status": "error",
+                    "error": format!(
+                        "send the statement as application/json ({{\"query\": ...}}) or as {SQL_MEDIA_TYPE}"
+                    ),
+                })),
+            )
+                .into_response();
+        }
     };
     let arrow = headers
         .get(header::ACCEPT)

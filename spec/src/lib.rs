@@ -65,7 +65,7 @@ struct RawSlo {
     #[serde(default)]
     budgeting: Option<Spanned<RawBudgeting>>,
     window: Spanned<RawWindow>,
-    #[serde(default)]
+    #[serde(default = "default_min_events")]
     min_events: u64,
     #[serde(default)]
     policy: Option<RawPolicy>,
@@ -518,3 +518,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<SloDef>> {
 
 #[cfg(test)]
 mod tests;
+
+fn default_min_events() -> u64 {
+    slotel_model::DEFAULT_MIN_EVENTS
+}

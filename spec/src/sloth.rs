@@ -267,7 +267,7 @@ pub(crate) fn parse_file(
                 }],
                 budgeting: Budgeting::Occurrences,
                 window: Window::rolling(30 * 1440),
-                min_events: 0,
+                min_events: slotel_model::DEFAULT_MIN_EVENTS,
                 freeze_below: 0.0,
                 alert_tiers: Default::default(),
                 budget_alerts: Default::default(),

@@ -169,7 +169,7 @@ pub async fn context(
             ctx.register_object_store(&url, Arc::clone(store.objects()));
             for (name, table, schema) in [
                 ("sli_minute_flushed", SLI_MINUTE, file_schema()),
-                (SLI_HOUR, SLI_HOUR, file_schema()),
+                ("sli_hour_rolled", SLI_HOUR, file_schema()),
                 ("alert_events_flushed", ALERT_EVENTS, alert_events::schema()),
             ] {
                 // Only this tenant's folder: other tenants' files are not reachable.
@@ -185,7 +185,7 @@ pub async fn context(
         }
         None => {
             ctx.register_table("sli_minute_flushed", Arc::new(empty(table_schema())?))?;
-            ctx.register_table(SLI_HOUR, Arc::new(empty(table_schema())?))?;
+            ctx.register_table("sli_hour_rolled", Arc::new(empty(table_schema())?))?;
             let events = with_date(&alert_events::schema());
             ctx.register_table("alert_events_flushed", Arc::new(empty(events)?))?;
         }
@@ -199,6 +199,18 @@ pub async fn context(
         "CREATE VIEW sli_minute AS \
          SELECT * FROM sli_minute_flushed UNION ALL SELECT * FROM sli_minute_unflushed",
     )
+    .await?;
+    // The days not rolled up yet (today, and a day over until its compaction) are
+    // rolled up as they are read, so `sli_hour` covers every day `sli_minute` has.
+    ctx.sql(&format!(
+        "CREATE VIEW {SLI_HOUR} AS \
+         SELECT * FROM sli_hour_rolled UNION ALL \
+         SELECT slo, \"group\", arrow_cast(date_trunc('hour', minute), 'Timestamp(Second, Some(\"UTC\"))') AS minute, \
+                sum(good) AS good, sum(bad) AS bad, sum(total) AS total, \
+                latency_merge(latency) AS latency, date \
+         FROM sli_minute WHERE date NOT IN (SELECT DISTINCT date FROM sli_hour_rolled) \
+         GROUP BY slo, \"group\", date_trunc('hour', minute), date"
+    ))
     .await?;
     let defs = definitions_batch(defs)?;
     let defs = MemTable::try_new(defs.schema(), vec![vec![defs]])?;

@@ -514,6 +514,7 @@ fn rules_pass_promtool_check_and_unit_tests() {
         String::from_utf8_lossy(&out.stderr),
         format!(
             "Left out catalog-fast-and-correct: spanmetrics count status, duration and HTTP status separately, so only a good rule with exactly one of them has an exact equivalent\n\
+             Note on checkout-latency: the latency threshold 300 ms is not a bucket bound of the spanmetrics histogram (2, 4, 6, 8, 10, 50, 100, 200, 400, 800, 1000, 1400, 2000, 5000, 10000, 15000 ms), so the rules count spans slower than 200 ms as slow (a stricter SLI than slotel's); add 300 to the connector's histogram.explicit.buckets and pass --buckets, or set the threshold to a bound\n\
              Wrote rules for 3 of 4 SLOs to {}\n",
             rules.display()
         )

@@ -4,6 +4,7 @@
 mod alerting;
 mod dashboards;
 mod durability;
+mod examples;
 mod formats;
 mod harness;
 mod ingest;

@@ -296,3 +296,51 @@ async fn a_real_prometheus_scrapes_the_slo_series_and_agrees_with_slotel() {
     let up = instant(&prometheus.url, r#"up{job="slotel"}"#).await;
     assert_eq!(up[0]["value"][1], "1");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_grouped_slos_series_with_and_without_the_attribute_are_distinct_and_all_scraped() {
+    use crate::examples::{SpanPlan, attr, send};
+    let slos = "slos:\n  - { name: by-tier, service: shop, objective: 99, window: 30d, group_by: [customer.tier], sli: { spans: { good: { status: not_error } } } }\n";
+    let server = Server::start_with(slos, "api:\n  slo_series_in_metrics: true\n");
+    // Gold: 6 spans, 1 failed. Without the attribute: 4 spans, 1 failed; with it empty:
+    // 2 spans, 1 failed. Both of the latter are the group of a missing value.
+    let mut spans: Vec<SpanPlan> = (0..6)
+        .map(|i| (i == 0, 1, vec![attr("customer.tier", "gold")], "GET"))
+        .collect();
+    spans.extend((0..4).map(|i| (i == 0, 1, vec![], "GET")));
+    spans.extend((0..2).map(|i| (i == 0, 1, vec![attr("customer.tier", "")], "GET")));
+    send(&server, "shop", 1, spans).await;
+    server.wait_applied().await;
+    let want = [
+        (None, 12.0, 3.0),
+        (Some("__missing__"), 6.0, 2.0),
+        (Some("gold"), 6.0, 1.0),
+    ];
+    let prometheus = start_prometheus(server.api.trim_start_matches("http://")).await;
+    let expr = r#"slotel_slo_sli{slo="by-tier",window="30d"}"#;
+    let sorted = |mut v: Vec<Value>| {
+        v.sort_by_key(|s| s["metric"]["customer_tier"].as_str().map(String::from));
+        v
+    };
+    let scraped = eventually("Prometheus has all three series", || async {
+        let v = instant(&prometheus.url, expr).await;
+        (v.len() == 3).then_some(v)
+    })
+    .await;
+    let own = instant(&format!("{}/prometheus", server.api), expr).await;
+    for series in [sorted(scraped), sorted(own)] {
+        assert_eq!(series.len(), 3, "{series:?}");
+        for (s, (tier, total, bad)) in series.iter().zip(want) {
+            assert_eq!(s["metric"]["customer_tier"].as_str(), tier, "{s}");
+            let sli: f64 = s["value"][1].as_str().unwrap().parse().unwrap();
+            assert_eq!(sli, 1.0 - bad / total, "{s}");
+        }
+    }
+    // The dashboards' selector of the SLO's own series finds exactly one.
+    let whole = instant(
+        &format!("{}/prometheus", server.api),
+        r#"slotel_slo_sli{slo="by-tier",window="30d",customer_tier=""}"#,
+    )
+    .await;
+    assert_eq!(whole.len(), 1, "{whole:?}");
+}

@@ -9,6 +9,11 @@ pub(super) const NO_GROUP: u32 = u32::MAX;
 /// The group that takes the events of groups past `max_groups`.
 pub const OVERFLOW_GROUP: &str = "__overflow__";
 
+/// The group value of an event that lacks a `group_by` attribute, or has it empty: never
+/// empty, so a group's series keep the label that Prometheus would drop when empty, and
+/// so never share the labels of the SLO's own series (which have no `group_by` labels).
+pub const MISSING_GROUP: &str = "__missing__";
+
 /// The groups of a grouped SLO: one ring per combination of the `group_by` values.
 #[derive(Default)]
 pub(super) struct Groups {
@@ -60,7 +65,7 @@ impl Groups {
 }
 
 /// The values of `keys` among `attrs` (strings as they are, other values formatted,
-/// absent ones empty), into `out`.
+/// absent and empty ones [`MISSING_GROUP`]), into `out`.
 pub(super) fn group_values<'a>(
     attrs: &'a [KeyValue],
     keys: &[String],
@@ -74,11 +79,11 @@ pub(super) fn group_values<'a>(
             .and_then(|kv| kv.value.as_ref())
             .and_then(|v| v.value.as_ref())
         {
-            Some(Value::StringValue(s)) => Cow::Borrowed(s.as_str()),
+            Some(Value::StringValue(s)) if !s.is_empty() => Cow::Borrowed(s.as_str()),
             Some(Value::IntValue(i)) => Cow::Owned(i.to_string()),
             Some(Value::BoolValue(b)) => Cow::Owned(b.to_string()),
             Some(Value::DoubleValue(d)) => Cow::Owned(d.to_string()),
-            _ => Cow::Borrowed(""),
+            _ => Cow::Borrowed(MISSING_GROUP),
         };
     }
 }

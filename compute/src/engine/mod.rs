@@ -36,8 +36,8 @@ mod status;
 mod tail;
 
 pub use checkpoint::{Cut, StateError};
-pub use groups::OVERFLOW_GROUP;
 use groups::*;
+pub use groups::{MISSING_GROUP, OVERFLOW_GROUP};
 pub use metrics::EngineCollector;
 pub use snapshot::BurnSnapshot;
 use status::*;

@@ -194,7 +194,7 @@ pub(super) fn translate_slo(
         objectives,
         budgeting,
         window,
-        min_events: 0,
+        min_events: slotel_model::DEFAULT_MIN_EVENTS,
         freeze_below: 0.0,
         alert_tiers: Default::default(),
         budget_alerts: Default::default(),

@@ -378,6 +378,18 @@ impl Ledger {
         }
     }
 
+    /// The alerts of `tenant`'s SLO `slo` told firing: key, alert, since when.
+    pub fn firing_of(&self, tenant: &str, slo: &str) -> Vec<(AlertKey, Transition, i64)> {
+        self.lock()
+            .iter()
+            .filter(|(k, _)| k.0 == tenant && k.1 == slo)
+            .filter_map(|(k, t)| match t.to {
+                AlertState::Firing { since } => Some((k.clone(), t.clone(), since)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The fires and resolves that bring the receiver to `e`'s state; they count as
     /// told until [`Ledger::done`] says a delivery failed.
     pub fn reconcile(&self, e: &Evaluation<'_>) -> Vec<Announcement> {
@@ -439,6 +451,28 @@ impl Ledger {
                     at: e.now,
                     ..t
                 },
+                fired: false,
+                since,
+            });
+        }
+        // An alert that stopped firing in this evaluation but that this ledger was never
+        // told of (it fired before a restart, and resolved before the first evaluation
+        // after it): the receiver may have heard the fire from the previous process, so
+        // it hears the resolve too. A resolve of an unknown incident is harmless.
+        for t in e.transitions {
+            let AlertState::Firing { since } = t.from else {
+                continue;
+            };
+            let key = (t.tenant.clone(), t.slo.clone(), t.tier.clone());
+            if matches!(t.to, AlertState::Firing { .. })
+                || out.iter().any(|a| a.key == key)
+                || (e.silenced)(&t.labels)
+            {
+                continue;
+            }
+            out.push(Announcement {
+                key,
+                transition: t.clone(),
                 fired: false,
                 since,
             });
@@ -707,5 +741,50 @@ mod router_tests {
             d(&[("tenant", "default"), ("severity", "ticket")]),
             (vec![false, false, false], true)
         );
+    }
+}
+
+#[cfg(test)]
+mod ledger_tests {
+    use super::*;
+
+    #[test]
+    fn a_resolve_of_an_alert_fired_before_a_restart_is_announced() {
+        // A fresh ledger (a new process) whose first evaluation sees page-fast stop
+        // firing: it never told the receiver of the fire, the previous process did.
+        let ledger = Ledger::default();
+        let evaluator = Evaluator::new();
+        let resolved = Transition {
+            tenant: "default".into(),
+            slo: "api".into(),
+            tier: "page-fast".into(),
+            severity: Severity::Page,
+            from: AlertState::Firing { since: 5 },
+            to: AlertState::Inactive,
+            at: 10,
+            burn_rates: (None, None),
+            labels: BTreeMap::from([("slo".to_string(), "api".to_string())]),
+            annotations: BTreeMap::new(),
+        };
+        let silenced = |_: &BTreeMap<String, String>| false;
+        let e = Evaluation {
+            evaluator: &evaluator,
+            transitions: std::slice::from_ref(&resolved),
+            now: 10,
+            valid_for: Duration::from_secs(60),
+            external_url: "",
+            silenced: &silenced,
+        };
+        let out = ledger.reconcile(&e);
+        assert_eq!(out.len(), 1);
+        assert!(!out[0].fired);
+        assert_eq!(out[0].since, 5);
+        assert_eq!(out[0].key.2, "page-fast");
+        // Once: the next evaluation has nothing to say.
+        let e = Evaluation {
+            transitions: &[],
+            ..e
+        };
+        assert!(ledger.reconcile(&e).is_empty());
     }
 }
