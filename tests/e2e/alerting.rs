@@ -892,3 +892,112 @@ async fn routes_send_each_tenants_pages_to_its_own_receivers() {
         .await;
     assert_eq!(sent, 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alerts_status_series_and_exposition_agree_on_burn_rates_for_every_budgeting() {
+    let slos = "slos:
+  - { name: by-events, service: api, objective: 99, window: 30d, sli: { spans: { good: { status: ok } } } }
+  - { name: by-slices, service: api, objective: 99, window: 30d, budgeting: { timeslices: { slice: 1m, target: 95 } }, sli: { spans: { good: { status: ok } } } }
+  - { name: by-slice-ratios, service: api, objective: 99, window: 30d, budgeting: { ratio_timeslices: { slice: 1m } }, sli: { spans: { good: { status: ok } } } }
+";
+    let server = Server::start_with(slos, "alerting:\n  evaluation_interval: 200ms\n");
+    // One request, one minute: 100 spans, 10 failed (the harness marks failures as
+    // ERROR and the rest OK).
+    server.send_spans(None, "api", 90, 10).await;
+    server.wait_applied().await;
+    // The burn rate over every window that holds the minute, on a 1% budget: events
+    // 10/100; one slice, bad (90% < 95%); one slice whose ratio is 0.9.
+    let want = [
+        ("by-events", 0.1 / 0.01),
+        ("by-slices", 1.0 / 0.01),
+        ("by-slice-ratios", 0.1 / 0.01),
+    ];
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9 * b.max(1.0);
+    for (slo, rate) in want {
+        let status = server.slo(slo).await;
+        for w in ["5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d"] {
+            let got = status["burn_rates"][w].as_f64().unwrap();
+            assert!(close(got, rate), "{slo} status {w}: {got} != {rate}");
+        }
+        // The series endpoint, at its last point (now, over the last ten minutes).
+        let from = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            - 600;
+        let (_, series) = server
+            .get_as(
+                None,
+                &format!("/api/v1/slos/{slo}/series?from={from}&step=60"),
+            )
+            .await;
+        let last = series["points"].as_array().unwrap().last().unwrap().clone();
+        let got = last["burn_rates"]["1h"].as_f64().unwrap();
+        assert!(close(got, rate), "{slo} series 1h: {got} != {rate}");
+        // The Prometheus API.
+        let (_, reply) = server
+            .get_as(
+                None,
+                &format!(
+                    "/prometheus/api/v1/query?query=slotel_slo_burn_rate%7Bslo%3D%22{slo}%22%7D"
+                ),
+            )
+            .await;
+        let result = reply["data"]["result"].as_array().unwrap();
+        assert_eq!(result.len(), 9, "{reply}");
+        for r in result {
+            let got: f64 = r["value"][1].as_str().unwrap().parse().unwrap();
+            assert!(
+                close(got, rate),
+                "{slo} exposition {}: {got} != {rate}",
+                r["metric"]["window"]
+            );
+        }
+    }
+    // The alerts: by-events burns 10x (page-slow at 6x and both tickets fire, page-fast at
+    // 14.4x does not); by-slices 100x, every tier; by-slice-ratios 10x, as by-events.
+    let expected: Vec<(String, String)> = [
+        ("by-events", "page-slow"),
+        ("by-events", "ticket-fast"),
+        ("by-events", "ticket-slow"),
+        ("by-slice-ratios", "page-slow"),
+        ("by-slice-ratios", "ticket-fast"),
+        ("by-slice-ratios", "ticket-slow"),
+        ("by-slices", "page-fast"),
+        ("by-slices", "page-slow"),
+        ("by-slices", "ticket-fast"),
+        ("by-slices", "ticket-slow"),
+    ]
+    .iter()
+    .map(|(s, t)| (s.to_string(), t.to_string()))
+    .collect();
+    let alerts = eventually("the expected alerts fire", || async {
+        let (_, body) = server.get_as(None, "/api/v1/alerts").await;
+        let alerts = body["alerts"].as_array().unwrap().clone();
+        let mut firing: Vec<(String, String)> = alerts
+            .iter()
+            .map(|a| {
+                (
+                    a["labels"]["slo"].as_str().unwrap().to_string(),
+                    a["labels"]["burnrate_tier"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        firing.sort();
+        (firing == expected).then_some(alerts)
+    })
+    .await;
+    for a in alerts {
+        let slo = a["labels"]["slo"].as_str().unwrap();
+        let rate = want.iter().find(|(s, _)| *s == slo).unwrap().1;
+        let shown = format!("{rate:.2}x");
+        let burn: Vec<&str> = a["annotations"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.starts_with("burn_rate_"))
+            .map(|(_, v)| v.as_str().unwrap())
+            .collect();
+        assert_eq!(burn, [shown.as_str(), shown.as_str()], "{a}");
+    }
+}

@@ -482,9 +482,10 @@ impl Evaluator {
             let def: &SloDef = &s.def;
             let objective = def.objective_ratio();
             let window = tier_window_minutes(def, now);
+            // In the units of the SLO's budgeting, as the status computes them.
             let rate = |minutes: u32| {
-                s.window(minutes)
-                    .and_then(|t| math::burn_rate(t.good as f64, t.total as f64, objective))
+                s.units(minutes)
+                    .and_then(|(good, total)| math::burn_rate(good, total, objective))
             };
             // A group's alerts carry its attributes as labels (`customer.tier` →
             // `customer_tier`), and its state is kept apart: `page-fast{customer_tier="gold"}`.
@@ -529,9 +530,8 @@ impl Evaluator {
             if !s.group.is_empty() {
                 continue;
             }
-            let slotel_model::Tally { good, total, .. } =
-                s.window(def.window.minutes_at(now)).unwrap_or_default();
-            let remaining = math::budget_remaining(good as f64, total as f64, objective);
+            let (good, total) = s.units(def.window.minutes_at(now)).unwrap_or_default();
+            let remaining = math::budget_remaining(good, total, objective);
             let burn_1h = rate(60);
             let b = &def.budget_alerts;
             if let Some((within, severity)) = b.exhaustion_within_seconds {
@@ -757,6 +757,7 @@ slos:
                 .iter()
                 .map(|&w| (w, slotel_model::Tally::new(100 - bad, 100)))
                 .collect(),
+            units: Vec::new(),
         };
         let mut e = Evaluator::new();
         let min = 60_000_000_000;
@@ -791,6 +792,7 @@ slos:
                 (60, slotel_model::Tally::new(h.0 - h.1, h.0)),
                 (43_200, slotel_model::Tally::new(w.0 - w.1, w.0)),
             ],
+            units: Vec::new(),
         };
         let fired = |t: &[Transition]| -> Vec<(String, bool)> {
             t.iter()

@@ -1,5 +1,5 @@
-//! Burn snapshots: every SLO's counts over the standard windows at one instant, for
-//! the alert rules.
+//! Burn snapshots: every SLO's counts over its windows at one instant, for the alert
+//! rules.
 
 use super::*;
 
@@ -15,41 +15,69 @@ pub struct BurnSnapshot {
     /// (window minutes, events), shortest window first: the standard windows, the SLO's
     /// window as it stands now, and its no-data window.
     pub windows: Vec<(u32, Tally)>,
+    /// (window minutes, good units, total units) over the same windows, in the units of
+    /// the SLO's budgeting (slices for timeslices); empty means the events' counts.
+    pub units: Vec<(u32, f64, f64)>,
 }
 
 impl BurnSnapshot {
-    /// The events over the standard window of `minutes`, if it is one.
+    /// The events over the window of `minutes`, if it is one of the snapshot's.
     pub fn window(&self, minutes: u32) -> Option<Tally> {
         self.windows
             .iter()
             .find(|(w, _)| *w == minutes)
             .map(|&(_, t)| t)
     }
+
+    /// Good and total units (events or slices, by the SLO's budgeting) over the window of
+    /// `minutes`: what burn rates and the budget are computed from.
+    pub fn units(&self, minutes: u32) -> Option<(f64, f64)> {
+        if self.units.is_empty() {
+            return self
+                .window(minutes)
+                .map(|t| (t.good as f64, t.total as f64));
+        }
+        self.units
+            .iter()
+            .find(|(w, _, _)| *w == minutes)
+            .map(|&(_, g, t)| (g, t))
+    }
 }
 
 impl Engine {
-    /// The events of every SLO (all tenants) over the standard burn-rate windows at the
-    /// engine's now, in units of the SLO's budgeting: what alert rules read. Scans at most
-    /// the longest standard window (3 days) per SLO.
+    /// The events of every SLO and group (all tenants) over the standard burn-rate
+    /// windows, the SLO's window and its no-data window at the engine's now, in events
+    /// and in units of the SLO's budgeting ([`status::figures_over`], as the status
+    /// computes them): what alert rules read.
     pub fn burn_snapshot(&self) -> (i64, Vec<BurnSnapshot>) {
         let set = self.current();
         let now = self.clock.now_nanos();
-        let now_minute = now.div_euclid(NANOS_PER_MINUTE);
         let mut out = Vec::with_capacity(set.slos.len());
         for e in &set.slos {
-            let counted = e.def.counted();
-            let windows = |ring: &MinuteRing| -> Vec<(u32, Tally)> {
-                BURN_RATE_WINDOWS
-                    .iter()
-                    .zip(ring.sums(now_minute, &BURN_RATE_WINDOWS))
-                    .map(|(&w, (x, total))| (w, counted.tally(x, total)))
-                    .collect()
+            let extra: Vec<u32> = e
+                .def
+                .budget_alerts
+                .no_data_minutes
+                .iter()
+                .map(|x| x.0)
+                .collect();
+            let of = |ring: &MinuteRing| {
+                let (windows, events, units) = status::figures_over(&e.def, ring, now, &extra);
+                (
+                    windows.iter().copied().zip(events).collect(),
+                    windows
+                        .iter()
+                        .zip(units)
+                        .map(|(&w, (g, t))| (w, g, t))
+                        .collect(),
+                )
             };
-            let whole = windows(&e.ring.lock().unwrap_or_else(|p| p.into_inner()));
+            let (windows, units) = of(&e.ring.lock().unwrap_or_else(|p| p.into_inner()));
             out.push(BurnSnapshot {
                 def: Arc::clone(&e.def),
                 group: Vec::new(),
-                windows: whole,
+                windows,
+                units,
             });
             if e.def.group_by.is_empty() {
                 continue;
@@ -60,10 +88,12 @@ impl Engine {
                 if groups.overflow == Some(id as u32) {
                     continue;
                 }
+                let (windows, units) = of(ring);
                 out.push(BurnSnapshot {
                     def: Arc::clone(&e.def),
                     group: group_labels(&e.def, &groups, id),
-                    windows: windows(ring),
+                    windows,
+                    units,
                 });
             }
         }
