@@ -513,8 +513,13 @@ fn slo_groups(
             ),
         );
         annotations.extend(tier.annotations.clone());
+        // A spec may name its alerts (Sloth's `alerting.name`): the rule's name, not a
+        // label, in Prometheus.
+        let name = alert_labels
+            .remove("alertname")
+            .unwrap_or_else(|| "SLOBurnRate".to_string());
         let mut rule = json!({
-            "alert": "SLOBurnRate",
+            "alert": name,
             "expr": expr,
             "labels": alert_labels,
             "annotations": annotations,

@@ -50,8 +50,93 @@ struct SlothSlo {
     #[serde(default)]
     labels: BTreeMap<String, String>,
     sli: SlothSli,
-    #[serde(rename = "alerting", default)]
-    _alerting: Option<IgnoredAny>,
+    #[serde(default)]
+    alerting: Option<SlothAlerting>,
+}
+
+/// Sloth's `alerting`: the alert name, labels and annotations of all its alerts, and of
+/// the page alert (slotel's `page-fast` and `page-slow` tiers) and the ticket alert
+/// (`ticket-fast`, `ticket-slow`), either of which may be disabled.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SlothAlerting {
+    #[serde(default)]
+    name: Option<Spanned<String>>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    page_alert: Option<SlothAlert>,
+    #[serde(default)]
+    ticket_alert: Option<SlothAlert>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SlothAlert {
+    #[serde(default)]
+    disable: bool,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+}
+
+/// The tier overrides that give slotel's burn-rate tiers what Sloth's `alerting` says:
+/// Sloth's page alert is slotel's two page tiers, its ticket alert the two ticket tiers.
+fn alert_tiers(
+    alerting: &SlothAlerting,
+    ctx: &mut Ctx<'_>,
+) -> BTreeMap<String, slotel_model::TierOverride> {
+    let mut tiers = BTreeMap::new();
+    if let Some(name) = &alerting.name
+        && !is_valid_alert_name(&name.value)
+    {
+        ctx.err(
+            name,
+            format!(
+                "invalid alert name {:?}: letters, digits and '_', not starting with a digit",
+                name.value
+            ),
+        );
+    }
+    for (alert, names) in [
+        (&alerting.page_alert, ["page-fast", "page-slow"]),
+        (&alerting.ticket_alert, ["ticket-fast", "ticket-slow"]),
+    ] {
+        let own = alert.as_ref();
+        for tier in names {
+            let mut labels = alerting.labels.clone();
+            if let Some(name) = &alerting.name {
+                labels.insert("alertname".into(), name.value.clone());
+            }
+            let mut annotations = alerting.annotations.clone();
+            if let Some(a) = own {
+                labels.extend(a.labels.clone());
+                annotations.extend(a.annotations.clone());
+            }
+            tiers.insert(
+                tier.to_string(),
+                slotel_model::TierOverride {
+                    disabled: own.is_some_and(|a| a.disable),
+                    labels,
+                    annotations,
+                    ..Default::default()
+                },
+            );
+        }
+    }
+    tiers
+}
+
+/// A Prometheus metric name, as an alert name must be.
+fn is_valid_alert_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
 #[derive(Deserialize)]
@@ -250,6 +335,10 @@ pub(crate) fn parse_file(
             prometheus: true,
             attributes: c.matchers,
         };
+        let alert_tiers = alert_tiers(&slo.alerting.unwrap_or_default(), &mut ctx);
+        if ctx.errors.len() > before {
+            continue;
+        }
         let mut labels = spec.labels.clone();
         labels.extend(slo.labels);
         out.push((
@@ -269,7 +358,7 @@ pub(crate) fn parse_file(
                 window: Window::rolling(30 * 1440),
                 min_events: slotel_model::DEFAULT_MIN_EVENTS,
                 freeze_below: 0.0,
-                alert_tiers: Default::default(),
+                alert_tiers,
                 budget_alerts: Default::default(),
                 group_by: Vec::new(),
                 max_groups: super::DEFAULT_MAX_GROUPS,

@@ -135,8 +135,8 @@ struct SloSpec {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PolicyItem {
-    #[serde(rename = "kind", default)]
-    _kind: Option<String>,
+    #[serde(default)]
+    kind: Option<Spanned<String>>,
     #[serde(default)]
     alert_policy_ref: Option<Spanned<String>>,
     #[serde(rename = "metadata", default)]
@@ -148,20 +148,37 @@ struct PolicyItem {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct AlertPolicySpec {
-    #[serde(rename = "description", default)]
-    _description: Option<String>,
+    /// Becomes the `policy` annotation of the policy's alerts.
+    #[serde(default)]
+    description: Option<String>,
     #[serde(default)]
     alert_when_no_data: bool,
-    /// slotel always sends resolves and alerts while breaching.
-    #[serde(rename = "alertWhenResolved", default)]
-    _alert_when_resolved: bool,
-    #[serde(rename = "alertWhenBreaching", default)]
-    _alert_when_breaching: bool,
+    /// slotel always sends resolves: `false` is refused.
+    #[serde(default)]
+    alert_when_resolved: Option<Spanned<bool>>,
+    /// slotel alerts while the budget burns: `false` is refused.
+    #[serde(default)]
+    alert_when_breaching: Option<Spanned<bool>>,
     #[serde(default)]
     conditions: Vec<ConditionItem>,
-    /// Receivers are routed by slotel's `alerting:` configuration.
-    #[serde(rename = "notificationTargets", default)]
-    _notification_targets: Vec<IgnoredAny>,
+    /// Become the `notification_targets` annotation (receivers are routed by slotel's
+    /// `alerting:` configuration, which may match it).
+    #[serde(default)]
+    notification_targets: Vec<TargetItem>,
+}
+
+/// A policy's notification target: by reference or inline.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TargetItem {
+    #[serde(default)]
+    target_ref: Option<Spanned<String>>,
+    #[serde(rename = "kind", default)]
+    _kind: Option<String>,
+    #[serde(default)]
+    metadata: Option<Meta>,
+    #[serde(rename = "spec", default)]
+    _spec: Option<IgnoredAny>,
 }
 
 /// A policy's condition: by reference (`conditionRef`) or inline.
@@ -218,9 +235,9 @@ struct TimeWindow {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CalendarSpec {
-    /// Periods align to the calendar; a start time is accepted and not needed.
-    #[serde(rename = "startTime", default)]
-    _start_time: Option<String>,
+    /// Periods align to the calendar: a start time must be a period's start.
+    #[serde(default)]
+    start_time: Option<Spanned<String>>,
     #[serde(default)]
     time_zone: Option<String>,
 }
@@ -335,7 +352,26 @@ enum Parsed {
     DataSource(Box<Doc<DataSourceSpec>>),
     AlertPolicy(Box<Doc<AlertPolicySpec>>),
     AlertCondition(Box<Doc<AlertConditionSpec>>),
+    Service(Box<Doc<ServiceSpec>>),
+    Target(Box<Doc<TargetSpec>>),
     Other,
+}
+
+/// A Service: its description and display name become annotations of its SLOs.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ServiceSpec {
+    #[serde(default)]
+    description: Option<String>,
+}
+
+/// An AlertNotificationTarget: named in the alerts of the policies that use it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TargetSpec {
+    target: String,
+    #[serde(default)]
+    description: Option<String>,
 }
 
 const KINDS: [&str; 7] = [
@@ -391,6 +427,10 @@ pub(crate) fn parse_file(file: &Path, text: &str, errors: &mut Vec<SpecError>) -
             "AlertCondition" => {
                 serde_saphyr::from_str(&doc).map(|d| Parsed::AlertCondition(Box::new(d)))
             }
+            "Service" => serde_saphyr::from_str(&doc).map(|d| Parsed::Service(Box::new(d))),
+            "AlertNotificationTarget" => {
+                serde_saphyr::from_str(&doc).map(|d| Parsed::Target(Box::new(d)))
+            }
             k if KINDS.contains(&k) => {
                 serde_saphyr::from_str::<Doc<IgnoredAny>>(&doc).map(|_| Parsed::Other)
             }
@@ -425,6 +465,26 @@ pub(crate) fn translate(
     let mut sources: HashMap<String, String> = HashMap::new();
     let mut policy_docs = Vec::new();
     let mut conditions: HashMap<String, Option<(String, TierOverride)>> = HashMap::new();
+    let mut services: HashMap<String, &Doc<ServiceSpec>> = HashMap::new();
+    let mut targets: HashMap<String, String> = HashMap::new();
+    for (_, f) in files {
+        for (_, doc) in &f.docs {
+            match doc {
+                Parsed::Service(d) => {
+                    services.insert(d.metadata.name.value.clone(), d);
+                }
+                Parsed::Target(d) => {
+                    let mut shown = d.spec.target.clone();
+                    if let Some(what) = &d.spec.description {
+                        shown = format!("{shown}: {what}");
+                    }
+                    let name = &d.metadata.name.value;
+                    targets.insert(name.clone(), format!("{name} ({shown})"));
+                }
+                _ => {}
+            }
+        }
+    }
     for (file, f) in files {
         for (offset, doc) in &f.docs {
             match doc {
@@ -460,7 +520,7 @@ pub(crate) fn translate(
             errors: Vec::new(),
             line_offset: offset,
         };
-        let tiers = policy_tiers(&mut ctx, &d.spec, &conditions);
+        let tiers = policy_tiers(&mut ctx, &d.spec, &conditions, &targets);
         errors.append(&mut ctx.errors);
         policies.insert(d.metadata.name.value.clone(), tiers);
     }
@@ -502,12 +562,48 @@ pub(crate) fn translate(
             if let Some(mut def) =
                 translate_slo(&mut ctx, &mut sli_ctx, slo, sli_meta, sli_spec, &sources)
             {
+                def.annotations
+                    .insert("indicator".into(), sli_meta.name.value.clone());
+                // A file set that defines Services must define the SLO's.
+                match services.get(&def.service) {
+                    Some(service) => {
+                        if let Some(d) = &service.metadata.display_name {
+                            def.annotations
+                                .insert("service_display_name".into(), d.clone());
+                        }
+                        if let Some(d) = &service.spec.description {
+                            def.annotations
+                                .insert("service_description".into(), d.clone());
+                        }
+                    }
+                    None if !services.is_empty() => {
+                        let mut names: Vec<&String> = services.keys().collect();
+                        names.sort();
+                        ctx.err(
+                            &slo.spec.service,
+                            format!(
+                                "no Service named {:?} is defined (the Services are {names:?})",
+                                def.service
+                            ),
+                        );
+                    }
+                    None => {}
+                }
+                for item in &slo.spec.alert_policies {
+                    if let Some(k) = item.kind.as_ref().filter(|k| k.value != "AlertPolicy") {
+                        ctx.err(
+                            k,
+                            format!("kind {:?}: an alert policy's kind is AlertPolicy", k.value),
+                        );
+                    }
+                }
                 apply_policies(
                     &mut ctx,
                     &mut def,
                     &slo.spec.alert_policies,
                     &conditions,
                     &policies,
+                    &targets,
                 );
                 let origin = ctx.origin(&slo.metadata.name);
                 out.push((def, origin));

@@ -113,6 +113,7 @@ pub(super) fn policy_tiers(
     ctx: &mut Ctx<'_>,
     spec: &AlertPolicySpec,
     conditions: &HashMap<String, Option<(String, TierOverride)>>,
+    known_targets: &HashMap<String, String>,
 ) -> Option<PolicyTiers> {
     let mut tiers = Vec::new();
     let mut valid = true;
@@ -146,8 +147,50 @@ pub(super) fn policy_tiers(
             None => valid = false,
         }
     }
+    for (flag, what) in [
+        (
+            &spec.alert_when_resolved,
+            "slotel always notifies when an alert resolves: alertWhenResolved: false is not supported",
+        ),
+        (
+            &spec.alert_when_breaching,
+            "slotel alerts while the budget burns: alertWhenBreaching: false would never alert (remove the policy instead)",
+        ),
+    ] {
+        if let Some(f) = flag.as_ref().filter(|f| !f.value) {
+            ctx.err(f, what);
+            valid = false;
+        }
+    }
     if !valid {
         return None;
+    }
+    // The policy's description and targets travel with its alerts.
+    let mut targets: Vec<String> = Vec::new();
+    for t in &spec.notification_targets {
+        match (&t.target_ref, &t.metadata) {
+            (Some(r), _) => match known_targets.get(&r.value) {
+                Some(shown) => targets.push(shown.clone()),
+                None => {
+                    ctx.err(
+                        r,
+                        format!("no AlertNotificationTarget named {:?} is defined", r.value),
+                    );
+                    return None;
+                }
+            },
+            (None, Some(m)) => targets.push(m.name.value.clone()),
+            (None, None) => {}
+        }
+    }
+    for (_, tier) in &mut tiers {
+        if let Some(d) = &spec.description {
+            tier.annotations.insert("policy".into(), d.clone());
+        }
+        if !targets.is_empty() {
+            tier.annotations
+                .insert("notification_targets".into(), targets.join(","));
+        }
     }
     let no_data = spec.alert_when_no_data.then(|| {
         let minutes = tiers
@@ -176,6 +219,7 @@ pub(super) fn apply_policies(
     items: &[PolicyItem],
     conditions: &HashMap<String, Option<(String, TierOverride)>>,
     policies: &HashMap<String, Option<PolicyTiers>>,
+    targets: &HashMap<String, String>,
 ) {
     if items.is_empty() {
         return;
@@ -200,7 +244,7 @@ pub(super) fn apply_policies(
                 }
             },
             (None, Some(spec)) => {
-                inline.push(policy_tiers(ctx, spec, conditions));
+                inline.push(policy_tiers(ctx, spec, conditions, targets));
                 inline.last().and_then(Option::as_ref)
             }
             _ => {

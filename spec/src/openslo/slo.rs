@@ -237,10 +237,42 @@ pub(super) fn time_window(ctx: &mut Ctx<'_>, tw: &TimeWindow) -> Window {
         }
     };
     let time_zone = tw.calendar.as_ref().and_then(|c| c.time_zone.clone());
+    if let Some(start) = tw.calendar.as_ref().and_then(|c| c.start_time.as_ref())
+        && let Err(why) = period_start(&start.value, unit)
+    {
+        ctx.err(start, why);
+    }
     window_of(
         ctx,
         &respan(&tw.duration, RawWindow::Calendar { unit, time_zone }),
     )
+}
+
+/// Checks that `startTime` (`YYYY-MM-DD HH:MM:SS`) starts a period of `unit`: slotel's
+/// calendar periods are the calendar's own (weeks from Monday, months, quarters), so a
+/// start elsewhere would shift every period, which it cannot do.
+fn period_start(start: &str, unit: CalendarUnit) -> Result<(), String> {
+    let t = jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", start.trim())
+        .map_err(|_| format!("startTime {start:?} is not a time as YYYY-MM-DD HH:MM:SS"))?;
+    let midnight = t.time() == jiff::civil::Time::midnight();
+    let (ok, what) = match unit {
+        CalendarUnit::Week => (
+            midnight && t.weekday() == jiff::civil::Weekday::Monday,
+            "a Monday at 00:00:00",
+        ),
+        CalendarUnit::Month => (midnight && t.day() == 1, "the 1st of a month at 00:00:00"),
+        CalendarUnit::Quarter => (
+            midnight && t.day() == 1 && matches!(t.month(), 1 | 4 | 7 | 10),
+            "the 1st of January, April, July or October at 00:00:00",
+        ),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "startTime {start:?}: slotel's calendar periods start at the calendar's own boundaries, so the start must be {what}"
+        ))
+    }
 }
 
 /// `value` carrying the position of `at`.
