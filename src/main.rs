@@ -45,6 +45,28 @@ enum Command {
     /// Prometheus rules from SLO files.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Asks a running slotel why an SLO counts what it counts, or nothing: the spans of
+    /// its service, the selector step that drops the others, near misses (case, a
+    /// trailing slash) and the services the tenant's spans come from.
+    Explain(ExplainArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ExplainArgs {
+    /// The SLO's name.
+    slo: String,
+    /// slotel's API.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    api: String,
+    /// The tenant (sent as X-Scope-OrgID).
+    #[arg(long)]
+    tenant: Option<String>,
+    /// A bearer token, when slotel has `auth.tokens`.
+    #[arg(long, env = "SLOTEL_TOKEN")]
+    token: Option<String>,
+    /// Print the API's JSON instead of sentences.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -126,6 +148,7 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::Generate { slos, out, buckets }) => {
             rules_generate(&slos, &out, buckets)
         }
+        Command::Explain(args) => explain(&args),
     };
     match result {
         Ok(code) => code,
@@ -237,6 +260,93 @@ fn dashboards_generate(args: DashboardsArgs) -> anyhow::Result<ExitCode> {
         args.out.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
+    let url = format!(
+        "{}/api/v1/slos/{}/explain",
+        args.api.trim_end_matches('/'),
+        url_segment(&args.slo)
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (status, body) = runtime.block_on(async {
+        let mut req = reqwest::Client::new().get(&url);
+        if let Some(t) = &args.tenant {
+            req = req.header("x-scope-orgid", t);
+        }
+        if let Some(t) = &args.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach slotel at {}", args.api))?;
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await.context("slotel's reply is not JSON")?;
+        anyhow::Ok((status, body))
+    })?;
+    if !status.is_success() {
+        eprintln!(
+            "error: {}",
+            body["error"]
+                .as_str()
+                .unwrap_or("slotel refused the request")
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{} (tenant {}, service {:?})",
+        body["slo"].as_str().unwrap_or_default(),
+        body["tenant"].as_str().unwrap_or_default(),
+        body["service"].as_str().unwrap_or_default()
+    );
+    println!("  events in its window: {}", body["events_in_window"]);
+    println!(
+        "  spans of service {:?} since slotel started: {}",
+        body["service"].as_str().unwrap_or_default(),
+        body["service_spans"]
+    );
+    for f in body["findings"].as_array().into_iter().flatten() {
+        println!("  - {}", f.as_str().unwrap_or_default());
+    }
+    let services = body["tenant_services"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if !services.is_empty() {
+        println!("  services of the tenant (spans since start):");
+        for s in services {
+            println!(
+                "    {:?} {}{}",
+                s["service"].as_str().unwrap_or_default(),
+                s["spans"],
+                if s["has_slos"] == true {
+                    ""
+                } else {
+                    " (no SLO)"
+                }
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `s` as one URL path segment.
+fn url_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn rules_generate(

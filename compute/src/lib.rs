@@ -21,8 +21,8 @@ pub mod status;
 pub mod window;
 
 pub use engine::{
-    BurnSnapshot, Cut, Engine, EngineCollector, EngineConfig, EngineStats, MinuteRow, Minutes,
-    RestoreStats, StateError, status_at,
+    BurnSnapshot, Cut, Engine, EngineCollector, EngineConfig, EngineStats, Explanation, MinuteRow,
+    Minutes, RestoreStats, SampleVerdict, ServiceSpans, StateError, status_at,
 };
 pub use error::{Error, Result};
 pub use status::SloStatus;

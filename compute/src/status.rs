@@ -86,6 +86,10 @@ pub struct SloStatus {
     /// back), by name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub in_maintenance: Option<String>,
+    /// Why the SLO has no data, when it has none (only in a single SLO's status): the
+    /// first finding of `GET /api/v1/slos/{name}/explain`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diagnosis: Option<String>,
     /// When this status was computed (RFC 3339).
     pub evaluated_at: String,
 }

@@ -112,6 +112,7 @@ pub fn router(ctx: ApiContext) -> Router {
         .route("/api/v1/slos", get(rest::list_slos))
         .route("/api/v1/slos/{name}", get(rest::get_slo))
         .route("/api/v1/slos/{name}/groups", get(rest::slo_groups))
+        .route("/api/v1/slos/{name}/explain", get(rest::explain_slo))
         .route(
             "/api/v1/maintenance",
             get(rest::list_maintenance).post(rest::put_maintenance),

@@ -172,6 +172,29 @@ pub async fn get_slo(
         .map_err(|e| ApiError::NotFound(e.to_string()))
 }
 
+/// `GET /api/v1/slos/{name}/explain`
+#[utoipa::path(
+    get, path = "/api/v1/slos/{name}/explain", tag = "slos",
+    params(("name" = String, Path, description = "The SLO's name")),
+    responses(
+        (status = 200, description = "What the SLO counts, what of its service it drops and why, near misses, and the tenant's services", body = slotel_compute::Explanation),
+        (status = 400, description = "Invalid tenant or name", body = ErrorBody),
+        (status = 401, description = "A bearer token is required", body = ErrorBody),
+        (status = 404, description = "No such SLO for the tenant", body = ErrorBody),
+    )
+)]
+pub async fn explain_slo(
+    State(engine): State<Arc<Engine>>,
+    Extension(t): Extension<Tenant>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Json<slotel_compute::Explanation>, ApiError> {
+    let Path(name) = name.map_err(bad_request)?;
+    engine
+        .explain(&t, &name)
+        .map(Json)
+        .map_err(|e| ApiError::NotFound(e.to_string()))
+}
+
 /// A grouped SLO's groups.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GroupList {
@@ -1047,6 +1070,7 @@ pub async fn readyz(State(engine): State<Arc<Engine>>) -> Response {
     paths(
         list_slos,
         get_slo,
+        explain_slo,
         slo_groups,
         slo_series,
         slo_gate,

@@ -5,6 +5,7 @@ mod alerting;
 mod dashboards;
 mod durability;
 mod examples;
+mod explain;
 mod formats;
 mod harness;
 mod ingest;

@@ -129,6 +129,13 @@ impl Engine {
                 _ => in_future += 1,
             }
         };
+        if !set.tenants.contains(&*batch.tenant) && self.diagnostics.first_unmatched(&batch.tenant)
+        {
+            tracing::info!(
+                tenant = %&*batch.tenant,
+                "Received data for a tenant with no SLOs; it is acknowledged and not counted."
+            );
+        }
         match &batch.payload {
             Payload::Traces(req) => {
                 let mut seen = 0;
@@ -137,6 +144,7 @@ impl Engine {
                 // A span's matches arrive one after another: test each span once.
                 let mut last: Option<(*const Span, bool)> = None;
                 for rs in &req.resource_spans {
+                    self.diagnostics.observe(&batch.tenant, rs);
                     seen += set.index.classify(&batch.tenant, rs, |id, span, good| {
                         let dup = match last {
                             Some((p, dup)) if std::ptr::eq(p, span) => dup,

@@ -84,6 +84,22 @@ impl Collector for EngineCollector {
             let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
             counter.encode(metric)?;
         }
+        // Spans of services that no SLO of their tenant names: a typo in
+        // OTEL_SERVICE_NAME, or a service waiting for its SLOs.
+        let unmatched = self.0.unmatched_services();
+        if !unmatched.is_empty() {
+            let mut family = encoder.encode_descriptor(
+                "engine_unmatched_spans",
+                "Spans from services that no SLO of their tenant selects, by tenant and service",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (tenant, service, spans) in &unmatched {
+                let labels = [("tenant", tenant.as_str()), ("service", service.as_str())];
+                let metric = family.encode_family(&labels)?;
+                ConstCounter::new(*spans).encode(metric)?;
+            }
+        }
         let newest = s.newest_event_nanos.load(Relaxed);
         if newest > 0 {
             let age = (self.0.now_nanos() - newest) as f64 / 1e9;

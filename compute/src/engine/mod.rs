@@ -28,6 +28,7 @@ use slotel_proto::otlp::logs::v1::LogRecord;
 use slotel_proto::otlp::trace::v1::Span;
 
 mod checkpoint;
+mod explain;
 mod groups;
 mod ingest;
 mod metrics;
@@ -36,6 +37,7 @@ mod status;
 mod tail;
 
 pub use checkpoint::{Cut, StateError};
+pub use explain::{Explanation, SampleVerdict, ServiceSpans};
 use groups::*;
 pub use groups::{MISSING_GROUP, OVERFLOW_GROUP};
 pub use metrics::EngineCollector;
@@ -129,6 +131,8 @@ struct SloSet {
     metrics: MetricIndex,
     slos: Vec<SloEntry>,
     by_name: HashMap<(String, String), usize>,
+    /// The tenants with SLOs.
+    tenants: std::collections::HashSet<String>,
 }
 
 /// The SLO engine. Cheap to share behind an `Arc`; every method takes `&self`.
@@ -143,6 +147,8 @@ pub struct Engine {
     applied: Mutex<u64>,
     /// Whether the log found at start has been replayed.
     ready: std::sync::atomic::AtomicBool,
+    /// What arrived from which services, for [`Engine::explain`].
+    diagnostics: explain::Diagnostics,
 }
 
 impl std::fmt::Debug for Engine {
@@ -185,6 +191,7 @@ impl Engine {
             stats: EngineStats::default(),
             applied: Mutex::new(0),
             ready: std::sync::atomic::AtomicBool::new(true),
+            diagnostics: explain::Diagnostics::default(),
         }
     }
 
@@ -225,6 +232,7 @@ impl Engine {
         let mut set = SloSet {
             index: SloIndex::build(&defs),
             metrics: MetricIndex::build(&defs),
+            tenants: defs.iter().map(|d| d.tenant.clone()).collect(),
             ..SloSet::default()
         };
         for (i, def) in defs.into_iter().enumerate() {

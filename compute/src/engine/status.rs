@@ -309,6 +309,7 @@ pub fn status_at(
         groups: Vec::new(),
         effective_threshold_seconds: effective_threshold,
         in_maintenance: None,
+        diagnosis: None,
         evaluated_at: rfc3339(now),
     }
 }
@@ -343,6 +344,12 @@ impl Engine {
         let now = self.clock.now_nanos();
         let mut status = self.with_maintenance(status_of(entry, now), now);
         status.groups = group_statuses(entry, now);
+        if status.state == "no_data" {
+            status.diagnosis = self
+                .explain(tenant, name)
+                .ok()
+                .and_then(|e| e.findings.into_iter().next());
+        }
         Ok(status)
     }
 

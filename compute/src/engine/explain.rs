@@ -1,0 +1,440 @@
+//! Why an SLO has no data: what arrived from which services, and which step of an SLO's
+//! selector the spans of its service failed.
+//!
+//! The engine counts every span by (tenant, service) and keeps a small sample of the
+//! spans of each service (every span until the sample is full, then one in
+//! [`SAMPLE_EVERY`]), once per resource: a lock and an add per resource, an allocation
+//! only for the rare sampled span. [`Engine::explain`] replays an SLO's selector step by
+//! step over the sample of its service and looks for near misses: a service, span name
+//! or route that differs only in case or a trailing slash.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use serde::Serialize;
+use slotel_model::{Sli, SpanSelector};
+use slotel_proto::otlp::common::v1::KeyValue;
+use slotel_proto::otlp::trace::v1::{ResourceSpans, Span};
+
+use super::*;
+use crate::classify::{HTTP_ROUTE, find_str, matches_all, service_of};
+
+/// Spans kept per service.
+const SAMPLE: usize = 256;
+/// Once the sample is full, one span in this many replaces the oldest.
+const SAMPLE_EVERY: u64 = 1024;
+/// Services tracked; spans of further services are only counted in total.
+const MAX_SERVICES: usize = 1000;
+/// Attributes kept per sampled span.
+const MAX_ATTRIBUTES: usize = 32;
+
+/// One sampled span: what an SLO's selector reads.
+#[derive(Debug, Clone)]
+struct Shape {
+    kind: i32,
+    name: String,
+    attributes: Vec<KeyValue>,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    spans: u64,
+    resource: Vec<KeyValue>,
+    sample: VecDeque<Shape>,
+}
+
+/// What the engine saw, by (tenant, service).
+#[derive(Debug, Default)]
+pub(super) struct Diagnostics {
+    /// By tenant, then service: looked up without allocating.
+    seen: Mutex<HashMap<String, HashMap<String, Seen>>>,
+    /// Services tracked, all tenants.
+    services: AtomicU64,
+    /// Spans of services past [`MAX_SERVICES`].
+    untracked: AtomicU64,
+    /// Tenants whose data was logged as matching no SLO.
+    told: Mutex<HashSet<String>>,
+}
+
+impl Diagnostics {
+    /// Counts and samples the spans of `rs`.
+    pub(super) fn observe(&self, tenant: &str, rs: &ResourceSpans) {
+        let spans: usize = rs.scope_spans.iter().map(|s| s.spans.len()).sum();
+        if spans == 0 {
+            return;
+        }
+        let service = service_of(rs.resource.as_ref());
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if !seen.contains_key(tenant) {
+            seen.insert(tenant.to_string(), HashMap::new());
+        }
+        let Some(of_tenant) = seen.get_mut(tenant) else {
+            return;
+        };
+        if !of_tenant.contains_key(service) {
+            if self.services.load(Ordering::Relaxed) >= MAX_SERVICES as u64 {
+                self.untracked.fetch_add(spans as u64, Ordering::Relaxed);
+                return;
+            }
+            self.services.fetch_add(1, Ordering::Relaxed);
+            of_tenant.insert(service.to_string(), Seen::default());
+        }
+        let Some(entry) = of_tenant.get_mut(service) else {
+            return;
+        };
+        if entry.resource.is_empty()
+            && let Some(r) = &rs.resource
+        {
+            entry.resource = r.attributes.iter().take(MAX_ATTRIBUTES).cloned().collect();
+        }
+        for span in rs.scope_spans.iter().flat_map(|s| s.spans.iter()) {
+            entry.spans += 1;
+            if entry.sample.len() < SAMPLE || entry.spans.is_multiple_of(SAMPLE_EVERY) {
+                if entry.sample.len() >= SAMPLE {
+                    entry.sample.pop_front();
+                }
+                entry.sample.push_back(Shape {
+                    kind: span.kind,
+                    name: span.name.clone(),
+                    attributes: span
+                        .attributes
+                        .iter()
+                        .take(MAX_ATTRIBUTES)
+                        .cloned()
+                        .collect(),
+                });
+            }
+        }
+    }
+
+    /// Whether `tenant`'s data matching no SLO was not yet logged (and now is).
+    pub(super) fn first_unmatched(&self, tenant: &str) -> bool {
+        let mut told = self.told.lock().unwrap_or_else(|e| e.into_inner());
+        !told.contains(tenant) && told.insert(tenant.to_string())
+    }
+
+    /// Spans by service of `tenant`, most first.
+    fn services(&self, tenant: &str) -> Vec<(String, u64)> {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<(String, u64)> = seen
+            .get(tenant)
+            .into_iter()
+            .flatten()
+            .map(|(s, v)| (s.clone(), v.spans))
+            .collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        out
+    }
+
+    /// Spans by (tenant, service) for services no SLO of theirs names.
+    pub(super) fn unmatched(&self, set: &SloSet) -> Vec<(String, String, u64)> {
+        let named: HashSet<(&str, &str)> = set
+            .slos
+            .iter()
+            .map(|e| (e.def.tenant.as_str(), e.def.service.as_str()))
+            .collect();
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<(String, String, u64)> = seen
+            .iter()
+            .flat_map(|(t, services)| services.iter().map(move |(s, v)| (t, s, v)))
+            .filter(|(t, s, _)| !named.contains(&(t.as_str(), s.as_str())))
+            .map(|(t, s, v)| (t.clone(), s.clone(), v.spans))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// Why an SLO counts what it counts, or nothing.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Explanation {
+    /// The SLO.
+    pub slo: String,
+    /// Its tenant.
+    pub tenant: String,
+    /// The service it selects (`service.name`).
+    pub service: String,
+    /// Events in the SLO's window.
+    pub events_in_window: u64,
+    /// Spans of the SLO's service received since slotel started.
+    pub service_spans: u64,
+    /// Of the sampled spans of the service (up to 256, the most recent), how many the
+    /// SLO's selector kept, and how many each step dropped first.
+    pub sample: SampleVerdict,
+    /// Services of the tenant spans came from, with their span counts, most first.
+    pub tenant_services: Vec<ServiceSpans>,
+    /// What the explanation comes to, in sentences.
+    pub findings: Vec<String>,
+}
+
+/// The sampled spans of a service through one SLO's selector.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct SampleVerdict {
+    /// Spans in the sample.
+    pub spans: u64,
+    /// Selected by the SLO.
+    pub selected: u64,
+    /// Dropped by the span kind.
+    pub dropped_by_kind: u64,
+    /// Dropped by the span name.
+    pub dropped_by_span_name: u64,
+    /// Dropped by `http.route`.
+    pub dropped_by_http_route: u64,
+    /// Dropped by a span attribute matcher.
+    pub dropped_by_attributes: u64,
+    /// Dropped by a resource attribute matcher.
+    pub dropped_by_resource: u64,
+}
+
+/// A service and the spans received from it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ServiceSpans {
+    /// `service.name`.
+    pub service: String,
+    /// Spans received.
+    pub spans: u64,
+    /// Whether an SLO of the tenant selects this service.
+    pub has_slos: bool,
+}
+
+/// Whether `a` and `b` differ only in case or in a trailing slash.
+fn near(a: &str, b: &str) -> bool {
+    a != b
+        && a.trim_end_matches('/')
+            .eq_ignore_ascii_case(b.trim_end_matches('/'))
+}
+
+fn kind_name(kind: i32) -> &'static str {
+    match kind {
+        1 => "internal",
+        2 => "server",
+        3 => "client",
+        4 => "producer",
+        5 => "consumer",
+        _ => "unspecified",
+    }
+}
+
+impl Engine {
+    /// Why SLO `name` of `tenant` counts what it counts: the spans of its service, the
+    /// selector step that drops the others, near misses, and the tenant's services.
+    pub fn explain(&self, tenant: &str, name: &str) -> Result<Explanation> {
+        let set = self.current();
+        let entry = set
+            .by_name
+            .get(&(tenant.to_string(), name.to_string()))
+            .map(|&i| &set.slos[i])
+            .ok_or_else(|| Error::UnknownSlo {
+                tenant: tenant.to_string(),
+                name: name.to_string(),
+            })?;
+        let def = &entry.def;
+        let status = status_of(entry, self.clock.now_nanos());
+        let named: HashSet<&str> = set
+            .slos
+            .iter()
+            .filter(|e| e.def.tenant == tenant)
+            .map(|e| e.def.service.as_str())
+            .collect();
+        let tenant_services: Vec<ServiceSpans> = self
+            .diagnostics
+            .services(tenant)
+            .into_iter()
+            .map(|(service, spans)| ServiceSpans {
+                has_slos: named.contains(service.as_str()),
+                service,
+                spans,
+            })
+            .collect();
+        let service_spans = tenant_services
+            .iter()
+            .find(|s| s.service == def.service)
+            .map_or(0, |s| s.spans);
+        let mut findings = Vec::new();
+        let mut sample = SampleVerdict::default();
+        match &def.sli {
+            Sli::Spans { selector, .. } => {
+                let seen = self
+                    .diagnostics
+                    .seen
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                if let Some(s) = seen.get(tenant).and_then(|t| t.get(&def.service)) {
+                    judge(selector, s, &mut sample, &mut findings);
+                }
+            }
+            _ => findings.push(format!(
+                "{} is not a span SLI: its events come from {}",
+                def.name,
+                match def.sli {
+                    Sli::Logs { .. } => "log records",
+                    _ => "metric data points",
+                }
+            )),
+        }
+        if service_spans == 0 && matches!(def.sli, Sli::Spans { .. }) {
+            let mut found = false;
+            for s in &tenant_services {
+                if near(&s.service, &def.service) {
+                    found = true;
+                    findings.push(format!(
+                        "no spans from service {:?}, but {} from {:?}, which differs only in case or a trailing slash: service names are compared exactly (set OTEL_SERVICE_NAME={} or the SLO's service: {})",
+                        def.service, s.spans, s.service, def.service, s.service
+                    ));
+                }
+            }
+            if !found {
+                if tenant_services.is_empty() {
+                    findings.push(format!(
+                        "no spans have arrived for tenant {tenant:?} since slotel started (is the exporter pointed at slotel, with this tenant's X-Scope-OrgID or token?)"
+                    ));
+                } else {
+                    let names: Vec<String> = tenant_services
+                        .iter()
+                        .take(10)
+                        .map(|s| format!("{:?} ({})", s.service, s.spans))
+                        .collect();
+                    findings.push(format!(
+                        "no spans from service {:?}; spans arrived from {}",
+                        def.service,
+                        names.join(", ")
+                    ));
+                }
+            }
+        }
+        if status.total_events > 0 {
+            findings.insert(
+                0,
+                format!(
+                    "{} counts {} events in its window ({} good)",
+                    def.name, status.total_events, status.good_events
+                ),
+            );
+        }
+        Ok(Explanation {
+            slo: def.name.clone(),
+            tenant: tenant.to_string(),
+            service: def.service.clone(),
+            events_in_window: status.total_events,
+            service_spans,
+            sample,
+            tenant_services,
+            findings,
+        })
+    }
+
+    /// Spans by (tenant, service) of services that no SLO of the tenant names.
+    pub fn unmatched_services(&self) -> Vec<(String, String, u64)> {
+        self.diagnostics.unmatched(&self.current())
+    }
+}
+
+/// Runs `selector` step by step over the sample of a service.
+fn judge(
+    selector: &SpanSelector,
+    seen: &Seen,
+    verdict: &mut SampleVerdict,
+    findings: &mut Vec<String>,
+) {
+    let mut near_names: Vec<String> = Vec::new();
+    let mut near_routes: Vec<String> = Vec::new();
+    let mut kinds: Vec<&'static str> = Vec::new();
+    for shape in &seen.sample {
+        verdict.spans += 1;
+        let span = Span {
+            kind: shape.kind,
+            name: shape.name.clone(),
+            attributes: shape.attributes.clone(),
+            ..Default::default()
+        };
+        if let Some(kind) = selector.kind
+            && !kind.matches(span.kind)
+        {
+            verdict.dropped_by_kind += 1;
+            let k = kind_name(span.kind);
+            if !kinds.contains(&k) {
+                kinds.push(k);
+            }
+            continue;
+        }
+        if let Some(name) = &selector.span_name
+            && span.name != *name
+        {
+            verdict.dropped_by_span_name += 1;
+            if near(&span.name, name) && !near_names.contains(&span.name) {
+                near_names.push(span.name.clone());
+            }
+            continue;
+        }
+        if let Some(route) = &selector.http_route {
+            let got = find_str(&span.attributes, HTTP_ROUTE);
+            if got != Some(route.as_str()) {
+                verdict.dropped_by_http_route += 1;
+                if let Some(g) = got
+                    && near(g, route)
+                    && !near_routes.iter().any(|r| r == g)
+                {
+                    near_routes.push(g.to_string());
+                }
+                continue;
+            }
+        }
+        if !matches_all(&span.attributes, &selector.attributes) {
+            verdict.dropped_by_attributes += 1;
+            continue;
+        }
+        if !matches_all(&seen.resource, &selector.resource) {
+            verdict.dropped_by_resource += 1;
+            continue;
+        }
+        verdict.selected += 1;
+    }
+    if verdict.spans == 0 || verdict.selected == verdict.spans {
+        return;
+    }
+    let of = verdict.spans;
+    if verdict.dropped_by_kind > 0 {
+        findings.push(format!(
+            "{} of {of} sampled spans of the service are not of the selected kind (they are {})",
+            verdict.dropped_by_kind,
+            kinds.join(", ")
+        ));
+    }
+    if verdict.dropped_by_span_name > 0 {
+        let mut f = format!(
+            "{} of {of} sampled spans have another span name than {:?}",
+            verdict.dropped_by_span_name,
+            selector.span_name.as_deref().unwrap_or_default()
+        );
+        if !near_names.is_empty() {
+            f.push_str(&format!(
+                "; near misses (case or a trailing slash): {near_names:?}"
+            ));
+        }
+        findings.push(f);
+    }
+    if verdict.dropped_by_http_route > 0 {
+        let mut f = format!(
+            "{} of {of} sampled spans have no http.route {:?}",
+            verdict.dropped_by_http_route,
+            selector.http_route.as_deref().unwrap_or_default()
+        );
+        if !near_routes.is_empty() {
+            f.push_str(&format!(
+                "; near misses (case or a trailing slash): {near_routes:?}"
+            ));
+        }
+        findings.push(f);
+    }
+    if verdict.dropped_by_attributes > 0 {
+        findings.push(format!(
+            "{} of {of} sampled spans fail an attribute matcher of the selector",
+            verdict.dropped_by_attributes
+        ));
+    }
+    if verdict.dropped_by_resource > 0 {
+        findings.push(format!(
+            "{} of {of} sampled spans fail a resource matcher of the selector",
+            verdict.dropped_by_resource
+        ));
+    }
+}
