@@ -2,6 +2,7 @@
 //! (the OpenTelemetry Python SDK, tonic, HTTP) and by the `loadtest` binary.
 
 mod alerting;
+mod clock_skew;
 mod dashboards;
 mod durability;
 mod examples;
