@@ -20,7 +20,15 @@ pub(crate) fn parse_with_origin(
 ) -> (Vec<(SloDef, Origin)>, Vec<SpecError>) {
     let raw: RawFile = match serde_saphyr::from_str(text) {
         Ok(raw) => raw,
-        Err(e) => return (Vec::new(), vec![yaml_error(file, &e)]),
+        Err(e) => {
+            let whole = yaml_error(file, &e);
+            return match item_by_item(file, text) {
+                // Every SLO reads on its own: the problem is outside them.
+                Some((_, errors)) if errors.is_empty() => (Vec::new(), vec![whole]),
+                Some(found) => found,
+                None => (Vec::new(), vec![whole]),
+            };
+        }
     };
     let mut ctx = Ctx {
         file,
@@ -34,6 +42,71 @@ pub(crate) fn parse_with_origin(
         }
     }
     (out, ctx.errors)
+}
+
+/// Reads a block list of SLOs one item at a time, so that a value of the wrong type in
+/// one SLO does not hide the problems of the others: every SLO's problems, with their
+/// positions in the file. `None` when the file has no block list under `slos:`.
+fn item_by_item(file: &Path, text: &str) -> Option<(Vec<(SloDef, Origin)>, Vec<SpecError>)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let list = lines.iter().position(|l| l.trim_end() == "slos:")?;
+    let first = (list + 1..lines.len()).find(|&i| {
+        let t = lines[i].trim_start();
+        !t.is_empty() && !t.starts_with('#')
+    })?;
+    let indent = lines[first].len() - lines[first].trim_start().len();
+    if !lines[first][indent..].starts_with("- ") {
+        return None;
+    }
+    // Item starts, and where the list ends (a line indented less than its items).
+    let mut starts = Vec::new();
+    let mut end = lines.len();
+    for (i, line) in lines.iter().enumerate().skip(first) {
+        let t = line.trim_start();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let at = line.len() - t.len();
+        if at < indent {
+            end = i;
+            break;
+        }
+        if at == indent && t.starts_with("- ") {
+            starts.push(i);
+        }
+    }
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (n, &start) in starts.iter().enumerate() {
+        let stop = starts.get(n + 1).copied().unwrap_or(end);
+        // The item under a `slos:` line of its own: line 2 of `chunk` is line
+        // `start + 1` (1-based) of the file.
+        let chunk = format!("slos:\n{}\n", lines[start..stop].join("\n"));
+        let offset = start as u64 - 1;
+        match serde_saphyr::from_str::<RawFile>(&chunk) {
+            Ok(raw) => {
+                let mut ctx = Ctx {
+                    file,
+                    errors: Vec::new(),
+                    line_offset: offset,
+                };
+                for slo in raw.slos {
+                    if let Some(def) = validate(&mut ctx, slo) {
+                        out.push(def);
+                    }
+                }
+                errors.append(&mut ctx.errors);
+            }
+            Err(e) => {
+                let mut err = yaml_error(file, &e);
+                if err.line > 0 {
+                    err.line += offset;
+                }
+                errors.push(err);
+            }
+        }
+    }
+    Some((out, errors))
 }
 
 pub(crate) fn slice_minutes<T>(ctx: &mut Ctx<'_>, at: &Spanned<T>, slice: Duration) -> u32 {

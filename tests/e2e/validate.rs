@@ -126,3 +126,45 @@ fn an_empty_file_is_not_valid_and_a_config_error_names_its_position_once() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_wrong_type_in_one_slo_does_not_hide_the_problems_of_the_others() {
+    let text = "slos:
+  - name: a
+    service: api
+    objective: \"high\"
+    window: 30d
+    sli: { spans: { good: { status: ok } } }
+  - name: b
+    service: api
+    objective: 100
+    window: 90s
+    sli: { spans: { good: { status: ok } } }
+  # a comment between SLOs
+  - name: c
+    service: api
+    objective: 99
+    window: 30d
+    sli: { spans: { good: { status: okay } } }
+  - name: a
+    service: api
+    objective: 99
+    window: 30d
+    sli: { spans: { good: { status: ok } } }
+";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("layers.yaml");
+    std::fs::write(&file, text).unwrap();
+    let out = slotel().arg("validate").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let f = file.display();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "{f}:4:16: invalid floating point\n\
+             {f}:9:16: objective 100 is out of range: it is a percentage above 0 and below 100, e.g. 99.9\n\
+             {f}:10:13: window 90s must be a whole number of minutes, at least 1m\n\
+             {f}:17:37: unknown variant `okay`, expected one of not_error, ok\n"
+        )
+    );
+}
