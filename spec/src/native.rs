@@ -12,12 +12,12 @@ pub fn parse_native(file: &Path, text: &str) -> std::result::Result<Vec<SloDef>,
     }
 }
 
+/// The valid SLOs of a document, with their origins, and the problems of the others.
+pub(crate) type Parsed = (Vec<(SloDef, Origin)>, Vec<SpecError>);
+
 /// The valid SLOs of a document and the problems of the others, so that later checks
 /// (duplicate names) can still look at the valid ones.
-pub(crate) fn parse_with_origin(
-    file: &Path,
-    text: &str,
-) -> (Vec<(SloDef, Origin)>, Vec<SpecError>) {
+pub(crate) fn parse_with_origin(file: &Path, text: &str) -> Parsed {
     let raw: RawFile = match serde_saphyr::from_str(text) {
         Ok(raw) => raw,
         Err(e) => {
@@ -47,7 +47,7 @@ pub(crate) fn parse_with_origin(
 /// Reads a block list of SLOs one item at a time, so that a value of the wrong type in
 /// one SLO does not hide the problems of the others: every SLO's problems, with their
 /// positions in the file. `None` when the file has no block list under `slos:`.
-fn item_by_item(file: &Path, text: &str) -> Option<(Vec<(SloDef, Origin)>, Vec<SpecError>)> {
+fn item_by_item(file: &Path, text: &str) -> Option<Parsed> {
     let lines: Vec<&str> = text.lines().collect();
     let list = lines.iter().position(|l| l.trim_end() == "slos:")?;
     let first = (list + 1..lines.len()).find(|&i| {
