@@ -29,12 +29,15 @@ enum LogFormat {
 enum Command {
     /// Receive OTLP, compute SLOs, and serve the API.
     Serve(Box<ServeArgs>),
-    /// Check SLO files without starting a server; reports every problem with its file,
-    /// line and column. Exits 1 when any file is invalid.
+    /// Check SLO files (and a configuration file) without starting a server; reports
+    /// every problem with its file, line and column. Exits 1 when any file is invalid.
     Validate {
-        /// SLO files or folders of them.
-        #[arg(required = true)]
+        /// SLO files or folders of them (default: those the configuration names).
+        #[arg(required_unless_present = "config")]
         paths: Vec<PathBuf>,
+        /// A configuration file for `slotel serve --config`, checked too.
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
     },
     /// Alerting tools.
     #[command(subcommand)]
@@ -142,7 +145,7 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::Serve(args) => serve(*args),
-        Command::Validate { paths } => validate(&paths),
+        Command::Validate { paths, config } => validate(paths, config),
         Command::Alerts(AlertsCommand::Test(args)) => alerts_test(*args),
         Command::Dashboards(DashboardsCommand::Generate(args)) => dashboards_generate(*args),
         Command::Rules(RulesCommand::Generate { slos, out, buckets }) => {
@@ -200,7 +203,25 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+fn validate(mut paths: Vec<PathBuf>, config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    if let Some(file) = config {
+        let args = ServeArgs {
+            config: Some(file.clone()),
+            slos: paths.clone(),
+            ..ServeArgs::default()
+        };
+        match ServeConfig::resolve(args) {
+            Ok(c) => {
+                println!("{} is a valid configuration", file.display());
+                paths = c.slos;
+            }
+            Err(e) => {
+                eprintln!("{e:#}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    let paths = &paths[..];
     match slotel_spec::load_paths(paths) {
         Ok(defs) if defs.is_empty() => {
             eprintln!("no SLOs in {}: nothing to validate", list(paths));

@@ -391,6 +391,58 @@ async fn every_readme_and_docs_example_runs_and_agrees_with_the_traffic_sent() {
             panic!("no expectation for the example in {what}: add one to tests/e2e/examples.rs");
         }
     }
+
+    // Every other command of the README and docs that talks to slotel or comes with it,
+    // run as written: it succeeds, and no JSON reply is an error.
+    std::os::unix::fs::symlink(root().join("examples"), work.path().join("examples")).unwrap();
+    let bin = env!("CARGO_BIN_EXE_slotel");
+    let mut ran = 0;
+    for (file, command) in shell_commands() {
+        let c = command.trim_start();
+        let talks = c.starts_with("curl ") || c.starts_with("promtool ");
+        let ours = c.starts_with("slotel ")
+            && !c.starts_with("slotel alerts test")
+            && !c.starts_with("slotel explain");
+        if command.contains("/api/v1/sql") || command.contains("Authorization: Bearer") {
+            continue; // run above, and with a token server below
+        }
+        if !(talks || ours) {
+            continue;
+        }
+        let command = if ours {
+            command.replacen("slotel ", &format!("{bin} "), 1)
+        } else {
+            command.clone()
+        };
+        let out = run_as_written(&command, &server.api, work.path());
+        if let Ok(v) = serde_json::from_str::<Value>(&out) {
+            assert_ne!(v["status"], "error", "{file}: {command}: {out}");
+        }
+        ran += 1;
+    }
+    assert!(ran >= 20, "{ran}");
+}
+
+/// Every `sh` command of the README and of `docs/*.md`, in order.
+fn shell_commands() -> Vec<(String, String)> {
+    let mut files = vec![root().join("README.md")];
+    let mut docs: Vec<_> = std::fs::read_dir(root().join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    docs.sort();
+    files.extend(docs);
+    let mut out = Vec::new();
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        for (lang, body) in blocks(&file) {
+            if lang == "sh" {
+                out.extend(commands(&body).into_iter().map(|c| (name.clone(), c)));
+            }
+        }
+    }
+    out
 }
 
 /// The sum of the UInt64 column `name` over an Arrow IPC stream.
@@ -440,4 +492,85 @@ async fn with_tokens_the_readme_curl_query_answers_where_promtool_cannot() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The README's and docs' YAML blocks: `(file, first line, text)`.
+fn yaml_blocks() -> Vec<(String, String)> {
+    let mut files = vec![root().join("README.md")];
+    let mut docs: Vec<_> = std::fs::read_dir(root().join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    docs.sort();
+    files.extend(docs);
+    let mut out = Vec::new();
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        for (lang, body) in blocks(&file) {
+            if lang == "yaml" {
+                out.push((name.clone(), body));
+            }
+        }
+    }
+    out
+}
+
+/// A native SLO around an `alerting:` fragment of one.
+const NATIVE_AROUND: &str = "slos:\n  - name: fragment\n    service: api\n    objective: 99\n    window: 30d\n    sli: { spans: { good: { status: ok } } }\n";
+/// A Sloth SLO around an `alerting:` fragment of one.
+const SLOTH_AROUND: &str = "version: \"prometheus/v1\"\nservice: api\nslos:\n  - name: fragment\n    objective: 99.9\n    sli:\n      events:\n        error_query: sum(rate(http_server_requests_total{job=\"api\",code=~\"5..\"}[{{.window}}]))\n        total_query: sum(rate(http_server_requests_total{job=\"api\"}[{{.window}}]))\n";
+
+#[test]
+fn every_yaml_example_of_the_readme_and_docs_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_slotel");
+    let mut checked = 0;
+    for (n, (file, body)) in yaml_blocks().into_iter().enumerate() {
+        let first = body.lines().next().unwrap_or_default().trim_start();
+        // The configuration of other tools: the Collector's, Alertmanager's.
+        if first.starts_with("exporters:") || first.starts_with("inhibit_rules:") {
+            continue;
+        }
+        let path = dir.path().join(format!("block-{n}.yaml"));
+        let slo_file = body.starts_with("slos:\n  -")
+            || body.contains("apiVersion: openslo/v1")
+            || body.contains("version: \"prometheus/v1\"")
+            || first.starts_with("- name:");
+        let fragment = first.starts_with("alerting:") && body.starts_with("    ");
+        let mut cmd = Command::new(bin);
+        cmd.arg("validate");
+        if fragment {
+            let around = if body.contains("page_alert") || body.contains("ticket_alert") {
+                SLOTH_AROUND
+            } else {
+                NATIVE_AROUND
+            };
+            std::fs::write(&path, format!("{around}{body}")).unwrap();
+            cmd.arg(&path);
+        } else if slo_file {
+            let text = if first.starts_with("- name:") {
+                format!("slos:\n{body}")
+            } else {
+                body.clone()
+            };
+            std::fs::write(&path, text).unwrap();
+            cmd.arg(&path);
+        } else {
+            std::fs::write(&path, &body).unwrap();
+            cmd.arg("--config")
+                .arg(&path)
+                .arg(root().join("examples/slos.yaml"));
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // OpenSLO documents of other kinds alone hold no SLO: valid, nothing to count.
+        let no_slos = stderr.starts_with("no SLOs in ") && stderr.lines().count() == 1;
+        assert!(
+            out.status.success() || (no_slos && body.contains("apiVersion: openslo/v1")),
+            "{file}: this example does not validate:\n{body}\n{stderr}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 15, "{checked}");
 }
