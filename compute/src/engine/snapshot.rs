@@ -47,8 +47,8 @@ impl BurnSnapshot {
 impl Engine {
     /// The events of every SLO and group (all tenants) over the standard burn-rate
     /// windows, the SLO's window and its no-data window at the engine's now, in events
-    /// and in units of the SLO's budgeting ([`status::figures_over`], as the status
-    /// computes them): what alert rules read.
+    /// and in units of the SLO's budgeting (by the computation the status uses): what
+    /// alert rules read.
     pub fn burn_snapshot(&self) -> (i64, Vec<BurnSnapshot>) {
         let set = self.current();
         let now = self.clock.now_nanos();
