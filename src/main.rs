@@ -284,16 +284,17 @@ fn dashboards_generate(args: DashboardsArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
-    let url = format!(
-        "{}/api/v1/slos/{}/explain",
-        args.api.trim_end_matches('/'),
-        url_segment(&args.slo)
-    );
+    let mut url = reqwest::Url::parse(&args.api)
+        .with_context(|| format!("--api {:?} is not a URL", args.api))?;
+    url.path_segments_mut()
+        .map_err(|()| anyhow::anyhow!("--api {:?} cannot take a path", args.api))?
+        .pop_if_empty()
+        .extend(["api", "v1", "slos", &args.slo, "explain"]);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let (status, body) = runtime.block_on(async {
-        let mut req = reqwest::Client::new().get(&url);
+        let mut req = reqwest::Client::new().get(url);
         if let Some(t) = &args.tenant {
             req = req.header("x-scope-orgid", t);
         }
@@ -356,18 +357,6 @@ fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `s` as one URL path segment.
-fn url_segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn rules_generate(

@@ -3,13 +3,12 @@
 //! API and SQL agree with what the test sent), the window's oldest minutes keep taking
 //! late events, and the events count once in their own minute when it comes.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use prost::Message;
 use serde_json::Value;
-use slotel_proto::otlp::trace::v1::{Span, Status};
 
-use crate::harness::Server;
+use crate::harness::{Server, now_nanos, span};
 
 const SLOS: &str = r#"
 slos:
@@ -19,43 +18,18 @@ slos:
 
 const NANOS: u64 = 1_000_000_000;
 
-fn now_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
-/// Sends one span of service `api` ending at each of `ends`, ids from `first`.
+/// Sends one span of service `api` ending at each of `ends`, ids from `first`; every
+/// one is accepted (none refused as too far ahead).
 async fn send_at(server: &Server, ends: &[u64], first: u64) {
     let spans = ends
         .iter()
         .enumerate()
-        .map(|(i, &end)| {
-            let id = first + i as u64;
-            Span {
-                trace_id: [id.to_be_bytes(), id.to_be_bytes()].concat(),
-                span_id: id.to_be_bytes().to_vec(),
-                name: "GET /".into(),
-                start_time_unix_nano: end - 1_000_000,
-                end_time_unix_nano: end,
-                status: Some(Status::default()),
-                ..Default::default()
-            }
-        })
+        .map(|(i, &end)| span(first + i as u64, "GET /", 0, end, 1, false, Vec::new()))
         .collect();
-    let resp = reqwest::Client::new()
-        .post(format!("{}/v1/traces", server.otlp_http))
-        .header("content-type", "application/x-protobuf")
-        .body(slotel_proto::traces_request("api", spans).encode_to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let body = resp.bytes().await.unwrap();
-    // Every span accepted: none was refused as too far ahead.
+    let body = server.post_spans("api", spans).await;
     let reply =
-        slotel_proto::otlp::collector::trace::v1::ExportTraceServiceResponse::decode(body).unwrap();
+        slotel_proto::otlp::collector::trace::v1::ExportTraceServiceResponse::decode(&body[..])
+            .unwrap();
     assert!(reply.partial_success.is_none_or(|p| p.rejected_spans == 0));
 }
 

@@ -6,12 +6,11 @@
 use std::path::Path;
 use std::process::Command;
 
-use prost::Message;
 use serde_json::{Value, json};
-use slotel_proto::otlp::common::v1::{AnyValue, KeyValue, any_value};
-use slotel_proto::otlp::trace::v1::{Span, Status};
+use slotel_proto::otlp::common::v1::KeyValue;
 
-use crate::harness::{Server, eventually, python, root};
+pub use crate::harness::attr;
+use crate::harness::{Server, eventually, now_nanos, python, root, span};
 
 /// The API address the examples are written for.
 const EXAMPLE_API: &str = "http://127.0.0.1:8080";
@@ -84,8 +83,8 @@ fn commands(block: &str) -> Vec<String> {
     out
 }
 
-/// Every `sh` command of the README and of `docs/*.md` that posts SQL.
-fn sql_examples() -> Vec<(String, String)> {
+/// The fenced blocks in `lang` of the README and of `docs/*.md`: (file name, text).
+fn doc_blocks(lang: &str) -> Vec<(String, String)> {
     let mut files = vec![root().join("README.md")];
     let mut docs: Vec<_> = std::fs::read_dir(root().join("docs"))
         .unwrap()
@@ -97,29 +96,29 @@ fn sql_examples() -> Vec<(String, String)> {
     let mut out = Vec::new();
     for file in files {
         let name = file.file_name().unwrap().to_string_lossy().to_string();
-        for (lang, body) in blocks(&file) {
-            if lang != "sh" {
-                continue;
-            }
-            for c in commands(&body) {
-                if c.contains("/api/v1/sql") {
-                    out.push((name.clone(), c));
-                }
+        for (l, body) in blocks(&file) {
+            if l == lang {
+                out.push((name.clone(), body));
             }
         }
     }
     out
 }
 
-/// A string attribute.
-pub fn attr(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
+/// Every `sh` command of the README and of `docs/*.md`, in order: (file name, command).
+fn shell_commands() -> Vec<(String, String)> {
+    doc_blocks("sh")
+        .into_iter()
+        .flat_map(|(file, body)| commands(&body).into_iter().map(move |c| (file.clone(), c)))
+        .collect()
+}
+
+/// Every `sh` command of the README and of `docs/*.md` that posts SQL.
+fn sql_examples() -> Vec<(String, String)> {
+    shell_commands()
+        .into_iter()
+        .filter(|(_, c)| c.contains("/api/v1/sql"))
+        .collect()
 }
 
 /// One server span ending now: `(failed, duration in ms, attributes, name)`.
@@ -127,39 +126,15 @@ pub type SpanPlan<'a> = (bool, u64, Vec<KeyValue>, &'a str);
 
 /// Sends `spans` of `service` in one request, each with ids of its own.
 pub async fn send(server: &Server, service: &str, first_id: u64, spans: Vec<SpanPlan<'_>>) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let now = now_nanos();
     let spans = spans
         .into_iter()
         .enumerate()
         .map(|(i, (failed, ms, attributes, name))| {
-            let id = first_id + i as u64;
-            Span {
-                trace_id: [id.to_be_bytes(), id.to_be_bytes()].concat(),
-                span_id: id.to_be_bytes().to_vec(),
-                name: name.into(),
-                kind: 2, // server
-                start_time_unix_nano: now - ms * 1_000_000,
-                end_time_unix_nano: now,
-                attributes,
-                status: Some(Status {
-                    code: if failed { 2 } else { 0 },
-                    message: String::new(),
-                }),
-                ..Default::default()
-            }
+            span(first_id + i as u64, name, 2, now, ms, failed, attributes)
         })
         .collect();
-    let resp = reqwest::Client::new()
-        .post(format!("{}/v1/traces", server.otlp_http))
-        .header("content-type", "application/x-protobuf")
-        .body(slotel_proto::traces_request(service, spans).encode_to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    server.post_spans(service, spans).await;
 }
 
 /// Runs a README command as written, against `api`, in `dir`; returns its stdout.
@@ -423,28 +398,6 @@ async fn every_readme_and_docs_example_runs_and_agrees_with_the_traffic_sent() {
     assert!(ran >= 20, "{ran}");
 }
 
-/// Every `sh` command of the README and of `docs/*.md`, in order.
-fn shell_commands() -> Vec<(String, String)> {
-    let mut files = vec![root().join("README.md")];
-    let mut docs: Vec<_> = std::fs::read_dir(root().join("docs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "md"))
-        .collect();
-    docs.sort();
-    files.extend(docs);
-    let mut out = Vec::new();
-    for file in files {
-        let name = file.file_name().unwrap().to_string_lossy().to_string();
-        for (lang, body) in blocks(&file) {
-            if lang == "sh" {
-                out.extend(commands(&body).into_iter().map(|c| (name.clone(), c)));
-            }
-        }
-    }
-    out
-}
-
 /// The sum of the UInt64 column `name` over an Arrow IPC stream.
 fn arrow_column_sum(bytes: &[u8], name: &str) -> u64 {
     use arrow::array::{Array, UInt64Array};
@@ -494,28 +447,6 @@ async fn with_tokens_the_readme_curl_query_answers_where_promtool_cannot() {
     );
 }
 
-/// The README's and docs' YAML blocks: `(file, first line, text)`.
-fn yaml_blocks() -> Vec<(String, String)> {
-    let mut files = vec![root().join("README.md")];
-    let mut docs: Vec<_> = std::fs::read_dir(root().join("docs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "md"))
-        .collect();
-    docs.sort();
-    files.extend(docs);
-    let mut out = Vec::new();
-    for file in files {
-        let name = file.file_name().unwrap().to_string_lossy().to_string();
-        for (lang, body) in blocks(&file) {
-            if lang == "yaml" {
-                out.push((name.clone(), body));
-            }
-        }
-    }
-    out
-}
-
 /// A native SLO around an `alerting:` fragment of one.
 const NATIVE_AROUND: &str = "slos:\n  - name: fragment\n    service: api\n    objective: 99\n    window: 30d\n    sli: { spans: { good: { status: ok } } }\n";
 /// A Sloth SLO around an `alerting:` fragment of one.
@@ -526,7 +457,7 @@ fn every_yaml_example_of_the_readme_and_docs_is_valid() {
     let dir = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_slotel");
     let mut checked = 0;
-    for (n, (file, body)) in yaml_blocks().into_iter().enumerate() {
+    for (n, (file, body)) in doc_blocks("yaml").into_iter().enumerate() {
         let first = body.lines().next().unwrap_or_default().trim_start();
         // The configuration of other tools: the Collector's, Alertmanager's.
         if first.starts_with("exporters:") || first.starts_with("inhibit_rules:") {

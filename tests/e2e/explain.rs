@@ -5,10 +5,7 @@
 
 use std::process::Command;
 
-use prost::Message;
-use slotel_proto::otlp::trace::v1::{Span, Status};
-
-use crate::harness::Server;
+use crate::harness::{Server, now_nanos, span};
 
 const SLOS: &str = r#"
 slos:
@@ -24,30 +21,11 @@ slos:
 
 /// Sends `n` spans of `service`, of `kind` and `name`, ids from `first`.
 async fn send(server: &Server, service: &str, kind: i32, name: &str, n: u64, first: u64) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let now = now_nanos();
     let spans = (first..first + n)
-        .map(|id| Span {
-            trace_id: [id.to_be_bytes(), id.to_be_bytes()].concat(),
-            span_id: id.to_be_bytes().to_vec(),
-            name: name.into(),
-            kind,
-            start_time_unix_nano: now - 1_000_000,
-            end_time_unix_nano: now,
-            status: Some(Status::default()),
-            ..Default::default()
-        })
+        .map(|id| span(id, name, kind, now, 1, false, Vec::new()))
         .collect();
-    let resp = reqwest::Client::new()
-        .post(format!("{}/v1/traces", server.otlp_http))
-        .header("content-type", "application/x-protobuf")
-        .body(slotel_proto::traces_request(service, spans).encode_to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    server.post_spans(service, spans).await;
 }
 
 fn explain(server: &Server, json: bool) -> String {

@@ -306,6 +306,26 @@ impl Server {
         assert_eq!(resp.status(), 200);
     }
 
+    /// POSTs `spans` of `service` over OTLP/HTTP in one request, fails the test unless
+    /// it is acknowledged, and returns the reply's body.
+    pub async fn post_spans(
+        &self,
+        service: &str,
+        spans: Vec<slotel_proto::otlp::trace::v1::Span>,
+    ) -> Vec<u8> {
+        use prost::Message;
+        let resp = self
+            .http
+            .post(format!("{}/v1/traces", self.otlp_http))
+            .header("content-type", "application/x-protobuf")
+            .body(slotel_proto::traces_request(service, spans).encode_to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.bytes().await.unwrap().to_vec()
+    }
+
     /// POSTs JSON to an API path as `tenant`; returns the status, content type and body.
     pub async fn post_as(
         &self,
@@ -626,5 +646,54 @@ pub async fn spawn_listening(
         }
         assert!(start.elapsed() < DEADLINE, "{url} did not become ready");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The wall clock, in nanoseconds since the epoch.
+pub fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// A span with trace and span ids made of `id`: `name`, `kind` (0 unspecified, 2 server,
+/// 3 client), ending at `end` (nanoseconds) after `ms` milliseconds, with status ERROR
+/// when `failed` (else UNSET), and `attributes`.
+pub fn span(
+    id: u64,
+    name: &str,
+    kind: i32,
+    end: u64,
+    ms: u64,
+    failed: bool,
+    attributes: Vec<slotel_proto::otlp::common::v1::KeyValue>,
+) -> slotel_proto::otlp::trace::v1::Span {
+    use slotel_proto::otlp::trace::v1::{Span, Status};
+    Span {
+        trace_id: [id.to_be_bytes(), id.to_be_bytes()].concat(),
+        span_id: id.to_be_bytes().to_vec(),
+        name: name.into(),
+        kind,
+        start_time_unix_nano: end - ms * 1_000_000,
+        end_time_unix_nano: end,
+        attributes,
+        status: Some(Status {
+            code: if failed { 2 } else { 0 },
+            message: String::new(),
+        }),
+        ..Default::default()
+    }
+}
+
+/// A string attribute.
+pub fn attr(key: &str, value: &str) -> slotel_proto::otlp::common::v1::KeyValue {
+    use slotel_proto::otlp::common::v1::{AnyValue, KeyValue, any_value};
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
     }
 }

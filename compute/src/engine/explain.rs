@@ -399,42 +399,41 @@ fn judge(
             kinds.join(", ")
         ));
     }
-    if verdict.dropped_by_span_name > 0 {
-        let mut f = format!(
-            "{} of {of} sampled spans have another span name than {:?}",
-            verdict.dropped_by_span_name,
-            selector.span_name.as_deref().unwrap_or_default()
-        );
-        if !near_names.is_empty() {
-            f.push_str(&format!(
-                "; near misses (case or a trailing slash): {near_names:?}"
-            ));
+    let with_near = |head: String, near: &[String]| {
+        if near.is_empty() {
+            head
+        } else {
+            format!("{head}; near misses (case or a trailing slash): {near:?}")
         }
-        findings.push(f);
+    };
+    if verdict.dropped_by_span_name > 0 {
+        findings.push(with_near(
+            format!(
+                "{} of {of} sampled spans have another span name than {:?}",
+                verdict.dropped_by_span_name,
+                selector.span_name.as_deref().unwrap_or_default()
+            ),
+            &near_names,
+        ));
     }
     if verdict.dropped_by_http_route > 0 {
-        let mut f = format!(
-            "{} of {of} sampled spans have no http.route {:?}",
-            verdict.dropped_by_http_route,
-            selector.http_route.as_deref().unwrap_or_default()
-        );
-        if !near_routes.is_empty() {
-            f.push_str(&format!(
-                "; near misses (case or a trailing slash): {near_routes:?}"
+        findings.push(with_near(
+            format!(
+                "{} of {of} sampled spans have no http.route {:?}",
+                verdict.dropped_by_http_route,
+                selector.http_route.as_deref().unwrap_or_default()
+            ),
+            &near_routes,
+        ));
+    }
+    for (n, what) in [
+        (verdict.dropped_by_attributes, "an attribute"),
+        (verdict.dropped_by_resource, "a resource"),
+    ] {
+        if n > 0 {
+            findings.push(format!(
+                "{n} of {of} sampled spans fail {what} matcher of the selector"
             ));
         }
-        findings.push(f);
-    }
-    if verdict.dropped_by_attributes > 0 {
-        findings.push(format!(
-            "{} of {of} sampled spans fail an attribute matcher of the selector",
-            verdict.dropped_by_attributes
-        ));
-    }
-    if verdict.dropped_by_resource > 0 {
-        findings.push(format!(
-            "{} of {of} sampled spans fail a resource matcher of the selector",
-            verdict.dropped_by_resource
-        ));
     }
 }
