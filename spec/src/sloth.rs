@@ -165,6 +165,12 @@ struct Counter {
     matchers: Vec<(String, AttrMatch)>,
 }
 
+/// The metric a simple counter query reads, for messages about queries slotel cannot
+/// run.
+pub(crate) fn metric_name(query: &str) -> Option<String> {
+    counter(query).ok().map(|c| c.name)
+}
+
 /// Reads `sum(rate(NAME{matchers}[{{.window}}]))`, or says why it cannot.
 fn counter(query: &str) -> Result<Counter, String> {
     let q = query

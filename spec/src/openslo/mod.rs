@@ -27,6 +27,7 @@ use crate::error::SpecError;
 use slotel_model::{DEFAULT_TIER_NAMES, WINDOW_PAIRS};
 
 mod policies;
+mod probe;
 mod slo;
 
 use policies::*;
@@ -38,7 +39,7 @@ use slotel_model::{
 /// Whether a document set is OpenSLO: its first document names `apiVersion: openslo/…`.
 pub(crate) fn is_openslo(text: &str) -> bool {
     text.lines()
-        .map(str::trim)
+        .map(|l| l.trim().trim_start_matches("- ").trim_start())
         .find(|l| l.starts_with("apiVersion:"))
         .is_some_and(|l| l.contains("openslo/"))
 }
@@ -63,7 +64,37 @@ pub(crate) fn documents(text: &str) -> Vec<(u64, String)> {
     if !current.trim().is_empty() {
         docs.push((start, current));
     }
-    docs
+    docs.into_iter()
+        .flat_map(|(start, d)| list_items(start, d))
+        .collect()
+}
+
+/// A document that is a top-level list of documents (as the OpenSLO SDKs write them),
+/// as one document per item; any other document as it is. Each item keeps its lines
+/// and columns: its `- ` becomes two spaces, an indented mapping YAML reads the same.
+fn list_items(start: u64, doc: String) -> Vec<(u64, String)> {
+    let lines: Vec<&str> = doc.lines().collect();
+    let first = lines
+        .iter()
+        .position(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+    let Some(first) = first.filter(|&i| lines[i].starts_with("- ")) else {
+        return vec![(start, doc)];
+    };
+    let mut out: Vec<(u64, String)> = Vec::new();
+    for (i, line) in lines.iter().enumerate().skip(first) {
+        if let Some(rest) = line.strip_prefix("- ") {
+            // Blank lines keep the item's line numbers.
+            out.push((start, "\n".repeat(i)));
+            let item = out.last_mut().expect("just pushed");
+            item.1.push_str("  ");
+            item.1.push_str(rest);
+            item.1.push('\n');
+        } else if let Some(item) = out.last_mut() {
+            item.1.push_str(line);
+            item.1.push('\n');
+        }
+    }
+    out
 }
 
 #[derive(Deserialize)]
@@ -128,7 +159,15 @@ struct SloSpec {
     budgeting_method: Spanned<String>,
     objectives: Spanned<Vec<ObjectiveSpec>>,
     #[serde(default)]
-    alert_policies: Vec<PolicyItem>,
+    alert_policies: Vec<PolicyEntry>,
+}
+
+/// An SLO's alert policy: a bare name (which the schema allows), or an item.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PolicyEntry {
+    Name(String),
+    Item(PolicyItem),
 }
 
 /// An SLO's alert policy: by reference (`alertPolicyRef`) or inline.
@@ -208,6 +247,8 @@ struct AlertConditionSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ConditionBody {
     kind: Spanned<String>,
+    /// `operator` in some schema versions.
+    #[serde(alias = "operator")]
     op: Spanned<String>,
     threshold: Spanned<f64>,
     lookback_window: Spanned<String>,
@@ -281,7 +322,13 @@ struct RatioMetric {
     good: Option<SourceHolder>,
     #[serde(default)]
     bad: Option<SourceHolder>,
-    total: SourceHolder,
+    #[serde(default)]
+    total: Option<SourceHolder>,
+    /// A ratio computed elsewhere: refused, slotel counts events itself.
+    #[serde(default)]
+    raw: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    raw_type: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -392,6 +439,15 @@ pub(crate) struct OpenSloFile {
 /// Parses the documents of one OpenSLO file; problems go to `errors`.
 pub(crate) fn parse_file(file: &Path, text: &str, errors: &mut Vec<SpecError>) -> OpenSloFile {
     let mut docs = Vec::new();
+    // The file's DataSources first: an SLI may name one before it is defined.
+    let mut sources: HashMap<String, String> = HashMap::new();
+    for (_, doc) in documents(text) {
+        if let Ok(d) = serde_saphyr::from_str::<Doc<DataSourceSpec>>(&doc)
+            && d._kind.value == "DataSource"
+        {
+            sources.insert(d.metadata.name.value, d.spec.source_type.value);
+        }
+    }
     for (offset, doc) in documents(text) {
         let shift = |mut e: SpecError| {
             if e.line > 0 {
@@ -419,6 +475,13 @@ pub(crate) fn parse_file(file: &Path, text: &str, errors: &mut Vec<SpecError>) -
             continue;
         }
         let kind = probe.kind.unwrap_or_default();
+        if matches!(kind.as_str(), "SLO" | "SLI") {
+            let foreign = probe::foreign_sources(file, offset, &doc, &sources);
+            if !foreign.is_empty() {
+                errors.extend(foreign);
+                continue;
+            }
+        }
         let parsed = match kind.as_str() {
             "SLO" => serde_saphyr::from_str(&doc).map(|d| Parsed::Slo(Box::new(d))),
             "SLI" => serde_saphyr::from_str(&doc).map(|d| Parsed::Sli(Box::new(d))),
@@ -589,7 +652,10 @@ pub(crate) fn translate(
                     }
                     None => {}
                 }
-                for item in &slo.spec.alert_policies {
+                for entry in &slo.spec.alert_policies {
+                    let PolicyEntry::Item(item) = entry else {
+                        continue;
+                    };
                     if let Some(k) = item.kind.as_ref().filter(|k| k.value != "AlertPolicy") {
                         ctx.err(
                             k,

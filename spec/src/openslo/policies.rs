@@ -216,7 +216,7 @@ pub(super) fn policy_tiers(
 pub(super) fn apply_policies(
     ctx: &mut Ctx<'_>,
     def: &mut SloDef,
-    items: &[PolicyItem],
+    items: &[PolicyEntry],
     conditions: &HashMap<String, Option<(String, TierOverride)>>,
     policies: &HashMap<String, Option<PolicyTiers>>,
     targets: &HashMap<String, String>,
@@ -234,7 +234,25 @@ pub(super) fn apply_policies(
         );
     }
     let mut inline = Vec::new();
-    for item in items {
+    for entry in items {
+        let item = match entry {
+            PolicyEntry::Item(item) => item,
+            PolicyEntry::Name(name) => {
+                match policies.get(name) {
+                    Some(p) => apply(def, p.as_ref()),
+                    None => ctx.errors.push(SpecError {
+                        file: ctx.file.to_path_buf(),
+                        line: ctx.line_offset + 1,
+                        column: 1,
+                        message: format!(
+                            "SLO {}: no AlertPolicy named {name:?} is defined",
+                            def.name
+                        ),
+                    }),
+                }
+                continue;
+            }
+        };
         let policy = match (&item.alert_policy_ref, &item.spec) {
             (Some(r), None) => match policies.get(&r.value) {
                 Some(p) => p.as_ref(),
@@ -260,13 +278,18 @@ pub(super) fn apply_policies(
                 None
             }
         };
-        if let Some(p) = policy {
-            for (name, tier) in &p.tiers {
-                def.alert_tiers.insert(name.clone(), tier.clone());
-            }
-            if let Some(no_data) = p.no_data {
-                def.budget_alerts.no_data_minutes = Some(no_data);
-            }
+        apply(def, policy);
+    }
+}
+
+/// Gives `def` the tiers (and no-data alert) of `policy`.
+fn apply(def: &mut SloDef, policy: Option<&PolicyTiers>) {
+    if let Some(p) = policy {
+        for (name, tier) in &p.tiers {
+            def.alert_tiers.insert(name.clone(), tier.clone());
+        }
+        if let Some(no_data) = p.no_data {
+            def.budget_alerts.no_data_minutes = Some(no_data);
         }
     }
 }

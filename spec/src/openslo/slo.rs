@@ -289,7 +289,22 @@ pub(super) fn sli_of_spec(
 ) -> Option<Sli> {
     let raw = match (&spec.ratio_metric, &spec.threshold_metric) {
         (Some(r), None) => {
-            for s in [Some(&r.total), r.good.as_ref(), r.bad.as_ref()]
+            if let Some(raw) = &r.raw {
+                let kind = r
+                    .raw_type
+                    .as_ref()
+                    .map_or(String::new(), |t| format!(" (rawType: {})", t.value));
+                ctx.err(
+                    raw,
+                    format!("ratioMetric.raw is a ratio computed elsewhere{kind}; slotel counts the events itself: give good (or bad) and total"),
+                );
+                return None;
+            }
+            let Some(total) = &r.total else {
+                ctx.err(name, "ratioMetric needs total, and good or bad");
+                return None;
+            };
+            for s in [Some(total), r.good.as_ref(), r.bad.as_ref()]
                 .into_iter()
                 .flatten()
             {
@@ -353,7 +368,7 @@ pub(super) fn sli_of_spec(
 }
 
 pub(super) fn ratio(ctx: &mut Ctx<'_>, name: &Spanned<String>, r: &RatioMetric) -> Option<RawSli> {
-    let total = &r.total.metric_source.spec;
+    let total = &r.total.as_ref()?.metric_source.spec;
     let (good, bad) = (
         r.good.as_ref().map(|g| &g.metric_source.spec),
         r.bad.as_ref().map(|b| &b.metric_source.spec),

@@ -1,0 +1,129 @@
+//! A first, lenient read of SLO and SLI documents that finds their metric sources'
+//! types, so that a source slotel cannot compute (a Prometheus or vendor query) is
+//! refused for that reason before its `spec` is read as slotel's own selectors.
+
+use super::*;
+
+#[derive(Deserialize)]
+pub(super) struct ProbeDoc {
+    #[serde(default)]
+    spec: Option<ProbeSpec>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ProbeSpec {
+    #[serde(default)]
+    indicator: Option<Box<ProbeInline>>,
+    #[serde(default)]
+    threshold_metric: Option<ProbeHolder>,
+    #[serde(default)]
+    ratio_metric: Option<ProbeRatio>,
+}
+
+#[derive(Deserialize)]
+struct ProbeInline {
+    #[serde(default)]
+    spec: Option<ProbeSpec>,
+}
+
+#[derive(Deserialize)]
+struct ProbeRatio {
+    #[serde(default)]
+    good: Option<ProbeHolder>,
+    #[serde(default)]
+    bad: Option<ProbeHolder>,
+    #[serde(default)]
+    total: Option<ProbeHolder>,
+    #[serde(default)]
+    raw: Option<ProbeHolder>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProbeHolder {
+    #[serde(default)]
+    metric_source: Option<ProbeSource>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProbeSource {
+    #[serde(rename = "type", default)]
+    source_type: Option<Spanned<String>>,
+    #[serde(default)]
+    metric_source_ref: Option<Spanned<String>>,
+    #[serde(default)]
+    spec: Option<ProbeQuery>,
+}
+
+/// The query fields vendors' sources use, to name the metric a query reads.
+#[derive(Deserialize, Default)]
+struct ProbeQuery {
+    #[serde(default)]
+    query: Option<String>,
+    #[serde(default)]
+    promql: Option<String>,
+}
+
+/// The problems of the metric sources of `doc` whose type slotel cannot compute (given
+/// inline, or by a DataSource of `sources`): one per source, at its type. Empty when
+/// every source is slotel's (or unresolved, which the full read reports).
+pub(super) fn foreign_sources(
+    file: &Path,
+    offset: u64,
+    doc: &str,
+    sources: &HashMap<String, String>,
+) -> Vec<SpecError> {
+    let Ok(probe) = serde_saphyr::from_str::<ProbeDoc>(doc) else {
+        return Vec::new();
+    };
+    let mut holders: Vec<&ProbeHolder> = Vec::new();
+    let mut specs: Vec<&ProbeSpec> = probe.spec.iter().collect();
+    while let Some(s) = specs.pop() {
+        if let Some(i) = s.indicator.as_ref().and_then(|i| i.spec.as_ref()) {
+            specs.push(i);
+        }
+        holders.extend(s.threshold_metric.iter());
+        if let Some(r) = &s.ratio_metric {
+            holders.extend([&r.good, &r.bad, &r.total, &r.raw].into_iter().flatten());
+        }
+    }
+    let mut ctx = Ctx {
+        file,
+        errors: Vec::new(),
+        line_offset: offset,
+    };
+    for source in holders.iter().filter_map(|h| h.metric_source.as_ref()) {
+        let (kind, at) = match (&source.source_type, &source.metric_source_ref) {
+            (Some(t), _) => (t.value.clone(), t),
+            (None, Some(r)) => match sources.get(&r.value) {
+                Some(t) => (t.clone(), r),
+                None => continue,
+            },
+            (None, None) => continue,
+        };
+        if kind == "slotel" {
+            continue;
+        }
+        let query = source
+            .spec
+            .as_ref()
+            .and_then(|q| q.query.as_deref().or(q.promql.as_deref()));
+        let reads = query
+            .and_then(|q| crate::sloth::metric_name(q))
+            .map(|name| {
+                format!(
+                    "; the query reads {name}: if slotel receives that metric over OTLP, select it with type: slotel and spec: {{ metric: <its OTLP name>, attributes: {{...}} }}"
+                )
+            })
+            .unwrap_or_default();
+        ctx.err(
+            at,
+            format!(
+                "metric source type {kind:?} is not supported: slotel computes SLIs from the OTLP data it receives, not from another system's queries; use type: slotel with spec: {{ spans: ... }} for requests it sees as spans, or {{ metric: NAME }} for an OTLP counter or histogram{reads}"
+            ),
+        );
+    }
+    ctx.errors
+}
