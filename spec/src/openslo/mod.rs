@@ -167,7 +167,7 @@ struct SloSpec {
 #[serde(untagged)]
 enum PolicyEntry {
     Name(String),
-    Item(PolicyItem),
+    Item(Box<PolicyItem>),
 }
 
 /// An SLO's alert policy: by reference (`alertPolicyRef`) or inline.

@@ -111,7 +111,7 @@ pub(super) fn foreign_sources(
             .as_ref()
             .and_then(|q| q.query.as_deref().or(q.promql.as_deref()));
         let reads = query
-            .and_then(|q| crate::sloth::metric_name(q))
+            .and_then(crate::sloth::metric_name)
             .map(|name| {
                 format!(
                     "; the query reads {name}: if slotel receives that metric over OTLP, select it with type: slotel and spec: {{ metric: <its OTLP name>, attributes: {{...}} }}"
