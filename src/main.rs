@@ -38,6 +38,10 @@ enum Command {
         /// A configuration file for `slotel serve --config`, checked too.
         #[arg(long, short = 'c')]
         config: Option<PathBuf>,
+        /// The file name endings read in folders (which are walked with their
+        /// subfolders); files named directly are read whatever their name.
+        #[arg(long, value_delimiter = ',', default_value = "yaml,yml")]
+        extensions: Vec<String>,
     },
     /// Alerting tools.
     #[command(subcommand)]
@@ -145,7 +149,11 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::Serve(args) => serve(*args),
-        Command::Validate { paths, config } => validate(paths, config),
+        Command::Validate {
+            paths,
+            config,
+            extensions,
+        } => validate(paths, config, &extensions),
         Command::Alerts(AlertsCommand::Test(args)) => alerts_test(*args),
         Command::Dashboards(DashboardsCommand::Generate(args)) => dashboards_generate(*args),
         Command::Rules(RulesCommand::Generate { slos, out, buckets }) => {
@@ -203,7 +211,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn validate(mut paths: Vec<PathBuf>, config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+fn validate(
+    mut paths: Vec<PathBuf>,
+    config: Option<PathBuf>,
+    extensions: &[String],
+) -> anyhow::Result<ExitCode> {
     if let Some(file) = config {
         let args = ServeArgs {
             config: Some(file.clone()),
@@ -222,7 +234,8 @@ fn validate(mut paths: Vec<PathBuf>, config: Option<PathBuf>) -> anyhow::Result<
         }
     }
     let paths = &paths[..];
-    match slotel_spec::load_paths(paths) {
+    let extensions: Vec<&str> = extensions.iter().map(String::as_str).collect();
+    match slotel_spec::load_paths_with(paths, &extensions) {
         Ok(defs) if defs.is_empty() => {
             eprintln!("no SLOs in {}: nothing to validate", list(paths));
             Ok(ExitCode::FAILURE)

@@ -46,6 +46,10 @@ struct Rule {
     attributes: Vec<(String, AttrMatch)>,
     /// The attribute keys are Prometheus label names.
     prometheus: bool,
+    /// The selector names a histogram's `_count` series (Prometheus' name for the count
+    /// of a histogram's observations): read the count of the histogram's points as a
+    /// counter.
+    count: bool,
 }
 
 /// A service's rules by metric name: OTLP names, and Prometheus names of OTLP metrics.
@@ -122,11 +126,18 @@ impl MetricIndex {
                 } else {
                     &mut service.by_name
                 };
-                map.entry(sel.name.clone()).or_default().push(Rule {
+                let count = sel.prometheus && sel.name.ends_with("_count");
+                let name = if count {
+                    sel.name.trim_end_matches("_count")
+                } else {
+                    sel.name.as_str()
+                };
+                map.entry(name.to_string()).or_default().push(Rule {
                     slo: id as u32,
                     role,
                     attributes: sel.attributes.clone(),
                     prometheus: sel.prometheus,
+                    count,
                 });
             };
             match &def.sli {
@@ -185,13 +196,13 @@ impl MetricIndex {
                 .iter()
                 .chain(by_prometheus.unwrap_or(&no_rules).iter());
             let unit = metric.unit.as_str();
-            let mut each = |attrs: &[KeyValue], obs: &dyn Fn(Role) -> Option<Observation>| {
+            let mut each = |attrs: &[KeyValue], obs: &dyn Fn(&Rule) -> Option<Observation>| {
                 seen += 1;
                 for rule in rules.clone() {
                     if !rule_matches(rule, attrs) {
                         continue;
                     }
-                    if let Some(o) = obs(rule.role) {
+                    if let Some(o) = obs(rule) {
                         let key = series_key(&metric.name, rule.role, resource_attrs, attrs);
                         emit(rule.slo, rule.role, key, o, attrs);
                     }
@@ -207,15 +218,17 @@ impl MetricIndex {
                             Some(number_data_point::Value::AsDouble(v)) => v,
                             None => continue,
                         };
-                        each(&p.attributes, &|role| {
-                            (!matches!(role, Role::Latency(_))).then_some(Observation {
-                                start: p.start_time_unix_nano,
-                                time: p.time_unix_nano,
-                                good: value,
-                                total: value,
-                                cumulative,
-                                effective_threshold: None,
-                            })
+                        each(&p.attributes, &|rule| {
+                            (!matches!(rule.role, Role::Latency(_)) && !rule.count).then_some(
+                                Observation {
+                                    start: p.start_time_unix_nano,
+                                    time: p.time_unix_nano,
+                                    good: value,
+                                    total: value,
+                                    cumulative,
+                                    effective_threshold: None,
+                                },
+                            )
                         });
                     }
                 }
@@ -223,8 +236,14 @@ impl MetricIndex {
                     let cumulative =
                         h.aggregation_temporality == AggregationTemporality::Cumulative as i32;
                     for p in &h.data_points {
-                        each(&p.attributes, &|role| match role {
+                        each(&p.attributes, &|rule| match rule.role {
                             Role::Latency(t) => histogram(p, unit, t, cumulative),
+                            _ if rule.count => Some(count_of(
+                                p.start_time_unix_nano,
+                                p.time_unix_nano,
+                                p.count,
+                                cumulative,
+                            )),
                             _ => None,
                         });
                     }
@@ -233,8 +252,14 @@ impl MetricIndex {
                     let cumulative =
                         h.aggregation_temporality == AggregationTemporality::Cumulative as i32;
                     for p in &h.data_points {
-                        each(&p.attributes, &|role| match role {
+                        each(&p.attributes, &|rule| match rule.role {
                             Role::Latency(t) => exponential(p, unit, t, cumulative),
+                            _ if rule.count => Some(count_of(
+                                p.start_time_unix_nano,
+                                p.time_unix_nano,
+                                p.count,
+                                cumulative,
+                            )),
                             _ => None,
                         });
                     }
@@ -243,6 +268,18 @@ impl MetricIndex {
             }
         }
         seen
+    }
+}
+
+/// A histogram point's count of observations, read as a counter.
+fn count_of(start: u64, time: u64, count: u64, cumulative: bool) -> Observation {
+    Observation {
+        start,
+        time,
+        good: count as f64,
+        total: count as f64,
+        cumulative,
+        effective_threshold: None,
     }
 }
 

@@ -442,29 +442,19 @@ pub(crate) fn is_valid_name(name: &str) -> bool {
 /// Expands `paths` (files, or folders whose `*.yaml`/`*.yml` files are read in name
 /// order) and parses every SLO in them. All problems in all files are reported together.
 pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<SloDef>> {
+    load_paths_with(paths, &DEFAULT_EXTENSIONS)
+}
+
+/// The file name endings read in folders by default.
+pub const DEFAULT_EXTENSIONS: [&str; 2] = ["yaml", "yml"];
+
+/// [`load_paths`], reading in folders (and their subfolders, in name order) the files
+/// whose names end in one of `extensions`; files named directly are read whatever their
+/// name.
+pub fn load_paths_with(paths: &[PathBuf], extensions: &[&str]) -> Result<Vec<SloDef>> {
     let mut files = Vec::new();
     for path in paths {
-        let meta = std::fs::metadata(path).map_err(|source| Error::Read {
-            path: path.clone(),
-            source,
-        })?;
-        if meta.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|source| Error::Read {
-                    path: path.clone(),
-                    source,
-                })?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.is_file()
-                        && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
-                })
-                .collect();
-            found.sort();
-            files.extend(found);
-        } else {
-            files.push(path.clone());
-        }
+        collect_files(path, extensions, true, &mut files)?;
     }
     let mut errors = Vec::new();
     let mut all: Vec<(SloDef, Origin)> = Vec::new();
@@ -521,4 +511,37 @@ mod tests;
 
 fn default_min_events() -> u64 {
     slotel_model::DEFAULT_MIN_EVENTS
+}
+
+/// The files under `path` (itself, when `named` and it is a file) to read.
+fn collect_files(
+    path: &Path,
+    extensions: &[&str],
+    named: bool,
+    out: &mut Vec<PathBuf>,
+) -> Result<()> {
+    let read = |source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(read)?;
+    if !meta.is_dir() {
+        let wanted = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| extensions.contains(&e));
+        if named || wanted {
+            out.push(path.to_path_buf());
+        }
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(read)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for entry in entries {
+        collect_files(&entry, extensions, false, out)?;
+    }
+    Ok(())
 }

@@ -506,3 +506,97 @@ slos:
         }
     }
 }
+
+mod histogram_count {
+    use super::super::*;
+    use slotel_model::time::ManualClock;
+    use slotel_proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+    use slotel_proto::otlp::common::v1::{AnyValue, KeyValue, any_value};
+    use slotel_proto::otlp::metrics::v1::{
+        AggregationTemporality, Histogram, HistogramDataPoint, Metric, ResourceMetrics,
+        ScopeMetrics, metric::Data,
+    };
+    use slotel_proto::otlp::resource::v1::Resource;
+
+    const MIN: i64 = 60_000_000_000;
+    const T0: i64 = 29_000_000 * MIN;
+
+    fn kv(key: &str, value: &str) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(value.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// A delta histogram `http.server.request.duration` (seconds) of service `api`: one
+    /// point per (status code, count).
+    fn batch(points: &[(&str, u64)], time: i64) -> Batch {
+        let data_points = points
+            .iter()
+            .map(|&(code, count)| HistogramDataPoint {
+                attributes: vec![kv("http.response.status_code", code)],
+                start_time_unix_nano: (time - MIN) as u64,
+                time_unix_nano: time as u64,
+                count,
+                ..Default::default()
+            })
+            .collect();
+        let request = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", "api")],
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric {
+                        name: "http.server.request.duration".into(),
+                        unit: "s".into(),
+                        data: Some(Data::Histogram(Histogram {
+                            data_points,
+                            aggregation_temporality: AggregationTemporality::Delta as i32,
+                        })),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        Batch {
+            tenant: "default".into(),
+            size_bytes: 0,
+            payload: Payload::Metrics(request),
+            raw: None,
+            received_nanos: 0,
+        }
+    }
+
+    #[test]
+    fn a_sloth_query_on_a_histograms_count_counts_its_observations() {
+        let sloth = r#"version: "prometheus/v1"
+service: api
+slos:
+  - name: requests
+    objective: 99
+    sli:
+      events:
+        error_query: sum(rate(http_server_request_duration_seconds_count{job="api",http_response_status_code=~"5.."}[{{.window}}]))
+        total_query: sum(rate(http_server_request_duration_seconds_count{job="api"}[{{.window}}]))
+"#;
+        let dir = std::env::temp_dir().join(format!("slotel-count-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("api.yaml");
+        std::fs::write(&file, sloth).unwrap();
+        let defs = slotel_spec::load_paths(&[file]).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let clock = Arc::new(ManualClock::new(T0));
+        let engine = Engine::new(clock.clone());
+        engine.load(defs);
+        engine.ingest(&batch(&[("200", 95), ("503", 5)], T0 - MIN / 2));
+        let s = engine.status("default", "api-requests").unwrap();
+        assert_eq!((s.total_events, s.bad_events), (100, 5));
+    }
+}

@@ -518,6 +518,88 @@ pub(crate) fn parse_file(file: &Path, text: &str, errors: &mut Vec<SpecError>) -
     OpenSloFile { docs }
 }
 
+/// The longest description OpenSLO allows.
+const MAX_DESCRIPTION: usize = 1050;
+
+/// What the schema requires of every document, beyond its fields' types: names unique
+/// per kind across the file set, descriptions at most [`MAX_DESCRIPTION`] characters,
+/// and alert policies with a condition.
+fn check_documents(files: &[(&Path, OpenSloFile)], errors: &mut Vec<SpecError>) {
+    let mut names: HashMap<(&str, String), (std::path::PathBuf, u64)> = HashMap::new();
+    for (file, f) in files {
+        for (offset, doc) in &f.docs {
+            let (kind, meta, description) = match doc {
+                Parsed::Slo(d) => ("SLO", &d.metadata, d.spec.description.as_deref()),
+                Parsed::Sli(d) => ("SLI", &d.metadata, d.spec._description.as_deref()),
+                Parsed::DataSource(d) => {
+                    ("DataSource", &d.metadata, d.spec._description.as_deref())
+                }
+                Parsed::AlertPolicy(d) => {
+                    ("AlertPolicy", &d.metadata, d.spec.description.as_deref())
+                }
+                Parsed::AlertCondition(d) => {
+                    ("AlertCondition", &d.metadata, d.spec.description.as_deref())
+                }
+                Parsed::Service(d) => ("Service", &d.metadata, d.spec.description.as_deref()),
+                Parsed::Target(d) => (
+                    "AlertNotificationTarget",
+                    &d.metadata,
+                    d.spec.description.as_deref(),
+                ),
+                Parsed::Other => continue,
+            };
+            let mut ctx = Ctx {
+                file,
+                errors: Vec::new(),
+                line_offset: *offset,
+            };
+            let at = &meta.name;
+            let line = at.referenced.line() + offset;
+            // SLOs are checked with every other format's (by tenant and name).
+            match names
+                .get(&(kind, at.value.clone()))
+                .filter(|_| kind != "SLO")
+            {
+                Some((first, first_line)) => ctx.err(
+                    at,
+                    format!(
+                        "a {kind} named {:?} is already defined at {}:{first_line}",
+                        at.value,
+                        first.display()
+                    ),
+                ),
+                None => {
+                    names.insert((kind, at.value.clone()), (file.to_path_buf(), line));
+                }
+            }
+            if let Some(d) = description
+                && d.chars().count() > MAX_DESCRIPTION
+            {
+                ctx.err(
+                    at,
+                    format!(
+                        "the description of {kind} {:?} has {} characters: OpenSLO allows at most {MAX_DESCRIPTION}",
+                        at.value,
+                        d.chars().count()
+                    ),
+                );
+            }
+            if let Parsed::AlertPolicy(d) = doc
+                && d.spec.conditions.is_empty()
+            {
+                ctx.err(
+                    at,
+                    format!(
+                        "AlertPolicy {:?} has no conditions: it needs at least one",
+                        at.value
+                    ),
+                );
+            }
+            errors.append(&mut ctx.errors);
+        }
+    }
+}
+
 /// Translates the SLOs of `files` (each file's documents, resolved together so that
 /// references may cross files) into the model.
 pub(crate) fn translate(
@@ -530,6 +612,7 @@ pub(crate) fn translate(
     let mut conditions: HashMap<String, Option<(String, TierOverride)>> = HashMap::new();
     let mut services: HashMap<String, &Doc<ServiceSpec>> = HashMap::new();
     let mut targets: HashMap<String, String> = HashMap::new();
+    check_documents(files, errors);
     for (_, f) in files {
         for (_, doc) in &f.docs {
             match doc {
