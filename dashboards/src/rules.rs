@@ -170,6 +170,14 @@ fn regex_escape(s: &str) -> String {
     out
 }
 
+/// A regular expression as PromQL writes it: PromQL anchors every regex itself, so the
+/// anchors slotel adds to match whole values are left out.
+fn unanchored(r: &str) -> &str {
+    r.strip_prefix("^(?:")
+        .and_then(|r| r.strip_suffix(")$"))
+        .unwrap_or(r)
+}
+
 fn attr_text(v: &AttrValue) -> String {
     match v {
         AttrValue::Bool(b) => b.to_string(),
@@ -197,13 +205,20 @@ fn attr_matchers(attrs: &[(String, AttrMatch)], prometheus_keys: bool) -> Vec<St
                         vs.iter().map(|v| regex_escape(&attr_text(v))).collect();
                     format!("{k}=~{}", quote(&alts.join("|")))
                 }
-                AttrMatch::Regex(r) => format!("{k}=~{}", quote(r.as_str())),
-                AttrMatch::NotRegex(r) => format!("{k}!~{}", quote(r.as_str())),
+                AttrMatch::Regex(r) => format!("{k}=~{}", quote(unanchored(r.as_str()))),
+                AttrMatch::NotRegex(r) => format!("{k}!~{}", quote(unanchored(r.as_str()))),
                 AttrMatch::Exists(true) => format!("{k}!=\"\""),
                 AttrMatch::Exists(false) => format!("{k}=\"\""),
             }
         })
         .collect()
+}
+
+/// The matchers of a metric selector, with the `job` its Prometheus query matched.
+fn metric_matchers(m: &MetricSelector) -> Vec<String> {
+    let mut out: Vec<String> = m.job.iter().map(|j| format!("job={}", quote(j))).collect();
+    out.extend(attr_matchers(&m.attributes, m.prometheus));
+    out
 }
 
 fn statuses_regex(codes: &[HttpStatus]) -> String {
@@ -330,12 +345,7 @@ fn sli_counters(
             Ok((Errors::Good(selector(DURATION_BUCKETS, &fast)), total))
         }
         Sli::MetricRatio { good, bad, total } => {
-            let sel = |m: &MetricSelector| {
-                selector(
-                    &metric_name(m, "_total"),
-                    &attr_matchers(&m.attributes, m.prometheus),
-                )
-            };
+            let sel = |m: &MetricSelector| selector(&metric_name(m, "_total"), &metric_matchers(m));
             let errors = match (good, bad) {
                 (_, Some(b)) => Errors::Bad(sel(b)),
                 (Some(g), None) => Errors::Good(sel(g)),
@@ -347,7 +357,7 @@ fn sli_counters(
             metric,
             threshold_seconds,
         } => {
-            let mut m = attr_matchers(&metric.attributes, metric.prometheus);
+            let mut m = metric_matchers(metric);
             let base = metric_name(metric, "");
             let base = base.strip_suffix("_bucket").unwrap_or(&base).to_string();
             let threshold = if base.ends_with("_milliseconds") {

@@ -212,3 +212,26 @@ fn every_query_is_promql() {
         }
     }
 }
+
+#[test]
+fn rules_of_a_sloth_spec_keep_its_selectors_and_its_alerting_block() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut defs = slotel_spec::load_paths(&[root.join("examples/sloth/api.yaml")]).expect("valid");
+    let text = rules::generate(&defs, &rules::Options::default()).text;
+    // The spec's own job matcher, and its alert name, labels and severities.
+    assert!(
+        text.contains(r#"http_server_requests_total{job="api", code=~"(5..|429)"}"#),
+        "{text}"
+    );
+    assert_eq!(text.matches("alert: ApiHighErrorRate").count(), 4, "{text}");
+    assert!(!text.contains("alertname"), "{text}");
+    assert_eq!(text.matches("severity: critical").count(), 2, "{text}");
+    assert_eq!(text.matches("severity: warning").count(), 2, "{text}");
+    // A disabled ticket alert writes no ticket rules.
+    for tier in ["ticket-fast", "ticket-slow"] {
+        defs[0].alert_tiers.get_mut(tier).unwrap().disabled = true;
+    }
+    let text = rules::generate(&defs, &rules::Options::default()).text;
+    assert_eq!(text.matches("alert: ApiHighErrorRate").count(), 2, "{text}");
+    assert!(!text.contains("ticket-"), "{text}");
+}

@@ -225,6 +225,10 @@ pub struct MetricSelector {
     pub prometheus: bool,
     /// Data point attribute matchers; all must hold.
     pub attributes: Vec<(String, AttrMatch)>,
+    /// The `job` a Prometheus query matched (it names the service, which slotel selects
+    /// by `service.name`): kept so that generated rules select as the query did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
 }
 
 impl SloDef {

@@ -105,6 +105,7 @@ impl RawMetricSelector {
             name: self.metric.value,
             prometheus: false,
             attributes: self.attributes.into_iter().collect(),
+            job: None,
         }
     }
 }

@@ -210,6 +210,7 @@ pub(crate) fn sli_of(ctx: &mut Ctx<'_>, at: &Spanned<String>, sli: RawSli) -> Op
                     name: h.metric.value,
                     prometheus: false,
                     attributes: h.attributes.into_iter().collect(),
+                    job: None,
                 },
                 threshold_seconds: t.as_secs_f64(),
             })

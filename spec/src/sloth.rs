@@ -22,22 +22,51 @@ use slotel_model::{
     AttrMatch, AttrValue, Budgeting, MetricSelector, Objective, Sli, SloDef, Window,
 };
 
-/// Whether a text is a Sloth spec: `version: prometheus/v1` at the top.
+/// Whether a text is a Sloth spec: `version: prometheus/v1` at the top, or Sloth's
+/// Kubernetes resource (`apiVersion: sloth.slok.dev/v1`).
 pub(crate) fn is_sloth(text: &str) -> bool {
-    text.lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("version:"))
-        .is_some_and(|l| l.contains("prometheus/v1"))
+    text.lines().map(str::trim).any(|l| {
+        (l.starts_with("version:") && l.contains("prometheus/v1"))
+            || (l.starts_with("apiVersion:") && l.contains("sloth.slok.dev/"))
+    })
 }
 
+/// Sloth's spec. The same struct reads the Kubernetes form's `spec` (camelCase field
+/// names, no `version`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Spec {
-    version: Spanned<String>,
+    #[serde(default)]
+    version: Option<Spanned<String>>,
     service: Spanned<String>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    #[serde(default, alias = "sloPlugins")]
+    slo_plugins: Option<Spanned<IgnoredAny>>,
     slos: Vec<SlothSlo>,
+}
+
+/// Sloth's Kubernetes resource: `PrometheusServiceLevel`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Resource {
+    api_version: Spanned<String>,
+    kind: Spanned<String>,
+    metadata: ResourceMeta,
+    spec: Spec,
+}
+
+/// The resource's metadata: its name and namespace become annotations of its SLOs.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResourceMeta {
+    name: String,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -52,6 +81,8 @@ struct SlothSlo {
     sli: SlothSli,
     #[serde(default)]
     alerting: Option<SlothAlerting>,
+    #[serde(default, alias = "sloPlugins")]
+    slo_plugins: Option<Spanned<IgnoredAny>>,
 }
 
 /// Sloth's `alerting`: the alert name, labels and annotations of all its alerts, and of
@@ -66,9 +97,9 @@ struct SlothAlerting {
     labels: BTreeMap<String, String>,
     #[serde(default)]
     annotations: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, alias = "pageAlert")]
     page_alert: Option<SlothAlert>,
-    #[serde(default)]
+    #[serde(default, alias = "ticketAlert")]
     ticket_alert: Option<SlothAlert>,
 }
 
@@ -153,7 +184,9 @@ struct SlothSli {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Events {
+    #[serde(alias = "errorQuery")]
     error_query: Spanned<String>,
+    #[serde(alias = "totalQuery")]
     total_query: Spanned<String>,
 }
 
@@ -268,30 +301,104 @@ pub(crate) fn parse_file(
     text: &str,
     errors: &mut Vec<SpecError>,
 ) -> Vec<(SloDef, Origin)> {
-    let spec: Spec = match serde_saphyr::from_str(text) {
-        Ok(s) => s,
-        Err(e) => {
-            errors.push(yaml_error(file, &e));
-            return Vec::new();
-        }
-    };
-    let mut ctx = Ctx {
-        file,
-        errors: Vec::new(),
-        line_offset: 0,
-    };
-    if spec.version.value != "prometheus/v1" {
-        ctx.err(
-            &spec.version,
-            format!(
-                "unsupported Sloth version {:?}: slotel reads prometheus/v1",
-                spec.version.value
+    let mut out = Vec::new();
+    for (offset, doc) in crate::openslo::documents(text) {
+        let shift = |mut e: SpecError| {
+            if e.line > 0 {
+                e.line += offset;
+            }
+            e
+        };
+        let mut ctx = Ctx {
+            file,
+            errors: Vec::new(),
+            line_offset: offset,
+        };
+        let kubernetes = doc
+            .lines()
+            .any(|l| l.trim_start().starts_with("apiVersion:"));
+        let (spec, meta) = if kubernetes {
+            match serde_saphyr::from_str::<Resource>(&doc) {
+                Ok(r) => {
+                    if !r.api_version.value.starts_with("sloth.slok.dev/v1") {
+                        ctx.err(
+                            &r.api_version,
+                            format!(
+                                "unsupported apiVersion {:?}: slotel reads sloth.slok.dev/v1",
+                                r.api_version.value
+                            ),
+                        );
+                    }
+                    if r.kind.value != "PrometheusServiceLevel" {
+                        ctx.err(
+                            &r.kind,
+                            format!(
+                                "kind {:?}: Sloth's resource is PrometheusServiceLevel",
+                                r.kind.value
+                            ),
+                        );
+                    }
+                    (r.spec, Some(r.metadata))
+                }
+                Err(e) => {
+                    errors.push(shift(yaml_error(file, &e)));
+                    continue;
+                }
+            }
+        } else {
+            match serde_saphyr::from_str::<Spec>(&doc) {
+                Ok(s) => (s, None),
+                Err(e) => {
+                    errors.push(shift(yaml_error(file, &e)));
+                    continue;
+                }
+            }
+        };
+        match &spec.version {
+            Some(v) if v.value != "prometheus/v1" => ctx.err(
+                v,
+                format!(
+                    "unsupported Sloth version {:?}: slotel reads prometheus/v1",
+                    v.value
+                ),
             ),
-        );
+            None if !kubernetes => ctx.errors.push(SpecError {
+                file: file.to_path_buf(),
+                line: offset + 1,
+                column: 1,
+                message: "a Sloth spec needs version: prometheus/v1".into(),
+            }),
+            _ => {}
+        }
+        out.extend(translate(&mut ctx, spec, meta));
+        errors.append(&mut ctx.errors);
+    }
+    out
+}
+
+/// The SLOs of one Sloth spec (of a resource with `meta`).
+fn translate(ctx: &mut Ctx<'_>, spec: Spec, meta: Option<ResourceMeta>) -> Vec<(SloDef, Origin)> {
+    const PLUGINS: &str = "SLO plugins rewrite the Prometheus rules Sloth generates; slotel computes from the events themselves and runs no plugins: remove slo_plugins";
+    if let Some(p) = &spec.slo_plugins {
+        ctx.err(p, PLUGINS);
+    }
+    // A resource's name and namespace say where the SLOs came from.
+    let mut from = BTreeMap::new();
+    if let Some(m) = &meta {
+        from.insert("kubernetes_name".to_string(), m.name.clone());
+        if let Some(ns) = &m.namespace {
+            from.insert("kubernetes_namespace".to_string(), ns.clone());
+        }
+        for (k, v) in m.labels.iter().chain(&m.annotations) {
+            from.insert(format!("kubernetes_{k}"), v.clone());
+        }
     }
     let mut out = Vec::new();
     for slo in spec.slos {
         let before = ctx.errors.len();
+        if let Some(p) = &slo.slo_plugins {
+            ctx.err(p, PLUGINS);
+        }
         let name = format!("{}-{}", spec.service.value, slo.name.value);
         if !is_valid_name(&name) {
             ctx.err(&slo.name, format!("invalid SLO name {name:?}"));
@@ -340,8 +447,9 @@ pub(crate) fn parse_file(
             name: c.name,
             prometheus: true,
             attributes: c.matchers,
+            job: c.job,
         };
-        let alert_tiers = alert_tiers(&slo.alerting.unwrap_or_default(), &mut ctx);
+        let alert_tiers = alert_tiers(&slo.alerting.unwrap_or_default(), ctx);
         if ctx.errors.len() > before {
             continue;
         }
@@ -354,7 +462,7 @@ pub(crate) fn parse_file(
                 service,
                 description: slo.description,
                 labels,
-                annotations: BTreeMap::new(),
+                annotations: from.clone(),
                 objective: o,
                 objectives: vec![Objective {
                     name: "default".into(),
@@ -377,7 +485,6 @@ pub(crate) fn parse_file(
             ctx.origin(&slo.name),
         ));
     }
-    errors.append(&mut ctx.errors);
     out
 }
 
