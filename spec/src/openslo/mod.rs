@@ -563,7 +563,12 @@ fn check_documents(files: &[(&Path, OpenSloFile)], errors: &mut Vec<SpecError>) 
                 Some((first, first_line)) => ctx.err(
                     at,
                     format!(
-                        "a {kind} named {:?} is already defined at {}:{first_line}",
+                        "{} {kind} named {:?} is already defined at {}:{first_line}",
+                        if kind.starts_with(['A', 'S']) && kind != "Service" {
+                            "an"
+                        } else {
+                            "a"
+                        },
                         at.value,
                         first.display()
                     ),
