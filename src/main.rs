@@ -52,10 +52,29 @@ enum Command {
     /// Prometheus rules from SLO files.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Writes the SLOs of native, OpenSLO or Sloth files as one native SLO file, which
+    /// reads back as the same SLOs.
+    Convert {
+        /// SLO files or folders of them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The format to write.
+        #[arg(long, value_enum, default_value = "native")]
+        to: ConvertTo,
+        /// The file to write (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Asks a running slotel why an SLO counts what it counts, or nothing: the spans of
     /// its service, the selector step that drops the others, near misses (case, a
     /// trailing slash) and the services the tenant's spans come from.
     Explain(ExplainArgs),
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ConvertTo {
+    /// slotel's own YAML.
+    Native,
 }
 
 #[derive(clap::Args, Debug)]
@@ -160,6 +179,7 @@ fn main() -> ExitCode {
             rules_generate(&slos, &out, buckets)
         }
         Command::Explain(args) => explain(&args),
+        Command::Convert { paths, to, out } => convert(&paths, to, out.as_deref()),
     };
     match result {
         Ok(code) => code,
@@ -293,6 +313,24 @@ fn dashboards_generate(args: DashboardsArgs) -> anyhow::Result<ExitCode> {
         defs.len(),
         args.out.display()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn convert(paths: &[PathBuf], to: ConvertTo, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let Some(defs) = load_or_report(paths) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let text = match to {
+        ConvertTo::Native => slotel_spec::export::to_native(&defs),
+    };
+    match out {
+        None => print!("{text}"),
+        Some(path) => {
+            std::fs::write(path, &text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("Wrote {} SLOs to {}", defs.len(), path.display());
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 mod error;
+pub mod export;
 mod native;
 mod openslo;
 mod sloth;
@@ -95,6 +96,13 @@ pub(crate) struct RawSli {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawMetricSelector {
     metric: Spanned<String>,
+    /// `metric` and the attribute keys are the Prometheus names of OTLP metrics and
+    /// attributes (what Sloth specs give).
+    #[serde(default)]
+    prometheus: bool,
+    /// The `job` a Prometheus query matched, kept for generated rules.
+    #[serde(default)]
+    job: Option<String>,
     #[serde(default)]
     attributes: BTreeMap<String, AttrMatch>,
 }
@@ -103,9 +111,9 @@ impl RawMetricSelector {
     fn into_model(self) -> MetricSelector {
         MetricSelector {
             name: self.metric.value,
-            prometheus: false,
+            prometheus: self.prometheus,
             attributes: self.attributes.into_iter().collect(),
-            job: None,
+            job: self.job,
         }
     }
 }

@@ -168,3 +168,28 @@ fn a_wrong_type_in_one_slo_does_not_hide_the_problems_of_the_others() {
         )
     );
 }
+
+#[test]
+fn convert_writes_a_native_file_of_the_same_slos() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("converted.yaml");
+    let run = slotel()
+        .arg("convert")
+        .arg(root().join("examples/openslo"))
+        .arg(root().join("examples/sloth"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&run.stderr),
+        format!("Wrote 3 SLOs to {}\n", out.display())
+    );
+    let check = slotel().arg("validate").arg(&out).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&check.stdout), "3 SLOs are valid\n");
+}

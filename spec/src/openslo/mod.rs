@@ -617,12 +617,15 @@ pub(crate) fn translate(
     let mut conditions: HashMap<String, Option<(String, TierOverride)>> = HashMap::new();
     let mut services: HashMap<String, &Doc<ServiceSpec>> = HashMap::new();
     let mut targets: HashMap<String, String> = HashMap::new();
+    // The files that define Services: their SLOs' services must be defined.
+    let mut with_services: std::collections::HashSet<&Path> = Default::default();
     check_documents(files, errors);
-    for (_, f) in files {
+    for (file, f) in files {
         for (_, doc) in &f.docs {
             match doc {
                 Parsed::Service(d) => {
                     services.insert(d.metadata.name.value.clone(), d);
+                    with_services.insert(*file);
                 }
                 Parsed::Target(d) => {
                     let mut shown = d.spec.target.clone();
@@ -727,7 +730,7 @@ pub(crate) fn translate(
                                 .insert("service_description".into(), d.clone());
                         }
                     }
-                    None if !services.is_empty() => {
+                    None if with_services.contains(*file) => {
                         let mut names: Vec<&String> = services.keys().collect();
                         names.sort();
                         ctx.err(

@@ -1,0 +1,357 @@
+//! Writing the model back as a file: slotel's native YAML, which reads back as the same
+//! SLOs (`slotel convert`). Every field of [`SloDef`] has its place; defaults are left
+//! out.
+
+use serde_json::{Map, Value, json};
+use slotel_model::{
+    AttrMatch, AttrValue, BudgetAlerts, Budgeting, CalendarUnit, GoodRule, HttpStatus,
+    MetricSelector, Sli, SloDef, SpanKind, SpanSelector, StatusRule, TierOverride, Window,
+    format_minutes,
+};
+
+/// `defs` as a native SLO file.
+pub fn to_native(defs: &[SloDef]) -> String {
+    let slos: Vec<Value> = defs.iter().map(native_slo).collect();
+    let mut options = serde_saphyr::SerializerOptions::default();
+    options.prefer_block_scalars = false;
+    let mut out = serde_saphyr::to_string_with_options(&json!({ "slos": slos }), options)
+        .expect("JSON values serialize as YAML");
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
+fn native_slo(d: &SloDef) -> Value {
+    let mut m = Map::new();
+    m.insert("name".into(), json!(d.name));
+    if d.tenant != slotel_model::DEFAULT_TENANT {
+        m.insert("tenant".into(), json!(d.tenant));
+    }
+    m.insert("service".into(), json!(d.service));
+    if let Some(text) = &d.description {
+        m.insert("description".into(), json!(text));
+    }
+    if !d.labels.is_empty() {
+        m.insert("labels".into(), json!(d.labels));
+    }
+    if !d.annotations.is_empty() {
+        m.insert("annotations".into(), json!(d.annotations));
+    }
+    match d.objectives.as_slice() {
+        [only] if only.name == "default" => {
+            m.insert("objective".into(), json!(only.target));
+        }
+        all => {
+            let list: Vec<Value> = all
+                .iter()
+                .map(|o| json!({ "name": o.name, "target": o.target }))
+                .collect();
+            m.insert("objectives".into(), json!(list));
+        }
+    }
+    match d.budgeting {
+        Budgeting::Occurrences => {}
+        Budgeting::Timeslices {
+            slice_minutes,
+            slice_target,
+        } => {
+            let target = (slice_target * 100.0 * 1e9).round() / 1e9;
+            m.insert(
+                "budgeting".into(),
+                json!({ "timeslices": { "slice": format_minutes(slice_minutes), "target": target } }),
+            );
+        }
+        Budgeting::RatioTimeslices { slice_minutes } => {
+            m.insert(
+                "budgeting".into(),
+                json!({ "ratio_timeslices": { "slice": format_minutes(slice_minutes) } }),
+            );
+        }
+    }
+    m.insert("window".into(), window(&d.window));
+    if d.min_events != slotel_model::DEFAULT_MIN_EVENTS {
+        m.insert("min_events".into(), json!(d.min_events));
+    }
+    if d.freeze_below > 0.0 {
+        m.insert("policy".into(), json!({ "freeze_below": d.freeze_below }));
+    }
+    if let Some(a) = alerting(d) {
+        m.insert("alerting".into(), a);
+    }
+    if !d.group_by.is_empty() {
+        m.insert("group_by".into(), json!(d.group_by));
+        if d.max_groups != crate::DEFAULT_MAX_GROUPS {
+            m.insert("max_groups".into(), json!(d.max_groups));
+        }
+    }
+    m.insert("sli".into(), sli(&d.sli));
+    Value::Object(m)
+}
+
+fn window(w: &Window) -> Value {
+    match w {
+        Window::Rolling { minutes } => json!(format_minutes(*minutes)),
+        Window::Calendar { unit, tz } => json!({
+            "calendar": match unit {
+                CalendarUnit::Week => "week",
+                CalendarUnit::Month => "month",
+                CalendarUnit::Quarter => "quarter",
+            },
+            "time_zone": tz.name,
+        }),
+    }
+}
+
+fn seconds(s: i64) -> String {
+    if s > 0 && s % 60 == 0 {
+        format_minutes((s / 60) as u32)
+    } else {
+        format!("{s}s")
+    }
+}
+
+fn alerting(d: &SloDef) -> Option<Value> {
+    let mut m = Map::new();
+    if !d.alert_tiers.is_empty() {
+        let tiers: Map<String, Value> = d
+            .alert_tiers
+            .iter()
+            .map(|(name, t)| (name.clone(), tier(t)))
+            .collect();
+        m.insert("tiers".into(), Value::Object(tiers));
+    }
+    let BudgetAlerts {
+        exhaustion_within_seconds,
+        exhausted,
+        no_data_minutes,
+    } = &d.budget_alerts;
+    if let Some((within, severity)) = exhaustion_within_seconds {
+        m.insert(
+            "exhaustion".into(),
+            json!({ "within": seconds(*within), "severity": severity.as_str() }),
+        );
+    }
+    if let Some(severity) = exhausted {
+        m.insert(
+            "budget_exhausted".into(),
+            json!({ "severity": severity.as_str() }),
+        );
+    }
+    if let Some((minutes, severity)) = no_data_minutes {
+        m.insert(
+            "no_data".into(),
+            json!({ "after": format_minutes(*minutes), "severity": severity.as_str() }),
+        );
+    }
+    (!m.is_empty()).then_some(Value::Object(m))
+}
+
+fn tier(t: &TierOverride) -> Value {
+    let mut m = Map::new();
+    if t.disabled {
+        m.insert("disabled".into(), json!(true));
+    }
+    if let Some(f) = t.factor {
+        m.insert("factor".into(), json!(f));
+    }
+    if let Some(s) = t.severity {
+        m.insert("severity".into(), json!(s.as_str()));
+    }
+    if let Some(l) = t.long_minutes {
+        m.insert("long".into(), json!(format_minutes(l)));
+    }
+    if let Some(s) = t.short_minutes {
+        m.insert("short".into(), json!(format_minutes(s)));
+    }
+    if let Some(f) = t.for_seconds {
+        m.insert("for".into(), json!(seconds(f)));
+    }
+    if !t.labels.is_empty() {
+        m.insert("labels".into(), json!(t.labels));
+    }
+    if !t.annotations.is_empty() {
+        m.insert("annotations".into(), json!(t.annotations));
+    }
+    Value::Object(m)
+}
+
+fn sli(s: &Sli) -> Value {
+    match s {
+        Sli::Spans { selector, good } => {
+            json!({ "spans": { "match": span_match(selector), "good": good_rule(good) } })
+        }
+        Sli::Logs {
+            attributes,
+            max_severity,
+        } => json!({ "logs": {
+            "match": { "attributes": matchers(attributes) },
+            "good": { "max_severity": severity_name(*max_severity) },
+        } }),
+        Sli::MetricRatio { good, bad, total } => {
+            let mut m = Map::new();
+            if let Some(g) = good {
+                m.insert("good".into(), metric(g));
+            }
+            if let Some(b) = bad {
+                m.insert("bad".into(), metric(b));
+            }
+            m.insert("total".into(), metric(total));
+            json!({ "metrics": m })
+        }
+        Sli::MetricLatency {
+            metric: sel,
+            threshold_seconds,
+        } => {
+            let mut h = match metric(sel) {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            };
+            h.insert(
+                "threshold".into(),
+                json!(duration_nanos((threshold_seconds * 1e9).round() as u64)),
+            );
+            json!({ "histogram": h })
+        }
+    }
+}
+
+fn metric(m: &MetricSelector) -> Value {
+    let mut out = Map::new();
+    out.insert("metric".into(), json!(m.name));
+    if m.prometheus {
+        out.insert("prometheus".into(), json!(true));
+    }
+    if let Some(job) = &m.job {
+        out.insert("job".into(), json!(job));
+    }
+    if !m.attributes.is_empty() {
+        out.insert("attributes".into(), matchers(&m.attributes));
+    }
+    Value::Object(out)
+}
+
+fn span_match(s: &SpanSelector) -> Value {
+    let mut m = Map::new();
+    if let Some(kind) = s.kind {
+        m.insert(
+            "span_kind".into(),
+            json!(match kind {
+                SpanKind::Internal => "internal",
+                SpanKind::Server => "server",
+                SpanKind::Client => "client",
+                SpanKind::Producer => "producer",
+                SpanKind::Consumer => "consumer",
+            }),
+        );
+    }
+    if let Some(n) = &s.span_name {
+        m.insert("span_name".into(), json!(n));
+    }
+    if let Some(r) = &s.http_route {
+        m.insert("http_route".into(), json!(r));
+    }
+    if !s.attributes.is_empty() {
+        m.insert("attributes".into(), matchers(&s.attributes));
+    }
+    if !s.resource.is_empty() {
+        m.insert("resource".into(), matchers(&s.resource));
+    }
+    Value::Object(m)
+}
+
+fn good_rule(g: &GoodRule) -> Value {
+    let mut m = Map::new();
+    if let Some(s) = g.status {
+        m.insert(
+            "status".into(),
+            json!(match s {
+                StatusRule::NotError => "not_error",
+                StatusRule::Ok => "ok",
+            }),
+        );
+    }
+    if let Some(n) = g.max_duration_nanos {
+        m.insert("max_duration".into(), json!(duration_nanos(n)));
+    }
+    let codes = |c: &[HttpStatus]| -> Value {
+        c.iter()
+            .map(|s| match s {
+                HttpStatus::Code(c) => json!(c),
+                HttpStatus::Class(c) => json!(format!("{c}xx")),
+            })
+            .collect()
+    };
+    if let Some(c) = &g.http_status {
+        m.insert("http_status".into(), codes(c));
+    }
+    if let Some(c) = &g.not_http_status {
+        m.insert("not_http_status".into(), codes(c));
+    }
+    if !g.all_of.is_empty() {
+        m.insert("all_of".into(), g.all_of.iter().map(good_rule).collect());
+    }
+    if !g.any_of.is_empty() {
+        m.insert("any_of".into(), g.any_of.iter().map(good_rule).collect());
+    }
+    Value::Object(m)
+}
+
+fn duration_nanos(n: u64) -> String {
+    if n.is_multiple_of(1_000_000_000) {
+        format!("{}s", n / 1_000_000_000)
+    } else if n.is_multiple_of(1_000_000) {
+        format!("{}ms", n / 1_000_000)
+    } else if n.is_multiple_of(1_000) {
+        format!("{}us", n / 1_000)
+    } else {
+        format!("{n}ns")
+    }
+}
+
+fn value(v: &AttrValue) -> Value {
+    match v {
+        AttrValue::Bool(b) => json!(b),
+        AttrValue::Int(i) => json!(i),
+        AttrValue::Double(d) => json!(d),
+        AttrValue::String(s) => json!(s),
+    }
+}
+
+/// A regular expression as written: slotel anchors it to match whole values.
+fn unanchored(r: &str) -> &str {
+    r.strip_prefix("^(?:")
+        .and_then(|r| r.strip_suffix(")$"))
+        .unwrap_or(r)
+}
+
+fn matchers(m: &[(String, AttrMatch)]) -> Value {
+    let out: Map<String, Value> = m
+        .iter()
+        .map(|(k, a)| {
+            let v = match a {
+                AttrMatch::Eq(v) => json!({ "eq": value(v) }),
+                AttrMatch::Ne(v) => json!({ "not": value(v) }),
+                AttrMatch::In(vs) => json!({ "in": vs.iter().map(value).collect::<Vec<_>>() }),
+                AttrMatch::Regex(r) => json!({ "regex": unanchored(r.as_str()) }),
+                AttrMatch::NotRegex(r) => json!({ "not_regex": unanchored(r.as_str()) }),
+                AttrMatch::Exists(b) => json!({ "exists": b }),
+            };
+            (k.clone(), v)
+        })
+        .collect();
+    Value::Object(out)
+}
+
+/// An OTLP severity number (1-24) by name, as `max_severity` takes it.
+fn severity_name(n: i32) -> String {
+    const NAMES: [&str; 6] = ["trace", "debug", "info", "warn", "error", "fatal"];
+    let i = ((n - 1).max(0) / 4) as usize;
+    let sub = (n - 1).max(0) % 4 + 1;
+    let name = NAMES.get(i).copied().unwrap_or("fatal");
+    if sub == 4 {
+        name.to_string()
+    } else {
+        format!("{name}{sub}")
+    }
+}
