@@ -52,8 +52,8 @@ enum Command {
     /// Prometheus rules from SLO files.
     #[command(subcommand)]
     Rules(RulesCommand),
-    /// Writes the SLOs of native, OpenSLO or Sloth files as one native SLO file, which
-    /// reads back as the same SLOs.
+    /// Writes the SLOs of native, OpenSLO or Sloth files as one native or OpenSLO file,
+    /// which reads back as the same SLOs.
     Convert {
         /// SLO files or folders of them.
         #[arg(required = true)]
@@ -75,6 +75,9 @@ enum Command {
 enum ConvertTo {
     /// slotel's own YAML.
     Native,
+    /// OpenSLO v1 documents (`type: slotel` sources; what OpenSLO has no field for in
+    /// the annotation `slotel.native`).
+    Openslo,
 }
 
 #[derive(clap::Args, Debug)]
@@ -322,6 +325,7 @@ fn convert(paths: &[PathBuf], to: ConvertTo, out: Option<&Path>) -> anyhow::Resu
     };
     let text = match to {
         ConvertTo::Native => slotel_spec::export::to_native(&defs),
+        ConvertTo::Openslo => slotel_spec::export::to_openslo(&defs),
     };
     match out {
         None => print!("{text}"),

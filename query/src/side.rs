@@ -286,9 +286,11 @@ pub fn tier_state_series(
             ] {
                 labels.insert(k.to_string(), v);
             }
+            // Also at the minute before: a query evaluated just before the minute turned
+            // (the caller's clock a little behind this one) still finds the state.
             out.push(SideSeries {
                 labels,
-                samples: BTreeMap::from([(now, state)]),
+                samples: BTreeMap::from([(now - 1, state), (now, state)]),
                 lookback_minutes: HEALTH_LOOKBACK_MINUTES,
             });
         }

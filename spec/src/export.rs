@@ -355,3 +355,220 @@ fn severity_name(n: i32) -> String {
         format!("{name}{sub}")
     }
 }
+
+/// The annotation that carries, in an OpenSLO file, what OpenSLO has no field for:
+/// slotel's alert tiers and budget alerts, the low-traffic guard, groups, the release
+/// policy and the tenant, as the native fields (JSON).
+pub const NATIVE_ANNOTATION: &str = "slotel.native";
+
+/// `defs` as OpenSLO v1 documents: an `SLO` per SLO with its SLI inline (`type:
+/// slotel` sources with slotel's selectors), and the `Service`s their annotations
+/// describe. What OpenSLO cannot say travels in the [`NATIVE_ANNOTATION`].
+pub fn to_openslo(defs: &[SloDef]) -> String {
+    let mut docs: Vec<Value> = Vec::new();
+    // Services, when an SLO carries a Service's description: then every service of the
+    // file is defined, as OpenSLO readers check.
+    let described = defs.iter().any(|d| {
+        d.annotations.contains_key("service_description")
+            || d.annotations.contains_key("service_display_name")
+    });
+    if described {
+        let mut services: Vec<&str> = defs.iter().map(|d| d.service.as_str()).collect();
+        services.sort_unstable();
+        services.dedup();
+        for service in services {
+            let of = |key: &str| {
+                defs.iter()
+                    .filter(|d| d.service == service)
+                    .find_map(|d| d.annotations.get(key).cloned())
+            };
+            let mut metadata = json!({ "name": service });
+            if let Some(n) = of("service_display_name") {
+                metadata["displayName"] = json!(n);
+            }
+            let mut spec = Map::new();
+            if let Some(text) = of("service_description") {
+                spec.insert("description".into(), json!(text));
+            }
+            docs.push(json!({
+                "apiVersion": "openslo/v1",
+                "kind": "Service",
+                "metadata": metadata,
+                "spec": spec,
+            }));
+        }
+    }
+    docs.extend(defs.iter().map(openslo_slo));
+    let mut options = serde_saphyr::SerializerOptions::default();
+    options.prefer_block_scalars = false;
+    let mut out = String::new();
+    for (i, doc) in docs.iter().enumerate() {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        let text = serde_saphyr::to_string_with_options(doc, options.clone())
+            .expect("JSON values serialize as YAML");
+        out.push_str(&text);
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn openslo_slo(d: &SloDef) -> Value {
+    let native = match native_slo(d) {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    // What OpenSLO has no field for, in native form.
+    let extra: Map<String, Value> = native
+        .iter()
+        .filter(|(k, _)| {
+            matches!(
+                k.as_str(),
+                "tenant" | "min_events" | "policy" | "alerting" | "group_by" | "max_groups"
+            )
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut annotations = d.annotations.clone();
+    let display = annotations.remove("display_name");
+    let indicator = annotations
+        .remove("indicator")
+        .unwrap_or_else(|| d.name.clone());
+    annotations.remove("service_description");
+    annotations.remove("service_display_name");
+    if !extra.is_empty() {
+        annotations.insert(
+            NATIVE_ANNOTATION.into(),
+            serde_json::to_string(&Value::Object(extra)).unwrap_or_default(),
+        );
+    }
+    let mut metadata = json!({ "name": d.name });
+    if let Some(n) = display {
+        metadata["displayName"] = json!(n);
+    }
+    if !d.labels.is_empty() {
+        metadata["labels"] = json!(d.labels);
+    }
+    if !annotations.is_empty() {
+        metadata["annotations"] = json!(annotations);
+    }
+    let source = |spec: Value| json!({ "metricSource": { "type": "slotel", "spec": spec } });
+    let (indicator_spec, threshold) = match &d.sli {
+        Sli::Spans { selector, good } => (
+            json!({ "ratioMetric": {
+                "counter": true,
+                "good": source(json!({ "spans": { "good": good_rule(good) } })),
+                "total": source(json!({ "spans": { "match": span_match(selector) } })),
+            } }),
+            None,
+        ),
+        Sli::Logs {
+            attributes,
+            max_severity,
+        } => (
+            json!({ "ratioMetric": {
+                "counter": true,
+                "good": source(json!({ "logs": { "good": { "max_severity": severity_name(*max_severity) } } })),
+                "total": source(json!({ "logs": { "match": { "attributes": matchers(attributes) } } })),
+            } }),
+            None,
+        ),
+        Sli::MetricRatio { good, bad, total } => {
+            let mut r = Map::new();
+            r.insert("counter".into(), json!(true));
+            if let Some(g) = good {
+                r.insert("good".into(), source(metric(g)));
+            }
+            if let Some(b) = bad {
+                r.insert("bad".into(), source(metric(b)));
+            }
+            r.insert("total".into(), source(metric(total)));
+            (json!({ "ratioMetric": r }), None)
+        }
+        Sli::MetricLatency {
+            metric: sel,
+            threshold_seconds,
+        } => {
+            let mut h = Map::new();
+            h.insert("histogram".into(), json!(sel.name));
+            if !sel.attributes.is_empty() {
+                h.insert("attributes".into(), matchers(&sel.attributes));
+            }
+            (
+                json!({ "thresholdMetric": source(Value::Object(h)) }),
+                Some(*threshold_seconds),
+            )
+        }
+    };
+    let objectives: Vec<Value> = d
+        .objectives
+        .iter()
+        .map(|o| {
+            let mut v = json!({ "displayName": o.name, "targetPercent": o.target });
+            if let Some(t) = threshold {
+                v["op"] = json!("lte");
+                v["value"] = json!(t);
+            }
+            match d.budgeting {
+                Budgeting::Occurrences => {}
+                Budgeting::Timeslices {
+                    slice_minutes,
+                    slice_target,
+                } => {
+                    v["timeSliceTarget"] = json!(slice_target);
+                    v["timeSliceWindow"] = json!(format_minutes(slice_minutes));
+                }
+                Budgeting::RatioTimeslices { slice_minutes } => {
+                    v["timeSliceWindow"] = json!(format_minutes(slice_minutes));
+                }
+            }
+            v
+        })
+        .collect();
+    let time_window = match &d.window {
+        Window::Rolling { minutes } => {
+            json!({ "duration": format_minutes(*minutes), "isRolling": true })
+        }
+        Window::Calendar { unit, tz } => {
+            // A period's start, as OpenSLO asks for one: 2024-01-01 was a Monday.
+            let (duration, start) = match unit {
+                CalendarUnit::Week => ("1w", "2024-01-01 00:00:00"),
+                CalendarUnit::Month => ("1M", "2024-01-01 00:00:00"),
+                CalendarUnit::Quarter => ("1Q", "2024-01-01 00:00:00"),
+            };
+            json!({
+                "duration": duration,
+                "isRolling": false,
+                "calendar": { "startTime": start, "timeZone": tz.name },
+            })
+        }
+    };
+    let mut spec = Map::new();
+    if let Some(text) = &d.description {
+        spec.insert("description".into(), json!(text));
+    }
+    spec.insert("service".into(), json!(d.service));
+    spec.insert(
+        "indicator".into(),
+        json!({ "metadata": { "name": indicator }, "spec": indicator_spec }),
+    );
+    spec.insert("timeWindow".into(), json!([time_window]));
+    spec.insert(
+        "budgetingMethod".into(),
+        json!(match d.budgeting {
+            Budgeting::Occurrences => "Occurrences",
+            Budgeting::Timeslices { .. } => "Timeslices",
+            Budgeting::RatioTimeslices { .. } => "RatioTimeslices",
+        }),
+    );
+    spec.insert("objectives".into(), json!(objectives));
+    json!({
+        "apiVersion": "openslo/v1",
+        "kind": "SLO",
+        "metadata": metadata,
+        "spec": spec,
+    })
+}

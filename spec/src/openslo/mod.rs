@@ -357,6 +357,11 @@ struct SourceSpec {
     logs: Option<LogsPart>,
     #[serde(default)]
     metric: Option<Spanned<String>>,
+    /// `metric` is a Prometheus name (as `slotel convert` writes Sloth's counters).
+    #[serde(default)]
+    prometheus: bool,
+    #[serde(default)]
+    job: Option<String>,
     #[serde(default)]
     histogram: Option<Spanned<String>>,
     #[serde(default)]
@@ -516,6 +521,52 @@ pub(crate) fn parse_file(file: &Path, text: &str, errors: &mut Vec<SpecError>) -
         }
     }
     OpenSloFile { docs }
+}
+
+/// Applies to `def` the native fields an OpenSLO file carries in the
+/// [`crate::export::NATIVE_ANNOTATION`] (what OpenSLO has no field for), read and checked
+/// as a native SLO's.
+fn native_fields(def: &mut SloDef, file: &Path, text: &str) -> std::result::Result<(), String> {
+    let extra: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
+    let serde_json::Value::Object(extra) = extra else {
+        return Err("not a JSON object".into());
+    };
+    let mut slo = serde_json::json!({
+        "name": def.name,
+        "service": def.service,
+        "objective": 99,
+        "window": "30d",
+        "sli": { "spans": { "good": { "status": "ok" } } },
+    });
+    for (k, v) in extra {
+        if !matches!(
+            k.as_str(),
+            "tenant" | "min_events" | "policy" | "alerting" | "group_by" | "max_groups"
+        ) {
+            return Err(format!("{k:?} is not one of the fields it carries"));
+        }
+        slo[k] = v;
+    }
+    let text = serde_json::json!({ "slos": [slo] }).to_string();
+    let parsed = crate::parse_native(file, &text).map_err(|errors| {
+        errors
+            .iter()
+            .map(|e| e.message.clone())
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    let Some(n) = parsed.into_iter().next() else {
+        return Err("no fields".into());
+    };
+    def.tenant = n.tenant;
+    def.min_events = n.min_events;
+    def.freeze_below = n.freeze_below;
+    def.alert_tiers = n.alert_tiers;
+    def.budget_alerts = n.budget_alerts;
+    def.group_by = n.group_by;
+    def.max_groups = n.max_groups;
+    Ok(())
 }
 
 /// The longest description OpenSLO allows.
@@ -716,8 +767,19 @@ pub(crate) fn translate(
             if let Some(mut def) =
                 translate_slo(&mut ctx, &mut sli_ctx, slo, sli_meta, sli_spec, &sources)
             {
-                def.annotations
-                    .insert("indicator".into(), sli_meta.name.value.clone());
+                // The SLI's name, where it is not the SLO's own.
+                if sli_meta.name.value != def.name {
+                    def.annotations
+                        .insert("indicator".into(), sli_meta.name.value.clone());
+                }
+                if let Some(text) = def.annotations.remove(crate::export::NATIVE_ANNOTATION)
+                    && let Err(why) = native_fields(&mut def, ctx.file, &text)
+                {
+                    ctx.err(
+                        &slo.metadata.name,
+                        format!("the annotation {}: {why}", crate::export::NATIVE_ANNOTATION),
+                    );
+                }
                 // A file set that defines Services must define the SLO's.
                 match services.get(&def.service) {
                     Some(service) => {

@@ -425,8 +425,8 @@ pub(super) fn ratio(ctx: &mut Ctx<'_>, name: &Spanned<String>, r: &RatioMetric) 
     let selector = |s: &Spanned<SourceSpec>| -> Option<RawMetricSelector> {
         s.value.metric.clone().map(|metric| RawMetricSelector {
             metric,
-            prometheus: false,
-            job: None,
+            prometheus: s.value.prometheus,
+            job: s.value.job.clone(),
             attributes: s.value.attributes.clone(),
         })
     };
