@@ -467,6 +467,10 @@ pub(crate) fn parse_file(file: &Path, text: &str, errors: &mut Vec<SpecError>) -
                 continue;
             }
         };
+        if probe.api_version.as_deref() == Some("openslo/v1alpha") {
+            errors.extend(probe::alpha(file, offset, &doc));
+            continue;
+        }
         if probe.api_version.as_deref() != Some("openslo/v1") {
             errors.push(SpecError {
                 file: file.to_path_buf(),

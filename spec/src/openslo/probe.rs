@@ -127,3 +127,122 @@ pub(super) fn foreign_sources(
     }
     ctx.errors
 }
+
+/// An `openslo/v1alpha` document, as far as slotel reads it: the sources of an SLO.
+#[derive(Deserialize)]
+struct AlphaDoc {
+    kind: Spanned<String>,
+    metadata: AlphaMeta,
+    #[serde(default)]
+    spec: Option<AlphaSpec>,
+}
+
+#[derive(Deserialize)]
+struct AlphaMeta {
+    name: Spanned<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct AlphaSpec {
+    #[serde(default)]
+    indicator: Option<AlphaIndicator>,
+    #[serde(default)]
+    objectives: Vec<AlphaObjective>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AlphaIndicator {
+    #[serde(default)]
+    threshold_metric: Option<AlphaQuery>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AlphaObjective {
+    #[serde(default)]
+    ratio_metrics: Option<AlphaRatio>,
+}
+
+#[derive(Deserialize)]
+struct AlphaRatio {
+    #[serde(default)]
+    good: Option<AlphaQuery>,
+    #[serde(default)]
+    bad: Option<AlphaQuery>,
+    #[serde(default)]
+    total: Option<AlphaQuery>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AlphaQuery {
+    source: Spanned<String>,
+    #[serde(default)]
+    query: Option<String>,
+}
+
+/// The problems of an `openslo/v1alpha` document: v1alpha names its sources by a query
+/// string only (`source`, `queryType`, `query`), which slotel cannot compute; a Service
+/// has nothing slotel needs. Its SLOs are refused at each source, saying so.
+pub(super) fn alpha(file: &Path, offset: u64, doc: &str) -> Vec<SpecError> {
+    let mut ctx = Ctx {
+        file,
+        errors: Vec::new(),
+        line_offset: offset,
+    };
+    let parsed: AlphaDoc = match serde_saphyr::from_str(doc) {
+        Ok(d) => d,
+        Err(e) => {
+            let mut err = yaml_error(file, &e);
+            if err.line > 0 {
+                err.line += offset;
+            }
+            return vec![err];
+        }
+    };
+    match parsed.kind.value.as_str() {
+        "Service" => {}
+        "SLO" => {
+            let spec = parsed.spec.unwrap_or_default();
+            let mut queries: Vec<&AlphaQuery> = Vec::new();
+            queries.extend(
+                spec.indicator
+                    .iter()
+                    .filter_map(|i| i.threshold_metric.as_ref()),
+            );
+            for o in &spec.objectives {
+                if let Some(r) = &o.ratio_metrics {
+                    queries.extend([&r.good, &r.bad, &r.total].into_iter().flatten());
+                }
+            }
+            if queries.is_empty() {
+                ctx.err(
+                    &parsed.metadata.name,
+                    "an openslo/v1alpha SLO needs an indicator's thresholdMetric or its objectives' ratioMetrics",
+                );
+            }
+            for q in queries {
+                let reads = q
+                    .query
+                    .as_deref()
+                    .and_then(crate::sloth::metric_name)
+                    .map(|n| format!(" (the query reads {n})"))
+                    .unwrap_or_default();
+                ctx.err(
+                    &q.source,
+                    format!(
+                        "openslo/v1alpha source {:?} is a query slotel cannot compute{reads}: slotel computes from the OTLP data it receives, and v1alpha cannot name its selectors; write the SLO as openslo/v1 with type: slotel sources",
+                        q.source.value
+                    ),
+                );
+            }
+        }
+        other => ctx.err(
+            &parsed.kind,
+            format!("kind {other:?}: openslo/v1alpha has SLO and Service"),
+        ),
+    }
+    ctx.errors
+}
