@@ -258,7 +258,11 @@ fn validate(
     }
     let paths = &paths[..];
     let extensions: Vec<&str> = extensions.iter().map(String::as_str).collect();
-    match slotel_spec::load_paths_with(paths, &extensions) {
+    let (result, notes) = slotel_spec::load_paths_noting(paths, &extensions);
+    for n in &notes {
+        eprintln!("{n}");
+    }
+    match result {
         Ok(defs) if defs.is_empty() => {
             eprintln!("no SLOs in {}: nothing to validate", list(paths));
             Ok(ExitCode::FAILURE)
@@ -463,8 +467,12 @@ fn rules_generate(
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = ServeConfig::resolve(args)?;
-    let defs = slotel_spec::load_paths(&config.slos)
-        .map_err(|e| anyhow::anyhow!("invalid SLO files, not starting:\n{e}"))?;
+    let (defs, notes) =
+        slotel_spec::load_paths_noting(&config.slos, &slotel_spec::DEFAULT_EXTENSIONS);
+    let defs = defs.map_err(|e| anyhow::anyhow!("invalid SLO files, not starting:\n{e}"))?;
+    for n in &notes {
+        tracing::warn!(note = %n, "An SLO file says something slotel does not use.");
+    }
     let listen_file = config.listen_file.clone();
     runtime()?.block_on(async {
         let app = App::build(config, defs).await?;

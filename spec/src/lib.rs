@@ -461,6 +461,27 @@ pub const DEFAULT_EXTENSIONS: [&str; 2] = ["yaml", "yml"];
 /// whose names end in one of `extensions`; files named directly are read whatever their
 /// name.
 pub fn load_paths_with(paths: &[PathBuf], extensions: &[&str]) -> Result<Vec<SloDef>> {
+    load_paths_noting(paths, extensions).0
+}
+
+/// [`load_paths_with`], and the notes on what the files say that slotel accepts and does
+/// not use (a DataSource's connection details, the display names of documents other
+/// than SLOs), each with its position: `validate` prints them, `serve` logs them.
+pub fn load_paths_noting(
+    paths: &[PathBuf],
+    extensions: &[&str],
+) -> (Result<Vec<SloDef>>, Vec<SpecError>) {
+    let mut notes = Vec::new();
+    let result = load_all(paths, extensions, &mut notes);
+    notes.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    (result, notes)
+}
+
+fn load_all(
+    paths: &[PathBuf],
+    extensions: &[&str],
+    notes: &mut Vec<SpecError>,
+) -> Result<Vec<SloDef>> {
     let mut files = Vec::new();
     for path in paths {
         collect_files(path, extensions, true, &mut files)?;
@@ -489,6 +510,7 @@ pub fn load_paths_with(paths: &[PathBuf], extensions: &[&str]) -> Result<Vec<Slo
         errors.extend(errs);
     }
     all.extend(openslo::translate(&open_slo, &mut errors));
+    notes.extend(openslo::notes(&open_slo));
     let mut seen: HashMap<(&str, &str), &Origin> = HashMap::new();
     for (def, origin) in &all {
         if let Some(first) = seen.insert((&def.tenant, &def.name), origin) {

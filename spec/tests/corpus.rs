@@ -28,8 +28,15 @@ fn the_corpus_reads_as_the_golden_file_says() {
         for outcome in ["valid", "refused", "invalid"] {
             for case in cases(&root.join(format).join(outcome)) {
                 let name = case.strip_prefix(&root).unwrap().display().to_string();
-                let result = slotel_spec::load_paths(std::slice::from_ref(&case));
+                let (result, notes) = slotel_spec::load_paths_noting(
+                    std::slice::from_ref(&case),
+                    &slotel_spec::DEFAULT_EXTENSIONS,
+                );
                 report.push_str(&format!("== {name}\n"));
+                for n in &notes {
+                    let n = n.to_string().replace(&format!("{}/", root.display()), "");
+                    report.push_str(&format!("{n}\n"));
+                }
                 match (outcome, result) {
                     ("valid", Ok(defs)) => {
                         assert!(!defs.is_empty(), "{name}: no SLOs");

@@ -392,7 +392,7 @@ struct DataSourceSpec {
     #[serde(rename = "type")]
     source_type: Spanned<String>,
     #[serde(rename = "connectionDetails", default)]
-    _connection_details: Option<IgnoredAny>,
+    _connection_details: Option<serde_json::Value>,
     #[serde(rename = "description", default)]
     _description: Option<String>,
 }
@@ -571,6 +571,80 @@ fn native_fields(def: &mut SloDef, file: &Path, text: &str) -> std::result::Resu
     def.group_by = n.group_by;
     def.max_groups = n.max_groups;
     Ok(())
+}
+
+/// What the documents of `files` say that slotel accepts and does not use, each at its
+/// position.
+pub(crate) fn notes(files: &[(&Path, OpenSloFile)]) -> Vec<SpecError> {
+    let mut out = Vec::new();
+    for (file, f) in files {
+        for (offset, doc) in &f.docs {
+            let mut ctx = Ctx {
+                file,
+                errors: Vec::new(),
+                line_offset: *offset,
+            };
+            let meta = match doc {
+                Parsed::Sli(d) => Some(("SLI", &d.metadata)),
+                Parsed::DataSource(d) => Some(("DataSource", &d.metadata)),
+                Parsed::AlertPolicy(d) => Some(("AlertPolicy", &d.metadata)),
+                Parsed::AlertCondition(d) => Some(("AlertCondition", &d.metadata)),
+                Parsed::Target(d) => Some(("AlertNotificationTarget", &d.metadata)),
+                Parsed::Service(d) => Some(("Service", &d.metadata)),
+                Parsed::Slo(_) | Parsed::Other => None,
+            };
+            if let Some((kind, m)) = meta {
+                let mut unused: Vec<&str> = Vec::new();
+                if m.display_name.is_some() && kind != "Service" {
+                    unused.push("displayName");
+                }
+                if !m.labels.is_empty() {
+                    unused.push("labels");
+                }
+                if !m.annotations.is_empty() {
+                    unused.push("annotations");
+                }
+                if !unused.is_empty() {
+                    ctx.err(
+                        &m.name,
+                        format!(
+                            "note: the {} of {kind} {:?} {} not used: slotel keeps those of SLOs",
+                            unused.join(", "),
+                            m.name.value,
+                            if unused.len() == 1 { "is" } else { "are" }
+                        ),
+                    );
+                }
+            }
+            match doc {
+                Parsed::DataSource(d)
+                    if d
+                        .spec
+                        ._connection_details
+                        .as_ref()
+                        .is_some_and(|c| c.as_object().is_none_or(|o| !o.is_empty())) =>
+                {
+                    ctx.err(
+                    &d.metadata.name,
+                    format!(
+                        "note: the connectionDetails of DataSource {:?} are not used: slotel reads the OTLP data it receives",
+                        d.metadata.name.value
+                    ),
+                    )
+                }
+                Parsed::Sli(d) if d.spec._description.is_some() => ctx.err(
+                    &d.metadata.name,
+                    format!(
+                        "note: the description of SLI {:?} is not used: slotel keeps the SLO's",
+                        d.metadata.name.value
+                    ),
+                ),
+                _ => {}
+            }
+            out.append(&mut ctx.errors);
+        }
+    }
+    out
 }
 
 /// The longest description OpenSLO allows.
