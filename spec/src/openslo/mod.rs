@@ -647,6 +647,16 @@ pub(crate) fn notes(files: &[(&Path, OpenSloFile)]) -> Vec<SpecError> {
     out
 }
 
+/// Whether `name` is an RFC 1123 label, as OpenSLO's `metadata.name` must be.
+fn is_dns_label(name: &str) -> bool {
+    let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| ok(c) || c == '-')
+        && name.starts_with(ok)
+        && name.ends_with(ok)
+}
+
 /// The longest description OpenSLO allows.
 const MAX_DESCRIPTION: usize = 1050;
 
@@ -705,6 +715,15 @@ fn check_documents(files: &[(&Path, OpenSloFile)], errors: &mut Vec<SpecError>) 
                 None => {
                     names.insert((kind, at.value.clone()), (file.to_path_buf(), line));
                 }
+            }
+            if !is_dns_label(&at.value) {
+                ctx.err(
+                    at,
+                    format!(
+                        "{kind} name {:?}: OpenSLO names are at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit",
+                        at.value
+                    ),
+                );
             }
             if let Some(d) = description
                 && d.chars().count() > MAX_DESCRIPTION
