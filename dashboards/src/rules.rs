@@ -170,14 +170,6 @@ fn regex_escape(s: &str) -> String {
     out
 }
 
-/// A regular expression as PromQL writes it: PromQL anchors every regex itself, so the
-/// anchors slotel adds to match whole values are left out.
-fn unanchored(r: &str) -> &str {
-    r.strip_prefix("^(?:")
-        .and_then(|r| r.strip_suffix(")$"))
-        .unwrap_or(r)
-}
-
 fn attr_text(v: &AttrValue) -> String {
     match v {
         AttrValue::Bool(b) => b.to_string(),
@@ -205,8 +197,12 @@ fn attr_matchers(attrs: &[(String, AttrMatch)], prometheus_keys: bool) -> Vec<St
                         vs.iter().map(|v| regex_escape(&attr_text(v))).collect();
                     format!("{k}=~{}", quote(&alts.join("|")))
                 }
-                AttrMatch::Regex(r) => format!("{k}=~{}", quote(unanchored(r.as_str()))),
-                AttrMatch::NotRegex(r) => format!("{k}!~{}", quote(unanchored(r.as_str()))),
+                AttrMatch::Regex(r) => {
+                    format!("{k}=~{}", quote(slotel_model::unanchored(r.as_str())))
+                }
+                AttrMatch::NotRegex(r) => {
+                    format!("{k}!~{}", quote(slotel_model::unanchored(r.as_str())))
+                }
                 AttrMatch::Exists(true) => format!("{k}!=\"\""),
                 AttrMatch::Exists(false) => format!("{k}=\"\""),
             }

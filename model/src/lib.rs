@@ -22,6 +22,7 @@ pub mod window;
 pub use group::GroupKey;
 pub use selector::{
     AttrMatch, AttrValue, GoodRule, HttpStatus, SpanKind, SpanSelector, StatusRule, anchored_regex,
+    unanchored,
 };
 pub use slo::{
     BudgetAlerts, Budgeting, DEFAULT_MIN_EVENTS, DEFAULT_TENANT, MAX_GROUP_BY, MetricSelector,

@@ -91,6 +91,15 @@ pub enum AttrMatch {
     Exists(bool),
 }
 
+/// The pattern [`anchored_regex`] was given, from the regex it made: as a user wrote it,
+/// and as PromQL (which anchors every regex itself) takes it.
+pub fn unanchored(regex: &str) -> &str {
+    regex
+        .strip_prefix("^(?:")
+        .and_then(|r| r.strip_suffix(")$"))
+        .unwrap_or(regex)
+}
+
 /// Compiles a regular expression anchored at both ends, as PromQL does; the error is a
 /// sentence for people.
 pub fn anchored_regex(pattern: &str) -> Result<regex::Regex, String> {

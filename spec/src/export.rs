@@ -318,13 +318,6 @@ fn value(v: &AttrValue) -> Value {
     }
 }
 
-/// A regular expression as written: slotel anchors it to match whole values.
-fn unanchored(r: &str) -> &str {
-    r.strip_prefix("^(?:")
-        .and_then(|r| r.strip_suffix(")$"))
-        .unwrap_or(r)
-}
-
 fn matchers(m: &[(String, AttrMatch)]) -> Value {
     let out: Map<String, Value> = m
         .iter()
@@ -333,8 +326,10 @@ fn matchers(m: &[(String, AttrMatch)]) -> Value {
                 AttrMatch::Eq(v) => json!({ "eq": value(v) }),
                 AttrMatch::Ne(v) => json!({ "not": value(v) }),
                 AttrMatch::In(vs) => json!({ "in": vs.iter().map(value).collect::<Vec<_>>() }),
-                AttrMatch::Regex(r) => json!({ "regex": unanchored(r.as_str()) }),
-                AttrMatch::NotRegex(r) => json!({ "not_regex": unanchored(r.as_str()) }),
+                AttrMatch::Regex(r) => json!({ "regex": slotel_model::unanchored(r.as_str()) }),
+                AttrMatch::NotRegex(r) => {
+                    json!({ "not_regex": slotel_model::unanchored(r.as_str()) })
+                }
                 AttrMatch::Exists(b) => json!({ "exists": b }),
             };
             (k.clone(), v)
