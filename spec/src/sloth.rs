@@ -41,7 +41,7 @@ struct Spec {
     service: Spanned<String>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
-    #[serde(default, alias = "sloPlugins")]
+    #[serde(default, alias = "sloPlugins", alias = "plugins")]
     slo_plugins: Option<Spanned<IgnoredAny>>,
     slos: Vec<SlothSlo>,
 }
@@ -81,7 +81,7 @@ struct SlothSlo {
     sli: SlothSli,
     #[serde(default)]
     alerting: Option<SlothAlerting>,
-    #[serde(default, alias = "sloPlugins")]
+    #[serde(default, alias = "sloPlugins", alias = "plugins")]
     slo_plugins: Option<Spanned<IgnoredAny>>,
 }
 
@@ -378,7 +378,7 @@ pub(crate) fn parse_file(
 
 /// The SLOs of one Sloth spec (of a resource with `meta`).
 fn translate(ctx: &mut Ctx<'_>, spec: Spec, meta: Option<ResourceMeta>) -> Vec<(SloDef, Origin)> {
-    const PLUGINS: &str = "SLO plugins rewrite the Prometheus rules Sloth generates; slotel computes from the events themselves and runs no plugins: remove slo_plugins";
+    const PLUGINS: &str = "SLO plugins rewrite the Prometheus rules Sloth generates; slotel computes from the events themselves and runs no plugins: remove slo_plugins (or plugins)";
     if let Some(p) = &spec.slo_plugins {
         ctx.err(p, PLUGINS);
     }
