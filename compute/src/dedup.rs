@@ -37,12 +37,39 @@ impl BuildHasher for SipKey {
     }
 }
 
+/// The hasher of the sets: a key is a SipHash already, uniform over 64 bits, so it is
+/// its own hash (hashing it again, as the standard set would with SipHash, cost a hash
+/// per generation looked at).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed here; anything else still spreads.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A set of keys hashed by [`KeyHasher`]: 8 bytes a key and a control byte, at the
+/// table's load factor.
+type KeySet = HashSet<u64, std::hash::BuildHasherDefault<KeyHasher>>;
+
 /// Remembers the spans seen within the horizon.
 #[derive(Debug)]
 pub struct Dedup {
     horizon_minutes: i64,
     max_keys: usize,
-    generations: VecDeque<(i64, HashSet<u64>)>,
+    generations: VecDeque<(i64, KeySet)>,
     keys: usize,
     hasher: SipKey,
     /// Keys forgotten before the end of the horizon because of the cap.
@@ -105,7 +132,7 @@ impl Dedup {
             .back()
             .is_none_or(|(m, _)| *m != now_minute)
         {
-            self.generations.push_back((now_minute, HashSet::new()));
+            self.generations.push_back((now_minute, KeySet::default()));
         }
         while let Some((m, set)) = self.generations.front() {
             if *m > now_minute - self.horizon_minutes {
