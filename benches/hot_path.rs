@@ -106,5 +106,35 @@ fn hot_path(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, hot_path);
+/// A de-duplication lookup of a fresh span past the first minutes: ten minutes of
+/// 50,000 keys each, so a lookup asks every generation of the horizon before it inserts.
+fn dedup_horizon(c: &mut Criterion) {
+    use slotel_compute::dedup::Dedup;
+    let mut d = Dedup::new(10, 8_000_000);
+    let mut id = 0u64;
+    let mut ids = |id: &mut u64| {
+        *id += 1;
+        (
+            [id.to_be_bytes(), id.to_be_bytes()].concat(),
+            id.to_be_bytes(),
+        )
+    };
+    for minute in 0..10 {
+        for _ in 0..50_000 {
+            let (trace, span) = ids(&mut id);
+            d.seen(minute, "default", &trace, &span);
+        }
+    }
+    let mut g = c.benchmark_group("dedup");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("fresh_span_over_10_generations", |b| {
+        b.iter(|| {
+            let (trace, span) = ids(&mut id);
+            black_box(d.seen(9, "default", &trace, &span))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, hot_path, dedup_horizon);
 criterion_main!(benches);
