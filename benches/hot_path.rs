@@ -112,7 +112,7 @@ fn dedup_horizon(c: &mut Criterion) {
     use slotel_compute::dedup::Dedup;
     let mut d = Dedup::new(10, 8_000_000);
     let mut id = 0u64;
-    let mut ids = |id: &mut u64| {
+    let ids = |id: &mut u64| {
         *id += 1;
         (
             [id.to_be_bytes(), id.to_be_bytes()].concat(),
