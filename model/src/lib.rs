@@ -27,6 +27,7 @@ pub use selector::{
 pub use slo::{
     BudgetAlerts, Budgeting, DEFAULT_MIN_EVENTS, DEFAULT_TENANT, MAX_GROUP_BY, MetricSelector,
     Objective, Severity, Sli, SloDef, TierOverride, parse_severity, percent_to_ratio,
+    severity_name,
 };
 pub use tally::{Counted, Tally};
 pub use tiers::{

@@ -249,6 +249,20 @@ impl SloDef {
     }
 }
 
+/// The name [`parse_severity`] reads back as OTLP severity number `n` (1-24):
+/// `info` for 12, `info1` for 9.
+pub fn severity_name(n: i32) -> String {
+    const NAMES: [&str; 6] = ["trace", "debug", "info", "warn", "error", "fatal"];
+    let i = ((n - 1).max(0) / 4) as usize;
+    let sub = (n - 1).max(0) % 4 + 1;
+    let name = NAMES.get(i).copied().unwrap_or("fatal");
+    if sub == 4 {
+        name.to_string()
+    } else {
+        format!("{name}{sub}")
+    }
+}
+
 /// Parses an OTLP severity name (`trace`, `debug`, `info`, `warn`, `error`, `fatal`,
 /// optionally with its 1-4 sub-level, e.g. `warn2`) into its highest severity number.
 pub fn parse_severity(s: &str) -> Option<i32> {

@@ -4,9 +4,8 @@
 
 use serde_json::{Map, Value, json};
 use slotel_model::{
-    AttrMatch, AttrValue, BudgetAlerts, Budgeting, CalendarUnit, GoodRule, HttpStatus,
-    MetricSelector, Sli, SloDef, SpanKind, SpanSelector, StatusRule, TierOverride, Window,
-    format_minutes,
+    AttrMatch, BudgetAlerts, Budgeting, CalendarUnit, GoodRule, MetricSelector, Sli, SloDef,
+    SpanSelector, TierOverride, Window, format_minutes,
 };
 
 /// `defs` as a native SLO file.
@@ -92,14 +91,7 @@ fn native_slo(d: &SloDef) -> Value {
 fn window(w: &Window) -> Value {
     match w {
         Window::Rolling { minutes } => json!(format_minutes(*minutes)),
-        Window::Calendar { unit, tz } => json!({
-            "calendar": match unit {
-                CalendarUnit::Week => "week",
-                CalendarUnit::Month => "month",
-                CalendarUnit::Quarter => "quarter",
-            },
-            "time_zone": tz.name,
-        }),
+        Window::Calendar { unit, tz } => json!({ "calendar": unit, "time_zone": tz.name }),
     }
 }
 
@@ -186,7 +178,7 @@ fn sli(s: &Sli) -> Value {
             max_severity,
         } => json!({ "logs": {
             "match": { "attributes": matchers(attributes) },
-            "good": { "max_severity": severity_name(*max_severity) },
+            "good": { "max_severity": slotel_model::severity_name(*max_severity) },
         } }),
         Sli::MetricRatio { good, bad, total } => {
             let mut m = Map::new();
@@ -234,16 +226,7 @@ fn metric(m: &MetricSelector) -> Value {
 fn span_match(s: &SpanSelector) -> Value {
     let mut m = Map::new();
     if let Some(kind) = s.kind {
-        m.insert(
-            "span_kind".into(),
-            json!(match kind {
-                SpanKind::Internal => "internal",
-                SpanKind::Server => "server",
-                SpanKind::Client => "client",
-                SpanKind::Producer => "producer",
-                SpanKind::Consumer => "consumer",
-            }),
-        );
+        m.insert("span_kind".into(), json!(kind));
     }
     if let Some(n) = &s.span_name {
         m.insert("span_name".into(), json!(n));
@@ -263,30 +246,16 @@ fn span_match(s: &SpanSelector) -> Value {
 fn good_rule(g: &GoodRule) -> Value {
     let mut m = Map::new();
     if let Some(s) = g.status {
-        m.insert(
-            "status".into(),
-            json!(match s {
-                StatusRule::NotError => "not_error",
-                StatusRule::Ok => "ok",
-            }),
-        );
+        m.insert("status".into(), json!(s));
     }
     if let Some(n) = g.max_duration_nanos {
         m.insert("max_duration".into(), json!(duration_nanos(n)));
     }
-    let codes = |c: &[HttpStatus]| -> Value {
-        c.iter()
-            .map(|s| match s {
-                HttpStatus::Code(c) => json!(c),
-                HttpStatus::Class(c) => json!(format!("{c}xx")),
-            })
-            .collect()
-    };
     if let Some(c) = &g.http_status {
-        m.insert("http_status".into(), codes(c));
+        m.insert("http_status".into(), json!(c));
     }
     if let Some(c) = &g.not_http_status {
-        m.insert("not_http_status".into(), codes(c));
+        m.insert("not_http_status".into(), json!(c));
     }
     if !g.all_of.is_empty() {
         m.insert("all_of".into(), g.all_of.iter().map(good_rule).collect());
@@ -309,46 +278,22 @@ fn duration_nanos(n: u64) -> String {
     }
 }
 
-fn value(v: &AttrValue) -> Value {
-    match v {
-        AttrValue::Bool(b) => json!(b),
-        AttrValue::Int(i) => json!(i),
-        AttrValue::Double(d) => json!(d),
-        AttrValue::String(s) => json!(s),
-    }
-}
-
 fn matchers(m: &[(String, AttrMatch)]) -> Value {
     let out: Map<String, Value> = m
         .iter()
         .map(|(k, a)| {
+            // The model's own form, with regexes as written (without the anchors).
             let v = match a {
-                AttrMatch::Eq(v) => json!({ "eq": value(v) }),
-                AttrMatch::Ne(v) => json!({ "not": value(v) }),
-                AttrMatch::In(vs) => json!({ "in": vs.iter().map(value).collect::<Vec<_>>() }),
                 AttrMatch::Regex(r) => json!({ "regex": slotel_model::unanchored(r.as_str()) }),
                 AttrMatch::NotRegex(r) => {
                     json!({ "not_regex": slotel_model::unanchored(r.as_str()) })
                 }
-                AttrMatch::Exists(b) => json!({ "exists": b }),
+                other => json!(other),
             };
             (k.clone(), v)
         })
         .collect();
     Value::Object(out)
-}
-
-/// An OTLP severity number (1-24) by name, as `max_severity` takes it.
-fn severity_name(n: i32) -> String {
-    const NAMES: [&str; 6] = ["trace", "debug", "info", "warn", "error", "fatal"];
-    let i = ((n - 1).max(0) / 4) as usize;
-    let sub = (n - 1).max(0) % 4 + 1;
-    let name = NAMES.get(i).copied().unwrap_or("fatal");
-    if sub == 4 {
-        name.to_string()
-    } else {
-        format!("{name}{sub}")
-    }
 }
 
 /// The annotation that carries, in an OpenSLO file, what OpenSLO has no field for:
@@ -466,7 +411,7 @@ fn openslo_slo(d: &SloDef) -> Value {
         } => (
             json!({ "ratioMetric": {
                 "counter": true,
-                "good": source(json!({ "logs": { "good": { "max_severity": severity_name(*max_severity) } } })),
+                "good": source(json!({ "logs": { "good": { "max_severity": slotel_model::severity_name(*max_severity) } } })),
                 "total": source(json!({ "logs": { "match": { "attributes": matchers(attributes) } } })),
             } }),
             None,
