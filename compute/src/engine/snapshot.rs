@@ -3,8 +3,8 @@
 
 use super::*;
 
-/// An SLO's events over each standard burn-rate window, its own window
-/// and its no-data window.
+/// An SLO's (or a group's) events over each standard burn-rate window, and for an SLO as
+/// a whole its own window and its no-data window.
 #[derive(Debug, Clone)]
 pub struct BurnSnapshot {
     /// The SLO.
@@ -12,8 +12,8 @@ pub struct BurnSnapshot {
     /// The group's (attribute, value) pairs, in `group_by` order; empty for the SLO as a
     /// whole.
     pub group: Vec<(String, String)>,
-    /// (window minutes, events), shortest window first: the standard windows, the SLO's
-    /// window as it stands now, and its no-data window.
+    /// (window minutes, events), shortest window first: the standard windows, and for
+    /// the SLO as a whole its window as it stands now and its no-data window.
     pub windows: Vec<(u32, Tally)>,
     /// (window minutes, good units, total units) over the same windows, in the units of
     /// the SLO's budgeting (slices for timeslices); empty means the events' counts.
@@ -46,7 +46,8 @@ impl BurnSnapshot {
 
 impl Engine {
     /// The events of every SLO and group (all tenants) over the standard burn-rate
-    /// windows, the SLO's window and its no-data window at the engine's now, in events
+    /// windows (and, for an SLO as a whole, its own window and its no-data window) at the
+    /// engine's now, in events
     /// and in units of the SLO's budgeting (by the computation the status uses): what
     /// alert rules read.
     pub fn burn_snapshot(&self) -> (i64, Vec<BurnSnapshot>) {
@@ -54,15 +55,13 @@ impl Engine {
         let now = self.clock.now_nanos();
         let mut out = Vec::with_capacity(set.slos.len());
         for e in &set.slos {
-            let extra: Vec<u32> = e
-                .def
-                .budget_alerts
-                .no_data_minutes
-                .iter()
-                .map(|x| x.0)
-                .collect();
-            let of = |ring: &MinuteRing| {
-                let (windows, events, units) = status::figures_over(&e.def, ring, now, &extra);
+            // The SLO as a whole also needs its own window and its no-data window (for
+            // the budget and no-data alerts); a group, only the tiers' standard windows.
+            let mut whole: Vec<u32> = BURN_RATE_WINDOWS.to_vec();
+            whole.push(e.def.window.minutes_at(now));
+            whole.extend(e.def.budget_alerts.no_data_minutes.iter().map(|x| x.0));
+            let of = |ring: &MinuteRing, windows: Vec<u32>| {
+                let (windows, events, units) = status::figures_over(&e.def, ring, now, windows);
                 (
                     windows.iter().copied().zip(events).collect(),
                     windows
@@ -72,7 +71,7 @@ impl Engine {
                         .collect(),
                 )
             };
-            let (windows, units) = of(&e.ring.lock().unwrap_or_else(|p| p.into_inner()));
+            let (windows, units) = of(&e.ring.lock().unwrap_or_else(|p| p.into_inner()), whole);
             out.push(BurnSnapshot {
                 def: Arc::clone(&e.def),
                 group: Vec::new(),
@@ -88,7 +87,7 @@ impl Engine {
                 if groups.overflow == Some(id as u32) {
                     continue;
                 }
-                let (windows, units) = of(ring);
+                let (windows, units) = of(ring, BURN_RATE_WINDOWS.to_vec());
                 out.push(BurnSnapshot {
                     def: Arc::clone(&e.def),
                     group: group_labels(&e.def, &groups, id),

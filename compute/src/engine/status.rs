@@ -80,22 +80,21 @@ pub(super) fn figures(
     ring: &dyn MinuteCounts,
     now: i64,
 ) -> (Vec<u32>, Vec<Tally>, Vec<Units>) {
-    figures_over(def, ring, now, &[])
+    let mut windows: Vec<u32> = BURN_RATE_WINDOWS.to_vec();
+    windows.push(def.window.minutes_at(now));
+    figures_over(def, ring, now, windows)
 }
 
-/// [`figures`] over the standard windows, the SLO's window and `extra` windows: the
-/// events and the units of the SLO's budgeting (events, or slices), shortest first. The
-/// status, the series and the alert rules all read their burn rates from here.
+/// The events and the units of the SLO's budgeting (events, or slices) over `windows`,
+/// shortest first. The status, the series and the alert rules all read their burn rates
+/// from here.
 pub(super) fn figures_over(
     def: &SloDef,
     ring: &dyn MinuteCounts,
     now: i64,
-    extra: &[u32],
+    mut windows: Vec<u32>,
 ) -> (Vec<u32>, Vec<Tally>, Vec<Units>) {
     let now_minute = now.div_euclid(NANOS_PER_MINUTE);
-    let mut windows: Vec<u32> = BURN_RATE_WINDOWS.to_vec();
-    windows.push(def.window.minutes_at(now));
-    windows.extend_from_slice(extra);
     windows.sort_unstable();
     windows.dedup();
     // A bad/total metric SLI keeps bad events where others keep good ones.
