@@ -219,16 +219,20 @@ impl Engine {
     /// selector step that drops the others, near misses, and the tenant's services.
     pub fn explain(&self, tenant: &str, name: &str) -> Result<Explanation> {
         let set = self.current();
-        let entry = set
-            .by_name
-            .get(&(tenant.to_string(), name.to_string()))
-            .map(|&i| &set.slos[i])
-            .ok_or_else(|| Error::UnknownSlo {
-                tenant: tenant.to_string(),
-                name: name.to_string(),
-            })?;
-        let def = &entry.def;
+        let entry = set.entry(tenant, name)?;
         let status = status_of(entry, self.clock.now_nanos());
+        Ok(self.explanation(&set, entry, &status))
+    }
+
+    /// [`Engine::explain`] for an SLO of `set` whose status is `status`.
+    pub(super) fn explanation(
+        &self,
+        set: &SloSet,
+        entry: &SloEntry,
+        status: &SloStatus,
+    ) -> Explanation {
+        let def = &entry.def;
+        let tenant = def.tenant.as_str();
         let named: HashSet<&str> = set
             .slos
             .iter()
@@ -310,7 +314,7 @@ impl Engine {
                 ),
             );
         }
-        Ok(Explanation {
+        Explanation {
             slo: def.name.clone(),
             tenant: tenant.to_string(),
             service: def.service.clone(),
@@ -319,7 +323,7 @@ impl Engine {
             sample,
             tenant_services,
             findings,
-        })
+        }
     }
 
     /// Spans by (tenant, service) of services that no SLO of the tenant names.

@@ -135,6 +135,19 @@ struct SloSet {
     tenants: std::collections::HashSet<String>,
 }
 
+impl SloSet {
+    /// SLO `name` of `tenant`.
+    fn entry(&self, tenant: &str, name: &str) -> Result<&SloEntry> {
+        self.by_name
+            .get(&(tenant.to_string(), name.to_string()))
+            .map(|&i| &self.slos[i])
+            .ok_or_else(|| Error::UnknownSlo {
+                tenant: tenant.to_string(),
+                name: name.to_string(),
+            })
+    }
+}
+
 /// The SLO engine. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct Engine {
     clock: Arc<dyn Clock>,

@@ -331,23 +331,16 @@ impl Engine {
     /// The status of one SLO.
     pub fn status(&self, tenant: &str, name: &str) -> Result<SloStatus> {
         let set = self.current();
-        let key = (tenant.to_string(), name.to_string());
-        let entry = set
-            .by_name
-            .get(&key)
-            .map(|&i| &set.slos[i])
-            .ok_or_else(|| Error::UnknownSlo {
-                tenant: tenant.to_string(),
-                name: name.to_string(),
-            })?;
+        let entry = set.entry(tenant, name)?;
         let now = self.clock.now_nanos();
         let mut status = self.with_maintenance(status_of(entry, now), now);
         status.groups = group_statuses(entry, now);
         if status.state == "no_data" {
             status.diagnosis = self
-                .explain(tenant, name)
-                .ok()
-                .and_then(|e| e.findings.into_iter().next());
+                .explanation(&set, entry, &status)
+                .findings
+                .into_iter()
+                .next();
         }
         Ok(status)
     }
