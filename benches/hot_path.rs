@@ -21,8 +21,7 @@ use slotel_spec as spec;
 
 const SPANS: usize = 512;
 
-fn batch() -> ExportTraceServiceRequest {
-    let scenario = Scenario::benchmark();
+fn batch(scenario: Scenario) -> ExportTraceServiceRequest {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -30,8 +29,8 @@ fn batch() -> ExportTraceServiceRequest {
     Generator::new(scenario, 1).unwrap().batch(SPANS, now).0
 }
 
-/// An engine over `examples/slos.yaml`; `dedup` turns span de-duplication on.
-fn make_engine(dedup: bool) -> Engine {
+/// An engine over the SLO file `slos`; `dedup` turns span de-duplication on.
+fn make_engine(slos: &Path, dedup: bool) -> Engine {
     let config = EngineConfig {
         dedup_horizon: if dedup {
             EngineConfig::default().dedup_horizon
@@ -41,13 +40,33 @@ fn make_engine(dedup: bool) -> Engine {
         ..EngineConfig::default()
     };
     let engine = Engine::with_config(Arc::new(SystemClock), config);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    engine.load(spec::load_paths(&[root.join("examples/slos.yaml")]).unwrap());
+    engine.load(spec::load_paths(&[slos.to_path_buf()]).unwrap());
     engine
 }
 
+/// The benchmark's four routes against `examples/slos.yaml`.
 fn hot_path(c: &mut Criterion) {
-    let request = batch();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    steps(
+        c,
+        "batch_512_spans",
+        Scenario::benchmark(),
+        &root.join("examples/slos.yaml"),
+    );
+}
+
+/// The wide workload: spans of ten attributes (about 450 bytes) against 200 SLOs, of
+/// which each span matches 3.
+fn wide(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let slos = dir.path().join("wide.yaml");
+    let scenario = Scenario::wide();
+    std::fs::write(&slos, slotel_loadtest::wide_slos(&scenario)).unwrap();
+    steps(c, "wide_512_spans", scenario, &slos);
+}
+
+fn steps(c: &mut Criterion, name: &str, scenario: Scenario, slos: &Path) {
+    let request = batch(scenario);
     let bytes = request.encode_to_vec();
     let limits = ItemLimits::default();
     let now = SystemTime::now()
@@ -56,8 +75,8 @@ fn hot_path(c: &mut Criterion) {
         .as_nanos() as u64;
     // The same batch again and again would be all duplicates: without de-duplication,
     // or with fresh span ids for every iteration.
-    let engine = make_engine(false);
-    let dedup_engine = make_engine(true);
+    let engine = make_engine(slos, false);
+    let dedup_engine = make_engine(slos, true);
     let mut next_id = 0u64;
     let fresh = |req: &ExportTraceServiceRequest, next_id: &mut u64| {
         let mut req = req.clone();
@@ -73,7 +92,7 @@ fn hot_path(c: &mut Criterion) {
         Batch::traces("default".into(), req)
     };
 
-    let mut g = c.benchmark_group("batch_512_spans");
+    let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Elements(SPANS as u64));
     g.bench_function("decode", |b| {
         b.iter(|| ExportTraceServiceRequest::decode(black_box(&bytes[..])).unwrap())
@@ -136,5 +155,5 @@ fn dedup_horizon(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, hot_path, dedup_horizon);
+criterion_group!(benches, hot_path, wide, dedup_horizon);
 criterion_main!(benches);

@@ -74,6 +74,10 @@ pub struct Scenario {
     pub latency_p99_ns: f64,
     /// Latency thresholds the ground truth counts spans at or below, in nanoseconds.
     pub thresholds_ns: Vec<u64>,
+    /// Whether spans carry the ten attributes of an instrumented HTTP server (method,
+    /// route, status code, scheme, server address and port, protocol version, user
+    /// agent, client address, a request id: about 450 bytes a span) rather than three.
+    pub rich_attributes: bool,
 }
 
 impl Scenario {
@@ -94,8 +98,64 @@ impl Scenario {
             latency_median_ns: 50e6,
             latency_p99_ns: 400e6,
             thresholds_ns: vec![],
+            rich_attributes: false,
         }
     }
+
+    /// The wide workload: 90 routes over 20 services (`svc-00` to `svc-19`, route `r`
+    /// in service `r % 20`), spans with the ten attributes of an instrumented HTTP
+    /// server, 1% errors, the benchmark's latencies. [`wide_slos`] writes its 200 SLOs,
+    /// of which every span matches exactly 3.
+    pub fn wide() -> Self {
+        let methods = ["GET", "POST", "PUT", "DELETE"];
+        Self {
+            routes: (0..WIDE_ROUTES)
+                .map(|r| Route {
+                    service: format!("svc-{:02}", r % WIDE_SERVICES),
+                    method: methods[r % methods.len()].to_string(),
+                    route: format!("/api/v1/resource-{r:02}/{{id}}"),
+                })
+                .collect(),
+            rich_attributes: true,
+            ..Self::benchmark()
+        }
+    }
+}
+
+const WIDE_ROUTES: usize = 90;
+const WIDE_SERVICES: usize = 20;
+
+/// The SLO file of [`Scenario::wide`]'s traffic: per route an availability SLO selected
+/// by span name (good: no 5xx status code) and a latency SLO selected by route and
+/// method (good: within 300 ms), and per service one SLO over all its server spans
+/// (good: status not ERROR), all over rolling 30 days. 2 × 90 + 20 = 200 SLOs; each
+/// span matches its route's two and its service's one.
+pub fn wide_slos(scenario: &Scenario) -> String {
+    use std::fmt::Write;
+    let mut out = String::from(
+        "# The wide workload's SLOs: `loadtest --workload wide --write-slos FILE`.\nslos:\n",
+    );
+    let mut services: Vec<&str> = Vec::new();
+    for (i, r) in scenario.routes.iter().enumerate() {
+        let _ = write!(
+            out,
+            "  - name: route-{i:02}-availability\n    service: {svc}\n    objective: 99.9\n    window: 30d\n    sli:\n      spans:\n        match: {{ span_kind: server, span_name: \"{name}\" }}\n        good: {{ not_http_status: [5xx] }}\n  - name: route-{i:02}-latency\n    service: {svc}\n    objective: 99\n    window: 30d\n    sli:\n      spans:\n        match: {{ http_route: \"{route}\", attributes: {{ \"http.request.method\": \"{method}\" }} }}\n        good: {{ max_duration: 300ms }}\n",
+            svc = r.service,
+            name = r.span_name(),
+            route = r.route,
+            method = r.method,
+        );
+        if !services.contains(&r.service.as_str()) {
+            services.push(&r.service);
+        }
+    }
+    for svc in services {
+        let _ = write!(
+            out,
+            "  - name: {svc}-server\n    service: {svc}\n    objective: 99.5\n    window: 30d\n    sli:\n      spans:\n        match: {{ span_kind: server }}\n        good: {{ status: not_error }}\n",
+        );
+    }
+    out
 }
 
 /// What was generated for one (service, span name, kind).
@@ -399,17 +459,33 @@ impl Generator {
                 kind: 2, // SERVER
                 start_time_unix_nano: end_ns - duration.min(end_ns),
                 end_time_unix_nano: end_ns,
-                attributes: vec![
-                    string_kv("http.request.method", &route.method),
-                    string_kv("http.route", &route.route),
-                    KeyValue {
-                        key: "http.response.status_code".into(),
-                        value: Some(AnyValue {
-                            value: Some(Value::IntValue(if error { 500 } else { 200 })),
-                        }),
-                        ..Default::default()
-                    },
-                ],
+                attributes: {
+                    let mut a = vec![
+                        string_kv("http.request.method", &route.method),
+                        string_kv("http.route", &route.route),
+                        int_kv("http.response.status_code", if error { 500 } else { 200 }),
+                    ];
+                    if self.scenario.rich_attributes {
+                        let client: [u8; 4] = self.rng.random();
+                        let request: u128 = self.rng.random();
+                        a.extend([
+                            string_kv("url.scheme", "https"),
+                            string_kv("server.address", &route.service),
+                            int_kv("server.port", 8443),
+                            string_kv("network.protocol.version", "1.1"),
+                            string_kv(
+                                "user_agent.original",
+                                "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+                            ),
+                            string_kv(
+                                "client.address",
+                                &format!("10.{}.{}.{}", client[0], client[1], client[2]),
+                            ),
+                            string_kv("http.request.header.x-request-id", &format!("{request:032x}")),
+                        ]);
+                    }
+                    a
+                },
                 status: Some(Status {
                     code: if error {
                         StatusCode::Error as i32
@@ -539,6 +615,16 @@ pub fn logs_for(spans: &ExportTraceServiceRequest) -> ExportLogsServiceRequest {
     }
 }
 
+fn int_kv(key: &str, value: i64) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(Value::IntValue(value)),
+        }),
+        ..Default::default()
+    }
+}
+
 fn string_kv(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.into(),
@@ -563,6 +649,7 @@ mod tests {
             latency_median_ns: 50e6,
             latency_p99_ns: 400e6,
             thresholds_ns: vec![50_000_000, 300_000_000],
+            rich_attributes: false,
         }
     }
 

@@ -39,6 +39,14 @@ struct Args {
     /// Send exactly this many spans instead of rate × duration.
     #[arg(long)]
     spans: Option<u64>,
+    /// The traffic: `routes` sends the `--route`s with three attributes a span; `wide`
+    /// sends 90 routes over 20 services with the ten attributes of an instrumented HTTP
+    /// server (write its 200 SLOs with `--write-slos`).
+    #[arg(long, value_enum, default_value_t = Workload::Routes)]
+    workload: Workload,
+    /// Write the SLO file of the `--workload` to this path and exit (`wide` only).
+    #[arg(long)]
+    write_slos: Option<PathBuf>,
     /// A route to send, as `service:METHOD /path` (repeat for several; picked uniformly).
     #[arg(long = "route", default_values = ["checkout:POST /api/checkout", "catalog:GET /api/items/{id}"])]
     routes: Vec<String>,
@@ -79,6 +87,12 @@ struct Args {
     /// record per span) and `metrics` (cumulative request and error counters per route).
     #[arg(long, value_enum, value_delimiter = ',', default_values = ["traces"])]
     signals: Vec<SignalArg>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Workload {
+    Routes,
+    Wide,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -272,8 +286,14 @@ async fn main() -> anyhow::Result<()> {
         .map(|r| Route::parse(r))
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?;
+    let base = match args.workload {
+        Workload::Routes => Scenario {
+            routes,
+            ..Scenario::benchmark()
+        },
+        Workload::Wide => Scenario::wide(),
+    };
     let scenario = Scenario {
-        routes,
         error_ratio: args.error_ratio,
         latency_median_ns: args.latency_median.as_nanos() as f64,
         latency_p99_ns: args.latency_p99.as_nanos() as f64,
@@ -282,7 +302,16 @@ async fn main() -> anyhow::Result<()> {
             .iter()
             .map(|d| d.as_nanos() as u64)
             .collect(),
+        ..base
     };
+    if let Some(path) = &args.write_slos {
+        if args.workload != Workload::Wide {
+            bail!("--write-slos writes the SLOs of --workload wide");
+        }
+        std::fs::write(path, slotel_loadtest::wide_slos(&scenario))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        return Ok(());
+    }
     let total = match (args.spans, args.rate) {
         (Some(n), _) => n,
         (None, 0) => bail!("--rate 0 needs --spans"),

@@ -144,3 +144,69 @@ async fn a_long_run_reports_progress_and_a_summary() {
     );
     server.slo_when_total("checkout-availability", 2200).await;
 }
+
+/// The wide workload's 200 SLOs count each span exactly three times, each SLO what the
+/// generated spans say (route SLOs: their route's spans; service SLOs: the service's).
+#[test]
+fn the_wide_workload_matches_three_slos_a_span() {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use slotel_compute::{Engine, EngineConfig};
+    use slotel_loadtest::{Generator, Scenario, TruthBook, threshold_label, wide_slos};
+    use slotel_model::{Clock, SystemClock};
+
+    let scenario = Scenario {
+        thresholds_ns: vec![300_000_000],
+        ..Scenario::wide()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wide.yaml");
+    std::fs::write(&path, wide_slos(&scenario)).unwrap();
+    let defs = slotel_spec::load_paths(&[path]).unwrap();
+    assert_eq!(defs.len(), 200);
+    let engine = Engine::with_config(Arc::new(SystemClock), EngineConfig::default());
+    engine.load(defs);
+    let mut generator = Generator::new(scenario.clone(), 7).unwrap();
+    let mut book = TruthBook::new(&scenario, 7);
+    let now = SystemClock.now_nanos() as u64;
+    for _ in 0..8 {
+        let (request, truth) = generator.batch(512, now);
+        let batch = slotel_proto::Batch::traces("default".into(), request);
+        engine.ingest(&batch);
+        book.acknowledged(&truth);
+    }
+    assert_eq!(
+        engine
+            .stats()
+            .events_counted
+            .load(std::sync::atomic::Ordering::Relaxed),
+        3 * 8 * 512
+    );
+    // (good, total) per SLO, from the ground truth.
+    let label = threshold_label(300_000_000);
+    let mut expected: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for (i, route) in scenario.routes.iter().enumerate() {
+        let g = book
+            .truth()
+            .groups
+            .into_iter()
+            .find(|g| g.service == route.service && g.span_name == route.span_name())
+            .unwrap();
+        expected.insert(
+            format!("route-{i:02}-availability"),
+            (g.total - g.errors, g.total),
+        );
+        expected.insert(format!("route-{i:02}-latency"), (g.within[&label], g.total));
+        let s = expected.entry(format!("{}-server", route.service)).or_default();
+        s.0 += g.total - g.errors;
+        s.1 += g.total;
+    }
+    let mut counted: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for row in engine.peek_tail() {
+        let c = counted.entry(row.slo).or_default();
+        c.0 += row.tally.good;
+        c.1 += row.tally.total;
+    }
+    assert_eq!(counted, expected);
+}
