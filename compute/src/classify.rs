@@ -3,14 +3,17 @@
 //!
 //! The index is built once per reload. A span costs one hash lookup per resource (tenant
 //! and `service.name`) plus one per span (its name, or its `http.route` where an SLO
-//! selects by route); only the SLOs found there test their remaining predicates.
+//! selects by route); only the SLOs found there test their remaining predicates. Spans
+//! are read as the wire scanner's views ([`slotel_proto::wire`]); the matchers read
+//! attributes through [`Attributes`], so decoded attributes (log records, metric points,
+//! the explain sample) are matched by the same code.
 
 use std::collections::HashMap;
 
-use slotel_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
 use slotel_proto::otlp::logs::v1::{LogRecord, ResourceLogs};
 use slotel_proto::otlp::resource::v1::Resource;
-use slotel_proto::otlp::trace::v1::{ResourceSpans, Span, status::StatusCode};
+use slotel_proto::otlp::trace::v1::status::StatusCode;
+use slotel_proto::wire::{self, Attributes, Kv, Value};
 
 use slotel_model::{AttrMatch, AttrValue, GoodRule, Sli, SloDef, SpanKind, StatusRule};
 
@@ -60,8 +63,15 @@ pub struct SloIndex {
 
 pub(crate) fn service_of(resource: Option<&Resource>) -> &str {
     resource
-        .and_then(|r| find_str(&r.attributes, SERVICE_NAME))
+        .and_then(|r| r.attributes.str_attribute(SERVICE_NAME))
         .unwrap_or(UNKNOWN_SERVICE)
+}
+
+/// The span SLOs one resource's spans are tested against.
+#[derive(Debug, Clone, Copy)]
+pub struct ResourceSlos<'i> {
+    index: &'i SloIndex,
+    slos: Option<&'i ServiceSlos>,
 }
 
 impl SloIndex {
@@ -149,7 +159,7 @@ impl SloIndex {
                 record.observed_time_unix_nano
             };
             for slo in slos {
-                if matches_all(&record.attributes, &slo.attributes) {
+                if matches_all(&record.attributes[..], &slo.attributes) {
                     emit(
                         slo.id,
                         record,
@@ -162,51 +172,64 @@ impl SloIndex {
         records
     }
 
-    /// Classifies every span of `rs` for `tenant`, calling `emit(slo_id, span, good)`
-    /// once per (span, matching SLO), the matches of one span one after another. Returns
-    /// the number of spans looked at.
-    pub fn classify<'a>(
+    /// The SLOs that spans of `resource` for `tenant` can count for: one lookup per
+    /// resource.
+    pub fn for_resource(
         &self,
         tenant: &str,
-        rs: &'a ResourceSpans,
-        mut emit: impl FnMut(u32, &'a Span, bool),
-    ) -> usize {
-        let spans = rs.scope_spans.iter().map(|ss| ss.spans.len()).sum();
-        let Some(services) = self.tenants.get(tenant) else {
-            return spans;
+        resource: &wire::Resource<'_, '_>,
+    ) -> ResourceSlos<'_> {
+        let service = resource.service_name().unwrap_or(UNKNOWN_SERVICE);
+        ResourceSlos {
+            index: self,
+            slos: self.tenants.get(tenant).and_then(|s| s.get(service)),
+        }
+    }
+}
+
+impl ResourceSlos<'_> {
+    /// Whether no span of this resource can count for any SLO.
+    pub fn is_empty(&self) -> bool {
+        self.slos.is_none()
+    }
+
+    /// Classifies `span` of `resource`, calling `emit(slo_id, good)` once per SLO it
+    /// counts for.
+    pub fn classify(
+        &self,
+        resource: &[Kv<'_>],
+        span: &wire::Span<'_, '_>,
+        mut emit: impl FnMut(u32, bool),
+    ) {
+        let Some(slos) = self.slos else {
+            return;
         };
-        let Some(slos) = services.get(service_of(rs.resource.as_ref())) else {
-            return spans;
+        let by_name = slos.by_name.get(span.name);
+        let by_route = if slos.by_route.is_empty() {
+            None
+        } else {
+            span.attributes
+                .str_attribute(HTTP_ROUTE)
+                .and_then(|r| slos.by_route.get(r))
         };
-        let need_route = !slos.by_route.is_empty();
-        let resource = rs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
-        for span in rs.scope_spans.iter().flat_map(|ss| ss.spans.iter()) {
-            let by_name = slos.by_name.get(span.name.as_str());
-            let by_route = if need_route {
-                find_str(&span.attributes, HTTP_ROUTE).and_then(|r| slos.by_route.get(r))
-            } else {
-                None
+        let candidates = by_name
+            .into_iter()
+            .flatten()
+            .chain(by_route.into_iter().flatten())
+            .chain(slos.any.iter());
+        for &id in candidates {
+            let Some(c) = &self.index.compiled[id as usize] else {
+                continue;
             };
-            let candidates = by_name
-                .into_iter()
-                .flatten()
-                .chain(by_route.into_iter().flatten())
-                .chain(slos.any.iter());
-            for &id in candidates {
-                let Some(c) = &self.compiled[id as usize] else {
-                    continue;
-                };
-                if c.selects(span, resource) {
-                    emit(id, span, is_good(&c.good, span));
-                }
+            if c.selects(span, resource) {
+                emit(id, is_good(&c.good, span));
             }
         }
-        spans
     }
 }
 
 impl Compiled {
-    fn selects(&self, span: &Span, resource: &[KeyValue]) -> bool {
+    fn selects(&self, span: &wire::Span<'_, '_>, resource: &[Kv<'_>]) -> bool {
         if let Some(kind) = self.kind
             && !kind.matches(span.kind)
         {
@@ -218,31 +241,31 @@ impl Compiled {
             return false;
         }
         if let Some(route) = &self.http_route
-            && find_str(&span.attributes, HTTP_ROUTE) != Some(route.as_str())
+            && span.attributes.str_attribute(HTTP_ROUTE) != Some(route.as_str())
         {
             return false;
         }
-        matches_all(&span.attributes, &self.attributes) && matches_all(resource, &self.resource)
+        matches_all(span.attributes, &self.attributes) && matches_all(resource, &self.resource)
     }
 }
 
 /// The span attributes holding the HTTP response status code, current and older.
 const HTTP_STATUS_KEYS: [&str; 2] = ["http.response.status_code", "http.status_code"];
 
-fn http_status_code(span: &Span) -> Option<i64> {
+fn http_status_code(span: &wire::Span<'_, '_>) -> Option<i64> {
     HTTP_STATUS_KEYS
         .iter()
-        .find_map(|k| match find(&span.attributes, k)?.value.as_ref()? {
-            Value::IntValue(i) => Some(*i),
-            Value::StringValue(s) => s.parse().ok(),
-            Value::DoubleValue(d) => Some(*d as i64),
+        .find_map(|k| match span.attributes.attribute(k)? {
+            Value::Int(i) => Some(i),
+            Value::Str(s) => s.parse().ok(),
+            Value::Double(d) => Some(d as i64),
             _ => None,
         })
 }
 
 /// Whether `span` is a good event under `rule` (every rule set must hold).
-pub fn is_good(rule: &GoodRule, span: &Span) -> bool {
-    let code = span.status.as_ref().map_or(0, |s| s.code);
+pub fn is_good(rule: &GoodRule, span: &wire::Span<'_, '_>) -> bool {
+    let code = span.status_code;
     let status_ok = match rule.status {
         None => true,
         Some(StatusRule::NotError) => code != StatusCode::Error as i32,
@@ -277,39 +300,28 @@ pub fn is_good(rule: &GoodRule, span: &Span) -> bool {
         && (rule.any_of.is_empty() || rule.any_of.iter().any(|r| is_good(r, span)))
 }
 
-pub(crate) fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
-    attrs
-        .iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| kv.value.as_ref())
-}
-
-pub(crate) fn find_str<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
-    match find(attrs, key)?.value.as_ref()? {
-        Value::StringValue(s) => Some(s),
-        _ => None,
-    }
-}
-
 /// Whether every matcher holds on `attrs`.
-pub(crate) fn matches_all(attrs: &[KeyValue], matchers: &[(String, AttrMatch)]) -> bool {
+pub(crate) fn matches_all<A: Attributes + ?Sized>(
+    attrs: &A,
+    matchers: &[(String, AttrMatch)],
+) -> bool {
     matchers
         .iter()
-        .all(|(key, m)| attr_matches(find(attrs, key), m))
+        .all(|(key, m)| attr_matches(attrs.attribute(key), m))
 }
 
 /// Whether one matcher holds on an attribute value (`None`: the attribute is absent).
-pub(crate) fn attr_matches(value: Option<&AnyValue>, m: &AttrMatch) -> bool {
+pub(crate) fn attr_matches(value: Option<Value<'_>>, m: &AttrMatch) -> bool {
     match m {
         AttrMatch::Eq(want) => value.is_some_and(|v| attr_eq(v, want)),
         AttrMatch::Ne(want) => !value.is_some_and(|v| attr_eq(v, want)),
         AttrMatch::In(wants) => value.is_some_and(|v| wants.iter().any(|w| attr_eq(v, w))),
-        AttrMatch::Regex(re) => match value.and_then(|v| v.value.as_ref()) {
-            Some(Value::StringValue(s)) => re.is_match(s),
+        AttrMatch::Regex(re) => match value {
+            Some(Value::Str(s)) => re.is_match(s),
             _ => false,
         },
-        AttrMatch::NotRegex(re) => match value.and_then(|v| v.value.as_ref()) {
-            Some(Value::StringValue(s)) => !re.is_match(s),
+        AttrMatch::NotRegex(re) => match value {
+            Some(Value::Str(s)) => !re.is_match(s),
             _ => true,
         },
         AttrMatch::Exists(want) => value.is_some() == *want,
@@ -318,14 +330,14 @@ pub(crate) fn attr_matches(value: Option<&AnyValue>, m: &AttrMatch) -> bool {
 
 /// Compares an OTLP attribute value with a selector value. Numbers compare by value
 /// (an int attribute equals `200` and `200.0`); strings and booleans exactly.
-pub(crate) fn attr_eq(value: &AnyValue, want: &AttrValue) -> bool {
-    match (value.value.as_ref(), want) {
-        (Some(Value::StringValue(s)), AttrValue::String(w)) => s == w,
-        (Some(Value::BoolValue(b)), AttrValue::Bool(w)) => b == w,
-        (Some(Value::IntValue(i)), AttrValue::Int(w)) => i == w,
-        (Some(Value::IntValue(i)), AttrValue::Double(w)) => (*i as f64) == *w,
-        (Some(Value::DoubleValue(d)), AttrValue::Double(w)) => d == w,
-        (Some(Value::DoubleValue(d)), AttrValue::Int(w)) => *d == (*w as f64),
+pub(crate) fn attr_eq(value: Value<'_>, want: &AttrValue) -> bool {
+    match (value, want) {
+        (Value::Str(s), AttrValue::String(w)) => s == w,
+        (Value::Bool(b), AttrValue::Bool(w)) => b == *w,
+        (Value::Int(i), AttrValue::Int(w)) => i == *w,
+        (Value::Int(i), AttrValue::Double(w)) => (i as f64) == *w,
+        (Value::Double(d), AttrValue::Double(w)) => d == *w,
+        (Value::Double(d), AttrValue::Int(w)) => d == (*w as f64),
         _ => false,
     }
 }
@@ -333,10 +345,61 @@ pub(crate) fn attr_eq(value: &AnyValue, want: &AttrValue) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message;
+    use slotel_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
+    use slotel_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
     use slotel_proto::otlp::resource::v1::Resource;
-    use slotel_proto::otlp::trace::v1::{ScopeSpans, Status};
+    use slotel_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
     use slotel_spec::parse_native;
     use std::path::Path;
+
+    /// `(slo, good)` of every span of `rs`, in order, read from its encoded bytes.
+    fn classify_with(index: &SloIndex, tenant: &str, rs: &ResourceSpans) -> Vec<(u32, bool)> {
+        struct V<'i> {
+            index: &'i SloIndex,
+            tenant: &'i str,
+            slos: Option<ResourceSlos<'i>>,
+            out: Vec<(u32, bool)>,
+        }
+        impl<'a> wire::TraceVisitor<'a> for V<'_> {
+            fn resource(&mut self, r: &wire::Resource<'_, 'a>) {
+                self.slos = Some(self.index.for_resource(self.tenant, r));
+            }
+            fn span(&mut self, r: &wire::Resource<'_, 'a>, s: &wire::Span<'_, 'a>) {
+                let out = &mut self.out;
+                if let Some(slos) = self.slos {
+                    slos.classify(r.attributes, s, |id, good| out.push((id, good)));
+                }
+            }
+        }
+        let bytes = ExportTraceServiceRequest {
+            resource_spans: vec![rs.clone()],
+        }
+        .encode_to_vec();
+        let mut v = V {
+            index,
+            tenant,
+            slos: None,
+            out: Vec::new(),
+        };
+        wire::scan_traces(&bytes, &mut v).unwrap();
+        v.out
+    }
+
+    /// Whether `span` is good under `rule`, read from its encoded bytes.
+    fn good(rule: &GoodRule, span: &Span) -> bool {
+        struct V<'r>(&'r GoodRule, Option<bool>);
+        impl<'a> wire::TraceVisitor<'a> for V<'_> {
+            fn resource(&mut self, _: &wire::Resource<'_, 'a>) {}
+            fn span(&mut self, _: &wire::Resource<'_, 'a>, s: &wire::Span<'_, 'a>) {
+                self.1 = Some(is_good(self.0, s));
+            }
+        }
+        let bytes = slotel_proto::traces_request("x", vec![span.clone()]).encode_to_vec();
+        let mut v = V(rule, None);
+        wire::scan_traces(&bytes, &mut v).unwrap();
+        v.1.unwrap()
+    }
 
     fn kv(k: &str, v: Value) -> KeyValue {
         KeyValue {
@@ -401,10 +464,7 @@ slos:
 
     fn classify(rs: &ResourceSpans, tenant: &str) -> Vec<(u32, bool)> {
         let defs = parse_native(Path::new("t.yaml"), SLOS).unwrap();
-        let index = SloIndex::build(&defs);
-        let mut out = Vec::new();
-        index.classify(tenant, rs, |id, _, good| out.push((id, good)));
-        out
+        classify_with(&SloIndex::build(&defs), tenant, rs)
     }
 
     #[test]
@@ -507,17 +567,14 @@ slos:
             ],
         );
         // The resource has no tier attribute yet: nothing is selected.
-        let mut out = Vec::new();
-        index.classify("default", &rs, |id, _, good| out.push((id, good)));
-        assert!(out.is_empty());
+        assert!(classify_with(&index, "default", &rs).is_empty());
         rs.resource
             .as_mut()
             .unwrap()
             .attributes
             .push(kv("tier", Value::StringValue("gold".into())));
-        index.classify("default", &rs, |id, _, good| out.push((id, good)));
         assert_eq!(
-            out,
+            classify_with(&index, "default", &rs),
             vec![(0, true), (0, true), (0, false), (0, false), (0, true)]
         );
         // The older attribute name counts too; without any code, the allow list fails.
@@ -531,18 +588,16 @@ slos:
         let Sli::Spans { good, .. } = &defs[0].sli else {
             panic!()
         };
-        assert!(!is_good(good, &old));
+        assert!(!self::good(good, &old));
         old.attributes.clear();
-        assert!(!is_good(good, &old));
+        assert!(!self::good(good, &old));
     }
 
     #[test]
     fn numeric_attributes_compare_by_value() {
-        let v = AnyValue {
-            value: Some(Value::IntValue(200)),
-        };
-        assert!(attr_eq(&v, &AttrValue::Int(200)));
-        assert!(attr_eq(&v, &AttrValue::Double(200.0)));
-        assert!(!attr_eq(&v, &AttrValue::String("200".into())));
+        let v = wire::Value::Int(200);
+        assert!(attr_eq(v, &AttrValue::Int(200)));
+        assert!(attr_eq(v, &AttrValue::Double(200.0)));
+        assert!(!attr_eq(v, &AttrValue::String("200".into())));
     }
 }

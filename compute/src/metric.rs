@@ -88,7 +88,7 @@ fn rule_matches(rule: &Rule, attrs: &[KeyValue]) -> bool {
             .iter()
             .find(|kv| prometheus_key_eq(&kv.key, label))
             .and_then(|kv| kv.value.as_ref());
-        attr_matches(value, m)
+        attr_matches(value.map(slotel_proto::wire::Value::of), m)
     })
 }
 

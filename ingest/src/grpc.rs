@@ -23,7 +23,7 @@ use tonic::server::{Grpc, UnaryService};
 
 use crate::guard::{self, Guard};
 use crate::metrics::Transport;
-use crate::receiver::Receiver;
+use crate::receiver::{Body, Receiver};
 use crate::reply::Refusal;
 use crate::signal::Signal;
 
@@ -78,11 +78,11 @@ struct Export<C> {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, tonic::Status>> + Send>>;
 
-impl<C: Consumer, S: Signal> UnaryService<Decoded<S>> for Export<C> {
+impl<C: Consumer, S: Signal> UnaryService<Frame<S>> for Export<C> {
     type Response = S::Response;
     type Future = BoxFuture<tonic::Response<Self::Response>>;
 
-    fn call(&mut self, request: tonic::Request<Decoded<S>>) -> Self::Future {
+    fn call(&mut self, request: tonic::Request<Frame<S>>) -> Self::Future {
         let receiver = Arc::clone(&self.receiver);
         Box::pin(async move {
             let tenant = request
@@ -90,24 +90,33 @@ impl<C: Consumer, S: Signal> UnaryService<Decoded<S>> for Export<C> {
                 .get::<Tenant>()
                 .cloned()
                 .ok_or_else(|| tonic::Status::internal("no tenant"))?;
-            let Decoded { message, bytes } = request.into_inner();
+            let Frame { bytes, .. } = request.into_inner();
             let size = bytes.len();
             receiver
-                .accept(tenant, message, size, Some(bytes), Transport::Grpc)
+                .accept::<S>(tenant, Body::Protobuf(bytes), size, Transport::Grpc)
                 .await
                 .map(tonic::Response::new)
-                .map_err(|r: Refusal| r.to_grpc())
+                .map_err(|r: Refusal| {
+                    if !matches!(r, Refusal::Stage(_)) {
+                        // A stage's refusal is counted by the receiver.
+                        receiver
+                            .metrics
+                            .refused_request(S::NAME, Transport::Grpc, r.reason());
+                    }
+                    r.to_grpc()
+                })
         })
     }
 }
 
-/// A decoded message and its bytes on the wire (after decompression).
-struct Decoded<S> {
-    message: S,
+/// A request message's bytes on the wire (after decompression), decoded by the receiver.
+struct Frame<S> {
     bytes: bytes::Bytes,
+    _signal: PhantomData<fn() -> S>,
 }
 
-/// A prost codec whose decode errors are `INVALID_ARGUMENT`.
+/// A codec that encodes replies with prost and hands requests on as bytes: the receiver
+/// checks (and if need be decodes) them, and reports malformed ones as `INVALID_ARGUMENT`.
 struct OtlpCodec<E, D>(PhantomData<fn() -> (E, D)>);
 
 impl<E, D> Default for OtlpCodec<E, D> {
@@ -122,7 +131,7 @@ where
     D: Message + Default + Send + 'static,
 {
     type Encode = E;
-    type Decode = Decoded<D>;
+    type Decode = Frame<D>;
     type Encoder = ProtoEncoder<E>;
     type Decoder = ProtoDecoder<D>;
 
@@ -150,16 +159,16 @@ impl<E: Message> Encoder for ProtoEncoder<E> {
 struct ProtoDecoder<D>(PhantomData<fn() -> D>);
 
 impl<D: Message + Default> Decoder for ProtoDecoder<D> {
-    type Item = Decoded<D>;
+    type Item = Frame<D>;
     type Error = tonic::Status;
 
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Decoded<D>>, Self::Error> {
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Frame<D>>, Self::Error> {
         // The frame's bytes are kept (without a copy where the buffer allows it) for
         // the log, which stores them as received.
         let len = bytes::Buf::remaining(src);
-        let bytes = bytes::Buf::copy_to_bytes(src, len);
-        D::decode(&*bytes)
-            .map(|message| Some(Decoded { message, bytes }))
-            .map_err(|e| tonic::Status::invalid_argument(format!("malformed OTLP protobuf: {e}")))
+        Ok(Some(Frame {
+            bytes: bytes::Buf::copy_to_bytes(src, len),
+            _signal: PhantomData,
+        }))
     }
 }

@@ -19,7 +19,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::guard::{self, Guard};
 use crate::metrics::Transport;
-use crate::receiver::Receiver;
+use crate::receiver::{Body, Receiver};
 use crate::reply::{Encoding, Refusal};
 use crate::signal::Signal;
 
@@ -155,12 +155,13 @@ async fn read_body(
     })
 }
 
-fn decode<S: Signal>(body: &[u8], encoding: Encoding) -> Result<S, Refusal> {
+/// The request as the receiver takes it: protobuf as bytes (the receiver checks and, if
+/// need be, decodes them), JSON decoded.
+fn decode<S: Signal>(body: Bytes, encoding: Encoding) -> Result<Body<S>, Refusal> {
     match encoding {
-        Encoding::Protobuf => {
-            S::decode(body).map_err(|e| Refusal::Invalid(format!("malformed OTLP protobuf: {e}")))
-        }
-        Encoding::Json => serde_json::from_slice(body)
+        Encoding::Protobuf => Ok(Body::Protobuf(body)),
+        Encoding::Json => serde_json::from_slice(&body)
+            .map(Body::Decoded)
             .map_err(|e| Refusal::Invalid(format!("malformed OTLP/JSON: {e}"))),
     }
 }
@@ -199,12 +200,10 @@ async fn export<C: Consumer, S: Signal>(
     let result = async {
         let body = read_body(body, &headers, receiver.limits.max_request_bytes).await?;
         let body = decompress(body, &headers, receiver.limits.max_decompressed_bytes)?;
-        let request = decode::<S>(&body, enc)?;
         let size = body.len();
-        // Protobuf bytes go to the log as they are; JSON is encoded once as protobuf.
-        let raw = matches!(enc, Encoding::Protobuf).then_some(body);
+        let request = decode::<S>(body, enc)?;
         receiver
-            .accept(tenant, request, size, raw, Transport::Http)
+            .accept(tenant, request, size, Transport::Http)
             .await
     }
     .await;

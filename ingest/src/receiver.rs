@@ -13,6 +13,15 @@ use crate::metrics::{IngestMetrics, RequestRecord, Transport};
 use crate::reply::Refusal;
 use crate::signal::Signal;
 
+/// A request as a transport hands it over.
+#[derive(Debug)]
+pub enum Body<S> {
+    /// Protobuf bytes (decompressed), not yet decoded.
+    Protobuf(Bytes),
+    /// A request decoded from OTLP/JSON.
+    Decoded(S),
+}
+
 /// A receiver's shared state: where batches go, the limits, the metrics, the clock.
 pub struct Receiver<C> {
     pub(crate) next: Arc<C>,
@@ -45,25 +54,26 @@ impl<C: Consumer> Receiver<C> {
         }
     }
 
-    /// Takes one decoded request of `size_bytes` for `tenant`; `raw` are its protobuf
-    /// bytes when it came as protobuf.
+    /// Takes one request of `size_bytes` for `tenant`, as protobuf bytes or decoded.
     pub async fn accept<S: Signal>(
         &self,
         tenant: Tenant,
-        mut request: S,
+        body: Body<S>,
         size_bytes: usize,
-        raw: Option<Bytes>,
         transport: Transport,
     ) -> Result<S::Response, Refusal> {
         let start = Instant::now();
         let now = self.clock.now_nanos();
-        let items = request.item_count() as u64;
-        let checked = request.check(u64::try_from(now).unwrap_or(0), &self.limits.items);
+        let now_u = u64::try_from(now).unwrap_or(0);
+        let accepted = match body {
+            Body::Protobuf(bytes) => S::from_protobuf(bytes, now_u, &self.limits.items)
+                .map_err(|e| Refusal::Invalid(format!("malformed OTLP protobuf: {e}")))?,
+            Body::Decoded(request) => request.checked(now_u, &self.limits.items),
+        };
+        let (items, checked) = (accepted.items, accepted.checked);
         let rejected = checked.rejected();
         let result = if items > rejected {
-            // What validation changed must be encoded again; the rest goes as received.
-            let raw = raw.filter(|_| !checked.changed());
-            let batch = request.into_batch(Tenant::clone(&tenant), size_bytes, raw, now);
+            let batch = accepted.into_batch(Tenant::clone(&tenant), size_bytes, now);
             self.next.consume(batch).await.map_err(Refusal::from)
         } else {
             Ok(())

@@ -15,6 +15,33 @@ use slotel_proto::{Batch, Payload, Tenant};
 
 use crate::validate::{self, Checked, ItemLimits};
 
+/// A checked request, ready to become a batch.
+#[derive(Debug)]
+pub struct Accepted {
+    /// What the batch carries.
+    pub payload: Payload,
+    /// The protobuf bytes as received, when they say exactly what a decoded `payload`
+    /// holds (see [`slotel_proto::Batch::raw`]).
+    pub raw: Option<Bytes>,
+    /// Items in the request as received.
+    pub items: u64,
+    /// What checking found.
+    pub checked: Checked,
+}
+
+impl Accepted {
+    /// The batch handed to the next stage.
+    pub fn into_batch(self, tenant: Tenant, size_bytes: usize, received_nanos: i64) -> Batch {
+        Batch {
+            tenant,
+            payload: self.payload,
+            size_bytes,
+            raw: self.raw,
+            received_nanos,
+        }
+    }
+}
+
 /// An OTLP export request type.
 pub trait Signal:
     prost::Message + Default + serde::de::DeserializeOwned + Send + Sync + 'static
@@ -36,26 +63,38 @@ pub trait Signal:
     fn check(&mut self, now_nanos: u64, limits: &ItemLimits) -> Checked;
     /// The request as the payload of a batch.
     fn into_payload(self) -> Payload;
-    /// The batch handed to the next stage: `raw` are its protobuf bytes when they say
-    /// exactly what the request holds.
-    fn into_batch(
-        self,
-        tenant: Tenant,
-        size_bytes: usize,
-        raw: Option<Bytes>,
-        received_nanos: i64,
-    ) -> Batch
+
+    /// Checks a request received as protobuf `body`: the payload of its batch, what
+    /// checking found, and the items it had. An error says why the bytes do not decode.
+    fn from_protobuf(body: Bytes, now_nanos: u64, limits: &ItemLimits) -> Result<Accepted, String> {
+        let mut request = Self::decode(&*body).map_err(|e| e.to_string())?;
+        let items = request.item_count() as u64;
+        let checked = request.check(now_nanos, limits);
+        // What checking changed must be encoded again; the rest goes as received.
+        let raw = (!checked.changed()).then_some(body);
+        Ok(Accepted {
+            payload: request.into_payload(),
+            raw,
+            items,
+            checked,
+        })
+    }
+
+    /// Checks a decoded request (OTLP/JSON).
+    fn checked(mut self, now_nanos: u64, limits: &ItemLimits) -> Accepted
     where
         Self: Sized,
     {
-        Batch {
-            tenant,
+        let items = self.item_count() as u64;
+        let checked = self.check(now_nanos, limits);
+        Accepted {
             payload: self.into_payload(),
-            size_bytes,
-            raw,
-            received_nanos,
+            raw: None,
+            items,
+            checked,
         }
     }
+
     /// A reply; with `rejected > 0` it carries a partial success.
     fn response(rejected: u64, message: String) -> Self::Response;
 }
@@ -76,7 +115,31 @@ impl Signal for ExportTraceServiceRequest {
     }
 
     fn into_payload(self) -> Payload {
-        Payload::Traces(self)
+        Payload::Traces(Bytes::from(prost::Message::encode_to_vec(&self)))
+    }
+
+    /// The wire scanner checks the bytes; only a request that checking changes (spans
+    /// refused, attributes cut) is decoded, changed and encoded again.
+    fn from_protobuf(body: Bytes, now_nanos: u64, limits: &ItemLimits) -> Result<Accepted, String> {
+        let (items, checked) = validate::trace_bytes(&body, now_nanos, limits)?;
+        if checked.changed() {
+            let mut request =
+                <Self as prost::Message>::decode(&*body).map_err(|e| e.to_string())?;
+            let again = validate::traces(&mut request, now_nanos, limits);
+            debug_assert_eq!(again, checked);
+            return Ok(Accepted {
+                payload: request.into_payload(),
+                raw: None,
+                items,
+                checked,
+            });
+        }
+        Ok(Accepted {
+            payload: Payload::Traces(body),
+            raw: None,
+            items,
+            checked,
+        })
     }
 
     fn response(rejected: u64, message: String) -> Self::Response {

@@ -1,6 +1,8 @@
 //! What the receivers check before acknowledging: items the server refuses are removed
 //! and counted (the OTLP partial success), oversized attributes are cut as the SDKs'
-//! limits would. Pure functions over the decoded request, allocation-free.
+//! limits would. Pure functions over the decoded request, allocation-free; trace exports
+//! are checked on their protobuf bytes first ([`trace_bytes`]), and decoded only when
+//! checking has to change them.
 
 use std::fmt::Write;
 
@@ -9,6 +11,7 @@ use slotel_proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use slotel_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use slotel_proto::otlp::common::v1::{KeyValue, any_value::Value};
 use slotel_proto::otlp::metrics::v1::metric::Data;
+use slotel_proto::wire;
 
 /// Limits on single items.
 #[derive(Debug, Clone, Copy)]
@@ -101,6 +104,65 @@ fn limit_attributes(attrs: &mut Vec<KeyValue>, limits: &ItemLimits, c: &mut Chec
             c.values_truncated += 1;
         }
     }
+}
+
+/// What [`limit_attributes`] would do to attributes of these values, without doing it.
+fn attribute_limits<'a>(
+    values: impl ExactSizeIterator<Item = Option<wire::Value<'a>>>,
+    limits: &ItemLimits,
+    c: &mut Checked,
+) {
+    let n = values.len();
+    if n > limits.max_attributes {
+        c.attributes_dropped += (n - limits.max_attributes) as u64;
+    }
+    for v in values.take(limits.max_attributes) {
+        if let Some(wire::Value::Str(s)) = v
+            && s.len() > limits.max_attribute_value_bytes
+        {
+            c.values_truncated += 1;
+        }
+    }
+}
+
+/// Checks a trace export on its protobuf bytes as [`traces`] checks it decoded: the
+/// spans in the request and what [`traces`] would find, or why the bytes do not decode.
+pub fn trace_bytes(
+    body: &[u8],
+    now_nanos: u64,
+    limits: &ItemLimits,
+) -> Result<(u64, Checked), String> {
+    struct Check<'l> {
+        c: Checked,
+        latest: u64,
+        limits: &'l ItemLimits,
+    }
+    impl<'a> wire::TraceVisitor<'a> for Check<'_> {
+        fn resource(&mut self, resource: &wire::Resource<'_, 'a>) {
+            let values = resource.attributes.iter().map(|kv| kv.value);
+            attribute_limits(values, self.limits, &mut self.c);
+        }
+        fn span(&mut self, _: &wire::Resource<'_, 'a>, s: &wire::Span<'_, 'a>) {
+            let c = &mut self.c;
+            if !valid_id(s.trace_id, 16) || !valid_id(s.span_id, 8) {
+                c.invalid_ids += 1;
+            } else if s.end_time_unix_nano > self.latest {
+                c.future += 1;
+            } else if s.end_time_unix_nano < s.start_time_unix_nano {
+                c.bad_times += 1;
+            } else {
+                let values = s.attributes.iter().map(|kv| kv.value);
+                attribute_limits(values, self.limits, c);
+            }
+        }
+    }
+    let mut check = Check {
+        c: Checked::default(),
+        latest: now_nanos.saturating_add(limits.max_future_nanos),
+        limits,
+    };
+    let spans = wire::scan_traces(body, &mut check).map_err(|e| e.to_string())?;
+    Ok((spans as u64, check.c))
 }
 
 fn valid_id(id: &[u8], len: usize) -> bool {

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod error;
 pub mod log;
 pub mod rpc;
+pub mod wire;
 
 use std::future::Future;
 
@@ -62,9 +63,10 @@ pub struct Batch {
     /// The size of the request as received, decompressed, in bytes: what the buffer
     /// accounts against its memory limit.
     pub size_bytes: usize,
-    /// The request's protobuf bytes when they are at hand and say exactly what
-    /// `payload` holds (received as protobuf and not changed by validation): the log
-    /// stores them as they are instead of encoding `payload` again.
+    /// The request's protobuf bytes when they are at hand and say exactly what a
+    /// decoded `payload` holds (received as protobuf and not changed by validation): the
+    /// log stores them as they are instead of encoding `payload` again. Traces are
+    /// bytes already and leave this unset.
     pub raw: Option<bytes::Bytes>,
     /// When the request was received (nanoseconds since the epoch); 0 when not known,
     /// and compute then counts it as of its own clock.
@@ -74,8 +76,10 @@ pub struct Batch {
 /// The signal a [`Batch`] carries.
 #[derive(Debug, Clone)]
 pub enum Payload {
-    /// An OTLP `ExportTraceServiceRequest`.
-    Traces(ExportTraceServiceRequest),
+    /// An OTLP `ExportTraceServiceRequest` as its protobuf bytes, which compute reads
+    /// with [`wire::scan_traces`] without decoding them: as received when the receiver's
+    /// checks changed nothing, else the checked request encoded again.
+    Traces(bytes::Bytes),
     /// An OTLP `ExportMetricsServiceRequest`.
     Metrics(ExportMetricsServiceRequest),
     /// An OTLP `ExportLogsServiceRequest`.
@@ -83,13 +87,19 @@ pub enum Payload {
 }
 
 impl Batch {
-    /// A batch of traces for `tenant`; its size is the encoded size of `request`.
+    /// A batch of traces for `tenant`, `request` encoded.
     pub fn traces(tenant: Tenant, request: ExportTraceServiceRequest) -> Self {
         use prost::Message;
+        Self::trace_bytes(tenant, bytes::Bytes::from(request.encode_to_vec()))
+    }
+
+    /// A batch of traces for `tenant` from the protobuf bytes of an
+    /// `ExportTraceServiceRequest`.
+    pub fn trace_bytes(tenant: Tenant, body: bytes::Bytes) -> Self {
         Self {
             tenant,
-            size_bytes: request.encoded_len(),
-            payload: Payload::Traces(request),
+            size_bytes: body.len(),
+            payload: Payload::Traces(body),
             raw: None,
             received_nanos: 0,
         }
@@ -111,7 +121,7 @@ impl Batch {
             return raw.clone();
         }
         bytes::Bytes::from(match &self.payload {
-            Payload::Traces(r) => r.encode_to_vec(),
+            Payload::Traces(body) => return body.clone(),
             Payload::Metrics(r) => r.encode_to_vec(),
             Payload::Logs(r) => r.encode_to_vec(),
         })
@@ -120,7 +130,7 @@ impl Batch {
     /// The number of items (spans, data points or log records) in the batch.
     pub fn item_count(&self) -> usize {
         match &self.payload {
-            Payload::Traces(req) => span_count(req),
+            Payload::Traces(body) => wire::span_count(body),
             Payload::Metrics(req) => data_point_count(req),
             Payload::Logs(req) => log_record_count(req),
         }

@@ -14,7 +14,6 @@ use prost::Message;
 
 use crate::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use crate::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use crate::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use crate::{Batch, Payload, Result, Tenant};
 
 /// Which OTLP signal a record holds, as the log numbers it.
@@ -84,9 +83,8 @@ impl Record {
     pub fn decode(&self) -> Result<Batch> {
         let invalid = |e: prost::DecodeError| crate::Error::Invalid(format!("log record: {e}"));
         let payload = match self.signal {
-            SignalKind::Traces => {
-                Payload::Traces(ExportTraceServiceRequest::decode(&*self.body).map_err(invalid)?)
-            }
+            // Compute reads trace bytes as they are (and refuses them there if damaged).
+            SignalKind::Traces => Payload::Traces(self.body.clone()),
             SignalKind::Metrics => {
                 Payload::Metrics(ExportMetricsServiceRequest::decode(&*self.body).map_err(invalid)?)
             }
@@ -98,7 +96,7 @@ impl Record {
             tenant: Tenant::clone(&self.tenant),
             payload,
             size_bytes: self.body.len(),
-            raw: Some(self.body.clone()),
+            raw: (self.signal != SignalKind::Traces).then(|| self.body.clone()),
             received_nanos: self.received_nanos,
         })
     }

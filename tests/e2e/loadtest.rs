@@ -198,7 +198,9 @@ fn the_wide_workload_matches_three_slos_a_span() {
             (g.total - g.errors, g.total),
         );
         expected.insert(format!("route-{i:02}-latency"), (g.within[&label], g.total));
-        let s = expected.entry(format!("{}-server", route.service)).or_default();
+        let s = expected
+            .entry(format!("{}-server", route.service))
+            .or_default();
         s.0 += g.total - g.errors;
         s.1 += g.total;
     }

@@ -13,10 +13,10 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use serde::Serialize;
 use slotel_model::{Sli, SpanSelector};
 use slotel_proto::otlp::common::v1::KeyValue;
-use slotel_proto::otlp::trace::v1::{ResourceSpans, Span};
+use slotel_proto::wire::{self, Attributes};
 
 use super::*;
-use crate::classify::{HTTP_ROUTE, find_str, matches_all, service_of};
+use crate::classify::{HTTP_ROUTE, UNKNOWN_SERVICE, matches_all};
 
 /// Spans kept per service.
 const SAMPLE: usize = 256;
@@ -42,6 +42,37 @@ struct Seen {
     sample: VecDeque<Shape>,
 }
 
+/// One resource's spans while the engine reads them: counted, and the few the sample
+/// takes copied (every span until the sample is full, then one in [`SAMPLE_EVERY`]).
+#[derive(Debug)]
+pub(super) struct Observing<'a> {
+    service: &'a str,
+    spans_before: u64,
+    sampled: usize,
+    spans: u64,
+    shapes: Vec<Shape>,
+}
+
+impl Observing<'_> {
+    /// Counts `span`, and copies it when the sample takes it.
+    pub(super) fn span(&mut self, span: &wire::Span<'_, '_>) {
+        self.spans += 1;
+        if self.sampled < SAMPLE || (self.spans_before + self.spans).is_multiple_of(SAMPLE_EVERY) {
+            self.sampled = (self.sampled + 1).min(SAMPLE);
+            self.shapes.push(Shape {
+                kind: span.kind,
+                name: span.name.to_string(),
+                attributes: span
+                    .attributes
+                    .iter()
+                    .take(MAX_ATTRIBUTES)
+                    .map(wire::Kv::to_key_value)
+                    .collect(),
+            });
+        }
+    }
+}
+
 /// What the engine saw, by (tenant, service).
 #[derive(Debug, Default)]
 pub(super) struct Diagnostics {
@@ -56,13 +87,45 @@ pub(super) struct Diagnostics {
 }
 
 impl Diagnostics {
-    /// Counts and samples the spans of `rs`.
-    pub(super) fn observe(&self, tenant: &str, rs: &ResourceSpans) {
-        let spans: usize = rs.scope_spans.iter().map(|s| s.spans.len()).sum();
+    /// Starts observing the spans of `resource`: one lock, to learn how far the
+    /// service's sample has come.
+    pub(super) fn begin<'a>(
+        &self,
+        tenant: &str,
+        resource: &wire::Resource<'_, 'a>,
+    ) -> Observing<'a> {
+        let service = resource.service_name().unwrap_or(UNKNOWN_SERVICE);
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let (spans_before, sampled) = seen
+            .get(tenant)
+            .and_then(|s| s.get(service))
+            .map_or((0, 0), |e| (e.spans, e.sample.len()));
+        Observing {
+            service,
+            spans_before,
+            sampled,
+            spans: 0,
+            shapes: Vec::new(),
+        }
+    }
+
+    /// Ends observing a resource's spans: one lock, to count them and add the sampled
+    /// ones.
+    pub(super) fn end(
+        &self,
+        tenant: &str,
+        resource: &wire::Resource<'_, '_>,
+        seen_now: Observing<'_>,
+    ) {
+        let Observing {
+            service,
+            spans,
+            shapes,
+            ..
+        } = seen_now;
         if spans == 0 {
             return;
         }
-        let service = service_of(rs.resource.as_ref());
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         if !seen.contains_key(tenant) {
             seen.insert(tenant.to_string(), HashMap::new());
@@ -72,7 +135,7 @@ impl Diagnostics {
         };
         if !of_tenant.contains_key(service) {
             if self.services.load(Ordering::Relaxed) >= MAX_SERVICES as u64 {
-                self.untracked.fetch_add(spans as u64, Ordering::Relaxed);
+                self.untracked.fetch_add(spans, Ordering::Relaxed);
                 return;
             }
             self.services.fetch_add(1, Ordering::Relaxed);
@@ -81,28 +144,20 @@ impl Diagnostics {
         let Some(entry) = of_tenant.get_mut(service) else {
             return;
         };
-        if entry.resource.is_empty()
-            && let Some(r) = &rs.resource
-        {
-            entry.resource = r.attributes.iter().take(MAX_ATTRIBUTES).cloned().collect();
+        if entry.resource.is_empty() {
+            entry.resource = resource
+                .attributes
+                .iter()
+                .take(MAX_ATTRIBUTES)
+                .map(wire::Kv::to_key_value)
+                .collect();
         }
-        for span in rs.scope_spans.iter().flat_map(|s| s.spans.iter()) {
-            entry.spans += 1;
-            if entry.sample.len() < SAMPLE || entry.spans.is_multiple_of(SAMPLE_EVERY) {
-                if entry.sample.len() >= SAMPLE {
-                    entry.sample.pop_front();
-                }
-                entry.sample.push_back(Shape {
-                    kind: span.kind,
-                    name: span.name.clone(),
-                    attributes: span
-                        .attributes
-                        .iter()
-                        .take(MAX_ATTRIBUTES)
-                        .cloned()
-                        .collect(),
-                });
+        entry.spans += spans;
+        for shape in shapes {
+            if entry.sample.len() >= SAMPLE {
+                entry.sample.pop_front();
             }
+            entry.sample.push_back(shape);
         }
     }
 
@@ -370,7 +425,7 @@ fn judge(
             continue;
         }
         if let Some(route) = &selector.http_route {
-            let got = find_str(&span.attributes, HTTP_ROUTE);
+            let got = span.attributes.str_attribute(HTTP_ROUTE);
             if got != Some(route.as_str()) {
                 verdict.dropped_by_http_route += 1;
                 if let Some(g) = got
@@ -382,11 +437,11 @@ fn judge(
                 continue;
             }
         }
-        if !matches_all(&span.attributes, &selector.attributes) {
+        if !matches_all(&span.attributes[..], &selector.attributes) {
             verdict.dropped_by_attributes += 1;
             continue;
         }
-        if !matches_all(&seen.resource, &selector.resource) {
+        if !matches_all(&seen.resource[..], &selector.resource) {
             verdict.dropped_by_resource += 1;
             continue;
         }

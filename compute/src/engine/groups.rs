@@ -67,22 +67,18 @@ impl Groups {
 /// The values of `keys` among `attrs` (strings as they are, other values formatted,
 /// absent and empty ones [`MISSING_GROUP`]), into `out`.
 pub(super) fn group_values<'a>(
-    attrs: &'a [KeyValue],
+    attrs: &'a (impl slotel_proto::wire::Attributes + ?Sized),
     keys: &[String],
     out: &mut [std::borrow::Cow<'a, str>],
 ) {
+    use slotel_proto::wire::Value;
     use std::borrow::Cow;
     for (slot, key) in out.iter_mut().zip(keys) {
-        *slot = match attrs
-            .iter()
-            .find(|kv| kv.key == *key)
-            .and_then(|kv| kv.value.as_ref())
-            .and_then(|v| v.value.as_ref())
-        {
-            Some(Value::StringValue(s)) if !s.is_empty() => Cow::Borrowed(s.as_str()),
-            Some(Value::IntValue(i)) => Cow::Owned(i.to_string()),
-            Some(Value::BoolValue(b)) => Cow::Owned(b.to_string()),
-            Some(Value::DoubleValue(d)) => Cow::Owned(d.to_string()),
+        *slot = match attrs.attribute(key) {
+            Some(Value::Str(s)) if !s.is_empty() => Cow::Borrowed(s),
+            Some(Value::Int(i)) => Cow::Owned(i.to_string()),
+            Some(Value::Bool(b)) => Cow::Owned(b.to_string()),
+            Some(Value::Double(d)) => Cow::Owned(d.to_string()),
             _ => Cow::Borrowed(MISSING_GROUP),
         };
     }

@@ -1,7 +1,11 @@
 //! The hot path: one batch classified and added to the SLOs' minute rings, with one
 //! lock per SLO touched per batch.
 
+use slotel_proto::wire::{self, Attributes};
+
 use super::*;
+use crate::classify::ResourceSlos;
+use explain::Observing;
 
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Cell {
@@ -72,6 +76,55 @@ impl Accumulator {
     }
 }
 
+/// The engine's walk over a trace batch: each resource looked up once, each span
+/// observed for `explain`, classified, and de-duplicated once if any SLO counts it.
+struct Spans<'e, F> {
+    engine: &'e Engine,
+    set: &'e SloSet,
+    tenant: &'e str,
+    now_minute: i64,
+    dedup: &'e mut Dedup,
+    slos: Option<ResourceSlos<'e>>,
+    observing: Option<Observing<'e>>,
+    duplicates: u64,
+    emit: F,
+}
+
+impl<'e, F: FnMut(u32, &wire::Span<'_, '_>, bool)> wire::TraceVisitor<'e> for Spans<'e, F> {
+    fn resource(&mut self, resource: &wire::Resource<'_, 'e>) {
+        self.slos = Some(self.set.index.for_resource(self.tenant, resource));
+        self.observing = Some(self.engine.diagnostics.begin(self.tenant, resource));
+    }
+
+    fn span(&mut self, resource: &wire::Resource<'_, 'e>, span: &wire::Span<'_, 'e>) {
+        if let Some(o) = &mut self.observing {
+            o.span(span);
+        }
+        let Some(slos) = self.slos.filter(|s| !s.is_empty()) else {
+            return;
+        };
+        let (dedup, duplicates, emit) = (&mut *self.dedup, &mut self.duplicates, &mut self.emit);
+        let (tenant, now_minute) = (self.tenant, self.now_minute);
+        let mut dup = None;
+        slos.classify(resource.attributes, span, |id, good| {
+            let dup = *dup.get_or_insert_with(|| {
+                let d = dedup.seen(now_minute, tenant, span.trace_id, span.span_id);
+                *duplicates += u64::from(d);
+                d
+            });
+            if !dup {
+                emit(id, span, good);
+            }
+        });
+    }
+
+    fn end_resource(&mut self, resource: &wire::Resource<'_, 'e>) {
+        if let Some(o) = self.observing.take() {
+            self.engine.diagnostics.end(self.tenant, resource, o);
+        }
+    }
+}
+
 impl Engine {
     /// Classifies and counts every span and log record of `batch`, as of the time it
     /// was received (the clock's now when that is not known): a batch replayed from the
@@ -90,7 +143,7 @@ impl Engine {
         let s = &self.stats;
         let mut overflowed = 0u64;
         // The group of an event of SLO `id` with these attributes.
-        let mut group_of = |id: u32, attrs: &[KeyValue]| -> u32 {
+        let mut group_of = |id: u32, attrs: &dyn Attributes| -> u32 {
             let def = &set.slos[id as usize].def;
             if def.group_by.is_empty() {
                 return NO_GROUP;
@@ -114,7 +167,7 @@ impl Engine {
         let mut excluded = 0u64;
         let mut newest = 0i64;
         // Counts an event of SLO `id` at `time`, with its duration when it has one.
-        let mut emit = |id, time: u64, good: bool, attrs: &[KeyValue], units: Option<u64>| {
+        let mut emit = |id, time: u64, good: bool, attrs: &dyn Attributes, units: Option<u64>| {
             match i64::try_from(time) {
                 Ok(t) if maintenance.excludes(&set.slos[id as usize].def, t) => excluded += 1,
                 Ok(t) if t <= latest => {
@@ -137,41 +190,39 @@ impl Engine {
             );
         }
         match &batch.payload {
-            Payload::Traces(req) => {
-                let mut seen = 0;
+            Payload::Traces(body) => {
                 let mut dedup = self.dedup.lock().unwrap_or_else(|e| e.into_inner());
-                let mut duplicates = 0u64;
-                // A span's matches arrive one after another: test each span once.
-                let mut last: Option<(*const Span, bool)> = None;
-                for rs in &req.resource_spans {
-                    self.diagnostics.observe(&batch.tenant, rs);
-                    seen += set.index.classify(&batch.tenant, rs, |id, span, good| {
-                        let dup = match last {
-                            Some((p, dup)) if std::ptr::eq(p, span) => dup,
-                            _ => {
-                                let dup = dedup.seen(
-                                    now_minute,
-                                    &batch.tenant,
-                                    &span.trace_id,
-                                    &span.span_id,
-                                );
-                                duplicates += u64::from(dup);
-                                last = Some((span, dup));
-                                dup
-                            }
-                        };
-                        if !dup {
-                            let units = latency::span_units(
-                                span.start_time_unix_nano,
-                                span.end_time_unix_nano,
-                            );
-                            emit(id, span.end_time_unix_nano, good, &span.attributes, units);
-                        }
-                    });
-                }
+                let mut spans = Spans {
+                    engine: self,
+                    set: &set,
+                    tenant: &batch.tenant,
+                    now_minute,
+                    dedup: &mut dedup,
+                    slos: None,
+                    observing: None,
+                    duplicates: 0,
+                    emit: |id, span: &wire::Span<'_, '_>, good| {
+                        let units =
+                            latency::span_units(span.start_time_unix_nano, span.end_time_unix_nano);
+                        emit(id, span.end_time_unix_nano, good, &span.attributes, units);
+                    },
+                };
+                let scanned = wire::scan_traces(body, &mut spans);
+                let duplicates = spans.duplicates;
+                drop(spans);
                 drop(dedup);
-                s.spans_seen.fetch_add(seen as u64, Ordering::Relaxed);
-                s.spans_duplicate.fetch_add(duplicates, Ordering::Relaxed);
+                match scanned {
+                    Ok(seen) => {
+                        s.spans_seen.fetch_add(seen as u64, Ordering::Relaxed);
+                        s.spans_duplicate.fetch_add(duplicates, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        // The receivers checked these bytes: this is damage, not input.
+                        tracing::error!(error = %e, tenant = %&*batch.tenant, "A trace batch does not decode; it is not counted.");
+                        s.batches_malformed.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                }
             }
             Payload::Logs(req) => {
                 let mut seen = 0;
@@ -194,7 +245,7 @@ impl Engine {
                                 }
                             };
                             if !dup {
-                                emit(id, t, good, &record.attributes, None)
+                                emit(id, t, good, &&record.attributes[..], None)
                             }
                         },
                     );
@@ -235,7 +286,7 @@ impl Engine {
                             match i64::try_from(obs.time) {
                                 Ok(t) if t <= latest => {
                                     newest = newest.max(t);
-                                    let group = group_of(id, attrs);
+                                    let group = group_of(id, &attrs);
                                     let minute = t.div_euclid(NANOS_PER_MINUTE);
                                     acc.add_counts(id, group, minute, good, total)
                                 }

@@ -54,6 +54,11 @@ impl Collector for EngineCollector {
                 &s.spans_duplicate,
             ),
             (
+                "engine_batches_malformed",
+                "Trace batches whose bytes do not decode (damage, not input), not counted",
+                &s.batches_malformed,
+            ),
+            (
                 "engine_log_records_duplicate",
                 "Log records seen again within the de-duplication horizon, not counted again",
                 &s.log_records_duplicate,

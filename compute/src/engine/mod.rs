@@ -23,7 +23,7 @@ use slotel_model::time::rfc3339;
 use slotel_model::{
     BURN_RATE_WINDOWS, Budgeting, Counted, GroupKey, MAX_GROUP_BY, SloDef, Tally, format_minutes,
 };
-use slotel_proto::otlp::common::v1::{KeyValue, any_value::Value};
+
 use slotel_proto::otlp::logs::v1::LogRecord;
 use slotel_proto::otlp::trace::v1::Span;
 
@@ -93,6 +93,9 @@ pub struct EngineStats {
     pub events_in_future: AtomicU64,
     /// Spans seen again within the de-duplication horizon, not counted again.
     pub spans_duplicate: AtomicU64,
+    /// Trace batches whose bytes do not decode (damage: the receivers check them), not
+    /// counted.
+    pub batches_malformed: AtomicU64,
     /// Log records seen again within the de-duplication horizon, not counted again.
     pub log_records_duplicate: AtomicU64,
     /// Events of grouped SLOs counted in the overflow group (past `max_groups`).

@@ -33,7 +33,7 @@ mod cases {
     use super::super::*;
     use super::test_support;
     use slotel_model::time::ManualClock;
-    use slotel_proto::otlp::common::v1::AnyValue;
+    use slotel_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
     use slotel_spec::parse_native;
     use std::path::Path;
 
@@ -214,9 +214,10 @@ mod cases {
         engine.load(parse_native(Path::new("t.yaml"), &slos).unwrap());
         let routed = |route: &str, good: usize, bad: usize| {
             let mut b = batch(T0, good, bad);
-            let Payload::Traces(req) = &mut b.payload else {
+            let Payload::Traces(body) = &b.payload else {
                 unreachable!()
             };
+            let mut req = <slotel_proto::otlp::collector::trace::v1::ExportTraceServiceRequest as prost::Message>::decode(&body[..]).unwrap();
             for span in &mut req.resource_spans[0].scope_spans[0].spans {
                 span.attributes.push(KeyValue {
                     key: "route".into(),
@@ -226,6 +227,7 @@ mod cases {
                     ..Default::default()
                 });
             }
+            b.payload = Payload::Traces(prost::Message::encode_to_vec(&req).into());
             b
         };
         engine.ingest(&routed("/a", 9, 1));

@@ -471,9 +471,16 @@ async fn latency_quantiles_slide_over_their_window() {
     // At 10 min, ten spans of 10..=100 ms; at 20 min, ten of 200 ms.
     let lasting = |ms: u64, end: i64, id: u64| {
         let mut b = spans("s", 1, 0, end, id);
-        if let slotel_proto::Payload::Traces(req) = &mut b.payload {
+        if let slotel_proto::Payload::Traces(body) = &b.payload {
+            use prost::Message;
+            let mut req =
+                slotel_proto::otlp::collector::trace::v1::ExportTraceServiceRequest::decode(
+                    &body[..],
+                )
+                .unwrap();
             let span = &mut req.resource_spans[0].scope_spans[0].spans[0];
             span.start_time_unix_nano = span.end_time_unix_nano - ms * 1_000_000;
+            b.payload = slotel_proto::Payload::Traces(req.encode_to_vec().into());
         }
         b
     };
