@@ -104,6 +104,13 @@ fn steps(c: &mut Criterion, name: &str, scenario: Scenario, slos: &Path) {
             BatchSize::SmallInput,
         )
     });
+    g.bench_function("check_bytes", |b| {
+        b.iter(|| validate::trace_bytes(black_box(&bytes), now, &limits).unwrap())
+    });
+    g.bench_function("scan", |b| {
+        b.iter(|| slotel_proto::wire::scan_traces(black_box(&bytes), &mut NoOp).unwrap())
+    });
+    g.bench_function("bare_walk", |b| b.iter(|| bare_walk(black_box(&bytes))));
     g.bench_function("classify_aggregate", |b| {
         let batch = Batch::traces("default".into(), request.clone());
         b.iter(|| engine.ingest(black_box(&batch)))
@@ -115,14 +122,102 @@ fn steps(c: &mut Criterion, name: &str, scenario: Scenario, slos: &Path) {
             BatchSize::SmallInput,
         )
     });
-    g.bench_function("decode_check_classify_aggregate", |b| {
+    g.bench_function("check_classify_aggregate", |b| {
+        let body = bytes::Bytes::from(bytes.clone());
         b.iter(|| {
-            let mut r = ExportTraceServiceRequest::decode(black_box(&bytes[..])).unwrap();
-            validate::traces(&mut r, now, &limits);
-            engine.ingest(&Batch::traces("default".into(), r));
+            validate::trace_bytes(black_box(&body), now, &limits).unwrap();
+            engine.ingest(&Batch::trace_bytes("default".into(), body.clone()));
         })
     });
     g.finish();
+}
+
+/// A visitor that looks at nothing: the scanner's own cost.
+struct NoOp;
+
+impl<'a> slotel_proto::wire::TraceVisitor<'a> for NoOp {
+    fn resource(&mut self, r: &slotel_proto::wire::Resource<'_, 'a>) {
+        black_box(r.attributes.len());
+    }
+    fn span(
+        &mut self,
+        _: &slotel_proto::wire::Resource<'_, 'a>,
+        s: &slotel_proto::wire::Span<'_, 'a>,
+    ) {
+        black_box(s.attributes.len());
+    }
+}
+
+/// The floor: a walk over the same bytes that reads each span's name, kind, times,
+/// status code and `http.route`, and checks nothing else (no UTF-8, no wire types, no
+/// skipped message looked into).
+fn bare_walk(buf: &[u8]) -> u64 {
+    fn varint(b: &[u8], i: &mut usize) -> u64 {
+        let mut v = 0u64;
+        let mut shift = 0;
+        while *i < b.len() {
+            let byte = b[*i];
+            *i += 1;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                break;
+            }
+            shift += 7;
+        }
+        v
+    }
+    /// Calls `f(tag, wire type, field bytes)` for each field of `b`.
+    fn fields<'a>(b: &'a [u8], mut f: impl FnMut(u64, u64, &'a [u8])) {
+        let mut i = 0;
+        while i < b.len() {
+            let key = varint(b, &mut i);
+            let (tag, wt) = (key >> 3, key & 7);
+            let len = match wt {
+                0 => {
+                    let start = i;
+                    varint(b, &mut i);
+                    f(tag, wt, &b[start..i]);
+                    continue;
+                }
+                1 => 8,
+                5 => 4,
+                _ => varint(b, &mut i) as usize,
+            };
+            let end = (i + len).min(b.len());
+            f(tag, wt, &b[i..end]);
+            i = end;
+        }
+    }
+    let mut sum = 0u64;
+    fields(buf, |_, _, rs| {
+        fields(rs, |tag, _, ss| {
+            if tag != 2 {
+                return;
+            }
+            fields(ss, |tag, _, span| {
+                if tag != 2 {
+                    return;
+                }
+                fields(span, |tag, _, v| match tag {
+                    5 => sum += v.len() as u64,
+                    6 => sum += varint(v, &mut 0),
+                    7 | 8 => sum += u64::from_le_bytes(v.try_into().unwrap_or_default()),
+                    9 => fields(v, |tag, _, kv| {
+                        if tag == 1 && kv == b"http.route" {
+                            sum += 1;
+                        }
+                    }),
+                    15 => fields(v, |tag, _, c| {
+                        if tag == 3 {
+                            sum += varint(c, &mut 0);
+                        }
+                    }),
+                    _ => {}
+                });
+            });
+        });
+    });
+    sum
 }
 
 /// A de-duplication lookup of a fresh span past the first minutes: ten minutes of

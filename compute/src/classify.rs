@@ -8,7 +8,10 @@
 //! attributes through [`Attributes`], so decoded attributes (log records, metric points,
 //! the explain sample) are matched by the same code.
 
-use std::collections::HashMap;
+use std::collections::HashMap as StdMap;
+
+/// The index's maps: looked up per resource and per span, with keys from the SLO files.
+type HashMap<K, V> = StdMap<K, V, foldhash::fast::RandomState>;
 
 use slotel_proto::otlp::logs::v1::{LogRecord, ResourceLogs};
 use slotel_proto::otlp::resource::v1::Resource;

@@ -16,12 +16,16 @@ pub(super) struct Cell {
     total: u64,
 }
 
-/// Per-batch counts by (SLO, minute): a batch touches few cells, so a short vector with
-/// a hint to the last cell hit beats a hash map.
+/// Per-batch counts by (SLO, group, minute). A batch touches few cells per SLO, so each
+/// SLO keeps a chain of its cells (the head in a vector by SLO id): finding a span's
+/// cell looks only at its SLO's cells, however many SLOs the batch touches.
 #[derive(Default)]
 pub(super) struct Accumulator {
     cells: Vec<Cell>,
-    last: usize,
+    /// Per SLO id, the index of its newest cell in `cells` plus one (0: none).
+    heads: Vec<u32>,
+    /// Per cell, the index plus one of the same SLO's cell before it (0: none).
+    next: Vec<u32>,
     /// (SLO, minute, duration) of the events of SLOs with latency histograms.
     durations: Vec<(u32, i64, u64)>,
     /// (SLO, minute) cells too old to count: their durations are not recorded either.
@@ -29,28 +33,37 @@ pub(super) struct Accumulator {
 }
 
 impl Accumulator {
+    /// An accumulator for a set of `slos` SLOs.
+    fn new(slos: usize) -> Self {
+        Self {
+            heads: vec![0; slos],
+            ..Self::default()
+        }
+    }
+
     pub(super) fn add_counts(&mut self, slo: u32, group: u32, minute: i64, good: u64, total: u64) {
-        let hit = |c: &Cell| c.slo == slo && c.group == group && c.minute == minute;
-        let i = match self.cells.get(self.last) {
-            Some(c) if hit(c) => self.last,
-            _ => match self.cells.iter().position(hit) {
-                Some(i) => i,
-                None => {
-                    self.cells.push(Cell {
-                        slo,
-                        group,
-                        minute,
-                        good: 0,
-                        total: 0,
-                    });
-                    self.cells.len() - 1
-                }
-            },
+        let Some(head) = self.heads.get_mut(slo as usize) else {
+            return;
         };
-        let c = &mut self.cells[i];
-        c.good += good;
-        c.total += total;
-        self.last = i;
+        let mut at = *head;
+        while at != 0 {
+            let c = &mut self.cells[at as usize - 1];
+            if c.group == group && c.minute == minute {
+                c.good += good;
+                c.total += total;
+                return;
+            }
+            at = self.next[at as usize - 1];
+        }
+        self.cells.push(Cell {
+            slo,
+            group,
+            minute,
+            good,
+            total,
+        });
+        self.next.push(*head);
+        *head = self.cells.len() as u32;
     }
 
     /// Records the batch's durations into their SLOs' histograms, one lock per run of
@@ -138,7 +151,7 @@ impl Engine {
         };
         let now_minute = now.div_euclid(NANOS_PER_MINUTE);
         let latest = now.saturating_add(self.max_future_nanos);
-        let mut acc = Accumulator::default();
+        let mut acc = Accumulator::new(set.slos.len());
         let mut in_future = 0u64;
         let s = &self.stats;
         let mut overflowed = 0u64;
