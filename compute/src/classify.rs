@@ -62,6 +62,9 @@ pub struct SloIndex {
     logs: HashMap<String, HashMap<String, Vec<CompiledLogs>>>,
     /// Span SLO predicates by SLO id (`None` for SLOs of other signals).
     compiled: Vec<Option<Compiled>>,
+    /// The span attribute keys some span SLO reads (selector, good rule, `group_by`):
+    /// the scanner skips the others.
+    keys: Vec<Box<str>>,
 }
 
 pub(crate) fn service_of(resource: Option<&Resource>) -> &str {
@@ -133,8 +136,27 @@ impl SloIndex {
                 (None, None) => entry.any.push(id),
             }
             index.compiled.push(Some(compiled));
+            let reads = selector
+                .attributes
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .chain(def.group_by.iter().map(String::as_str))
+                .chain([HTTP_ROUTE])
+                .chain(HTTP_STATUS_KEYS);
+            for key in reads {
+                if !index.reads(key) {
+                    index.keys.push(key.into());
+                }
+            }
         }
         index
+    }
+
+    /// Whether some span SLO reads the span attribute `key`.
+    pub fn reads(&self, key: &str) -> bool {
+        self.keys
+            .iter()
+            .any(|k| k.len() == key.len() && **k == *key)
     }
 
     /// Classifies every log record of `rl` for `tenant`, calling `emit(slo_id,

@@ -189,10 +189,19 @@ pub trait TraceVisitor<'a> {
 /// and span, and returns the number of spans. An error means `prost` would not decode
 /// the bytes either; the visitor may have seen a part of them by then.
 pub fn scan_traces<'a>(buf: &'a [u8], visitor: &mut impl TraceVisitor<'a>) -> Result<usize> {
+    scan(buf, None, visitor)
+}
+
+fn scan<'a>(
+    buf: &'a [u8],
+    keep: Option<&dyn Fn(&str) -> bool>,
+    visitor: &mut impl TraceVisitor<'a>,
+) -> Result<usize> {
     let mut scan = Scan {
         resource: Vec::new(),
         span: Vec::new(),
         spans: 0,
+        keep,
     };
     let mut r = Reader::new(buf);
     let ctx = RECURSION_LIMIT;
@@ -209,6 +218,19 @@ pub fn scan_traces<'a>(buf: &'a [u8], visitor: &mut impl TraceVisitor<'a>) -> Re
     Ok(scan.spans)
 }
 
+/// [`scan_traces`] for bytes [`scan_traces`] already accepted (a receiver checked them
+/// before they were logged): span attributes whose key `keep` refuses are skipped
+/// unread and left out of [`Span::attributes`], which spares decoding the values no
+/// SLO reads. Everything read is still bounds-checked; damage inside a skipped value
+/// goes unnoticed.
+pub fn scan_checked_traces<'a>(
+    buf: &'a [u8],
+    keep: &dyn Fn(&str) -> bool,
+    visitor: &mut impl TraceVisitor<'a>,
+) -> Result<usize> {
+    scan(buf, Some(keep), visitor)
+}
+
 /// The number of spans in a well-formed request (0 for bytes that do not decode).
 pub fn span_count(buf: &[u8]) -> usize {
     struct Count;
@@ -219,13 +241,15 @@ pub fn span_count(buf: &[u8]) -> usize {
     scan_traces(buf, &mut Count).unwrap_or(0)
 }
 
-struct Scan<'a> {
+struct Scan<'a, 'k> {
     resource: Vec<Kv<'a>>,
     span: Vec<Kv<'a>>,
     spans: usize,
+    /// Which span attributes to read (all without it).
+    keep: Option<&'k dyn Fn(&str) -> bool>,
 }
 
-impl<'a> Scan<'a> {
+impl<'a> Scan<'a, '_> {
     fn resource_spans(
         &mut self,
         buf: &'a [u8],
@@ -262,7 +286,15 @@ impl<'a> Scan<'a> {
             let (tag, wt) = r.key()?;
             let b = r.value(tag, wt, ctx)?;
             if tag == 2 {
-                result = scope_spans(b, ctx - 1, &res, &mut span_attrs, &mut self.spans, visitor);
+                result = scope_spans(
+                    b,
+                    ctx - 1,
+                    &res,
+                    &mut span_attrs,
+                    &mut self.spans,
+                    self.keep,
+                    visitor,
+                );
                 if result.is_err() {
                     break;
                 }
@@ -302,6 +334,7 @@ fn scope_spans<'a>(
     resource: &Resource<'_, 'a>,
     attrs: &mut Vec<Kv<'a>>,
     spans: &mut usize,
+    keep: Option<&dyn Fn(&str) -> bool>,
     visitor: &mut impl TraceVisitor<'a>,
 ) -> Result<()> {
     let mut r = Reader::new(buf);
@@ -315,7 +348,7 @@ fn scope_spans<'a>(
             2 => {
                 let b = message(&mut r, wt, ctx)?;
                 attrs.clear();
-                let span = span(b, ctx - 1, attrs)?;
+                let span = span(b, ctx - 1, attrs, keep)?;
                 *spans += 1;
                 visitor.span(
                     resource,
@@ -334,7 +367,12 @@ fn scope_spans<'a>(
     Ok(())
 }
 
-fn span<'a>(buf: &'a [u8], ctx: u32, attrs: &mut Vec<Kv<'a>>) -> Result<Span<'a, 'a>> {
+fn span<'a>(
+    buf: &'a [u8],
+    ctx: u32,
+    attrs: &mut Vec<Kv<'a>>,
+    keep: Option<&dyn Fn(&str) -> bool>,
+) -> Result<Span<'a, 'a>> {
     let mut s = Span {
         trace_id: &[],
         span_id: &[],
@@ -363,7 +401,10 @@ fn span<'a>(buf: &'a [u8], ctx: u32, attrs: &mut Vec<Kv<'a>>) -> Result<Span<'a,
             8 => s.end_time_unix_nano = r.fixed64_field(wt)?,
             9 => {
                 let b = message(&mut r, wt, ctx)?;
-                attrs.push(key_value(b, ctx - 1)?);
+                match keep {
+                    Some(keep) if !keep(key_of(b)?) => {}
+                    _ => attrs.push(key_value(b, ctx - 1)?),
+                }
             }
             10 | 12 | 14 => {
                 r.varint_field(wt)?;
@@ -429,6 +470,24 @@ fn key_value(buf: &[u8], ctx: u32) -> Result<Kv<'_>> {
         }
     }
     Ok(kv)
+}
+
+/// The key of a key-value message (its last `key` field), nothing else read.
+fn key_of(buf: &[u8]) -> Result<&str> {
+    let mut key = "";
+    let mut r = Reader::new(buf);
+    while !r.done() {
+        let (tag, wt) = r.key()?;
+        // Checked bytes: the nesting limit was enforced when they were.
+        let b = r.value(tag, wt, RECURSION_LIMIT)?;
+        if tag == 1 {
+            if wt != LEN {
+                return Err(WireError("a string field with the wrong wire type"));
+            }
+            key = utf8(b)?;
+        }
+    }
+    Ok(key)
 }
 
 /// An `AnyValue` merged into `value`: its last member, or `value` without one.

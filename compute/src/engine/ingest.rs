@@ -220,7 +220,10 @@ impl Engine {
                         emit(id, span.end_time_unix_nano, good, &span.attributes, units);
                     },
                 };
-                let scanned = wire::scan_traces(body, &mut spans);
+                // Trace bytes reach compute checked (by a receiver, before the log), so
+                // the attributes no SLO reads are skipped unread.
+                let keep = |key: &str| set.index.reads(key);
+                let scanned = wire::scan_checked_traces(body, &keep, &mut spans);
                 let duplicates = spans.duplicates;
                 drop(spans);
                 drop(dedup);
