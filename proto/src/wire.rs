@@ -320,7 +320,7 @@ fn resource<'a>(buf: &'a [u8], ctx: u32, attrs: &mut Vec<Kv<'a>>) -> Result<()> 
             }
             3 => {
                 let b = message(&mut r, wt, ctx)?;
-                entity_ref(b, ctx - 1)?;
+                check(b, ctx - 1, ENTITY_REF)?;
             }
             _ => r.skip(tag, wt, ctx)?,
         }
@@ -343,7 +343,7 @@ fn scope_spans<'a>(
         match tag {
             1 => {
                 let b = message(&mut r, wt, ctx)?;
-                scope(b, ctx - 1)?;
+                check(b, ctx - 1, SCOPE)?;
             }
             2 => {
                 let b = message(&mut r, wt, ctx)?;
@@ -411,11 +411,11 @@ fn span<'a>(
             }
             11 => {
                 let b = message(&mut r, wt, ctx)?;
-                event(b, ctx - 1)?;
+                check(b, ctx - 1, EVENT)?;
             }
             13 => {
                 let b = message(&mut r, wt, ctx)?;
-                link(b, ctx - 1)?;
+                check(b, ctx - 1, LINK)?;
             }
             15 => {
                 let b = message(&mut r, wt, ctx)?;
@@ -502,12 +502,12 @@ fn any_value<'a>(buf: &'a [u8], ctx: u32, mut value: Value<'a>) -> Result<Value<
             4 => value = Value::Double(f64::from_bits(r.fixed64_field(wt)?)),
             5 => {
                 let b = message(&mut r, wt, ctx)?;
-                array(b, ctx - 1)?;
+                check(b, ctx - 1, ARRAY_VALUE)?;
                 value = Value::Other;
             }
             6 => {
                 let b = message(&mut r, wt, ctx)?;
-                kv_list(b, ctx - 1)?;
+                check(b, ctx - 1, KEY_VALUE_LIST)?;
                 value = Value::Other;
             }
             7 => value = Value::Bytes(bytes(&mut r, wt)?),
@@ -521,119 +521,79 @@ fn any_value<'a>(buf: &'a [u8], ctx: u32, mut value: Value<'a>) -> Result<Value<
     Ok(value)
 }
 
-fn array(buf: &[u8], ctx: u32) -> Result<()> {
+/// What a field of a message the scanner only checks holds.
+#[derive(Clone, Copy)]
+enum Field {
+    Str,
+    Bytes,
+    Varint,
+    Fixed32,
+    Fixed64,
+    KeyValue,
+    AnyValue,
+}
+
+/// The fields of the messages the scanner checks and skips, by number (any other
+/// number is an unknown field).
+const ARRAY_VALUE: &[(u32, Field)] = &[(1, Field::AnyValue)];
+const KEY_VALUE_LIST: &[(u32, Field)] = &[(1, Field::KeyValue)];
+const SCOPE: &[(u32, Field)] = &[
+    (1, Field::Str),
+    (2, Field::Str),
+    (3, Field::KeyValue),
+    (4, Field::Varint),
+];
+const ENTITY_REF: &[(u32, Field)] = &[
+    (1, Field::Str),
+    (2, Field::Str),
+    (3, Field::Str),
+    (4, Field::Str),
+];
+const EVENT: &[(u32, Field)] = &[
+    (1, Field::Fixed64),
+    (2, Field::Str),
+    (3, Field::KeyValue),
+    (4, Field::Varint),
+];
+const LINK: &[(u32, Field)] = &[
+    (1, Field::Bytes),
+    (2, Field::Bytes),
+    (3, Field::Str),
+    (4, Field::KeyValue),
+    (5, Field::Varint),
+    (6, Field::Fixed32),
+];
+
+/// Checks a message of these `fields` as `prost` would decode it, reading nothing out.
+fn check(buf: &[u8], ctx: u32, fields: &[(u32, Field)]) -> Result<()> {
     let mut r = Reader::new(buf);
     while !r.done() {
         let (tag, wt) = r.key()?;
-        match tag {
-            1 => {
+        match fields.iter().find(|(t, _)| *t == tag).map(|(_, f)| *f) {
+            Some(Field::Str) => {
+                string(&mut r, wt)?;
+            }
+            Some(Field::Bytes) => {
+                bytes(&mut r, wt)?;
+            }
+            Some(Field::Varint) => {
+                r.varint_field(wt)?;
+            }
+            Some(Field::Fixed32) => {
+                r.fixed32_field(wt)?;
+            }
+            Some(Field::Fixed64) => {
+                r.fixed64_field(wt)?;
+            }
+            Some(Field::KeyValue) => {
+                let b = message(&mut r, wt, ctx)?;
+                key_value(b, ctx - 1)?;
+            }
+            Some(Field::AnyValue) => {
                 let b = message(&mut r, wt, ctx)?;
                 any_value(b, ctx - 1, Value::Empty)?;
             }
-            _ => r.skip(tag, wt, ctx)?,
-        }
-    }
-    Ok(())
-}
-
-/// A `KeyValueList`, or any message whose field 1 is repeated key-values and whose
-/// other fields are the ones `checks` knows.
-fn kv_list(buf: &[u8], ctx: u32) -> Result<()> {
-    let mut r = Reader::new(buf);
-    while !r.done() {
-        let (tag, wt) = r.key()?;
-        match tag {
-            1 => {
-                let b = message(&mut r, wt, ctx)?;
-                key_value(b, ctx - 1)?;
-            }
-            _ => r.skip(tag, wt, ctx)?,
-        }
-    }
-    Ok(())
-}
-
-fn scope(buf: &[u8], ctx: u32) -> Result<()> {
-    let mut r = Reader::new(buf);
-    while !r.done() {
-        let (tag, wt) = r.key()?;
-        match tag {
-            1 | 2 => {
-                string(&mut r, wt)?;
-            }
-            3 => {
-                let b = message(&mut r, wt, ctx)?;
-                key_value(b, ctx - 1)?;
-            }
-            4 => {
-                r.varint_field(wt)?;
-            }
-            _ => r.skip(tag, wt, ctx)?,
-        }
-    }
-    Ok(())
-}
-
-fn entity_ref(buf: &[u8], ctx: u32) -> Result<()> {
-    let mut r = Reader::new(buf);
-    while !r.done() {
-        let (tag, wt) = r.key()?;
-        match tag {
-            1..=4 => {
-                string(&mut r, wt)?;
-            }
-            _ => r.skip(tag, wt, ctx)?,
-        }
-    }
-    Ok(())
-}
-
-fn event(buf: &[u8], ctx: u32) -> Result<()> {
-    let mut r = Reader::new(buf);
-    while !r.done() {
-        let (tag, wt) = r.key()?;
-        match tag {
-            1 => {
-                r.fixed64_field(wt)?;
-            }
-            2 => {
-                string(&mut r, wt)?;
-            }
-            3 => {
-                let b = message(&mut r, wt, ctx)?;
-                key_value(b, ctx - 1)?;
-            }
-            4 => {
-                r.varint_field(wt)?;
-            }
-            _ => r.skip(tag, wt, ctx)?,
-        }
-    }
-    Ok(())
-}
-
-fn link(buf: &[u8], ctx: u32) -> Result<()> {
-    let mut r = Reader::new(buf);
-    while !r.done() {
-        let (tag, wt) = r.key()?;
-        match tag {
-            1 | 2 => {
-                bytes(&mut r, wt)?;
-            }
-            3 => {
-                string(&mut r, wt)?;
-            }
-            4 => {
-                let b = message(&mut r, wt, ctx)?;
-                key_value(b, ctx - 1)?;
-            }
-            5 => {
-                r.varint_field(wt)?;
-            }
-            6 => {
-                r.fixed32_field(wt)?;
-            }
-            _ => r.skip(tag, wt, ctx)?,
+            None => r.skip(tag, wt, ctx)?,
         }
     }
     Ok(())
