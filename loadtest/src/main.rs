@@ -44,6 +44,12 @@ struct Args {
     /// server (write its 200 SLOs with `--write-slos`).
     #[arg(long, value_enum, default_value_t = Workload::Routes)]
     workload: Workload,
+    /// Generate this many batches before sending and then send them again and again,
+    /// each time with fresh span ids written into the encoded bytes: the generator then
+    /// costs a copy per batch, so one core can offer a server far more than it could
+    /// generate (traces only).
+    #[arg(long)]
+    prepared: Option<usize>,
     /// Write the SLO file of the `--workload` to this path and exit (`wide` only).
     #[arg(long)]
     write_slos: Option<PathBuf>,
@@ -105,6 +111,8 @@ enum SignalArg {
 /// One export request of a batch.
 enum Export {
     Traces(ExportTraceServiceRequest),
+    /// An encoded `ExportTraceServiceRequest`.
+    TraceBytes(bytes::Bytes),
     Logs(ExportLogsServiceRequest),
     Metrics(ExportMetricsServiceRequest),
 }
@@ -112,7 +120,7 @@ enum Export {
 impl Export {
     fn signal(&self) -> SignalOf {
         match self {
-            Export::Traces(_) => SignalOf::Traces,
+            Export::Traces(_) | Export::TraceBytes(_) => SignalOf::Traces,
             Export::Logs(_) => SignalOf::Logs,
             Export::Metrics(_) => SignalOf::Metrics,
         }
@@ -120,18 +128,19 @@ impl Export {
 
     fn http_path(&self) -> &'static str {
         match self {
-            Export::Traces(_) => "/v1/traces",
+            Export::Traces(_) | Export::TraceBytes(_) => "/v1/traces",
             Export::Logs(_) => "/v1/logs",
             Export::Metrics(_) => "/v1/metrics",
         }
     }
 
-    fn encode(&self) -> Vec<u8> {
-        match self {
+    fn encode(&self) -> bytes::Bytes {
+        bytes::Bytes::from(match self {
+            Export::TraceBytes(b) => return b.clone(),
             Export::Traces(r) => r.encode_to_vec(),
             Export::Logs(r) => r.encode_to_vec(),
             Export::Metrics(r) => r.encode_to_vec(),
-        }
+        })
     }
 }
 
@@ -147,9 +156,74 @@ enum Client {
 }
 
 struct GrpcClients {
+    channel: Channel,
     traces: TraceServiceClient<Channel>,
     logs: LogsServiceClient<Channel>,
     metrics: MetricsServiceClient<Channel>,
+}
+
+/// Sends encoded trace bytes over gRPC as they are.
+async fn raw_export(
+    channel: &Channel,
+    body: bytes::Bytes,
+    tenant: Option<&str>,
+) -> Result<(), tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    );
+    grpc.unary(with_tenant(body, tenant), path, RawCodec)
+        .await
+        .map(drop)
+}
+
+/// A gRPC codec that sends bytes as they are and decodes the trace export's reply.
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = bytes::Bytes;
+    type Decode = slotel_proto::otlp::collector::trace::v1::ExportTraceServiceResponse;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = slotel_proto::otlp::collector::trace::v1::ExportTraceServiceResponse;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Self::Item>, Self::Error> {
+        Message::decode(src)
+            .map(Some)
+            .map_err(|e| tonic::Status::internal(e.to_string()))
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: bytes::Bytes,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), Self::Error> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
 }
 
 /// Whether an exporter retries after `s`: the codes the OTLP specification calls
@@ -197,11 +271,13 @@ impl Client {
         match self {
             Client::Grpc(clients) => {
                 let GrpcClients {
+                    channel,
                     traces,
                     logs,
                     metrics,
                 } = &**clients;
                 let result = match req {
+                    Export::TraceBytes(b) => raw_export(channel, b.clone(), tenant).await,
                     Export::Traces(r) => traces
                         .clone()
                         .export(with_tenant(r.clone(), tenant))
@@ -270,6 +346,63 @@ impl Shared {
     }
 }
 
+/// Batches generated once and sent again with fresh span ids.
+struct Prepared {
+    batches: Vec<(Vec<u8>, Vec<usize>, BatchTruth)>,
+    next: usize,
+    span_id: u64,
+}
+
+impl Prepared {
+    fn new(generator: &mut Generator, count: usize, size: usize, end_ns: u64) -> Self {
+        let batches = (0..count)
+            .map(|_| {
+                let (req, truth) = generator.batch(size, end_ns);
+                let body = req.encode_to_vec();
+                let offsets = span_id_offsets(&body);
+                (body, offsets, truth)
+            })
+            .collect();
+        Self {
+            batches,
+            next: 0,
+            span_id: 0,
+        }
+    }
+
+    /// The next batch's bytes, with span ids never sent before, and its truth.
+    fn next(&mut self) -> (bytes::Bytes, BatchTruth) {
+        let (body, offsets, truth) = &self.batches[self.next % self.batches.len()];
+        self.next += 1;
+        let mut body = body.clone();
+        for &at in offsets {
+            self.span_id += 1;
+            body[at..at + 8].copy_from_slice(&self.span_id.to_be_bytes());
+        }
+        (bytes::Bytes::from(body), truth.clone())
+    }
+}
+
+/// Where each span's 8-byte id sits in an encoded trace export.
+fn span_id_offsets(body: &[u8]) -> Vec<usize> {
+    struct Ids(usize, Vec<usize>);
+    impl<'a> slotel_proto::wire::TraceVisitor<'a> for Ids {
+        fn resource(&mut self, _: &slotel_proto::wire::Resource<'_, 'a>) {}
+        fn span(
+            &mut self,
+            _: &slotel_proto::wire::Resource<'_, 'a>,
+            s: &slotel_proto::wire::Span<'_, 'a>,
+        ) {
+            if s.span_id.len() == 8 {
+                self.1.push(s.span_id.as_ptr() as usize - self.0);
+            }
+        }
+    }
+    let mut ids = Ids(body.as_ptr() as usize, Vec::new());
+    let _ = slotel_proto::wire::scan_traces(body, &mut ids);
+    ids.1
+}
+
 fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -329,6 +462,7 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot connect to {}", args.endpoint))?;
             Client::Grpc(Box::new(GrpcClients {
+                channel: channel.clone(),
                 traces: TraceServiceClient::new(channel.clone())
                     .max_decoding_message_size(64 << 20),
                 logs: LogsServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20),
@@ -375,6 +509,19 @@ async fn main() -> anyhow::Result<()> {
             }
         })
     };
+    let mut prepared = match args.prepared {
+        Some(_) if args.signals != [SignalArg::Traces] => {
+            bail!("--prepared sends traces only")
+        }
+        Some(0) => bail!("--prepared needs at least 1 batch"),
+        Some(count) => Some(Prepared::new(
+            &mut generator,
+            count,
+            args.batch_size,
+            now_ns(),
+        )),
+        None => None,
+    };
     let permits = Arc::new(Semaphore::new(args.concurrency.max(1)));
     let started_ns = now_ns();
     let start = Instant::now();
@@ -387,6 +534,33 @@ async fn main() -> anyhow::Result<()> {
         }
         let n = (total - sent).min(args.batch_size as u64) as usize;
         let now = now_ns();
+        if n == args.batch_size
+            && let Some(p) = prepared.as_mut()
+        {
+            let (body, truth) = p.next();
+            sent += n as u64;
+            let permit = Arc::clone(&permits).acquire_owned().await?;
+            let (client, shared, progress) =
+                (Arc::clone(&client), Arc::clone(&shared), progress.clone());
+            let tenant = args.tenant.clone();
+            let max_retries = args.max_retries;
+            tasks.spawn(async move {
+                let export = Export::TraceBytes(body);
+                send_batch(
+                    &client,
+                    &export,
+                    &truth,
+                    tenant.as_deref(),
+                    max_retries,
+                    &shared,
+                )
+                .await;
+                progress.inc(n as u64);
+                drop(permit);
+            });
+            while tasks.try_join_next().is_some() {}
+            continue;
+        }
         let (req, truth) = generator.batch(n, now);
         let mut exports = Vec::new();
         if args.signals.contains(&SignalArg::Logs) {

@@ -44,7 +44,7 @@ fn group<'a>(truth: &'a Value, service: &str) -> &'a Value {
         .unwrap()
 }
 
-async fn run(protocol: &str, endpoint: &str, seed: u64, server: &Server) {
+async fn run(protocol: &str, endpoint: &str, seed: u64, server: &Server, extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let truth_path = dir.path().join("truth.json");
     let out = Command::new(loadtest_bin())
@@ -62,6 +62,7 @@ async fn run(protocol: &str, endpoint: &str, seed: u64, server: &Server) {
         .args(["--threshold", "300ms", "--threshold", "120ms"])
         .args(["--route", "checkout:POST /api/checkout"])
         .args(["--route", "catalog:GET /api/items/{id}"])
+        .args(extra)
         .arg("--ground-truth")
         .arg(&truth_path)
         .output()
@@ -107,13 +108,22 @@ async fn run(protocol: &str, endpoint: &str, seed: u64, server: &Server) {
 #[tokio::test(flavor = "multi_thread")]
 async fn loadtest_over_grpc_matches_the_ground_truth() {
     let server = Server::start(SLOS);
-    run("grpc", &server.otlp_grpc, 11, &server).await;
+    run("grpc", &server.otlp_grpc, 11, &server, &[]).await;
+}
+
+/// Prepared batches sent again with fresh span ids: each span once, as generated.
+#[tokio::test(flavor = "multi_thread")]
+async fn prepared_batches_over_grpc_and_http_match_the_ground_truth() {
+    let server = Server::start(SLOS);
+    run("grpc", &server.otlp_grpc, 13, &server, &["--prepared", "3"]).await;
+    let server = Server::start(SLOS);
+    run("http", &server.otlp_http, 14, &server, &["--prepared", "3"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn loadtest_over_http_matches_the_ground_truth() {
     let server = Server::start(SLOS);
-    run("http", &server.otlp_http, 12, &server).await;
+    run("http", &server.otlp_http, 12, &server, &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
