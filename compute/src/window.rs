@@ -92,11 +92,11 @@ pub struct MinuteRing {
     horizon: usize,
     /// The newest minute written, `None` before the first write.
     head: Option<i64>,
-    good: Vec<u32>,
-    total: Vec<u32>,
-    /// Sums of the minutes held, per hour (slot `hour mod hours.len()`).
-    hour_good: Vec<u64>,
-    hour_total: Vec<u64>,
+    /// (good, total) per minute slot, side by side: adding to a minute touches one
+    /// cache line of minutes and one of hours.
+    minutes: Vec<[u32; 2]>,
+    /// (good, total) sums of the minutes held, per hour (slot `hour mod hours.len()`).
+    hours: Vec<[u64; 2]>,
 }
 
 const MINUTES_PER_HOUR: i64 = 60;
@@ -129,10 +129,8 @@ impl MinuteRing {
             capacity: (horizon + size.future) as usize,
             horizon: horizon as usize,
             head: None,
-            good: Vec::new(),
-            total: Vec::new(),
-            hour_good: Vec::new(),
-            hour_total: Vec::new(),
+            minutes: Vec::new(),
+            hours: Vec::new(),
         }
     }
 
@@ -143,8 +141,8 @@ impl MinuteRing {
 
     /// Bytes of heap the ring holds.
     pub fn heap_bytes(&self) -> usize {
-        (self.good.capacity() + self.total.capacity()) * std::mem::size_of::<u32>()
-            + (self.hour_good.capacity() + self.hour_total.capacity()) * std::mem::size_of::<u64>()
+        self.minutes.capacity() * std::mem::size_of::<[u32; 2]>()
+            + self.hours.capacity() * std::mem::size_of::<[u64; 2]>()
     }
 
     /// Hour slots: more than the hours the held minutes can touch, so no two held hours
@@ -160,7 +158,7 @@ impl MinuteRing {
     fn hour_slot(&self, minute: i64) -> usize {
         minute
             .div_euclid(MINUTES_PER_HOUR)
-            .rem_euclid(self.hour_good.len() as i64) as usize
+            .rem_euclid(self.hours.len() as i64) as usize
     }
 
     /// Adds counts to `minute`. `now_minute` decides what is too old: anything at or
@@ -174,26 +172,21 @@ impl MinuteRing {
         }
         match self.head {
             None => {
-                self.good = vec![0; self.capacity];
-                self.total = vec![0; self.capacity];
-                self.hour_good = vec![0; Self::hours(self.capacity)];
-                self.hour_total = vec![0; Self::hours(self.capacity)];
+                self.minutes = vec![[0; 2]; self.capacity];
+                self.hours = vec![[0; 2]; Self::hours(self.capacity)];
                 self.head = Some(minute);
             }
             Some(head) if minute > head => {
                 if minute - head >= cap {
-                    self.good.fill(0);
-                    self.total.fill(0);
-                    self.hour_good.fill(0);
-                    self.hour_total.fill(0);
+                    self.minutes.fill([0; 2]);
+                    self.hours.fill([0; 2]);
                 } else {
                     // Each new minute's slot held the minute one horizon before it.
                     for m in head + 1..=minute {
                         let (s, h) = (self.slot(m), self.hour_slot(m - cap));
-                        self.hour_good[h] -= u64::from(self.good[s]);
-                        self.hour_total[h] -= u64::from(self.total[s]);
-                        self.good[s] = 0;
-                        self.total[s] = 0;
+                        let [g, t] = std::mem::take(&mut self.minutes[s]);
+                        self.hours[h][0] -= u64::from(g);
+                        self.hours[h][1] -= u64::from(t);
                     }
                 }
                 self.head = Some(minute);
@@ -202,11 +195,11 @@ impl MinuteRing {
         }
         let (s, h) = (self.slot(minute), self.hour_slot(minute));
         let sat = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
-        let (g0, t0) = (self.good[s], self.total[s]);
-        self.good[s] = g0.saturating_add(sat(good));
-        self.total[s] = t0.saturating_add(sat(total));
-        self.hour_good[h] += u64::from(self.good[s] - g0);
-        self.hour_total[h] += u64::from(self.total[s] - t0);
+        let [g0, t0] = self.minutes[s];
+        let (g1, t1) = (g0.saturating_add(sat(good)), t0.saturating_add(sat(total)));
+        self.minutes[s] = [g1, t1];
+        self.hours[h][0] += u64::from(g1 - g0);
+        self.hours[h][1] += u64::from(t1 - t0);
         AddOutcome::Added
     }
 
@@ -221,7 +214,7 @@ impl MinuteRing {
             .map(|m| match self.head {
                 Some(head) if m <= head && m > head - self.capacity as i64 => {
                     let s = self.slot(m);
-                    (u64::from(self.good[s]), u64::from(self.total[s]))
+                    (u64::from(self.minutes[s][0]), u64::from(self.minutes[s][1]))
                 }
                 _ => (0, 0),
             })
@@ -233,8 +226,8 @@ impl MinuteRing {
         let (mut good, mut total) = (0u64, 0u64);
         for m in lo..=hi {
             let s = self.slot(m);
-            good += u64::from(self.good[s]);
-            total += u64::from(self.total[s]);
+            good += u64::from(self.minutes[s][0]);
+            total += u64::from(self.minutes[s][1]);
         }
         (good, total)
     }
@@ -268,8 +261,8 @@ impl MinuteRing {
         let mut hour = first_whole;
         while hour < end_whole {
             let h = self.hour_slot(hour);
-            good += self.hour_good[h];
-            total += self.hour_total[h];
+            good += self.hours[h][0];
+            total += self.hours[h][1];
             hour += MINUTES_PER_HOUR;
         }
         (good, total)
