@@ -78,22 +78,7 @@ fn steps(c: &mut Criterion, name: &str, scenario: Scenario, slos: &Path) {
     let engine = make_engine(slos, false);
     let dedup_engine = make_engine(slos, true);
     // Where each span id sits in the bytes: fresh ids are written there.
-    let span_ids = {
-        struct Ids(usize, Vec<usize>);
-        impl<'a> slotel_proto::wire::TraceVisitor<'a> for Ids {
-            fn resource(&mut self, _: &slotel_proto::wire::Resource<'_, 'a>) {}
-            fn span(
-                &mut self,
-                _: &slotel_proto::wire::Resource<'_, 'a>,
-                s: &slotel_proto::wire::Span<'_, 'a>,
-            ) {
-                self.1.push(s.span_id.as_ptr() as usize - self.0);
-            }
-        }
-        let mut ids = Ids(bytes.as_ptr() as usize, Vec::new());
-        slotel_proto::wire::scan_traces(&bytes, &mut ids).unwrap();
-        ids.1
-    };
+    let span_ids = slotel_loadtest::span_id_offsets(&bytes);
     let mut next_id = 0u64;
     let fresh = |next_id: &mut u64| {
         let mut body = bytes.clone();

@@ -615,6 +615,27 @@ pub fn logs_for(spans: &ExportTraceServiceRequest) -> ExportLogsServiceRequest {
     }
 }
 
+/// Where each span's 8-byte id sits in an encoded trace export: writing fresh ids there
+/// makes the same bytes new spans.
+pub fn span_id_offsets(body: &[u8]) -> Vec<usize> {
+    struct Ids(usize, Vec<usize>);
+    impl<'a> slotel_proto::wire::TraceVisitor<'a> for Ids {
+        fn resource(&mut self, _: &slotel_proto::wire::Resource<'_, 'a>) {}
+        fn span(
+            &mut self,
+            _: &slotel_proto::wire::Resource<'_, 'a>,
+            s: &slotel_proto::wire::Span<'_, 'a>,
+        ) {
+            if s.span_id.len() == 8 {
+                self.1.push(s.span_id.as_ptr() as usize - self.0);
+            }
+        }
+    }
+    let mut ids = Ids(body.as_ptr() as usize, Vec::new());
+    let _ = slotel_proto::wire::scan_traces(body, &mut ids);
+    ids.1
+}
+
 fn int_kv(key: &str, value: i64) -> KeyValue {
     KeyValue {
         key: key.into(),

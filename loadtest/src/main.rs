@@ -359,7 +359,7 @@ impl Prepared {
             .map(|_| {
                 let (req, truth) = generator.batch(size, end_ns);
                 let body = req.encode_to_vec();
-                let offsets = span_id_offsets(&body);
+                let offsets = slotel_loadtest::span_id_offsets(&body);
                 (body, offsets, truth)
             })
             .collect();
@@ -381,26 +381,6 @@ impl Prepared {
         }
         (bytes::Bytes::from(body), truth.clone())
     }
-}
-
-/// Where each span's 8-byte id sits in an encoded trace export.
-fn span_id_offsets(body: &[u8]) -> Vec<usize> {
-    struct Ids(usize, Vec<usize>);
-    impl<'a> slotel_proto::wire::TraceVisitor<'a> for Ids {
-        fn resource(&mut self, _: &slotel_proto::wire::Resource<'_, 'a>) {}
-        fn span(
-            &mut self,
-            _: &slotel_proto::wire::Resource<'_, 'a>,
-            s: &slotel_proto::wire::Span<'_, 'a>,
-        ) {
-            if s.span_id.len() == 8 {
-                self.1.push(s.span_id.as_ptr() as usize - self.0);
-            }
-        }
-    }
-    let mut ids = Ids(body.as_ptr() as usize, Vec::new());
-    let _ = slotel_proto::wire::scan_traces(body, &mut ids);
-    ids.1
 }
 
 fn now_ns() -> u64 {
@@ -534,44 +514,26 @@ async fn main() -> anyhow::Result<()> {
         }
         let n = (total - sent).min(args.batch_size as u64) as usize;
         let now = now_ns();
-        if n == args.batch_size
-            && let Some(p) = prepared.as_mut()
-        {
-            let (body, truth) = p.next();
-            sent += n as u64;
-            let permit = Arc::clone(&permits).acquire_owned().await?;
-            let (client, shared, progress) =
-                (Arc::clone(&client), Arc::clone(&shared), progress.clone());
-            let tenant = args.tenant.clone();
-            let max_retries = args.max_retries;
-            tasks.spawn(async move {
-                let export = Export::TraceBytes(body);
-                send_batch(
-                    &client,
-                    &export,
-                    &truth,
-                    tenant.as_deref(),
-                    max_retries,
-                    &shared,
-                )
-                .await;
-                progress.inc(n as u64);
-                drop(permit);
-            });
-            while tasks.try_join_next().is_some() {}
-            continue;
-        }
-        let (req, truth) = generator.batch(n, now);
-        let mut exports = Vec::new();
-        if args.signals.contains(&SignalArg::Logs) {
-            exports.push(Export::Logs(logs_for(&req)));
-        }
-        if args.signals.contains(&SignalArg::Metrics) {
-            exports.push(Export::Metrics(generator.counters(started_ns, now)));
-        }
-        if args.signals.contains(&SignalArg::Traces) {
-            exports.insert(0, Export::Traces(req));
-        }
+        let (exports, truth) = match prepared.as_mut().filter(|_| n == args.batch_size) {
+            Some(p) => {
+                let (body, truth) = p.next();
+                (vec![Export::TraceBytes(body)], truth)
+            }
+            None => {
+                let (req, truth) = generator.batch(n, now);
+                let mut exports = Vec::new();
+                if args.signals.contains(&SignalArg::Logs) {
+                    exports.push(Export::Logs(logs_for(&req)));
+                }
+                if args.signals.contains(&SignalArg::Metrics) {
+                    exports.push(Export::Metrics(generator.counters(started_ns, now)));
+                }
+                if args.signals.contains(&SignalArg::Traces) {
+                    exports.insert(0, Export::Traces(req));
+                }
+                (exports, truth)
+            }
+        };
         sent += n as u64;
         let permit = Arc::clone(&permits).acquire_owned().await?;
         let (client, shared, progress) =
