@@ -87,11 +87,13 @@ impl Checked {
     }
 }
 
+/// Cuts `attrs` to the limits, counting what it cuts as [`attribute_limits`] counts it.
 fn limit_attributes(attrs: &mut Vec<KeyValue>, limits: &ItemLimits, c: &mut Checked) {
-    if attrs.len() > limits.max_attributes {
-        c.attributes_dropped += (attrs.len() - limits.max_attributes) as u64;
-        attrs.truncate(limits.max_attributes);
-    }
+    let values = attrs
+        .iter()
+        .map(|kv| kv.value.as_ref().map(wire::Value::of));
+    attribute_limits(values, limits, c);
+    attrs.truncate(limits.max_attributes);
     for kv in attrs.iter_mut() {
         if let Some(Value::StringValue(s)) = kv.value.as_mut().and_then(|v| v.value.as_mut())
             && s.len() > limits.max_attribute_value_bytes
@@ -101,12 +103,12 @@ fn limit_attributes(attrs: &mut Vec<KeyValue>, limits: &ItemLimits, c: &mut Chec
                 cut -= 1;
             }
             s.truncate(cut);
-            c.values_truncated += 1;
         }
     }
 }
 
-/// What [`limit_attributes`] would do to attributes of these values, without doing it.
+/// Counts what the limits cut from attributes of these values: those past the count
+/// limit, and string values over the length limit among the rest.
 fn attribute_limits<'a>(
     values: impl ExactSizeIterator<Item = Option<wire::Value<'a>>>,
     limits: &ItemLimits,
