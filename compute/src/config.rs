@@ -25,6 +25,8 @@ impl ComputeFile {
             max_future,
             dedup_horizon: self.dedup_horizon.unwrap_or(d.dedup_horizon),
             dedup_max_spans: self.dedup_max_spans.unwrap_or(d.dedup_max_spans),
+            // The server always has storage to page old minutes from.
+            dense_minutes: Some(crate::engine::PAGED_DENSE_MINUTES),
         }
     }
 }

@@ -21,8 +21,9 @@ pub mod status;
 pub mod window;
 
 pub use engine::{
-    BurnSnapshot, Cut, Engine, EngineCollector, EngineConfig, EngineStats, Explanation, MinuteRow,
-    Minutes, RestoreStats, SampleVerdict, ServiceSpans, StateError, status_at,
+    BurnSnapshot, Cut, Engine, EngineCollector, EngineConfig, EngineStats, Explanation, HourPages,
+    MinuteRow, Minutes, PAGED_DENSE_MINUTES, PageStats, RestoreStats, SampleVerdict, ServiceSpans,
+    StateError, status_at,
 };
 pub use error::{Error, Result};
 pub use status::SloStatus;

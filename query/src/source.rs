@@ -136,6 +136,12 @@ impl QueryEngine {
         wants: &[MinutesWanted<'_>],
         hi: i64,
     ) -> Vec<Option<SloMinutes>> {
+        // No flush moves minutes from the engine's unflushed tail to a file while both
+        // are read: each is counted once.
+        let _gate = match &self.store {
+            Some(s) => Some(s.read_gate().await),
+            None => None,
+        };
         let mut held: Vec<Option<(Minutes, i64)>> = wants
             .iter()
             .map(|w| {

@@ -227,6 +227,15 @@ impl App {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "Restored SLO windows from storage."
         );
+        let pages = store
+            .load_pages(&engine)
+            .await
+            .context("cannot read the stored minutes of the SLO windows' edges")?;
+        tracing::debug!(
+            installed = pages.installed,
+            refused = pages.refused,
+            "Read the old minutes of the SLO windows' edges."
+        );
         let from = match &checkpoint {
             Some(c) => {
                 if c.position < wal.start() {

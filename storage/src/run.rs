@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use slotel_compute::{Engine, RestoreStats};
+use slotel_compute::{Engine, HourPages, PageStats, RestoreStats};
 
 use crate::{SLI_MINUTE, ScanStats, Store, StoreOptions};
 
@@ -58,6 +58,30 @@ impl Store {
             .await?;
         Ok((scan, stats))
     }
+
+    /// Reads the minutes of the old hours the engine's windows need for their edges
+    /// (one scan per hour, every SLO at once) and hands them to the engine.
+    pub async fn load_pages(&self, engine: &Engine) -> crate::Result<PageStats> {
+        let mut stats = PageStats::default();
+        for hour in engine.pages_wanted() {
+            let mut pages = HourPages::new(hour);
+            let (lo, hi) = pages.minutes();
+            self.scan(SLI_MINUTE, None, lo, hi, |rows| pages.add(engine, rows))
+                .await?;
+            let s = engine.install_pages(&pages);
+            stats.installed += s.installed;
+            stats.refused += s.refused;
+        }
+        Ok(stats)
+    }
+}
+
+/// Loads the pages the engine's windows want, logging a failure (the windows count
+/// their edge hours whole until a later load succeeds).
+async fn load_pages(store: &Store, engine: &Engine) {
+    if let Err(e) = store.load_pages(engine).await {
+        tracing::warn!(error = %e, "Cannot read old minutes for the edges of SLO windows; reading them again after the next flush.");
+    }
 }
 
 /// The days of minutes every loaded SLO needs kept: its longest window, and a day of
@@ -105,6 +129,8 @@ pub async fn run(
             _ = flush_tick.tick() => {
                 store.flush(&engine).await;
                 size_blocked = false;
+                // After the flush: what it wrote may complete a page refused before.
+                load_pages(&store, &engine).await;
             }
             _ = size_tick.tick(), if !size_blocked => {
                 if due() {

@@ -7,7 +7,9 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Listening, Server, eventually, root, spawn_listening};
+use crate::harness::{
+    Listening, Server, burn_rate, eventually, metric_value, now_nanos, root, span, spawn_listening,
+};
 
 const SLOS: &str = r#"
 slos:
@@ -333,4 +335,78 @@ async fn an_s3_bucket_holds_the_tables_through_a_restart() {
     server.restart();
     let after = stable(server.slo_when_total("api", 100).await);
     assert_eq!(after, before);
+}
+
+/// The pages of old hours the engine installed, and those its windows still lack.
+async fn pages(server: &Server) -> (f64, f64) {
+    let text = server.metrics().await;
+    (
+        metric_value(&text, "slotel_engine_window_pages_installed_total", &[]),
+        metric_value(&text, "slotel_engine_window_pages_missing", &[]),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn long_windows_read_their_edge_minutes_from_storage_through_a_kill() {
+    const EDGE: &str = "slos:\n  - name: edge\n    service: edge\n    objective: 99\n    window: 30d\n    sli: { spans: { good: { status: not_error } } }\n";
+    let mut server = Server::start_with(EDGE, CONFIG);
+    // The 3-day window's first minute, now; spans five minutes either side of it (in
+    // its edge hour, unless the edge is within five minutes of an hour's turn) and now.
+    const MIN: u64 = 60_000_000_000;
+    let now = now_nanos();
+    let edge = (now / MIN - 4319) * MIN;
+    let spans = |first: u64, n: u64, end: u64, failed: bool| {
+        (first..first + n)
+            .map(|id| span(id, "GET /", 2, end, 5, failed, Vec::new()))
+            .collect::<Vec<_>>()
+    };
+    server
+        .post_spans("edge", spans(1, 10, edge + 5 * MIN + MIN / 2, true))
+        .await;
+    server
+        .post_spans("edge", spans(100, 50, edge - 5 * MIN + MIN / 2, false))
+        .await;
+    server
+        .post_spans("edge", spans(1000, 100, now - 1_000_000_000, false))
+        .await;
+    // Ground truth: 160 spans in the 30 days, 110 of them (10 failed) in the 3 days.
+    let check = |status: &Value| {
+        assert_eq!(status["total_events"], 160, "{status}");
+        assert_eq!(status["good_events"], 150, "{status}");
+        assert_eq!(
+            status["burn_rates"]["3d"].as_f64().unwrap(),
+            burn_rate(100, 110, 99.0),
+            "{status}"
+        );
+        assert_eq!(
+            status["burn_rates"]["30d"].as_f64().unwrap(),
+            burn_rate(150, 160, 99.0),
+            "{status}"
+        );
+    };
+    server.slo_when_total("edge", 160).await;
+    // Quiescent: everything flushed and every page the windows need installed.
+    eventually("the edge pages to be installed", || async {
+        let (installed, missing) = pages(&server).await;
+        (installed > 0.0 && missing == 0.0 && rows_written(&server).await >= 3.0).then_some(())
+    })
+    .await;
+    check(&server.slo("edge").await);
+
+    // Killed: the restart restores the hour sums and reads the edge pages again, before
+    // any window is read.
+    server.kill_and_restart().await;
+    server.wait_applied().await;
+    eventually("the edge pages to be installed again", || async {
+        let (installed, missing) = pages(&server).await;
+        (installed > 0.0 && missing == 0.0).then_some(())
+    })
+    .await;
+    check(&server.slo("edge").await);
+    assert_eq!(
+        server
+            .metric("slotel_engine_window_edge_estimates_total", &[])
+            .await,
+        0.0
+    );
 }

@@ -79,6 +79,21 @@ impl Collector for EngineCollector {
                 &s.events_in_maintenance,
             ),
             (
+                "engine_window_pages_installed",
+                "Old hours' minutes read from storage for the edges of SLO windows",
+                &s.window_pages_installed,
+            ),
+            (
+                "engine_window_pages_refused",
+                "Pages read from storage that did not add up to the hour held, read again later",
+                &s.window_pages_refused,
+            ),
+            (
+                "engine_window_edge_estimates",
+                "Window sums that counted their oldest hour whole for want of its minutes",
+                &s.window_edge_estimates,
+            ),
+            (
                 "engine_series_over_cap",
                 "Metric points not counted because their SLO tracks too many series",
                 &s.series_over_cap,
@@ -105,6 +120,14 @@ impl Collector for EngineCollector {
                 ConstCounter::new(*spans).encode(metric)?;
             }
         }
+        let missing = ConstGauge::new(s.window_pages_missing.load(Relaxed) as i64);
+        let metric = encoder.encode_descriptor(
+            "engine_window_pages_missing",
+            "Pages of old hours that SLO windows need and storage has not given yet",
+            None,
+            missing.metric_type(),
+        )?;
+        missing.encode(metric)?;
         let newest = s.newest_event_nanos.load(Relaxed);
         if newest > 0 {
             let age = (self.0.now_nanos() - newest) as f64 / 1e9;

@@ -32,6 +32,7 @@ mod explain;
 mod groups;
 mod ingest;
 mod metrics;
+mod pages;
 mod snapshot;
 mod status;
 mod tail;
@@ -41,6 +42,8 @@ pub use explain::{Explanation, SampleVerdict, ServiceSpans};
 use groups::*;
 pub use groups::{MISSING_GROUP, OVERFLOW_GROUP};
 pub use metrics::EngineCollector;
+use pages::status_windows;
+pub use pages::{HourPages, PageStats};
 pub use snapshot::BurnSnapshot;
 use status::*;
 pub use status::{status_at, window_units};
@@ -62,7 +65,16 @@ pub struct EngineConfig {
     pub dedup_horizon: Duration,
     /// Most spans remembered for de-duplication.
     pub dedup_max_spans: usize,
+    /// Minutes an SLO's rings keep one by one; older minutes are kept as hour sums and
+    /// the minutes of the hours that windows' edges cut are paged in from storage
+    /// ([`Engine::pages_wanted`]). `None` keeps every minute of the horizon (an engine
+    /// with no storage behind it). Timeslice SLOs always keep every minute.
+    pub dense_minutes: Option<u32>,
 }
+
+/// Minutes kept one by one when the engine pages from storage: the longest standard
+/// window of a day, and two hours for its edge.
+pub const PAGED_DENSE_MINUTES: u32 = 26 * 60;
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -70,6 +82,7 @@ impl Default for EngineConfig {
             max_future: DEFAULT_MAX_FUTURE,
             dedup_horizon: Duration::from_secs(600),
             dedup_max_spans: 8_000_000,
+            dense_minutes: None,
         }
     }
 }
@@ -107,6 +120,15 @@ pub struct EngineStats {
     pub tail_cells: AtomicU64,
     /// Log records that did not decode (damage the checksum missed), not counted.
     pub undecodable_records: AtomicU64,
+    /// Old hours' minutes installed from storage for windows' edges.
+    pub window_pages_installed: AtomicU64,
+    /// Pages read from storage that did not add up to the hour held (events on their
+    /// way to storage), asked for again.
+    pub window_pages_refused: AtomicU64,
+    /// Pages windows need and do not have, as of the last [`Engine::pages_wanted`].
+    pub window_pages_missing: AtomicU64,
+    /// Window sums that counted their edge hour whole for want of its page.
+    pub window_edge_estimates: AtomicU64,
     /// The newest event time counted (nanoseconds since the epoch; 0 before the first):
     /// how far behind the clock it is, is the ingestion lag.
     pub newest_event_nanos: AtomicI64,
@@ -155,6 +177,7 @@ impl SloSet {
 pub struct Engine {
     clock: Arc<dyn Clock>,
     max_future_nanos: i64,
+    dense_minutes: Option<u32>,
     maintenance: Arc<Maintenance>,
     dedup: Mutex<Dedup>,
     set: RwLock<Arc<SloSet>>,
@@ -198,6 +221,7 @@ impl Engine {
         Self {
             clock,
             max_future_nanos: config.max_future.as_nanos() as i64,
+            dense_minutes: config.dense_minutes,
             maintenance: Arc::default(),
             dedup: Mutex::new(Dedup::new(
                 (config.dedup_horizon.as_secs() / 60) as u32,
@@ -218,6 +242,11 @@ impl Engine {
         RingSize {
             horizon: horizon_minutes(def),
             future: u32::try_from(future).unwrap_or(u32::MAX / 2),
+            // Slices need every minute of the window; events, only its edges'.
+            dense: match def.budgeting {
+                Budgeting::Occurrences => self.dense_minutes,
+                _ => None,
+            },
         }
     }
 

@@ -57,9 +57,7 @@ impl Engine {
         for e in &set.slos {
             // The SLO as a whole also needs its own window and its no-data window (for
             // the budget and no-data alerts); a group, only the tiers' standard windows.
-            let mut whole: Vec<u32> = BURN_RATE_WINDOWS.to_vec();
-            whole.push(e.def.window.minutes_at(now));
-            whole.extend(e.def.budget_alerts.no_data_minutes.iter().map(|x| x.0));
+            let whole = status_windows(&e.def, now);
             let of = |ring: &MinuteRing, windows: Vec<u32>| {
                 let (windows, events, units) = status::figures_over(&e.def, ring, now, windows);
                 (

@@ -48,7 +48,8 @@ pub struct Minutes {
     /// Raw counts of each minute of the range asked, as `MinuteRow::tally.good` (or `bad` for
     /// bad/total metric SLIs) and `total`.
     pub counts: Vec<(u64, u64)>,
-    /// The oldest minute the engine still holds: older ones must come from storage.
+    /// The oldest minute the engine holds one by one: of older ones `counts` has only
+    /// what is not flushed yet, storage the rest.
     pub oldest_held: i64,
     /// The histogram bound a latency SLI last counted at.
     pub effective_threshold: Option<f64>,
@@ -213,6 +214,10 @@ impl Engine {
 
     /// The per-minute counts of `tenant`'s SLO `name` (or of its group with `labels`)
     /// over minutes `lo..=hi`, as held in memory; `None` for an unknown SLO or group.
+    ///
+    /// Minutes older than [`Minutes::oldest_held`] hold only what is not yet flushed:
+    /// storage has the rest. Read both under storage's read gate, so that no flush
+    /// moves a count from one to the other in between.
     pub fn minutes(
         &self,
         tenant: &str,
@@ -224,19 +229,42 @@ impl Engine {
         let set = self.current();
         let e = &set.slos[*set.by_name.get(&(tenant.to_string(), name.to_string()))?];
         let now_minute = self.clock.now_nanos().div_euclid(NANOS_PER_MINUTE);
-        let (counts, oldest_held) = match labels.filter(|l| !l.is_empty()) {
+        let (mut counts, oldest_held, group) = match labels.filter(|l| !l.is_empty()) {
             None => {
                 let ring = e.ring.lock().unwrap_or_else(|p| p.into_inner());
-                (ring.minutes(lo, hi), ring.oldest(now_minute))
+                (ring.minutes(lo, hi), ring.oldest(now_minute), NO_GROUP)
             }
             Some(labels) => {
                 let groups = e.groups.lock().unwrap_or_else(|p| p.into_inner());
                 let id = (0..groups.keys.len())
                     .find(|&id| group_labels(&e.def, &groups, id) == labels)?;
                 let ring = &groups.rings[id];
-                (ring.minutes(lo, hi), ring.oldest(now_minute))
+                (ring.minutes(lo, hi), ring.oldest(now_minute), id as u32)
             }
         };
+        // The unflushed counts of the minutes the ring no longer holds one by one.
+        let old_hi = hi.min(oldest_held - 1);
+        if old_hi >= lo {
+            let tail = e.tail.lock().unwrap_or_else(|p| p.into_inner());
+            let mut add = |minute: i64, &(x, total): &(u64, u64)| {
+                let c = &mut counts[(minute - lo) as usize];
+                c.0 += x;
+                c.1 += total;
+            };
+            if (old_hi - lo) as usize > tail.len() {
+                for (&(g, minute), c) in tail.iter() {
+                    if g == group && (lo..=old_hi).contains(&minute) {
+                        add(minute, c);
+                    }
+                }
+            } else {
+                for minute in lo..=old_hi {
+                    if let Some(c) = tail.get(&(group, minute)) {
+                        add(minute, c);
+                    }
+                }
+            }
+        }
         Some(Minutes {
             def: Arc::clone(&e.def),
             counts,

@@ -353,19 +353,43 @@ mod cases {
 
     #[test]
     fn state_bytes_of_a_30_day_slo() {
+        // As the server runs it: old minutes paged in from storage.
         let clock = Arc::new(ManualClock::new(T0));
-        let engine = Engine::new(clock);
+        let config = EngineConfig {
+            dense_minutes: Some(PAGED_DENSE_MINUTES),
+            ..EngineConfig::default()
+        };
+        let engine = Engine::with_config(clock.clone(), config);
         let slos = SLOS.replace("window: 1d", "window: 30d");
         engine.load(parse_native(Path::new("t.yaml"), &slos).unwrap());
-        engine.ingest(&batch(T0, 1, 0));
-        // Two u32 counts per minute of the 30-day horizon and of the 6 minutes of room
-        // for events dated ahead (max_future 5m and the boundary), two u64 sums per hour
-        // (and two hours more).
+        // Events in every minute of the 30 days, and the pages of the 3-day and 30-day
+        // windows' edge hours (two each) in place.
+        for m in 0..30 * 1440 {
+            engine.ingest(&batch(T0 - m * MIN, 1, 0));
+        }
+        let rows = engine.take_tail();
+        for hour in engine.pages_wanted() {
+            let mut pages = HourPages::new(hour);
+            pages.add(&engine, rows.iter().cloned());
+            assert_eq!(engine.install_pages(&pages).installed, 1);
+        }
+        assert!(engine.pages_wanted().is_empty());
+        // Two u32 counts per minute of 26 hours and of the 6 minutes of room for events
+        // dated ahead (max_future 5m and the boundary), two u64 sums per hour of the
+        // horizon (and three more), four pages of 60 minutes (in room for four).
         let bytes = engine.state_bytes("default", "api").unwrap();
-        let minutes = 30 * 1440 + 6;
+        let horizon = 30 * 1440 + 6;
         assert_eq!(
             bytes,
-            std::mem::size_of::<MinuteRing>() + minutes * 8 + (minutes / 60 + 2) * 16
+            std::mem::size_of::<MinuteRing>()
+                + (26 * 60 + 6) * 8
+                + (horizon / 60 + 3) * 16
+                + 4 * (std::mem::size_of::<usize>() * 2 + 60 * 8)
+        );
+        assert!(bytes <= 32 * 1024, "{bytes}");
+        assert_eq!(
+            engine.status("default", "api").unwrap().total_events,
+            30 * 1440
         );
     }
 }
@@ -431,10 +455,18 @@ slos:
             // Around the turn of March 2026 in Berlin (and a DST change in New York).
             start_minute in 29_520_000i64..29_540_000,
             steps in prop::collection::vec((0i64..3000, 0i64..600, any::<bool>(), 1usize..4), 1..40),
+            // Two hours of minutes one by one, older ones paged in from "storage": the
+            // rows the engine's flushes hand over.
+            paged in any::<bool>(),
         ) {
             let clock = Arc::new(ManualClock::new(start_minute * MIN));
-            let engine = Engine::new(clock.clone());
+            let config = EngineConfig {
+                dense_minutes: paged.then_some(120),
+                ..EngineConfig::default()
+            };
+            let engine = Engine::with_config(clock.clone(), config);
             engine.load(parse_native(Path::new("t.yaml"), SLOS).unwrap());
+            let mut stored: Vec<MinuteRow> = Vec::new();
             let mut now = start_minute * MIN;
             let mut kept: Vec<(i64, bool)> = Vec::new();
             let mut id = 1;
@@ -447,6 +479,13 @@ slos:
                 engine.ingest(&batch(&events, id));
                 id += n as u64;
                 kept.extend(events);
+                stored.extend(engine.take_tail());
+                for hour in engine.pages_wanted() {
+                    let mut pages = HourPages::new(hour);
+                    pages.add(&engine, stored.iter().cloned());
+                    let st = engine.install_pages(&pages);
+                    prop_assert_eq!(st.refused, 0);
+                }
             }
             let defs = parse_native(Path::new("t.yaml"), SLOS).unwrap();
             for def in &defs {
@@ -505,6 +544,21 @@ slos:
                     prop_assert_eq!(s.burn_rates.get(label), math::burn_rate(g as f64, n as f64, 0.99), "{} {}", def.name, label);
                 }
             }
+            // The alert rules' windows, to the 3-day one, equal it too.
+            let (_, snapshot) = engine.burn_snapshot();
+            for snap in snapshot.iter().filter(|s| s.def.budgeting == Budgeting::Occurrences) {
+                for &minutes in &BURN_RATE_WINDOWS {
+                    let lo = (now.div_euclid(MIN) - i64::from(minutes) + 1) * MIN;
+                    let (good, total) = kept
+                        .iter()
+                        .filter(|(t, _)| *t >= lo && *t <= now)
+                        .fold((0u64, 0u64), |(g, n), (_, ok)| (g + u64::from(*ok), n + 1));
+                    let t = snap.window(minutes).unwrap();
+                    prop_assert_eq!((t.good, t.total), (good, total), "{} {}", snap.def.name, minutes);
+                }
+            }
+            engine.pages_wanted();
+            prop_assert_eq!(engine.stats().window_edge_estimates.load(Ordering::Relaxed), 0);
         }
     }
 }
