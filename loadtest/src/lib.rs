@@ -158,6 +158,37 @@ pub fn wide_slos(scenario: &Scenario) -> String {
     out
 }
 
+/// `n` grouped SLOs over [`Scenario::wide`]'s traffic, for measuring memory: spread
+/// over the services with five routes (`svc-00` to `svc-09`), each over all of its
+/// service's server spans (good: status not ERROR), rolling 30 days, grouped by
+/// `http.route` and `http.response.status_code`: ten groups (five routes, 200 and 500),
+/// every one of them receiving events.
+pub fn grouped_slos(scenario: &Scenario, n: usize) -> String {
+    use std::fmt::Write;
+    let mut services: Vec<&str> = Vec::new();
+    for r in &scenario.routes {
+        let routes = scenario
+            .routes
+            .iter()
+            .filter(|o| o.service == r.service)
+            .count();
+        if routes == 5 && !services.contains(&r.service.as_str()) {
+            services.push(&r.service);
+        }
+    }
+    let mut out = format!(
+        "# {n} grouped SLOs over the wide workload: `loadtest --workload wide --grouped-slos {n} --write-slos FILE`.\nslos:\n"
+    );
+    for i in 0..n {
+        let svc = services[i % services.len()];
+        let _ = write!(
+            out,
+            "  - name: grouped-{i:04}\n    service: {svc}\n    objective: 99.5\n    window: 30d\n    group_by: [http.route, http.response.status_code]\n    sli:\n      spans:\n        match: {{ span_kind: server }}\n        good: {{ status: not_error }}\n",
+        );
+    }
+    out
+}
+
 /// What was generated for one (service, span name, kind).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct GroupTruth {

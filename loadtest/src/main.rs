@@ -53,6 +53,16 @@ struct Args {
     /// Write the SLO file of the `--workload` to this path and exit (`wide` only).
     #[arg(long)]
     write_slos: Option<PathBuf>,
+    /// Date the batches evenly over this long before now, oldest first (a month of
+    /// history arriving late), instead of now: every minute of an SLO's window then
+    /// holds events, as after a month of traffic.
+    #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "prepared")]
+    spread: Option<Duration>,
+    /// With `--write-slos`: write this many SLOs grouped by route and status code (ten
+    /// groups each, all receiving events) instead of the wide workload's 200, for
+    /// measuring memory.
+    #[arg(long, requires = "write_slos")]
+    grouped_slos: Option<usize>,
     /// A route to send, as `service:METHOD /path` (repeat for several; picked uniformly).
     #[arg(long = "route", default_values = ["checkout:POST /api/checkout", "catalog:GET /api/items/{id}"])]
     routes: Vec<String>,
@@ -421,8 +431,11 @@ async fn main() -> anyhow::Result<()> {
         if args.workload != Workload::Wide {
             bail!("--write-slos writes the SLOs of --workload wide");
         }
-        std::fs::write(path, slotel_loadtest::wide_slos(&scenario))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        let slos = match args.grouped_slos {
+            Some(n) => slotel_loadtest::grouped_slos(&scenario, n),
+            None => slotel_loadtest::wide_slos(&scenario),
+        };
+        std::fs::write(path, slos).with_context(|| format!("cannot write {}", path.display()))?;
         return Ok(());
     }
     let total = match (args.spans, args.rate) {
@@ -513,7 +526,13 @@ async fn main() -> anyhow::Result<()> {
             tokio::time::sleep_until(due.into()).await;
         }
         let n = (total - sent).min(args.batch_size as u64) as usize;
-        let now = now_ns();
+        let now = match args.spread {
+            Some(d) => {
+                let d = d.as_nanos() as u64;
+                now_ns() - d + (d as u128 * u128::from(sent) / u128::from(total)) as u64
+            }
+            None => now_ns(),
+        };
         let (exports, truth) = match prepared.as_mut().filter(|_| n == args.batch_size) {
             Some(p) => {
                 let (body, truth) = p.next();
