@@ -87,8 +87,18 @@ pub(super) fn group_values<'a>(
 /// The `group_by` labels of group `id`: the overflow group has every label set to
 /// [`OVERFLOW_GROUP`].
 pub(super) fn group_labels(def: &SloDef, groups: &Groups, id: usize) -> Vec<(String, String)> {
-    let key = &groups.keys[id];
-    if groups.overflow == Some(id as u32) {
+    labels_of(def, &groups.keys, groups.overflow, id)
+}
+
+/// [`group_labels`] from the registry's keys and overflow id.
+pub(super) fn labels_of(
+    def: &SloDef,
+    keys: &[Vec<String>],
+    overflow: Option<u32>,
+    id: usize,
+) -> Vec<(String, String)> {
+    let key = &keys[id];
+    if overflow == Some(id as u32) {
         def.group_by
             .iter()
             .map(|k| (k.clone(), OVERFLOW_GROUP.to_string()))

@@ -67,25 +67,30 @@ pub struct PageStats {
 }
 
 impl Engine {
-    /// Every ring of every SLO: the SLO's, and each group's, with the labels of its
-    /// group (empty for the SLO's own).
-    fn each_ring(&self, mut f: impl FnMut(&SloEntry, &GroupKey, &mut MinuteRing)) {
+    /// Every ring of every SLO: the SLO's, and each group's, with a function giving the
+    /// labels of its group (empty for the SLO's own).
+    fn each_ring(&self, mut f: impl FnMut(&SloEntry, &dyn Fn() -> GroupKey, &mut MinuteRing)) {
         let set = self.current();
         for e in &set.slos {
+            let whole = || GroupKey::WHOLE;
             f(
                 e,
-                &GroupKey::WHOLE,
+                &whole,
                 &mut e.ring.lock().unwrap_or_else(|p| p.into_inner()),
             );
             if e.def.group_by.is_empty() {
                 continue;
             }
             let mut groups = e.groups.lock().unwrap_or_else(|p| p.into_inner());
-            let keys: Vec<GroupKey> = (0..groups.rings.len())
-                .map(|id| GroupKey(group_labels(&e.def, &groups, id)))
-                .collect();
-            for (ring, key) in groups.rings.iter_mut().zip(&keys) {
-                f(e, key, ring);
+            let Groups {
+                keys,
+                rings,
+                overflow,
+                ..
+            } = &mut *groups;
+            for (id, ring) in rings.iter_mut().enumerate() {
+                let key = || GroupKey(labels_of(&e.def, keys, *overflow, id));
+                f(e, &key, ring);
             }
         }
     }
@@ -129,7 +134,7 @@ impl Engine {
             {
                 return;
             }
-            let key = (e.def.tenant.clone(), e.def.name.clone(), group.clone());
+            let key = (e.def.tenant.clone(), e.def.name.clone(), group());
             let counts = pages.counts.get(&key).unwrap_or(&empty);
             if ring.install_page(pages.hour, counts) {
                 stats.installed += 1;
