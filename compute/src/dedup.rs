@@ -167,6 +167,11 @@ impl Dedup {
         }
     }
 
+    /// The tag of a minute: its remainder modulo [`TAG_MINUTES`], plus one.
+    fn tag(minute: i64) -> u64 {
+        (minute.rem_euclid(TAG_MINUTES) + 1) as u64
+    }
+
     /// The minute of arrival of an occupied slot.
     fn minute_of(&self, slot: u64) -> i64 {
         let tag = (slot & ((1 << TAG_BITS) - 1)) as i64 - 1;
@@ -184,20 +189,28 @@ impl Dedup {
     /// Forgets the keys that arrived at or before minute `through`.
     fn forget_through(&mut self, through: i64) {
         let mut gone = 0;
+        // The tags of the minutes forgotten, as a bitmap: no division per slot.
+        let mut expired = vec![0u64; 1 << (TAG_BITS - 6)];
         while let Some(entry) = self.minutes.first_entry() {
             if *entry.key() > through {
                 break;
             }
+            let tag = Self::tag(*entry.key()) as usize;
+            expired[tag >> 6] |= 1 << (tag & 63);
             gone += entry.remove();
         }
         if gone == 0 {
             return;
         }
         self.keys -= gone;
+        let is_expired = |s: u64| {
+            let tag = (s & ((1 << TAG_BITS) - 1)) as usize;
+            expired[tag >> 6] & (1 << (tag & 63)) != 0
+        };
         let mut i = 0;
         while i < self.slots.len() {
             let s = self.slots[i];
-            if s != 0 && self.minute_of(s) <= through {
+            if s != 0 && is_expired(s) {
                 // The next entry may have moved into this slot: look at it again.
                 self.remove_at(i);
             } else {
@@ -296,8 +309,7 @@ impl Dedup {
                 .saturating_add(8);
             self.resize(grown.min(most));
         }
-        let tag = (minute.rem_euclid(TAG_MINUTES) + 1) as u64;
-        self.insert(fp << TAG_BITS | tag);
+        self.insert(fp << TAG_BITS | Self::tag(minute));
         *self.minutes.entry(minute).or_default() += 1;
         self.keys += 1;
     }
