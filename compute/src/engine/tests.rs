@@ -352,6 +352,78 @@ mod cases {
     }
 
     #[test]
+    fn grouped_rings_page_their_edges_from_stored_rows() {
+        // As the server runs it; groups /a and /b and the overflow group (/c).
+        let clock = Arc::new(ManualClock::new(T0));
+        let config = EngineConfig {
+            dense_minutes: Some(PAGED_DENSE_MINUTES),
+            ..EngineConfig::default()
+        };
+        let engine = Engine::with_config(clock, config);
+        let slos = SLOS.replace(
+            "window: 1d",
+            "window: 30d\n    group_by: [route]\n    max_groups: 2",
+        );
+        engine.load(parse_native(Path::new("t.yaml"), &slos).unwrap());
+        let routed = |route: &str, end: i64, good: usize, bad: usize| {
+            let mut b = batch(end, good, bad);
+            let Payload::Traces(body) = &b.payload else {
+                unreachable!()
+            };
+            let mut req = <slotel_proto::otlp::collector::trace::v1::ExportTraceServiceRequest as prost::Message>::decode(&body[..]).unwrap();
+            for span in &mut req.resource_spans[0].scope_spans[0].spans {
+                span.attributes.push(KeyValue {
+                    key: "route".into(),
+                    value: Some(AnyValue {
+                        value: Some(Value::StringValue(route.into())),
+                    }),
+                    ..Default::default()
+                });
+            }
+            b.payload = Payload::Traces(prost::Message::encode_to_vec(&req).into());
+            b
+        };
+        // The 30-day window's first minute is 41 minutes into its hour: spans 5 minutes
+        // after it count, spans 5 minutes before it (same hour) do not.
+        let edge = (T0 / MIN - 43_199) * MIN;
+        assert_eq!((edge / MIN).rem_euclid(60), 41);
+        for (route, good, bad) in [("/a", 3, 1), ("/b", 2, 0), ("/c", 0, 4)] {
+            engine.ingest(&routed(route, edge + 5 * MIN, good, bad));
+            engine.ingest(&routed(route, edge - 5 * MIN, 7, 7));
+            engine.ingest(&routed(route, T0, 1, 0));
+        }
+        let rows = engine.take_tail();
+        let wanted = engine.pages_wanted();
+        assert!(wanted.contains(&(edge / MIN).div_euclid(60)), "{wanted:?}");
+        for hour in wanted {
+            let mut pages = HourPages::new(hour);
+            pages.add(&engine, rows.iter().cloned());
+            assert_eq!(engine.install_pages(&pages).refused, 0, "hour {hour}");
+        }
+        assert!(engine.pages_wanted().is_empty());
+        let s = engine.status("default", "api").unwrap();
+        assert_eq!((s.good_events, s.total_events), (5 + 3, 10 + 3));
+        let mut groups: Vec<_> = s
+            .groups
+            .iter()
+            .map(|g| (g.group["route"].clone(), g.good_events, g.total_events))
+            .collect();
+        groups.sort();
+        assert_eq!(
+            groups,
+            [
+                ("/a".to_string(), 4, 5),
+                ("/b".to_string(), 3, 3),
+                (OVERFLOW_GROUP.to_string(), 1, 5),
+            ]
+        );
+        assert_eq!(
+            engine.stats().window_edge_estimates.load(Ordering::Relaxed),
+            0
+        );
+    }
+
+    #[test]
     fn state_bytes_of_a_30_day_slo() {
         // As the server runs it: old minutes paged in from storage.
         let clock = Arc::new(ManualClock::new(T0));
