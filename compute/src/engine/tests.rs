@@ -50,6 +50,36 @@ mod cases {
         (engine, clock)
     }
 
+    /// An engine at T0 as the server runs it: old minutes paged in from storage.
+    fn paged_engine() -> Engine {
+        let config = EngineConfig {
+            dense_minutes: Some(PAGED_DENSE_MINUTES),
+            ..EngineConfig::default()
+        };
+        Engine::with_config(Arc::new(ManualClock::new(T0)), config)
+    }
+
+    /// [`batch`] with each span's `route` attribute set to `route`.
+    fn routed(route: &str, end: i64, good: usize, bad: usize) -> Batch {
+        use slotel_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
+        let mut b = batch(end, good, bad);
+        let Payload::Traces(body) = &b.payload else {
+            unreachable!()
+        };
+        let mut req = <ExportTraceServiceRequest as prost::Message>::decode(&body[..]).unwrap();
+        for span in &mut req.resource_spans[0].scope_spans[0].spans {
+            span.attributes.push(KeyValue {
+                key: "route".into(),
+                value: Some(AnyValue {
+                    value: Some(Value::StringValue(route.into())),
+                }),
+                ..Default::default()
+            });
+        }
+        b.payload = Payload::Traces(prost::Message::encode_to_vec(&req).into());
+        b
+    }
+
     /// `good` OK spans and `bad` ERROR spans of service `api` ending at `end`, each new.
     fn batch(end: i64, good: usize, bad: usize) -> Batch {
         static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -212,28 +242,10 @@ mod cases {
             "window: 1d\n    group_by: [route]\n    max_groups: 2",
         );
         engine.load(parse_native(Path::new("t.yaml"), &slos).unwrap());
-        let routed = |route: &str, good: usize, bad: usize| {
-            let mut b = batch(T0, good, bad);
-            let Payload::Traces(body) = &b.payload else {
-                unreachable!()
-            };
-            let mut req = <slotel_proto::otlp::collector::trace::v1::ExportTraceServiceRequest as prost::Message>::decode(&body[..]).unwrap();
-            for span in &mut req.resource_spans[0].scope_spans[0].spans {
-                span.attributes.push(KeyValue {
-                    key: "route".into(),
-                    value: Some(AnyValue {
-                        value: Some(Value::StringValue(route.into())),
-                    }),
-                    ..Default::default()
-                });
-            }
-            b.payload = Payload::Traces(prost::Message::encode_to_vec(&req).into());
-            b
-        };
-        engine.ingest(&routed("/a", 9, 1));
-        engine.ingest(&routed("/b", 4, 0));
-        engine.ingest(&routed("/c", 1, 2));
-        engine.ingest(&routed("/d", 3, 0));
+        engine.ingest(&routed("/a", T0, 9, 1));
+        engine.ingest(&routed("/b", T0, 4, 0));
+        engine.ingest(&routed("/c", T0, 1, 2));
+        engine.ingest(&routed("/d", T0, 3, 0));
         let s = engine.status("default", "api").unwrap();
         assert_eq!((s.good_events, s.total_events), (17, 20));
         let groups: Vec<_> = s
@@ -353,36 +365,13 @@ mod cases {
 
     #[test]
     fn grouped_rings_page_their_edges_from_stored_rows() {
-        // As the server runs it; groups /a and /b and the overflow group (/c).
-        let clock = Arc::new(ManualClock::new(T0));
-        let config = EngineConfig {
-            dense_minutes: Some(PAGED_DENSE_MINUTES),
-            ..EngineConfig::default()
-        };
-        let engine = Engine::with_config(clock, config);
+        // Groups /a and /b and the overflow group (/c).
+        let engine = paged_engine();
         let slos = SLOS.replace(
             "window: 1d",
             "window: 30d\n    group_by: [route]\n    max_groups: 2",
         );
         engine.load(parse_native(Path::new("t.yaml"), &slos).unwrap());
-        let routed = |route: &str, end: i64, good: usize, bad: usize| {
-            let mut b = batch(end, good, bad);
-            let Payload::Traces(body) = &b.payload else {
-                unreachable!()
-            };
-            let mut req = <slotel_proto::otlp::collector::trace::v1::ExportTraceServiceRequest as prost::Message>::decode(&body[..]).unwrap();
-            for span in &mut req.resource_spans[0].scope_spans[0].spans {
-                span.attributes.push(KeyValue {
-                    key: "route".into(),
-                    value: Some(AnyValue {
-                        value: Some(Value::StringValue(route.into())),
-                    }),
-                    ..Default::default()
-                });
-            }
-            b.payload = Payload::Traces(prost::Message::encode_to_vec(&req).into());
-            b
-        };
         // The 30-day window's first minute is 41 minutes into its hour: spans 5 minutes
         // after it count, spans 5 minutes before it (same hour) do not.
         let edge = (T0 / MIN - 43_199) * MIN;
@@ -425,13 +414,7 @@ mod cases {
 
     #[test]
     fn state_bytes_of_a_30_day_slo() {
-        // As the server runs it: old minutes paged in from storage.
-        let clock = Arc::new(ManualClock::new(T0));
-        let config = EngineConfig {
-            dense_minutes: Some(PAGED_DENSE_MINUTES),
-            ..EngineConfig::default()
-        };
-        let engine = Engine::with_config(clock.clone(), config);
+        let engine = paged_engine();
         let slos = SLOS.replace("window: 1d", "window: 30d");
         engine.load(parse_native(Path::new("t.yaml"), &slos).unwrap());
         // Events in every minute of the 30 days, and the pages of the 3-day and 30-day
