@@ -219,22 +219,18 @@ impl App {
             .restore(&engine)
             .await
             .context("cannot read the stored SLO data")?;
+        let pages = store
+            .load_pages(&engine)
+            .await
+            .context("cannot read the stored minutes of the SLO windows' edges")?;
         tracing::info!(
             files = scan.files,
             corrupt_files = scan.corrupt,
             rows = restored.rows,
             rows_of_unknown_slos = restored.unknown,
+            edge_pages = pages.installed,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "Restored SLO windows from storage."
-        );
-        let pages = store
-            .load_pages(&engine)
-            .await
-            .context("cannot read the stored minutes of the SLO windows' edges")?;
-        tracing::debug!(
-            installed = pages.installed,
-            refused = pages.refused,
-            "Read the old minutes of the SLO windows' edges."
         );
         let from = match &checkpoint {
             Some(c) => {

@@ -246,22 +246,11 @@ impl Engine {
         let old_hi = hi.min(oldest_held - 1);
         if old_hi >= lo {
             let tail = e.tail.lock().unwrap_or_else(|p| p.into_inner());
-            let mut add = |minute: i64, &(x, total): &(u64, u64)| {
-                let c = &mut counts[(minute - lo) as usize];
-                c.0 += x;
-                c.1 += total;
-            };
-            if (old_hi - lo) as usize > tail.len() {
-                for (&(g, minute), c) in tail.iter() {
-                    if g == group && (lo..=old_hi).contains(&minute) {
-                        add(minute, c);
-                    }
-                }
-            } else {
-                for minute in lo..=old_hi {
-                    if let Some(c) = tail.get(&(group, minute)) {
-                        add(minute, c);
-                    }
+            for (&(g, minute), &(x, total)) in tail.iter() {
+                if g == group && (lo..=old_hi).contains(&minute) {
+                    let c = &mut counts[(minute - lo) as usize];
+                    c.0 += x;
+                    c.1 += total;
                 }
             }
         }
