@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use slotel_server::{App, ServeArgs, ServeConfig};
+use slotel_server::{Addresses, App, Role, ServeArgs, ServeConfig};
 
 /// SLIs, error budgets and burn-rate alerts computed from raw OpenTelemetry data.
 #[derive(Parser, Debug)]
@@ -467,6 +467,9 @@ fn rules_generate(
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = ServeConfig::resolve(args)?;
+    if config.role == Role::Ingest {
+        return serve_ingest(config);
+    }
     let (defs, notes) =
         slotel_spec::load_paths_noting(&config.slos, &slotel_spec::DEFAULT_EXTENSIONS);
     let defs = defs.map_err(|e| anyhow::anyhow!("invalid SLO files, not starting:\n{e}"))?;
@@ -476,18 +479,46 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let listen_file = config.listen_file.clone();
     runtime()?.block_on(async {
         let app = App::build(config, defs).await?;
-        let addrs = app.addresses().to_json();
-        println!("{addrs}");
-        if let Some(path) = &listen_file {
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, addrs.to_string())
-                .and_then(|()| std::fs::rename(&tmp, path))
-                .with_context(|| format!("cannot write the listen file {}", path.display()))?;
-        }
+        announce(app.addresses(), listen_file.as_deref())?;
         let reload = app.reloader();
         app.run(wait_for_signals(reload)).await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--role ingest`.
+#[cfg(feature = "kafka")]
+fn serve_ingest(config: ServeConfig) -> anyhow::Result<ExitCode> {
+    let listen_file = config.listen_file.clone();
+    runtime()?.block_on(async {
+        let node = slotel_server::IngestNode::build(config).await?;
+        announce(node.addresses(), listen_file.as_deref())?;
+        // An ingest node has no SLO files to reload.
+        node.run(wait_for_signals(|| Ok(0))).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--role ingest` in a build without Kafka.
+#[cfg(not(feature = "kafka"))]
+fn serve_ingest(_: ServeConfig) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "--role ingest writes to Kafka, and this slotel was built without it: build with \
+         `cargo build --release --features kafka`"
+    )
+}
+
+/// Prints where the server listens, and writes it to the listen file.
+fn announce(addresses: Addresses, listen_file: Option<&Path>) -> anyhow::Result<()> {
+    let addrs = addresses.to_json();
+    println!("{addrs}");
+    if let Some(path) = listen_file {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, addrs.to_string())
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .with_context(|| format!("cannot write the listen file {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Waits for SIGINT or SIGTERM; reloads the SLO files on SIGHUP in the meantime.

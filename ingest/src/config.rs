@@ -213,3 +213,218 @@ impl WalFile {
         }
     }
 }
+
+/// `kafka:` — the brokers, topics and headers of the Kafka log between ingest and
+/// compute nodes (`--role ingest` and `--role compute`; the `kafka` feature). Every
+/// field but `brokers` has a default.
+#[derive(Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaFile {
+    /// `host:port,…` of the brokers (`bootstrap.servers`).
+    pub brokers: Option<String>,
+    #[serde(default)]
+    topics: TopicsFile,
+    tenant_header: Option<String>,
+    partition_key: Option<PartitionKey>,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+    group: Option<String>,
+    #[serde(default, deserialize_with = "duration")]
+    produce_timeout: Option<Duration>,
+    /// librdkafka settings passed through as they are (`security.protocol`,
+    /// `sasl.*`, `compression.type`, …); they win over slotel's own.
+    #[serde(default)]
+    client: std::collections::BTreeMap<String, String>,
+}
+
+/// `kafka.topics:` — one topic per signal.
+#[derive(Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct TopicsFile {
+    spans: Option<String>,
+    metrics: Option<String>,
+    logs: Option<String>,
+}
+
+/// `kafka.partition_key:` — what an ingest node keys a record by, which decides its
+/// partition.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PartitionKey {
+    /// The tenant and the `service.name` of the request's first resource: a retried
+    /// request lands where the first one did, so de-duplication sees both.
+    #[default]
+    Service,
+    /// The tenant only.
+    Tenant,
+    /// No key: the producer spreads records over the partitions (a hot service on
+    /// every partition; a retried request may land on another partition than the first).
+    None,
+}
+
+/// The resolved `kafka:` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// The topic of spans (default `otlp_spans`, as the Collector's Kafka exporter).
+    pub spans_topic: String,
+    /// The topic of metrics (default `otlp_metrics`).
+    pub metrics_topic: String,
+    /// The topic of logs (default `otlp_logs`).
+    pub logs_topic: String,
+    /// The header that names a record's tenant (default `X-Scope-OrgID`); a record
+    /// without it belongs to the default tenant.
+    pub tenant_header: String,
+    /// What records are keyed by.
+    pub partition_key: PartitionKey,
+    /// Headers added to every record an ingest node writes.
+    pub headers: Vec<(String, String)>,
+    /// The consumer group of the compute nodes (default `slotel`).
+    pub group: String,
+    /// How long an ingest node waits for the brokers to acknowledge a record before it
+    /// refuses the request as retryable (default 10 s).
+    pub produce_timeout: Duration,
+    /// librdkafka settings passed through.
+    pub client: Vec<(String, String)>,
+}
+
+impl KafkaFile {
+    /// Whether the section names brokers.
+    pub fn is_set(&self) -> bool {
+        self.brokers.is_some()
+    }
+
+    /// The settings, or what is wrong with them.
+    pub fn resolve(self) -> Result<KafkaConfig, ConfigError> {
+        let brokers = self
+            .brokers
+            .filter(|b| !b.trim().is_empty())
+            .ok_or_else(|| {
+                ConfigError(
+                    "kafka.brokers: required for --role ingest (or set --kafka-brokers)".into(),
+                )
+            })?;
+        let topic = |key: &str, value: Option<String>, default: &str| {
+            let t = value.unwrap_or_else(|| default.to_string());
+            // Kafka's own rule for topic names.
+            let ok = !t.is_empty()
+                && t.len() <= 249
+                && t != "."
+                && t != ".."
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            if ok {
+                Ok(t)
+            } else {
+                Err(ConfigError(format!(
+                    "kafka.topics.{key}: {t:?} is not a Kafka topic name (1 to 249 of a-z, A-Z, 0-9, '.', '_', '-')"
+                )))
+            }
+        };
+        let spans_topic = topic("spans", self.topics.spans, "otlp_spans")?;
+        let metrics_topic = topic("metrics", self.topics.metrics, "otlp_metrics")?;
+        let logs_topic = topic("logs", self.topics.logs, "otlp_logs")?;
+        if spans_topic == metrics_topic || spans_topic == logs_topic || metrics_topic == logs_topic
+        {
+            return Err(ConfigError(
+                "kafka.topics: each signal needs a topic of its own".into(),
+            ));
+        }
+        let tenant_header = self.tenant_header.unwrap_or_else(|| "X-Scope-OrgID".into());
+        if tenant_header.is_empty() {
+            return Err(ConfigError("kafka.tenant_header: empty".into()));
+        }
+        let group = self.group.unwrap_or_else(|| "slotel".into());
+        if group.is_empty() {
+            return Err(ConfigError("kafka.group: empty".into()));
+        }
+        Ok(KafkaConfig {
+            brokers,
+            spans_topic,
+            metrics_topic,
+            logs_topic,
+            tenant_header,
+            partition_key: self.partition_key.unwrap_or_default(),
+            headers: self.headers.into_iter().collect(),
+            group,
+            produce_timeout: self.produce_timeout.unwrap_or(Duration::from_secs(10)),
+            client: self.client.into_iter().collect(),
+        })
+    }
+}
+
+impl KafkaConfig {
+    /// The topic of `signal`.
+    pub fn topic(&self, signal: slotel_proto::log::SignalKind) -> &str {
+        use slotel_proto::log::SignalKind;
+        match signal {
+            SignalKind::Traces => &self.spans_topic,
+            SignalKind::Metrics => &self.metrics_topic,
+            SignalKind::Logs => &self.logs_topic,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kafka(yaml: &str) -> Result<KafkaConfig, ConfigError> {
+        serde_saphyr::from_str::<KafkaFile>(yaml).unwrap().resolve()
+    }
+
+    #[test]
+    fn kafka_defaults_are_the_collector_s_topics_and_header() {
+        let c = kafka("brokers: k1:9092,k2:9092\n").unwrap();
+        assert_eq!(
+            c,
+            KafkaConfig {
+                brokers: "k1:9092,k2:9092".into(),
+                spans_topic: "otlp_spans".into(),
+                metrics_topic: "otlp_metrics".into(),
+                logs_topic: "otlp_logs".into(),
+                tenant_header: "X-Scope-OrgID".into(),
+                partition_key: PartitionKey::Service,
+                headers: vec![],
+                group: "slotel".into(),
+                produce_timeout: Duration::from_secs(10),
+                client: vec![],
+            }
+        );
+        let c = kafka(
+            "brokers: k:1\ntopics: { spans: s }\ntenant_header: tenant\npartition_key: none\nheaders: { source: edge }\nclient: { compression.type: lz4 }\nproduce_timeout: 3s\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.spans_topic.as_str(),
+                c.metrics_topic.as_str(),
+                c.tenant_header.as_str()
+            ),
+            ("s", "otlp_metrics", "tenant")
+        );
+        assert_eq!(c.partition_key, PartitionKey::None);
+        assert_eq!(c.headers, vec![("source".into(), "edge".into())]);
+        assert_eq!(c.client, vec![("compression.type".into(), "lz4".into())]);
+        assert_eq!(c.produce_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn kafka_settings_that_cannot_work_are_refused_by_name() {
+        let err = |yaml| kafka(yaml).unwrap_err().0;
+        assert_eq!(
+            err("topics: { spans: s }\n"),
+            "kafka.brokers: required for --role ingest (or set --kafka-brokers)"
+        );
+        assert_eq!(
+            err("brokers: k:1\ntopics: { logs: 'a b' }\n"),
+            "kafka.topics.logs: \"a b\" is not a Kafka topic name (1 to 249 of a-z, A-Z, 0-9, '.', '_', '-')"
+        );
+        assert_eq!(
+            err("brokers: k:1\ntopics: { metrics: otlp_spans }\n"),
+            "kafka.topics: each signal needs a topic of its own"
+        );
+        assert!(serde_saphyr::from_str::<KafkaFile>("brokers: k:1\nbroker: x\n").is_err());
+    }
+}

@@ -17,6 +17,8 @@ pub mod config;
 pub mod grpc;
 pub mod guard;
 pub mod http;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod metrics;
 pub mod receiver;
 pub mod reply;

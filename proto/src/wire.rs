@@ -241,6 +241,37 @@ pub fn span_count(buf: &[u8]) -> usize {
     scan_traces(buf, &mut Count).unwrap_or(0)
 }
 
+/// The `service.name` of the first resource of an OTLP export request of any signal
+/// (`ExportTraceServiceRequest`, `ExportMetricsServiceRequest` and
+/// `ExportLogsServiceRequest` share the shape: field 1 holds resource-level messages
+/// whose field 1 is the `Resource`), reading nothing else. `None` when the first
+/// resource has no string `service.name`, or for bytes that do not decode as far as it.
+/// Kafka keys records by it.
+pub fn first_service_name(buf: &[u8]) -> Option<&str> {
+    let ctx = RECURSION_LIMIT;
+    let mut r = Reader::new(buf);
+    while !r.done() {
+        let (tag, wt) = r.key().ok()?;
+        if tag != 1 {
+            r.skip(tag, wt, ctx).ok()?;
+            continue;
+        }
+        let mut level = Reader::new(message(&mut r, wt, ctx).ok()?);
+        // A resource in several parts merges as `prost` merges it: attributes appended.
+        let mut attrs = Vec::new();
+        while !level.done() {
+            let (tag, wt) = level.key().ok()?;
+            if tag == 1 {
+                resource(message(&mut level, wt, ctx - 1).ok()?, ctx - 2, &mut attrs).ok()?;
+            } else {
+                level.skip(tag, wt, ctx - 1).ok()?;
+            }
+        }
+        return (Resource { attributes: &attrs }).service_name();
+    }
+    None
+}
+
 struct Scan<'a, 'k> {
     resource: Vec<Kv<'a>>,
     span: Vec<Kv<'a>>,

@@ -161,6 +161,14 @@ fn agree(bytes: &[u8]) -> Result<(), TestCaseError> {
             prop_assert_eq!(&collect.resources, &expected(req));
             prop_assert_eq!(collect.ended, req.resource_spans.len());
             prop_assert_eq!(wire::span_count(bytes), *n);
+            let first = req
+                .resource_spans
+                .first()
+                .and_then(|rs| rs.resource.as_ref());
+            prop_assert_eq!(
+                wire::first_service_name(bytes),
+                first.and_then(|r| r.attributes.str_attribute("service.name"))
+            );
             // Accepted bytes read again keeping some keys: the same, less the rest.
             let keep = |k: &str| k == "a" || k == "http.route";
             let mut kept = Collect::default();

@@ -8,8 +8,21 @@ use anyhow::Context;
 use serde::Deserialize;
 use slotel_ingest::Limits;
 use slotel_ingest::config::{
-    AuthConfig, CorsConfig, LimitsFile, QueueConfig, QueueFile, TlsConfig, WalConfig, WalFile,
+    AuthConfig, CorsConfig, KafkaConfig, KafkaFile, LimitsFile, QueueConfig, QueueFile, TlsConfig,
+    WalConfig, WalFile,
 };
+
+/// What a `slotel serve` process does.
+#[derive(clap::ValueEnum, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything in one process, on the local write-ahead log (the default).
+    #[default]
+    All,
+    /// The OTLP receivers only, stateless: each accepted request is written to Kafka
+    /// (`kafka:`) and acknowledged once the brokers have it (feature `kafka`).
+    Ingest,
+}
 
 /// Flags of `slotel serve`. Each can also be set in the `--config` file, under the same
 /// name with `_` for `-`.
@@ -47,6 +60,12 @@ pub struct ServeArgs {
     /// dropped. Without it such a log stops the start with the segment and offset.
     #[arg(long)]
     pub wal_repair: bool,
+    /// What this process does [default: all].
+    #[arg(long, value_enum)]
+    pub role: Option<Role>,
+    /// The Kafka brokers, `host:port,…` (`kafka.brokers`).
+    #[arg(long)]
+    pub kafka_brokers: Option<String>,
 }
 
 /// The configuration file. Relative paths in it are relative to the file's folder.
@@ -84,6 +103,9 @@ struct FileConfig {
     storage: slotel_storage::config::StorageFile,
     #[serde(default)]
     api: slotel_query::config::ApiFile,
+    role: Option<Role>,
+    #[serde(default)]
+    kafka: KafkaFile,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -98,7 +120,11 @@ enum OneOrMany {
 /// The resolved configuration of `slotel serve`.
 #[derive(Debug)]
 pub struct ServeConfig {
-    /// The SLO files and folders.
+    /// What this process does.
+    pub role: Role,
+    /// The Kafka log, when the role uses it.
+    pub kafka: Option<KafkaConfig>,
+    /// The SLO files and folders (none for `--role ingest`).
     pub slos: Vec<PathBuf>,
     /// The data directory (tables, alert state).
     pub data_dir: PathBuf,
@@ -190,9 +216,18 @@ impl ServeConfig {
                 OneOrMany::Many(ps) => ps.into_iter().map(rel).collect(),
             }
         };
-        if slos.is_empty() {
+        let role = args.role.or(file.role).unwrap_or_default();
+        if slos.is_empty() && role != Role::Ingest {
             anyhow::bail!("no SLO files: pass --slos FILE (or set slos: in the config file)");
         }
+        let mut kafka_file = file.kafka;
+        if let Some(b) = args.kafka_brokers {
+            kafka_file.brokers = Some(b);
+        }
+        let kafka = match role {
+            Role::All if !kafka_file.is_set() => None,
+            _ => Some(kafka_file.resolve()?),
+        };
         let addr = |s: &str| s.parse::<SocketAddr>().expect("valid default address");
         let tls = match (args.tls_cert, args.tls_key) {
             (Some(cert_file), Some(key_file)) => Some(TlsConfig {
@@ -213,6 +248,8 @@ impl ServeConfig {
         let storage = file.storage.resolve(&data_dir, &base);
         let api = file.api.resolve();
         Ok(Self {
+            role,
+            kafka,
             slos,
             storage,
             api,
@@ -371,6 +408,36 @@ mod tests {
             assert_eq!(cfg.api.slo_series_in_metrics, da.slo_series_in_metrics);
         }
         assert_eq!(bare.storage.url, "./data/tables");
+    }
+
+    #[test]
+    fn an_ingest_node_needs_brokers_but_no_slo_files() {
+        let c = ServeConfig::resolve(ServeArgs {
+            role: Some(Role::Ingest),
+            kafka_brokers: Some("127.0.0.1:9092".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.role, Role::Ingest);
+        assert!(c.slos.is_empty());
+        assert_eq!(c.kafka.unwrap().brokers, "127.0.0.1:9092");
+        let err = ServeConfig::resolve(ServeArgs {
+            role: Some(Role::Ingest),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "kafka.brokers: required for --role ingest (or set --kafka-brokers)"
+        );
+        // One process needs no Kafka.
+        let all = ServeConfig::resolve(ServeArgs {
+            slos: vec!["x.yaml".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!((all.role, all.kafka), (Role::All, None));
     }
 
     #[test]

@@ -5,12 +5,18 @@
 //! Flow: [`config::ServeConfig::resolve`] merges flags over the config file over the
 //! defaults; [`App::build`] starts everything and listens; [`App::run`] waits for the
 //! shutdown signal and stops in order (servers, alerts, queue, storage's last flush).
+//! With the `kafka` feature, `IngestNode` is `--role ingest`: the receivers writing to
+//! Kafka.
 
 #![warn(missing_docs, unreachable_pub)]
 
 mod app;
 pub mod config;
+#[cfg(feature = "kafka")]
+mod ingest_node;
 pub mod pipeline;
 
 pub use app::{Addresses, App, test_receivers};
-pub use config::{ServeArgs, ServeConfig};
+pub use config::{Role, ServeArgs, ServeConfig};
+#[cfg(feature = "kafka")]
+pub use ingest_node::IngestNode;

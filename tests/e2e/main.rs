@@ -10,6 +10,8 @@ mod explain;
 mod formats;
 mod harness;
 mod ingest;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod loadtest;
 mod malformed;
 mod openapi;

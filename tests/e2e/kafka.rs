@@ -1,0 +1,495 @@
+//! slotel over a real Kafka-protocol broker (tansu, which `./scripts/test` installs):
+//! ingest nodes write what the Collector's Kafka exporter writes, acknowledge only what
+//! the brokers have, and refuse retryably while the brokers are down.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use serde_json::Value;
+use slotel_proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use slotel_proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use slotel_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use slotel_proto::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
+use slotel_proto::otlp::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use slotel_proto::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use slotel_proto::otlp::metrics::v1::{
+    AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric,
+    number_data_point,
+};
+use slotel_proto::otlp::resource::v1::Resource;
+
+use crate::harness::{
+    DEADLINE, Listening, Server, attr, eventually, now_nanos, python, root, span, spawn_listening,
+};
+
+/// The tansu binary: `SLOTEL_TANSU`, or where `./scripts/test` installs it.
+fn tansu() -> PathBuf {
+    if let Some(p) = std::env::var_os("SLOTEL_TANSU") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var_os("HOME").expect("HOME is set");
+    PathBuf::from(home).join(".cache/slotel-tools/tansu-0.6.0/bin/tansu")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A tansu broker on a port of its own, killed on drop.
+pub struct Broker {
+    child: Option<Child>,
+    port: u16,
+    storage: String,
+    env: Vec<(String, String)>,
+    /// The S3 server a persistent broker keeps its records in.
+    _s3: Option<Listening>,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    /// A broker keeping its records in memory (`persistent: false`) or in an S3 bucket
+    /// (moto's server) that outlives a restart. (tansu 0.6's SQLite storage fails the
+    /// idempotent producer's sequence check; its object-store storage does not.)
+    pub async fn start(persistent: bool) -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, env, s3) = if persistent {
+            let mut cmd = Command::new(root().join(".venv/bin/moto_server"));
+            cmd.args(["-H", "127.0.0.1", "-p", "0"]);
+            let s3 = spawn_listening(cmd, "/", None).await;
+            let made = reqwest::Client::new()
+                .put(format!("{}/tansu", s3.url))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(made.status(), 200);
+            let env = [
+                ("AWS_ENDPOINT", s3.url.as_str()),
+                ("AWS_ALLOW_HTTP", "true"),
+                ("AWS_ACCESS_KEY_ID", "tansu"),
+                ("AWS_SECRET_ACCESS_KEY", "tansu-secret"),
+                ("AWS_REGION", "us-east-1"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .to_vec();
+            ("s3://tansu/".to_string(), env, Some(s3))
+        } else {
+            ("memory://tansu/".to_string(), Vec::new(), None)
+        };
+        let mut broker = Broker {
+            child: None,
+            port: free_port(),
+            storage,
+            env,
+            _s3: s3,
+            _dir: dir,
+        };
+        broker.start_again().await;
+        broker
+    }
+
+    /// `host:port`, as `bootstrap.servers` takes it.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the broker (again, after [`Broker::kill`]) on its port and storage, and
+    /// waits until it accepts connections.
+    pub async fn start_again(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new(tansu())
+            .arg("broker")
+            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", &self.storage])
+            // tansu reads this for its own telemetry.
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(self._dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu runs (./scripts/test installs it)");
+        self.child = Some(child);
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(start.elapsed() < DEADLINE, "tansu did not start listening");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Kills the broker with SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Creates `topic` with `partitions` partitions.
+    pub fn create_topic(&self, topic: &str, partitions: u32) {
+        let out = Command::new(tansu())
+            .args(["topic", "create", topic])
+            .arg("--broker")
+            .arg(format!("tcp://127.0.0.1:{}", self.port))
+            .arg("--partitions")
+            .arg(partitions.to_string())
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tansu topic create {topic}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Creates the three topics of the Collector's Kafka exporter.
+    pub fn create_otlp_topics(&self, span_partitions: u32) {
+        self.create_topic("otlp_spans", span_partitions);
+        self.create_topic("otlp_metrics", 1);
+        self.create_topic("otlp_logs", 1);
+    }
+
+    /// Every record of `topics`, read by a consumer that is not slotel's
+    /// (`tests/python/kafka_records.py`, confluent-kafka).
+    pub fn records(&self, topics: &[&str]) -> Vec<Record> {
+        let out = Command::new(python())
+            .arg(root().join("tests/python/kafka_records.py"))
+            .arg(self.address())
+            .args(topics)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "reading the topics failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                Record {
+                    topic: v["topic"].as_str().unwrap().to_string(),
+                    partition: v["partition"].as_i64().unwrap(),
+                    key: v["key"].as_str().map(str::to_string),
+                    headers: v["headers"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|h| {
+                            (
+                                h[0].as_str().unwrap().to_string(),
+                                h[1].as_str().unwrap().to_string(),
+                            )
+                        })
+                        .collect(),
+                    timestamp_ms: v["timestamp"].as_i64().unwrap(),
+                    value: hex(v["value"].as_str().unwrap()),
+                }
+            })
+            .collect()
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One record as read back.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub topic: String,
+    pub partition: i64,
+    pub key: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub timestamp_ms: i64,
+    pub value: Vec<u8>,
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// An ingest node writing to `broker`, with `extra` YAML under `kafka:`.
+fn ingest_node(broker: &Broker, extra: &str) -> Server {
+    Server::start_with(
+        "",
+        &format!(
+            "role: ingest\nkafka:\n  brokers: {}\n{extra}",
+            broker.address()
+        ),
+    )
+}
+
+fn traces(service: &str, first_id: u64, n: u64) -> ExportTraceServiceRequest {
+    let end = now_nanos();
+    let spans = (first_id..first_id + n)
+        .map(|id| {
+            span(
+                id,
+                "GET /cart",
+                2,
+                end,
+                12,
+                id % 3 == 0,
+                vec![attr("http.route", "/cart")],
+            )
+        })
+        .collect();
+    slotel_proto::traces_request(service, spans)
+}
+
+fn resource(service: &str) -> Option<Resource> {
+    Some(Resource {
+        attributes: vec![attr("service.name", service)],
+        ..Default::default()
+    })
+}
+
+fn metrics(service: &str) -> ExportMetricsServiceRequest {
+    let point = NumberDataPoint {
+        time_unix_nano: now_nanos(),
+        value: Some(number_data_point::Value::AsInt(7)),
+        attributes: vec![attr("outcome", "ok")],
+        ..Default::default()
+    };
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: resource(service),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope::default()),
+                metrics: vec![Metric {
+                    name: "requests".into(),
+                    data: Some(metric::Data::Sum(Sum {
+                        data_points: vec![point],
+                        aggregation_temporality: AggregationTemporality::Delta as i32,
+                        is_monotonic: true,
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+fn logs(service: &str) -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: resource(service),
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    time_unix_nano: now_nanos(),
+                    severity_number: 17,
+                    body: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue("payment failed".into())),
+                    }),
+                    attributes: vec![KeyValue {
+                        key: "code".into(),
+                        value: Some(AnyValue {
+                            value: Some(any_value::Value::IntValue(502)),
+                        }),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// POSTs protobuf `body` to `path` as `tenant`; returns the status and `Retry-After`.
+async fn post(
+    node: &Server,
+    path: &str,
+    tenant: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, Option<String>) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}{path}", node.otlp_http))
+        .header("content-type", "application/x-protobuf")
+        .body(body);
+    if let Some(t) = tenant {
+        req = req.header("x-scope-orgid", t);
+    }
+    let resp = req.send().await.unwrap();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    (resp.status().as_u16(), retry)
+}
+
+fn now_ms() -> i64 {
+    (now_nanos() / 1_000_000) as i64
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ingest_nodes_write_what_the_collector_s_kafka_exporter_writes() {
+    let broker = Broker::start(false).await;
+    broker.create_otlp_topics(3);
+    let mut node = ingest_node(&broker, "");
+    node.wait_ready().await;
+
+    let before = now_ms();
+    let checkout = traces("checkout", 1, 5);
+    let cart = traces("cart", 100, 4);
+    let anonymous = traces("search", 200, 3);
+    let (m, l) = (metrics("checkout"), logs("checkout"));
+    assert_eq!(
+        post(&node, "/v1/traces", Some("acme"), checkout.encode_to_vec()).await,
+        (200, None)
+    );
+    assert_eq!(
+        post(&node, "/v1/traces", Some("acme"), cart.encode_to_vec()).await,
+        (200, None)
+    );
+    assert_eq!(
+        post(&node, "/v1/metrics", Some("acme"), m.encode_to_vec()).await,
+        (200, None)
+    );
+    assert_eq!(
+        post(&node, "/v1/logs", Some("acme"), l.encode_to_vec()).await,
+        (200, None)
+    );
+    // Over gRPC, without a tenant: the default tenant.
+    let mut client = TraceServiceClient::connect(node.otlp_grpc.clone())
+        .await
+        .unwrap();
+    client.export(anonymous.clone()).await.unwrap();
+    let after = now_ms();
+    // Acknowledged means the brokers have it: the node may die at once.
+    node.kill();
+
+    let records = broker.records(&["otlp_spans", "otlp_metrics", "otlp_logs"]);
+    assert_eq!(records.len(), 5, "{records:?}");
+    let find = |key: &str, topic: &str| {
+        let found: Vec<&Record> = records
+            .iter()
+            .filter(|r| r.key.as_deref() == Some(key) && r.topic == topic)
+            .collect();
+        assert_eq!(found.len(), 1, "{key} on {topic}: {records:?}");
+        found[0].clone()
+    };
+    let tenant = |r: &Record| r.headers.clone();
+    let acme = vec![("X-Scope-OrgID".to_string(), "acme".to_string())];
+
+    // The values are the requests' protobuf bytes as sent: what `otlp_proto` holds.
+    let r = find("acme/checkout", "otlp_spans");
+    assert_eq!(r.value, checkout.encode_to_vec());
+    assert_eq!(tenant(&r), acme);
+    assert!((before..=after).contains(&r.timestamp_ms), "{r:?}");
+    let r = find("acme/cart", "otlp_spans");
+    assert_eq!(r.value, cart.encode_to_vec());
+    assert_eq!(tenant(&r), acme);
+    let r = find(
+        &format!("{}/search", slotel_proto::DEFAULT_TENANT),
+        "otlp_spans",
+    );
+    assert_eq!(
+        ExportTraceServiceRequest::decode(&r.value[..]).unwrap(),
+        anonymous
+    );
+    assert_eq!(
+        tenant(&r),
+        vec![(
+            "X-Scope-OrgID".to_string(),
+            slotel_proto::DEFAULT_TENANT.to_string()
+        )]
+    );
+    let r = find("acme/checkout", "otlp_metrics");
+    assert_eq!(
+        ExportMetricsServiceRequest::decode(&r.value[..]).unwrap(),
+        m
+    );
+    assert_eq!(tenant(&r), acme);
+    let r = find("acme/checkout", "otlp_logs");
+    assert_eq!(ExportLogsServiceRequest::decode(&r.value[..]).unwrap(), l);
+    assert_eq!(tenant(&r), acme);
+    // Keyed by tenant and service: every record of a key on one partition.
+    assert!(records.iter().all(|r| (0..3).contains(&r.partition)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ingest_refuses_retryably_while_the_brokers_are_down_and_loses_nothing_it_acknowledged() {
+    let mut broker = Broker::start(true).await;
+    broker.create_otlp_topics(1);
+    let node = ingest_node(&broker, "  produce_timeout: 2s\n");
+    node.wait_ready().await;
+
+    let first = traces("checkout", 1, 4);
+    assert_eq!(
+        post(&node, "/v1/traces", Some("acme"), first.encode_to_vec()).await,
+        (200, None)
+    );
+
+    broker.kill();
+    let refused = traces("checkout", 10, 4);
+    assert_eq!(
+        post(&node, "/v1/traces", Some("acme"), refused.encode_to_vec()).await,
+        (503, Some("1".to_string()))
+    );
+    let mut client = TraceServiceClient::connect(node.otlp_grpc.clone())
+        .await
+        .unwrap();
+    let status = client.export(refused.clone()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+
+    // The node saw the brokers gone before they come back, so that ready again means
+    // it reached the restarted broker.
+    eventually("the ingest node to report the brokers down", || async {
+        let status = reqwest::get(format!("{}/readyz", node.api))
+            .await
+            .ok()?
+            .status();
+        (status == 503).then_some(())
+    })
+    .await;
+    broker.start_again().await;
+    node.wait_ready().await;
+    // As an exporter does: resend on a retryable refusal. The first record after the
+    // restart may find the producer fenced by the new broker (tansu does not keep the
+    // idempotent producer's epoch); the node replaces it and the resend goes through.
+    let last = traces("checkout", 20, 4);
+    let start = Instant::now();
+    let mut resent = 0;
+    loop {
+        match post(&node, "/v1/traces", Some("acme"), last.encode_to_vec()).await {
+            (200, None) => break,
+            (503, Some(_)) => resent += 1,
+            other => panic!("the request after the restart: {other:?}"),
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "no request accepted after the restart"
+        );
+    }
+    // Exactly what was acknowledged, in order; nothing refused.
+    let values: Vec<Vec<u8>> = broker
+        .records(&["otlp_spans"])
+        .into_iter()
+        .map(|r| r.value)
+        .collect();
+    assert_eq!(values, vec![first.encode_to_vec(), last.encode_to_vec()]);
+    let failures = node
+        .metric(
+            "slotel_kafka_produce_failures_total",
+            &[("topic", "otlp_spans")],
+        )
+        .await;
+    assert_eq!(failures, 2.0 + f64::from(resent));
+}
