@@ -93,10 +93,90 @@ impl std::fmt::Debug for App {
     }
 }
 
-pub(crate) async fn bind(what: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+async fn bind(what: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} for {what}"))
+}
+
+/// The TLS acceptor of `config`'s certificate, if it has one.
+pub(crate) fn tls_of(
+    config: &ServeConfig,
+) -> anyhow::Result<Option<slotel_ingest::server::TlsAcceptor>> {
+    config
+        .tls
+        .as_ref()
+        .map(|t| slotel_ingest::tls_acceptor(&t.cert_file, &t.key_file))
+        .transpose()
+        .context("cannot set up TLS")
+}
+
+/// A server's three listeners (OTLP/gRPC, OTLP/HTTP, the API), bound.
+pub(crate) struct Listeners {
+    grpc: TcpListener,
+    http: TcpListener,
+    api: TcpListener,
+    tls: Option<slotel_ingest::server::TlsAcceptor>,
+    /// Where they listen.
+    pub(crate) addresses: Addresses,
+}
+
+impl Listeners {
+    /// Binds the addresses of `config` (with its TLS), logging where; `what` names the
+    /// node.
+    pub(crate) async fn bind(config: &ServeConfig, what: &str) -> anyhow::Result<Self> {
+        let tls = tls_of(config)?;
+        let grpc = bind("OTLP/gRPC", config.otlp_grpc_addr).await?;
+        let http = bind("OTLP/HTTP", config.otlp_http_addr).await?;
+        let api = bind("the API", config.api_addr).await?;
+        let addresses = Addresses {
+            otlp_grpc: grpc.local_addr()?,
+            otlp_http: http.local_addr()?,
+            api: api.local_addr()?,
+            tls: tls.is_some(),
+        };
+        tracing::info!(
+            otlp_grpc = %addresses.otlp_grpc,
+            otlp_http = %addresses.otlp_http,
+            api = %addresses.api,
+            tls = addresses.tls,
+            "Listening as {what}."
+        );
+        Ok(Self {
+            grpc,
+            http,
+            api,
+            tls,
+            addresses,
+        })
+    }
+
+    /// Serves the receivers and `api` until `stop` turns true.
+    pub(crate) fn serve(
+        self,
+        receivers: slotel_ingest::Receivers,
+        api: axum::Router,
+        stop: &watch::Receiver<bool>,
+    ) -> Vec<JoinHandle<std::io::Result<()>>> {
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        [
+            (self.grpc, receivers.grpc),
+            (self.http, receivers.http),
+            (self.api, api),
+        ]
+        .into_iter()
+        .map(|(listener, router)| {
+            tokio::spawn(slotel_ingest::serve(
+                listener,
+                router,
+                self.tls.clone(),
+                stopped(stop.clone()),
+            ))
+        })
+        .collect()
+    }
 }
 
 /// Takes the data directory's lock (`DATA_DIR/lock`, an advisory lock the kernel drops
@@ -297,13 +377,6 @@ impl App {
             store.flush(&engine).await;
         }
 
-        let tls = match &config.tls {
-            Some(t) => Some(
-                slotel_ingest::tls_acceptor(&t.cert_file, &t.key_file)
-                    .context("cannot set up TLS")?,
-            ),
-            None => None,
-        };
         let auth = config.auth.auth();
 
         let mut registry = Registry::with_prefix("slotel");
@@ -345,22 +418,8 @@ impl App {
             clock,
         );
 
-        let grpc = bind("OTLP/gRPC", config.otlp_grpc_addr).await?;
-        let http = bind("OTLP/HTTP", config.otlp_http_addr).await?;
-        let api = bind("the API", config.api_addr).await?;
-        let addresses = Addresses {
-            otlp_grpc: grpc.local_addr()?,
-            otlp_http: http.local_addr()?,
-            api: api.local_addr()?,
-            tls: tls.is_some(),
-        };
-        tracing::info!(
-            otlp_grpc = %addresses.otlp_grpc,
-            otlp_http = %addresses.otlp_http,
-            api = %addresses.api,
-            tls = addresses.tls,
-            "Listening."
-        );
+        let listeners = Listeners::bind(&config, "one process").await?;
+        let addresses = listeners.addresses;
         for line in addresses.to_text().lines() {
             tracing::info!("{line}");
         }
@@ -421,26 +480,7 @@ impl App {
             health,
             receivers: alert_receivers,
         });
-        let servers = vec![
-            tokio::spawn(slotel_ingest::serve(
-                grpc,
-                receivers.grpc,
-                tls.clone(),
-                stopped(stop_rx.clone()),
-            )),
-            tokio::spawn(slotel_ingest::serve(
-                http,
-                receivers.http,
-                tls.clone(),
-                stopped(stop_rx.clone()),
-            )),
-            tokio::spawn(slotel_ingest::serve(
-                api,
-                api_router,
-                tls,
-                stopped(stop_rx.clone()),
-            )),
-        ];
+        let servers = listeners.serve(receivers, api_router, &stop_rx);
         Ok(App {
             addresses,
             engine,

@@ -22,7 +22,7 @@ use slotel_proto::Consumer;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::app::{Addresses, bind};
+use crate::app::{Addresses, Listeners};
 use crate::config::ServeConfig;
 
 /// A running ingest node.
@@ -67,13 +67,6 @@ impl IngestNode {
             .clone()
             .context("--role ingest needs kafka.brokers")?;
         let sink = Arc::new(KafkaSink::new(kafka, config.limits.max_decompressed_bytes)?);
-        let tls = match &config.tls {
-            Some(t) => Some(
-                slotel_ingest::tls_acceptor(&t.cert_file, &t.key_file)
-                    .context("cannot set up TLS")?,
-            ),
-            None => None,
-        };
         let mut registry = Registry::with_prefix("slotel");
         sink.register(&mut registry);
         let ingest_metrics = Arc::new(IngestMetrics::default());
@@ -88,22 +81,9 @@ impl IngestNode {
             ingest_metrics,
             clock,
         );
-        let grpc = bind("OTLP/gRPC", config.otlp_grpc_addr).await?;
-        let http = bind("OTLP/HTTP", config.otlp_http_addr).await?;
-        let api = bind("the API", config.api_addr).await?;
-        let addresses = Addresses {
-            otlp_grpc: grpc.local_addr()?,
-            otlp_http: http.local_addr()?,
-            api: api.local_addr()?,
-            tls: tls.is_some(),
-        };
-        tracing::info!(
-            otlp_grpc = %addresses.otlp_grpc,
-            otlp_http = %addresses.otlp_http,
-            api = %addresses.api,
-            brokers = %sink.brokers(),
-            "Listening as an ingest node."
-        );
+        let listeners = Listeners::bind(&config, "an ingest node").await?;
+        let addresses = listeners.addresses;
+        tracing::info!(brokers = %sink.brokers(), "Writing to Kafka.");
         let (stop, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -122,21 +102,7 @@ impl IngestNode {
                 registry: Arc::new(registry),
                 brokers_up,
             });
-        let servers = vec![
-            tokio::spawn(slotel_ingest::serve(
-                grpc,
-                receivers.grpc,
-                tls.clone(),
-                stopped(stop_rx.clone()),
-            )),
-            tokio::spawn(slotel_ingest::serve(
-                http,
-                receivers.http,
-                tls.clone(),
-                stopped(stop_rx.clone()),
-            )),
-            tokio::spawn(slotel_ingest::serve(api, api_router, tls, stopped(stop_rx))),
-        ];
+        let servers = listeners.serve(receivers, api_router, &stop_rx);
         Ok(Self {
             addresses,
             sink,

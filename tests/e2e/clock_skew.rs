@@ -65,6 +65,13 @@ async fn views(server: &Server, slo: &str) -> (u64, f64, u64, u64) {
 #[tokio::test(flavor = "multi_thread")]
 async fn events_from_a_clock_ahead_never_change_the_window_and_count_in_their_minute() {
     let server = Server::start(SLOS);
+    // The first checks compare the windows with the minute of "now": begin them early in
+    // a minute, so that they end before it does (a slow run once crossed into the first
+    // minute ahead, which then counted).
+    let into = now_nanos() % (60 * NANOS);
+    if into > 20 * NANOS {
+        tokio::time::sleep(Duration::from_nanos(60 * NANOS - into)).await;
+    }
     let now = now_nanos();
     let minute = now - now % (60 * NANOS);
     // 16 events now, and 2 late ones in the 3-day window's oldest minutes.
@@ -95,6 +102,11 @@ async fn events_from_a_clock_ahead_never_change_the_window_and_count_in_their_mi
         assert_eq!(sql_past, sent_past, "{slo}: SQL up to now");
         assert_eq!(sql_ahead, ahead.len() as u64, "{slo}: SQL ahead");
     }
+    assert_eq!(
+        now_nanos() / (60 * NANOS),
+        now / (60 * NANOS),
+        "the checks above ran past the minute they compare with"
+    );
     // The oldest minutes still take late events.
     let late = now - 3 * 86_400 * NANOS + 120 * NANOS;
     send_at(&server, &[late], 5000).await;

@@ -649,6 +649,34 @@ pub async fn spawn_listening(
     }
 }
 
+/// An S3 server (PyPI's `moto[server]`, installed in the test venv by `./scripts/test`)
+/// holding an empty `bucket`, killed on drop.
+pub async fn start_s3(bucket: &str) -> Listening {
+    let mut cmd = Command::new(root().join(".venv/bin/moto_server"));
+    cmd.args(["-H", "127.0.0.1", "-p", "0"]);
+    let s3 = spawn_listening(cmd, "/", None).await;
+    let made = reqwest::Client::new()
+        .put(format!("{}/{bucket}", s3.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 200);
+    s3
+}
+
+/// The environment variables that point an S3 client (`object_store`'s) at `s3`.
+pub fn s3_env(s3: &Listening) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT", s3.url.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "slotel"),
+        ("AWS_SECRET_ACCESS_KEY", "slotel-secret"),
+        ("AWS_REGION", "us-east-1"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .to_vec()
+}
+
 /// The wall clock, in nanoseconds since the epoch.
 pub fn now_nanos() -> u64 {
     std::time::SystemTime::now()

@@ -21,7 +21,7 @@ use slotel_proto::otlp::metrics::v1::{
 use slotel_proto::otlp::resource::v1::Resource;
 
 use crate::harness::{
-    DEADLINE, Listening, Server, attr, eventually, now_nanos, python, root, span, spawn_listening,
+    DEADLINE, Listening, Server, attr, eventually, now_nanos, python, root, s3_env, span, start_s3,
 };
 
 /// The tansu binary: `SLOTEL_TANSU`, or where `./scripts/test` installs it.
@@ -59,24 +59,8 @@ impl Broker {
     pub async fn start(persistent: bool) -> Broker {
         let dir = tempfile::tempdir().unwrap();
         let (storage, env, s3) = if persistent {
-            let mut cmd = Command::new(root().join(".venv/bin/moto_server"));
-            cmd.args(["-H", "127.0.0.1", "-p", "0"]);
-            let s3 = spawn_listening(cmd, "/", None).await;
-            let made = reqwest::Client::new()
-                .put(format!("{}/tansu", s3.url))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(made.status(), 200);
-            let env = [
-                ("AWS_ENDPOINT", s3.url.as_str()),
-                ("AWS_ALLOW_HTTP", "true"),
-                ("AWS_ACCESS_KEY_ID", "tansu"),
-                ("AWS_SECRET_ACCESS_KEY", "tansu-secret"),
-                ("AWS_REGION", "us-east-1"),
-            ]
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .to_vec();
+            let s3 = start_s3("tansu").await;
+            let env = s3_env(&s3);
             ("s3://tansu/".to_string(), env, Some(s3))
         } else {
             ("memory://tansu/".to_string(), Vec::new(), None)

@@ -3,12 +3,10 @@
 //! file, a failing write) are reported without losing data or stopping the server, and
 //! an S3 bucket (moto's S3 server) holds the same tables as the local disk.
 
-use std::process::Command;
-
 use serde_json::{Value, json};
 
 use crate::harness::{
-    Listening, Server, burn_rate, eventually, metric_value, now_nanos, root, span, spawn_listening,
+    Server, burn_rate, eventually, metric_value, now_nanos, s3_env, span, start_s3,
 };
 
 const SLOS: &str = r#"
@@ -265,31 +263,12 @@ async fn a_tail_past_flush_max_rows_is_written_before_the_interval() {
     assert_eq!(body, json!([{ "total": 10 }]));
 }
 
-/// An S3 server (PyPI's `moto[server]`, installed in the test venv by `./scripts/test`),
-/// killed on drop.
-async fn start_s3() -> Listening {
-    let mut cmd = Command::new(root().join(".venv/bin/moto_server"));
-    cmd.args(["-H", "127.0.0.1", "-p", "0"]);
-    spawn_listening(cmd, "/", None).await
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_s3_bucket_holds_the_tables_through_a_restart() {
-    let s3 = start_s3().await;
+    let s3 = start_s3("slotel-tables").await;
     let http = reqwest::Client::new();
-    let made = http
-        .put(format!("{}/slotel-tables", s3.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(made.status(), 200);
-    let env = [
-        ("AWS_ENDPOINT", s3.url.as_str()),
-        ("AWS_ALLOW_HTTP", "true"),
-        ("AWS_ACCESS_KEY_ID", "slotel"),
-        ("AWS_SECRET_ACCESS_KEY", "slotel-secret"),
-        ("AWS_REGION", "us-east-1"),
-    ];
+    let env = s3_env(&s3);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let config = "storage:\n  url: s3://slotel-tables/prod\n  flush_interval: 200ms\n";
     let mut server = Server::start_with_env(SLOS, config, &env);
     let spans: Vec<(bool, u64)> = (0..100).map(|i| (i >= 10, (i + 1) * 1_000_000)).collect();
