@@ -179,6 +179,37 @@ impl Listeners {
     }
 }
 
+/// Runs `stopping` for at most `timeout`; past it, says so with `safe` (why stopping
+/// now loses nothing) and returns.
+pub(crate) async fn stop_within(
+    timeout: Duration,
+    stopping: impl std::future::Future<Output = anyhow::Result<()>>,
+    safe: &str,
+) -> anyhow::Result<()> {
+    match tokio::time::timeout(timeout, stopping).await {
+        Ok(result) => {
+            result?;
+            tracing::info!("Stopped.");
+        }
+        Err(_) => tracing::warn!(
+            timeout_ms = timeout.as_millis() as u64,
+            "The graceful stop took too long; stopping now. {safe}"
+        ),
+    }
+    Ok(())
+}
+
+/// Waits for the servers to finish their requests in flight, logging any that failed.
+pub(crate) async fn join_servers(servers: Vec<JoinHandle<std::io::Result<()>>>) {
+    for server in servers {
+        match server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "A server failed."),
+            Err(e) => tracing::error!(error = %e, "A server task panicked."),
+        }
+    }
+}
+
 /// Takes the data directory's lock (`DATA_DIR/lock`, an advisory lock the kernel drops
 /// when the process ends, however it ends), or says which process holds it: two servers
 /// on one write-ahead log and one set of files would corrupt both.
@@ -524,30 +555,17 @@ impl App {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
         shutdown.await;
         tracing::info!("Shutting down: finishing requests in flight.");
-        let timeout = self.shutdown_timeout;
-        let stopped = tokio::time::timeout(timeout, self.stop()).await;
-        match stopped {
-            Ok(result) => {
-                result?;
-                tracing::info!("Stopped.");
-            }
-            Err(_) => tracing::warn!(
-                timeout_ms = timeout.as_millis() as u64,
-                "The graceful stop took too long; stopping now. Everything acknowledged is in the write-ahead log and is replayed at the next start."
-            ),
-        }
-        Ok(())
+        stop_within(
+            self.shutdown_timeout,
+            self.stop(),
+            "Everything acknowledged is in the write-ahead log and is replayed at the next start.",
+        )
+        .await
     }
 
     async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
-        for server in self.servers {
-            match server.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "A server failed."),
-                Err(e) => tracing::error!(error = %e, "A server task panicked."),
-            }
-        }
+        join_servers(self.servers).await;
         self.buffer.shutdown().await?;
         let _ = self.stop_pipeline.send(true);
         let _ = self.pipeline.await;

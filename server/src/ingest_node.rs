@@ -22,7 +22,7 @@ use slotel_proto::Consumer;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::app::{Addresses, Listeners};
+use crate::app::{Addresses, Listeners, join_servers, stop_within};
 use crate::config::ServeConfig;
 
 /// A running ingest node.
@@ -123,30 +123,19 @@ impl IngestNode {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
         shutdown.await;
         tracing::info!("Shutting down: finishing requests in flight.");
-        let timeout = self.shutdown_timeout;
         let _ = self.stop.send(true);
         let stopping = async {
-            for server in self.servers {
-                match server.await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::error!(error = %e, "A server failed."),
-                    Err(e) => tracing::error!(error = %e, "A server task panicked."),
-                }
-            }
+            join_servers(self.servers).await;
             let _ = self.probe.await;
-            self.sink.shutdown().await
+            self.sink.shutdown().await?;
+            Ok(())
         };
-        match tokio::time::timeout(timeout, stopping).await {
-            Ok(r) => {
-                r?;
-                tracing::info!("Stopped.");
-            }
-            Err(_) => tracing::warn!(
-                timeout_ms = timeout.as_millis() as u64,
-                "The graceful stop took too long; stopping now. Every acknowledged request is in Kafka."
-            ),
-        }
-        Ok(())
+        stop_within(
+            self.shutdown_timeout,
+            stopping,
+            "Every acknowledged request is in Kafka.",
+        )
+        .await
     }
 }
 
