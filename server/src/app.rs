@@ -16,7 +16,7 @@ use slotel_ingest::{IngestConfig, IngestMetrics};
 use slotel_model::{Clock, SloDef, SystemClock};
 use slotel_proto::Consumer;
 use slotel_query::side::HealthHistory;
-use slotel_storage::{Checkpoint, CheckpointTarget, Store, StoreCollector};
+use slotel_storage::{CheckpointPlace, CheckpointTarget, Store, StoreCollector};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -312,7 +312,8 @@ impl App {
             );
         }
         let checkpoint_path = config.data_dir.join("state").join("checkpoint");
-        let checkpoint = Checkpoint::load(&checkpoint_path)?;
+        let place = CheckpointPlace::File(checkpoint_path.clone());
+        let checkpoint = place.load().await?;
         if let Some(c) = &checkpoint {
             let dropped = store
                 .drop_unpublished(c.committed_seq)
@@ -386,7 +387,7 @@ impl App {
         engine.set_ready(false);
         let last_checkpoint = Arc::new(std::sync::atomic::AtomicU64::new(from));
         store.set_checkpoint_target(CheckpointTarget {
-            path: checkpoint_path,
+            place,
             release: {
                 let (wal, last) = (wal.clone(), Arc::clone(&last_checkpoint));
                 Box::new(move |position| {

@@ -8,6 +8,9 @@
 //! the published checkpoint: at start they are deleted, since replaying the log from
 //! the checkpoint's position counts their rows again. The log before the position is
 //! then released.
+//!
+//! The checkpoint is a local file beside the log for one process, or an object in the
+//! store ([`CheckpointPlace`]) for what any node of a cluster must be able to take over.
 
 use std::io::Write;
 use std::path::{Path as FsPath, PathBuf};
@@ -29,7 +32,7 @@ pub struct Checkpoint {
     pub state: Vec<u8>,
 }
 
-/// Why the checkpoint file cannot be used.
+/// Why the checkpoint cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     /// It cannot be read or written.
@@ -40,16 +43,106 @@ pub enum CheckpointError {
         /// Why.
         source: std::io::Error,
     },
+    /// The object store cannot read or write it.
+    #[error("checkpoint {path}: {source}")]
+    Object {
+        /// The object.
+        path: String,
+        /// Why.
+        source: object_store::Error,
+    },
     /// It is not a whole checkpoint of this version.
-    #[error("checkpoint {} is damaged ({reason}); it was kept as {}", path.display(), backup.display())]
+    #[error("checkpoint {path} is damaged ({reason}); it was kept as {backup}")]
     Damaged {
-        /// The file.
-        path: PathBuf,
+        /// The file or object.
+        path: String,
         /// Where a copy was kept.
-        backup: PathBuf,
+        backup: String,
         /// What is wrong.
         reason: &'static str,
     },
+}
+
+/// Where a checkpoint is published.
+#[derive(Clone)]
+pub enum CheckpointPlace {
+    /// A local file (one process: beside its write-ahead log).
+    File(PathBuf),
+    /// An object in a store (shared by the nodes of a cluster).
+    Object {
+        /// The store.
+        objects: Arc<dyn ObjectStore>,
+        /// The object.
+        path: Path,
+    },
+}
+
+impl std::fmt::Debug for CheckpointPlace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(p) => write!(f, "{}", p.display()),
+            Self::Object { path, .. } => write!(f, "object {path}"),
+        }
+    }
+}
+
+impl CheckpointPlace {
+    /// The checkpoint published here; `None` when there is none. A damaged one is an
+    /// error (after a copy is kept beside it): starting without it would count twice.
+    pub async fn load(&self) -> Result<Option<Checkpoint>, CheckpointError> {
+        match self {
+            Self::File(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || Checkpoint::load(&path))
+                    .await
+                    .expect("the checkpoint read does not panic")
+            }
+            Self::Object { objects, path } => {
+                let err = |source| CheckpointError::Object {
+                    path: path.to_string(),
+                    source,
+                };
+                let bytes = match objects.get(path).await {
+                    Ok(got) => got.bytes().await.map_err(err)?,
+                    Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                    Err(e) => return Err(err(e)),
+                };
+                match Checkpoint::decode(&bytes) {
+                    Ok(c) => Ok(Some(c)),
+                    Err(reason) => {
+                        let backup = Path::from(format!("{path}.damaged"));
+                        let _ = objects.copy(path, &backup).await;
+                        Err(CheckpointError::Damaged {
+                            path: path.to_string(),
+                            backup: backup.to_string(),
+                            reason,
+                        })
+                    }
+                }
+            }
+        }
+    }
+
+    /// Publishes `checkpoint` here atomically: a file is written, synced and renamed; an
+    /// object is put whole (object stores make a put visible whole or not at all).
+    pub async fn publish(&self, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
+        match self {
+            Self::File(path) => {
+                let (path, checkpoint) = (path.clone(), checkpoint.clone());
+                tokio::task::spawn_blocking(move || checkpoint.store(&path))
+                    .await
+                    .expect("the checkpoint write does not panic")
+            }
+            Self::Object { objects, path } => objects
+                .put(path, PutPayload::from(checkpoint.encode()))
+                .await
+                .map(|_| ())
+                .map_err(|source| CheckpointError::Object {
+                    path: path.to_string(),
+                    source,
+                }),
+        }
+    }
 }
 
 impl Checkpoint {
@@ -120,8 +213,8 @@ impl Checkpoint {
             let backup = path.with_extension("damaged");
             let _ = std::fs::copy(path, &backup);
             CheckpointError::Damaged {
-                path: path.to_path_buf(),
-                backup,
+                path: path.display().to_string(),
+                backup: backup.display().to_string(),
                 reason,
             }
         })
@@ -150,8 +243,8 @@ impl Checkpoint {
 
 /// Where checkpoints go and what publishing one releases.
 pub struct CheckpointTarget {
-    /// The checkpoint file.
-    pub path: PathBuf,
+    /// Where checkpoints are published.
+    pub place: CheckpointPlace,
     /// Called with the position of each published checkpoint: the log before it may go.
     pub release: Box<dyn Fn(u64) + Send + Sync>,
     /// Bytes of log past the last checkpoint.
@@ -163,7 +256,7 @@ pub struct CheckpointTarget {
 impl std::fmt::Debug for CheckpointTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CheckpointTarget")
-            .field("path", &self.path)
+            .field("place", &self.place)
             .finish_non_exhaustive()
     }
 }
@@ -248,11 +341,9 @@ impl Store {
             committed_seq: self.committed_seq(),
             state: cut.state,
         };
-        let path = target.path.clone();
         let size = checkpoint.state.len() as u64;
-        let stored = tokio::task::spawn_blocking(move || checkpoint.store(&path)).await;
-        match stored {
-            Ok(Ok(())) => {
+        match target.place.publish(&checkpoint).await {
+            Ok(()) => {
                 let elapsed = started.elapsed();
                 tracing::debug!(
                     position = cut.position,
@@ -272,14 +363,9 @@ impl Store {
                 (target.release)(cut.position);
                 (written, true)
             }
-            Ok(Err(e)) => {
-                self.stats.checkpoint_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, "Cannot publish the checkpoint; the log keeps every record since the last one.");
-                (written, false)
-            }
             Err(e) => {
                 self.stats.checkpoint_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, "The checkpoint task failed.");
+                tracing::error!(error = %e, "Cannot publish the checkpoint; the log keeps every record since the last one.");
                 (written, false)
             }
         }
@@ -308,7 +394,7 @@ mod tests {
         match Checkpoint::load(&path) {
             Err(CheckpointError::Damaged { reason, backup, .. }) => {
                 assert_eq!(reason, "checksum mismatch");
-                assert_eq!(std::fs::read(backup).unwrap(), bytes);
+                assert_eq!(std::fs::read(&backup).unwrap(), bytes);
             }
             other => panic!("{other:?}"),
         }
@@ -317,6 +403,38 @@ mod tests {
         for cut in 0..whole.len() {
             std::fs::write(&path, &whole[..cut]).unwrap();
             assert!(Checkpoint::load(&path).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_in_an_object_store_round_trips_and_damage_is_an_error() {
+        let objects: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let path = Path::from("shards/otlp_spans-3/checkpoint");
+        let place = CheckpointPlace::Object {
+            objects: Arc::clone(&objects),
+            path: path.clone(),
+        };
+        assert_eq!(place.load().await.unwrap(), None);
+        let c = Checkpoint {
+            position: 77,
+            committed_seq: 5,
+            state: vec![9; 100],
+        };
+        place.publish(&c).await.unwrap();
+        assert_eq!(place.load().await.unwrap(), Some(c.clone()));
+        let whole = c.encode();
+        objects
+            .put(&path, PutPayload::from(whole[..whole.len() - 1].to_vec()))
+            .await
+            .unwrap();
+        match place.load().await {
+            Err(CheckpointError::Damaged { reason, backup, .. }) => {
+                assert_eq!(reason, "checksum mismatch");
+                assert_eq!(backup, "shards/otlp_spans-3/checkpoint.damaged");
+                let kept = objects.get(&Path::from(backup)).await.unwrap();
+                assert_eq!(kept.bytes().await.unwrap(), whole[..whole.len() - 1]);
+            }
+            other => panic!("{other:?}"),
         }
     }
 }

@@ -52,7 +52,7 @@ pub mod sql;
 pub mod sql_latency;
 mod write;
 
-pub use checkpoint::{Checkpoint, CheckpointError, CheckpointTarget};
+pub use checkpoint::{Checkpoint, CheckpointError, CheckpointPlace, CheckpointTarget};
 use layout::*;
 pub use metrics::StoreCollector;
 pub use read::{Columns, KeepSlo, RowFilter};
