@@ -324,3 +324,106 @@ impl Consumer for KafkaSink {
         Ok(())
     }
 }
+
+/// Why a Kafka record is not a log record slotel can apply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unreadable {
+    /// It is on a topic that is not one of the three signals' topics.
+    #[error("record on topic {0:?}, which is none of kafka.topics")]
+    Topic(String),
+    /// Its tenant header is not a valid tenant.
+    #[error("{0}")]
+    Tenant(String),
+    /// It has no timestamp to date it by.
+    #[error("record without a timestamp")]
+    NoTimestamp,
+}
+
+/// The log record a Kafka record holds: its signal from its topic, its tenant from the
+/// `kafka.tenant_header` header (matched without regard to ASCII case, as HTTP headers
+/// are; the default tenant without one), its receive time from its timestamp, its body
+/// from its value. Records of the Collector's Kafka exporter and of slotel's ingest nodes
+/// read alike. Nothing is decoded here: a body that is not the signal's protobuf is
+/// refused where it is applied, as a damaged log record is.
+pub fn record_of<'h>(
+    config: &KafkaConfig,
+    topic: &str,
+    mut headers: impl Iterator<Item = (&'h str, Option<&'h [u8]>)>,
+    timestamp_ms: Option<i64>,
+    value: Option<&[u8]>,
+) -> std::result::Result<slotel_proto::log::Record, Unreadable> {
+    let signal = [SignalKind::Traces, SignalKind::Metrics, SignalKind::Logs]
+        .into_iter()
+        .find(|s| config.topic(*s) == topic)
+        .ok_or_else(|| Unreadable::Topic(topic.to_string()))?;
+    let tenant = headers
+        .find(|(k, _)| k.eq_ignore_ascii_case(&config.tenant_header))
+        .map(|(_, v)| v.unwrap_or_default());
+    let tenant = slotel_proto::parse_tenant(tenant).map_err(Unreadable::Tenant)?;
+    let received_nanos = timestamp_ms
+        .ok_or(Unreadable::NoTimestamp)?
+        .saturating_mul(1_000_000);
+    Ok(slotel_proto::log::Record {
+        tenant,
+        signal,
+        received_nanos,
+        body: bytes::Bytes::copy_from_slice(value.unwrap_or_default()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::KafkaFile;
+
+    fn config() -> KafkaConfig {
+        serde_saphyr::from_str::<KafkaFile>("brokers: k:1\ntopics: { logs: app_logs }\n")
+            .unwrap()
+            .resolve()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_collector_record_is_a_log_record_of_its_topic_tenant_and_time() {
+        let c = config();
+        let h = [("x-scope-orgid", Some(&b"acme"[..])), ("other", None)];
+        let r = record_of(
+            &c,
+            "otlp_spans",
+            h.into_iter(),
+            Some(1_700_000_000_123),
+            Some(b"\x0a\x00"),
+        )
+        .unwrap();
+        assert_eq!(r.signal, SignalKind::Traces);
+        assert_eq!(&*r.tenant, "acme");
+        assert_eq!(r.received_nanos, 1_700_000_000_123_000_000);
+        assert_eq!(&r.body[..], b"\x0a\x00");
+        let r = record_of(&c, "app_logs", std::iter::empty(), Some(5), None).unwrap();
+        assert_eq!(
+            (r.signal, &*r.tenant, r.body.len()),
+            (SignalKind::Logs, slotel_proto::DEFAULT_TENANT, 0)
+        );
+        let r = record_of(&c, "otlp_metrics", std::iter::empty(), Some(5), None).unwrap();
+        assert_eq!(r.signal, SignalKind::Metrics);
+    }
+
+    #[test]
+    fn records_slotel_cannot_date_or_place_are_refused_with_the_reason() {
+        let c = config();
+        let none = || std::iter::empty();
+        assert_eq!(
+            record_of(&c, "otlp_logs", none(), Some(1), None),
+            Err(Unreadable::Topic("otlp_logs".into()))
+        );
+        assert_eq!(
+            record_of(&c, "otlp_spans", none(), None, None),
+            Err(Unreadable::NoTimestamp)
+        );
+        let bad = [("X-Scope-OrgID", Some(&b"a b"[..]))];
+        assert!(matches!(
+            record_of(&c, "otlp_spans", bad.into_iter(), Some(1), None),
+            Err(Unreadable::Tenant(_))
+        ));
+    }
+}
