@@ -476,6 +476,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     for n in &notes {
         tracing::warn!(note = %n, "An SLO file says something slotel does not use.");
     }
+    if config.role == Role::Compute {
+        return serve_compute(config, defs);
+    }
     let listen_file = config.listen_file.clone();
     runtime()?.block_on(async {
         let app = App::build(config, defs).await?;
@@ -508,9 +511,35 @@ fn serve_ingest(_: ServeConfig) -> anyhow::Result<ExitCode> {
     )
 }
 
+/// `--role compute`.
+#[cfg(feature = "kafka")]
+fn serve_compute(config: ServeConfig, defs: Vec<slotel_model::SloDef>) -> anyhow::Result<ExitCode> {
+    let listen_file = config.listen_file.clone();
+    runtime()?.block_on(async {
+        let node = slotel_server::ComputeNode::build(config, defs).await?;
+        announce_json(node.to_json(), listen_file.as_deref())?;
+        let reload = node.reloader();
+        node.run(wait_for_signals(reload)).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--role compute` in a build without Kafka.
+#[cfg(not(feature = "kafka"))]
+fn serve_compute(_: ServeConfig, _: Vec<slotel_model::SloDef>) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "--role compute reads from Kafka, and this slotel was built without it: build with \
+         `cargo build --release --features kafka`"
+    )
+}
+
 /// Prints where the server listens, and writes it to the listen file.
 fn announce(addresses: Addresses, listen_file: Option<&Path>) -> anyhow::Result<()> {
-    let addrs = addresses.to_json();
+    announce_json(addresses.to_json(), listen_file)
+}
+
+/// Prints the `listening` event `addrs`, and writes it to the listen file.
+fn announce_json(addrs: serde_json::Value, listen_file: Option<&Path>) -> anyhow::Result<()> {
     println!("{addrs}");
     if let Some(path) = listen_file {
         let tmp = path.with_extension("tmp");

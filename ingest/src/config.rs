@@ -231,6 +231,7 @@ pub struct KafkaFile {
     group: Option<String>,
     #[serde(default, deserialize_with = "duration")]
     produce_timeout: Option<Duration>,
+    ready_lag: Option<u64>,
     /// librdkafka settings passed through as they are (`security.protocol`,
     /// `sasl.*`, `compression.type`, …); they win over slotel's own.
     #[serde(default)]
@@ -285,6 +286,9 @@ pub struct KafkaConfig {
     /// How long an ingest node waits for the brokers to acknowledge a record before it
     /// refuses the request as retryable (default 10 s).
     pub produce_timeout: Duration,
+    /// A compute node is ready once every partition it owns is at most this many records
+    /// behind the brokers' end (default 1,000).
+    pub ready_lag: u64,
     /// librdkafka settings passed through.
     pub client: Vec<(String, String)>,
 }
@@ -302,7 +306,7 @@ impl KafkaFile {
             .filter(|b| !b.trim().is_empty())
             .ok_or_else(|| {
                 ConfigError(
-                    "kafka.brokers: required for --role ingest (or set --kafka-brokers)".into(),
+                    "kafka.brokers: required for --role ingest and --role compute (or set --kafka-brokers)".into(),
                 )
             })?;
         let topic = |key: &str, value: Option<String>, default: &str| {
@@ -349,6 +353,7 @@ impl KafkaFile {
             headers: self.headers.into_iter().collect(),
             group,
             produce_timeout: self.produce_timeout.unwrap_or(Duration::from_secs(10)),
+            ready_lag: self.ready_lag.unwrap_or(1_000),
             client: self.client.into_iter().collect(),
         })
     }
@@ -389,6 +394,7 @@ mod tests {
                 headers: vec![],
                 group: "slotel".into(),
                 produce_timeout: Duration::from_secs(10),
+                ready_lag: 1_000,
                 client: vec![],
             }
         );
@@ -415,7 +421,7 @@ mod tests {
         let err = |yaml| kafka(yaml).unwrap_err().0;
         assert_eq!(
             err("topics: { spans: s }\n"),
-            "kafka.brokers: required for --role ingest (or set --kafka-brokers)"
+            "kafka.brokers: required for --role ingest and --role compute (or set --kafka-brokers)"
         );
         assert_eq!(
             err("brokers: k:1\ntopics: { logs: 'a b' }\n"),

@@ -13,6 +13,9 @@
 
 use std::time::Duration;
 
+/// The Kafka client crate, for the compute nodes' consumer.
+pub use rdkafka;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

@@ -151,8 +151,8 @@ pub fn router(ctx: ApiContext) -> Router {
             "/api/v1/alerts/history",
             get(rest::alert_history).with_state(source.clone()),
         )
-        .nest("/prometheus", prometheus::routes(source.clone()))
-        .layer(middleware::from_fn_with_state(Arc::new(auth), tenant));
+        .nest("/prometheus", prometheus::routes(source.clone()));
+    let api = with_tenant(api, auth);
     Router::new()
         .route("/", get(rest::index))
         .route("/healthz", get(rest::healthz).with_state(store_for_health))
@@ -164,6 +164,13 @@ pub fn router(ctx: ApiContext) -> Router {
         )
         .merge(api)
         .fallback(not_found)
+}
+
+/// `router` with each request's tenant resolved by `auth` (the `X-Scope-OrgID` header,
+/// or the token's tenant) and handed to the handlers as an `Extension<Tenant>`; a request
+/// `auth` refuses gets 401.
+pub fn with_tenant(router: Router, auth: Auth) -> Router {
+    router.layer(middleware::from_fn_with_state(Arc::new(auth), tenant))
 }
 
 async fn tenant(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> Response {

@@ -93,7 +93,7 @@ impl std::fmt::Debug for App {
     }
 }
 
-async fn bind(what: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+pub(crate) async fn bind(what: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} for {what}"))

@@ -22,6 +22,10 @@ pub enum Role {
     /// The OTLP receivers only, stateless: each accepted request is written to Kafka
     /// (`kafka:`) and acknowledged once the brokers have it (feature `kafka`).
     Ingest,
+    /// A member of the compute nodes' consumer group (`kafka.group`): owns partitions of
+    /// the topics, counts their records, checkpoints each partition to the shared
+    /// storage and serves the API (feature `kafka`).
+    Compute,
 }
 
 /// Flags of `slotel serve`. Each can also be set in the `--config` file, under the same
@@ -429,7 +433,7 @@ mod tests {
         .to_string();
         assert_eq!(
             err,
-            "kafka.brokers: required for --role ingest (or set --kafka-brokers)"
+            "kafka.brokers: required for --role ingest and --role compute (or set --kafka-brokers)"
         );
         // One process needs no Kafka.
         let all = ServeConfig::resolve(ServeArgs {

@@ -6,17 +6,22 @@
 //! defaults; [`App::build`] starts everything and listens; [`App::run`] waits for the
 //! shutdown signal and stops in order (servers, alerts, queue, storage's last flush).
 //! With the `kafka` feature, `IngestNode` is `--role ingest`: the receivers writing to
-//! Kafka.
+//! Kafka; `ComputeNode` is `--role compute`: partitions of those topics counted, each
+//! with its checkpoint in the shared storage.
 
 #![warn(missing_docs, unreachable_pub)]
 
 mod app;
+#[cfg(feature = "kafka")]
+mod compute_node;
 pub mod config;
 #[cfg(feature = "kafka")]
 mod ingest_node;
 pub mod pipeline;
 
 pub use app::{Addresses, App, test_receivers};
+#[cfg(feature = "kafka")]
+pub use compute_node::ComputeNode;
 pub use config::{Role, ServeArgs, ServeConfig};
 #[cfg(feature = "kafka")]
 pub use ingest_node::IngestNode;

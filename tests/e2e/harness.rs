@@ -91,6 +91,14 @@ impl Server {
     /// Stops the server gracefully (SIGTERM) and starts it again on the same data
     /// directory and files; the addresses change.
     pub fn restart(&mut self) {
+        self.stop();
+        self.child = spawn(self._dir.path(), &self.env, self.ports);
+        self.read_addresses();
+    }
+
+    /// Stops the server gracefully (SIGTERM) and waits until it exits, which must be a
+    /// success.
+    pub fn stop(&mut self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -99,8 +107,6 @@ impl Server {
         let exit = self.child.wait().unwrap();
         assert!(exit.success(), "slotel exited with {exit} on SIGTERM");
         let _ = std::fs::remove_file(self._dir.path().join("listen.json"));
-        self.child = spawn(self._dir.path(), &self.env, self.ports);
-        self.read_addresses();
     }
 
     /// Kills the server with SIGKILL (no chance to flush or checkpoint) and starts it
@@ -178,8 +184,10 @@ impl Server {
         } else {
             "http"
         };
-        server.otlp_grpc = format!("{scheme}://{}", addrs["otlp_grpc"].as_str().unwrap());
-        server.otlp_http = format!("{scheme}://{}", addrs["otlp_http"].as_str().unwrap());
+        // A compute node (`--role compute`) has no OTLP listeners.
+        let at = |key: &str| addrs[key].as_str().map(|a| format!("{scheme}://{a}"));
+        server.otlp_grpc = at("otlp_grpc").unwrap_or_default();
+        server.otlp_http = at("otlp_http").unwrap_or_default();
         server.api = format!("{scheme}://{}", addrs["api"].as_str().unwrap());
     }
 

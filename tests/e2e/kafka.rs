@@ -477,3 +477,232 @@ async fn ingest_refuses_retryably_while_the_brokers_are_down_and_loses_nothing_i
         .await;
     assert_eq!(failures, 2.0 + f64::from(resent));
 }
+
+/// The compute nodes' SLOs: each service's spans are good unless their status is an
+/// error (`traces` fails every span whose id is a multiple of 3).
+const CLUSTER_SLOS: &str = r#"
+slos:
+  - name: checkout-availability
+    tenant: acme
+    service: checkout
+    objective: 99
+    window: 30d
+    sli: { spans: { good: { status: not_error } } }
+  - name: cart-availability
+    tenant: acme
+    service: cart
+    objective: 99.5
+    window: 7d
+    sli: { spans: { good: { status: not_error } } }
+"#;
+
+/// A compute node of the group on `broker`, its storage (shared by every node) in the
+/// bucket of `s3`. A killed node's partitions move after the 6 s session timeout.
+fn compute_node(broker: &Broker, s3: &Listening) -> Server {
+    let env = s3_env(s3);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let config = format!(
+        "role: compute\n\
+         storage:\n  url: s3://slotel/cluster\n  flush_interval: 300ms\n\
+         kafka:\n  brokers: {}\n  client:\n    session.timeout.ms: \"6000\"\n    \
+         heartbeat.interval.ms: \"500\"\n    max.poll.interval.ms: \"30000\"\n",
+        broker.address()
+    );
+    Server::start_with_env(CLUSTER_SLOS, &config, &env)
+}
+
+/// What the test wrote: each partition's end, and each SLO's (good, total) events.
+#[derive(Default)]
+struct Sent {
+    ends: std::collections::BTreeMap<(String, i64), u64>,
+    events: std::collections::BTreeMap<String, (u64, u64)>,
+}
+
+impl Sent {
+    fn new(partitions: &[(&str, i64)]) -> Sent {
+        let mut sent = Sent::default();
+        for (t, p) in partitions {
+            sent.ends.insert((t.to_string(), *p), 0);
+        }
+        sent
+    }
+
+    /// Writes `requests` (service, first span id, spans, partition) to `otlp_spans` as
+    /// the Collector's Kafka exporter does, for tenant `acme`, and notes what they hold.
+    fn produce(&mut self, broker: &Broker, requests: &[(&str, u64, u64, i64)]) {
+        let mut input = String::new();
+        for &(service, first, n, partition) in requests {
+            let record = serde_json::json!({
+                "topic": "otlp_spans",
+                "partition": partition,
+                "value": hex_of(&traces(service, first, n).encode_to_vec()),
+                "headers": [["X-Scope-OrgID", "acme"]],
+            });
+            input.push_str(&record.to_string());
+            input.push('\n');
+            let good = (first..first + n).filter(|id| id % 3 != 0).count() as u64;
+            let e = self
+                .events
+                .entry(format!("{service}-availability"))
+                .or_default();
+            *e = (e.0 + good, e.1 + n);
+        }
+        let mut child = Command::new(python())
+            .arg(root().join("tests/python/kafka_produce.py"))
+            .arg(broker.address())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "producing failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let written: Vec<Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(written.len(), requests.len());
+        for w in written {
+            let key = (
+                w["topic"].as_str().unwrap().to_string(),
+                w["partition"].as_i64().unwrap(),
+            );
+            let end = self.ends.get_mut(&key).expect("a known partition");
+            *end = (*end).max(w["offset"].as_u64().unwrap() + 1);
+        }
+    }
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Waits until `nodes` are ready and own every partition of `sent` once between them,
+/// each counted up to its end (nothing is on its way), and, with `checkpointed`, each
+/// covered by a checkpoint; returns each SLO's (good, total) summed over the partitions.
+async fn settled(
+    nodes: &[&Server],
+    sent: &Sent,
+    checkpointed: bool,
+) -> std::collections::BTreeMap<String, (u64, u64)> {
+    eventually(
+        "the compute nodes to own and count every partition",
+        || async {
+            let mut owned = std::collections::BTreeMap::new();
+            for node in nodes {
+                let (status, body) = node.get_as(Some("acme"), "/api/v1/shards").await;
+                if status != 200 || body["ready"] != true {
+                    return None;
+                }
+                for shard in body["shards"].as_array().unwrap() {
+                    let key = (
+                        shard["topic"].as_str().unwrap().to_string(),
+                        shard["partition"].as_i64().unwrap(),
+                    );
+                    if owned.insert(key, shard.clone()).is_some() {
+                        return None; // owned twice: a rebalance is under way
+                    }
+                }
+            }
+            if !owned.keys().eq(sent.ends.keys()) {
+                return None;
+            }
+            let mut events = std::collections::BTreeMap::<String, (u64, u64)>::new();
+            for (key, shard) in &owned {
+                let end = sent.ends[key];
+                if shard["applied_offset"].as_u64() != Some(end) {
+                    return None;
+                }
+                if checkpointed && shard["checkpoint_offset"].as_u64() != Some(end) {
+                    return None;
+                }
+                for slo in shard["slos"].as_array().unwrap() {
+                    let e = events
+                        .entry(slo["name"].as_str().unwrap().to_string())
+                        .or_default();
+                    e.0 += slo["good_events"].as_u64().unwrap();
+                    e.1 += slo["total_events"].as_u64().unwrap();
+                }
+            }
+            Some(events)
+        },
+    )
+    .await
+}
+
+/// Requests of `services`, `n` spans each from span id `first` on, spread over the
+/// partitions `0..4` of the spans topic (a hot service lands on every partition).
+fn spread(
+    services: &[&'static str],
+    first: u64,
+    per_service: u64,
+    n: u64,
+) -> Vec<(&'static str, u64, u64, i64)> {
+    let mut out = Vec::new();
+    let mut id = first;
+    for (i, service) in services.iter().enumerate() {
+        for r in 0..per_service {
+            out.push((*service, id, n, ((i as u64 + r) % 4) as i64));
+            id += n;
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compute_nodes_count_every_record_once_through_a_kill_and_rebalances() {
+    let broker = Broker::start(false).await;
+    broker.create_otlp_topics(4);
+    let s3 = start_s3("slotel").await;
+    let partitions = [
+        ("otlp_spans", 0),
+        ("otlp_spans", 1),
+        ("otlp_spans", 2),
+        ("otlp_spans", 3),
+        ("otlp_metrics", 0),
+        ("otlp_logs", 0),
+    ];
+    let mut sent = Sent::new(&partitions);
+    let expected = |sent: &Sent| sent.events.clone();
+
+    // One node owns every partition; what a Collector writes is counted once.
+    let mut a = compute_node(&broker, &s3);
+    a.wait_ready().await;
+    sent.produce(&broker, &spread(&["checkout", "cart"], 1, 8, 5));
+    assert_eq!(settled(&[&a], &sent, true).await, expected(&sent));
+
+    // More records, then SIGKILL: whatever the node had not checkpointed is read again
+    // by the partitions' next owners, from the checkpoints' offsets.
+    sent.produce(&broker, &spread(&["checkout", "cart"], 1_000, 8, 7));
+    assert_eq!(settled(&[&a], &sent, false).await, expected(&sent));
+    a.kill();
+
+    // Two new nodes share the partitions once the dead one's session expires; records
+    // written meanwhile wait in Kafka.
+    let b = compute_node(&broker, &s3);
+    let mut c = compute_node(&broker, &s3);
+    sent.produce(&broker, &spread(&["checkout", "cart"], 2_000, 8, 3));
+    assert_eq!(settled(&[&b, &c], &sent, false).await, expected(&sent));
+
+    // A node that leaves checkpoints its partitions before they move.
+    c.stop();
+    sent.produce(&broker, &spread(&["checkout"], 3_000, 4, 2));
+    assert_eq!(settled(&[&b], &sent, true).await, expected(&sent));
+    let truth = expected(&sent);
+    assert_eq!(
+        truth["checkout-availability"].1,
+        8 * 5 + 8 * 7 + 8 * 3 + 4 * 2
+    );
+}
