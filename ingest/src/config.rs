@@ -232,6 +232,7 @@ pub struct KafkaFile {
     #[serde(default, deserialize_with = "duration")]
     produce_timeout: Option<Duration>,
     ready_lag: Option<u64>,
+    advertised_api: Option<String>,
     /// librdkafka settings passed through as they are (`security.protocol`,
     /// `sasl.*`, `compression.type`, …); they win over slotel's own.
     #[serde(default)]
@@ -289,6 +290,9 @@ pub struct KafkaConfig {
     /// A compute node is ready once every partition it owns is at most this many records
     /// behind the brokers' end (default 1,000).
     pub ready_lag: u64,
+    /// The URL other compute nodes reach this one's API at (default: `http://` and the
+    /// address the API listens on, which must then be one they can reach).
+    pub advertised_api: Option<String>,
     /// librdkafka settings passed through.
     pub client: Vec<(String, String)>,
 }
@@ -354,6 +358,9 @@ impl KafkaFile {
             group,
             produce_timeout: self.produce_timeout.unwrap_or(Duration::from_secs(10)),
             ready_lag: self.ready_lag.unwrap_or(1_000),
+            advertised_api: self
+                .advertised_api
+                .map(|u| u.trim_end_matches('/').to_string()),
             client: self.client.into_iter().collect(),
         })
     }
@@ -395,6 +402,7 @@ mod tests {
                 group: "slotel".into(),
                 produce_timeout: Duration::from_secs(10),
                 ready_lag: 1_000,
+                advertised_api: None,
                 client: vec![],
             }
         );

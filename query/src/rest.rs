@@ -116,6 +116,12 @@ pub async fn list_slos(
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<SloList>, ApiError> {
     let Query(p) = params.map_err(bad_request)?;
+    select_slos(engine.statuses(&t), &p).map(|slos| Json(SloList { slos }))
+}
+
+/// The statuses of `slos` that the list parameters `p` keep, in their order: what
+/// `GET /api/v1/slos` answers, from one engine or summed over a cluster's.
+pub fn select_slos(slos: Vec<SloStatus>, p: &ListParams) -> Result<Vec<SloStatus>, ApiError> {
     let labels: Vec<(&str, &str)> = match &p.label {
         Some(l) => l
             .split(',')
@@ -124,8 +130,7 @@ pub async fn list_slos(
             .map_err(|kv| bad_request(format!("label {kv:?} is not key=value")))?,
         None => Vec::new(),
     };
-    let mut slos: Vec<SloStatus> = engine
-        .statuses(&t)
+    let mut slos: Vec<SloStatus> = slos
         .into_iter()
         .filter(|s| p.service.as_ref().is_none_or(|v| *v == s.service))
         .filter(|s| p.state.is_none_or(|v| v.as_str() == s.state))
@@ -146,7 +151,7 @@ pub async fn list_slos(
             k(b).total_cmp(&k(a)).then_with(|| a.name.cmp(&b.name))
         }),
     }
-    Ok(Json(SloList { slos }))
+    Ok(slos)
 }
 
 /// `GET /api/v1/slos/{name}`

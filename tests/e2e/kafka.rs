@@ -21,7 +21,8 @@ use slotel_proto::otlp::metrics::v1::{
 use slotel_proto::otlp::resource::v1::Resource;
 
 use crate::harness::{
-    DEADLINE, Listening, Server, attr, eventually, now_nanos, python, root, s3_env, span, start_s3,
+    DEADLINE, Listening, Server, attr, budget_remaining, eventually, now_nanos, python, root,
+    s3_env, span, start_s3,
 };
 
 /// The tansu binary: `SLOTEL_TANSU`, or where `./scripts/test` installs it.
@@ -661,6 +662,53 @@ fn spread(
     out
 }
 
+/// Asks each of `nodes` for every SLO's status, which each one sums over every
+/// partition of the cluster, and checks it against `truth`.
+async fn every_node_answers(
+    nodes: &[&Server],
+    truth: &std::collections::BTreeMap<String, (u64, u64)>,
+) {
+    let objective = |slo: &str| if slo.starts_with("cart") { 99.5 } else { 99.0 };
+    for node in nodes {
+        for (slo, &(good, total)) in truth {
+            let (code, body) = node
+                .get_as(Some("acme"), &format!("/api/v1/slos/{slo}"))
+                .await;
+            assert_eq!(code, 200, "{body}");
+            assert_eq!(
+                (
+                    body["good_events"].as_u64(),
+                    body["bad_events"].as_u64(),
+                    body["total_events"].as_u64()
+                ),
+                (Some(good), Some(total - good), Some(total)),
+                "{slo} on {}",
+                node.api
+            );
+            assert_eq!(
+                body["error_budget_remaining"].as_f64(),
+                Some(budget_remaining(good, total, objective(slo))),
+                "{body}"
+            );
+        }
+        let (code, body) = node.get_as(Some("acme"), "/api/v1/slos").await;
+        assert_eq!(code, 200, "{body}");
+        let listed: Vec<(String, u64)> = body["slos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap().to_string(),
+                    s["total_events"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, u64)> = truth.iter().map(|(k, v)| (k.clone(), v.1)).collect();
+        assert_eq!(listed, want);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn compute_nodes_count_every_record_once_through_a_kill_and_rebalances() {
     let broker = Broker::start(false).await;
@@ -682,6 +730,7 @@ async fn compute_nodes_count_every_record_once_through_a_kill_and_rebalances() {
     a.wait_ready().await;
     sent.produce(&broker, &spread(&["checkout", "cart"], 1, 8, 5));
     assert_eq!(settled(&[&a], &sent, true).await, expected(&sent));
+    every_node_answers(&[&a], &expected(&sent)).await;
 
     // More records, then SIGKILL: whatever the node had not checkpointed is read again
     // by the partitions' next owners, from the checkpoints' offsets.
@@ -695,11 +744,15 @@ async fn compute_nodes_count_every_record_once_through_a_kill_and_rebalances() {
     let mut c = compute_node(&broker, &s3);
     sent.produce(&broker, &spread(&["checkout", "cart"], 2_000, 8, 3));
     assert_eq!(settled(&[&b, &c], &sent, false).await, expected(&sent));
+    // Either node answers for the whole cluster (the dead node's entry is still listed:
+    // it does not answer, and owns nothing any more).
+    every_node_answers(&[&b, &c], &expected(&sent)).await;
 
     // A node that leaves checkpoints its partitions before they move.
     c.stop();
     sent.produce(&broker, &spread(&["checkout"], 3_000, 4, 2));
     assert_eq!(settled(&[&b], &sent, true).await, expected(&sent));
+    every_node_answers(&[&b], &expected(&sent)).await;
     let truth = expected(&sent);
     assert_eq!(
         truth["checkout-availability"].1,

@@ -46,7 +46,7 @@ use pages::status_windows;
 pub use pages::{HourPages, PageStats};
 pub use snapshot::BurnSnapshot;
 use status::*;
-pub use status::{status_at, window_units};
+pub use status::{RangeSums, status_at, status_from_sums, status_ranges, window_units};
 use tail::Tail;
 pub use tail::{MinuteRow, Minutes, RestoreStats};
 

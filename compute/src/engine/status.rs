@@ -352,3 +352,80 @@ impl Engine {
         status
     }
 }
+
+/// Counts that answer nothing and note the ranges asked, in order.
+struct Recorder(std::cell::RefCell<Vec<(i64, i64)>>);
+
+impl MinuteCounts for Recorder {
+    fn range(&self, lo: i64, hi: i64) -> (u64, u64) {
+        self.0.borrow_mut().push((lo, hi));
+        (0, 0)
+    }
+}
+
+/// Counts that answer the ranges of a [`Recorder`] with sums given for them, in order.
+struct Replayer<'a> {
+    ranges: &'a [(i64, i64)],
+    sums: &'a [(u64, u64)],
+    next: std::cell::Cell<usize>,
+}
+
+impl MinuteCounts for Replayer<'_> {
+    fn range(&self, lo: i64, hi: i64) -> (u64, u64) {
+        let i = self.next.get();
+        self.next.set(i + 1);
+        match (self.ranges.get(i), self.sums.get(i)) {
+            (Some(&asked), Some(&sum)) if asked == (lo, hi) => sum,
+            // Another sequence of questions than recorded: a bug, never a wrong count.
+            _ => panic!("status_from_sums: the status asked for {lo}..={hi} out of order"),
+        }
+    }
+}
+
+/// The minute ranges whose (counted, total) sums [`status_at`] reads for `def` at `now`,
+/// in the order it reads them: what a status summed over many engines (the partitions of
+/// a cluster) asks each of them for. They depend on `def` and `now` only.
+pub fn status_ranges(def: &SloDef, now: i64) -> Vec<(i64, i64)> {
+    let recorder = Recorder(std::cell::RefCell::default());
+    status_at(def, &recorder, None, now);
+    recorder.0.into_inner()
+}
+
+/// The status of `def` at `now` from `sums`, the (counted, total) sums over the ranges of
+/// [`status_ranges`]`(def, now)` in their order (the sums of every engine added up).
+pub fn status_from_sums(
+    def: &SloDef,
+    ranges: &[(i64, i64)],
+    sums: &[(u64, u64)],
+    effective_threshold: Option<f64>,
+    now: i64,
+) -> SloStatus {
+    let replayer = Replayer {
+        ranges,
+        sums,
+        next: std::cell::Cell::new(0),
+    };
+    status_at(def, &replayer, effective_threshold, now)
+}
+
+/// An engine's part of a status summed over many: the (counted, total) sums over the
+/// asked ranges, and the histogram bound its latency SLI counts at.
+pub type RangeSums = (Vec<(u64, u64)>, Option<f64>);
+
+impl Engine {
+    /// The (counted, total) sums over `ranges` of `tenant`'s SLO `name` as this engine
+    /// holds them, and the histogram bound its latency SLI counts at: this engine's part
+    /// of a status summed over many engines ([`status_from_sums`]).
+    pub fn range_sums(&self, tenant: &str, name: &str, ranges: &[(i64, i64)]) -> Result<RangeSums> {
+        let set = self.current();
+        let entry = set.entry(tenant, name)?;
+        let ring = entry.ring.lock().unwrap_or_else(|e| e.into_inner());
+        let sums = ranges.iter().map(|&(lo, hi)| ring.range(lo, hi)).collect();
+        Ok((sums, threshold_of(&entry.effective_threshold)))
+    }
+
+    /// `status` with whether a maintenance window silences it at `now`.
+    pub fn in_maintenance_at(&self, status: SloStatus, now: i64) -> SloStatus {
+        self.with_maintenance(status, now)
+    }
+}

@@ -57,6 +57,8 @@ use slotel_storage::{CheckpointPlace, CheckpointTarget, StorageConfig, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+mod cluster;
+
 use crate::app::{Addresses, bind, join_servers, stop_within, tls_of};
 use crate::config::ServeConfig;
 
@@ -112,6 +114,17 @@ struct NodeStats {
 
 /// What the consumer thread, its rebalance callbacks and the API share.
 struct Node {
+    /// This node's name among the compute nodes.
+    id: String,
+    /// Where the other nodes reach this one's API.
+    api_url: String,
+    /// Asks the other nodes for their partitions' counts.
+    http: reqwest::Client,
+    /// The SLOs and maintenance windows, without counts: what a status summed over the
+    /// partitions is computed for.
+    view: Engine,
+    /// Every partition of the three topics, as the brokers last said.
+    partitions: RwLock<std::collections::BTreeSet<ShardId>>,
     kafka: KafkaConfig,
     /// The shared storage's root; each shard lives under `shards/<topic>-<partition>/`.
     root: Arc<dyn ObjectStore>,
@@ -529,15 +542,57 @@ fn consume(node: Arc<Node>, consumer: BaseConsumer<Ctx>) {
     tracing::info!("Left the consumer group.");
 }
 
-/// Asks the brokers for each owned partition's end every second, for the lag.
+/// Asks the brokers for each owned partition's end every second, for the lag, and for
+/// the topics' partitions every few seconds, for the cluster's answers.
 async fn probe_ends(node: Arc<Node>, probe: Arc<BaseConsumer>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u64;
     loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
             _ = tick.tick() => {}
         }
+        if ticks.is_multiple_of(5)
+            || node
+                .partitions
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty()
+        {
+            let (p, topics) = (
+                Arc::clone(&probe),
+                [
+                    node.kafka.spans_topic.clone(),
+                    node.kafka.metrics_topic.clone(),
+                    node.kafka.logs_topic.clone(),
+                ],
+            );
+            let found = tokio::task::spawn_blocking(move || {
+                let mut found = std::collections::BTreeSet::new();
+                for topic in topics {
+                    let meta = p.fetch_metadata(Some(&topic), Duration::from_secs(2))?;
+                    for t in meta.topics() {
+                        for part in t.partitions() {
+                            found.insert(ShardId {
+                                topic: t.name().to_string(),
+                                partition: part.id(),
+                            });
+                        }
+                    }
+                }
+                Ok::<_, slotel_ingest::kafka::rdkafka::error::KafkaError>(found)
+            })
+            .await;
+            match found {
+                Ok(Ok(found)) => {
+                    *node.partitions.write().unwrap_or_else(|e| e.into_inner()) = found
+                }
+                Ok(Err(e)) => tracing::debug!(error = %e, "Cannot ask for the topics' partitions."),
+                Err(_) => {}
+            }
+        }
+        ticks += 1;
         for shard in node.shards() {
             let probe = Arc::clone(&probe);
             let id = shard.id.clone();
@@ -564,6 +619,7 @@ pub struct ComputeNode {
     servers: Vec<JoinHandle<std::io::Result<()>>>,
     consumer: Option<std::thread::JoinHandle<()>>,
     probe: JoinHandle<()>,
+    announce: JoinHandle<()>,
     slo_paths: Vec<std::path::PathBuf>,
     shutdown_timeout: Duration,
 }
@@ -602,8 +658,48 @@ impl ComputeNode {
                 "The storage is a local directory: compute nodes on other machines cannot take over its partitions. Give every compute node the same s3:// storage."
             );
         }
+        let tls = tls_of(&config)?;
+        let api = bind("the API", config.api_addr).await?;
+        let api_addr = api.local_addr()?;
+        let addresses = Addresses {
+            otlp_grpc: api_addr,
+            otlp_http: api_addr,
+            api: api_addr,
+            tls: tls.is_some(),
+        };
+        tracing::info!(api = %api_addr, tls = addresses.tls, "Listening as a compute node.");
+        let scheme = if addresses.tls { "https" } else { "http" };
+        let api_url = kafka
+            .advertised_api
+            .clone()
+            .unwrap_or_else(|| format!("{scheme}://{api_addr}"));
+        if kafka.advertised_api.is_none() && api_addr.ip().is_unspecified() {
+            tracing::warn!(
+                api = %api_addr,
+                "The API listens on every address: set kafka.advertised_api to the URL other compute nodes reach this one at."
+            );
+        }
+        let view = Engine::with_config(Arc::clone(&clock), config.engine);
+        view.load(defs.clone());
+        for w in &config.maintenance {
+            view.maintenance()
+                .put(w.clone())
+                .map_err(|e| anyhow::anyhow!("maintenance: {e}"))?;
+        }
         let (commits_tx, commits_rx) = mpsc::channel();
         let node = Arc::new(Node {
+            id: format!(
+                "{:x}-{}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0),
+                std::process::id()
+            ),
+            api_url,
+            http: reqwest::Client::new(),
+            view,
+            partitions: RwLock::default(),
             kafka: kafka.clone(),
             root,
             url: config.storage.url.clone(),
@@ -665,17 +761,6 @@ impl ComputeNode {
             "Joining the compute nodes' consumer group."
         );
 
-        let tls = tls_of(&config)?;
-        let api = bind("the API", config.api_addr).await?;
-        let api_addr = api.local_addr()?;
-        let addresses = Addresses {
-            otlp_grpc: api_addr,
-            otlp_http: api_addr,
-            api: api_addr,
-            tls: tls.is_some(),
-        };
-        tracing::info!(api = %api_addr, tls = addresses.tls, "Listening as a compute node.");
-
         let mut registry = Registry::with_prefix("slotel");
         registry.register_collector(Box::new(NodeCollector(Arc::clone(&node))));
         let (stop, stop_rx) = watch::channel(false);
@@ -684,9 +769,16 @@ impl ComputeNode {
             Arc::new(probe),
             stop_rx.clone(),
         ));
+        let announce = tokio::spawn(cluster::announce(Arc::clone(&node), stop_rx.clone()));
         let shards_api = slotel_query::with_tenant(
             Router::new()
                 .route("/api/v1/shards", get(shards))
+                .route("/api/v1/slos", get(cluster::list_slos))
+                .route("/api/v1/slos/{name}", get(cluster::get_slo))
+                .route(
+                    "/internal/v1/range_sums",
+                    axum::routing::post(cluster::range_sums),
+                )
                 .with_state(Arc::clone(&node)),
             config.auth.auth(),
         );
@@ -711,6 +803,7 @@ impl ComputeNode {
             servers,
             consumer: Some(consumer),
             probe,
+            announce,
             slo_paths: config.slos,
             shutdown_timeout: config.shutdown_timeout,
         })
@@ -743,6 +836,7 @@ impl ComputeNode {
             })?;
             let n = defs.len();
             *node.defs.write().unwrap_or_else(|e| e.into_inner()) = defs.clone();
+            node.view.load(defs.clone());
             for shard in node.shards() {
                 shard.engine.load(defs.clone());
             }
@@ -767,6 +861,7 @@ impl ComputeNode {
         let stopping = async {
             join_servers(self.servers).await;
             let _ = self.probe.await;
+            let _ = self.announce.await;
             if let Some(c) = consumer {
                 let _ = tokio::task::spawn_blocking(move || c.join()).await;
             }

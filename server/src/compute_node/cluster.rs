@@ -1,0 +1,352 @@
+//! One answer from any compute node: an SLO's status summed over every partition of the
+//! cluster, whichever node owns it.
+//!
+//! A status reads a fixed list of minute ranges of the SLO's counts
+//! ([`slotel_compute::status_ranges`]: its windows, or its slices). The node answering
+//! asks each shard for its (counted, total) sums over those ranges: its own shards
+//! directly, the other nodes' through `POST /internal/v1/range_sums`. Each owner answers
+//! from its engine, which holds its partition's whole window (the rows restored from
+//! storage and everything counted since), so no minute is read twice or missed. Sums
+//! add up; the status is computed from the total as one process computes it from its
+//! own counts ([`slotel_compute::status_from_sums`]). If some partition has no owner
+//! answering (a rebalance is under way, or a node died and its session has not expired
+//! yet), the answer is 503 and names the partitions: an exact answer or none.
+//!
+//! Nodes find each other in the shared storage: each writes `cluster/nodes/<id>.json`
+//! (its API's URL) every few seconds and deletes it when it stops; entries not rewritten
+//! for 30 seconds are ignored.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::extract::Query;
+use axum::http::HeaderMap;
+use object_store::{ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+use slotel_compute::SloStatus;
+use slotel_query::ApiError;
+use slotel_query::rest::{ListParams, SloList};
+
+use super::*;
+
+/// Where the members are listed.
+const MEMBERS: &str = "cluster/nodes";
+/// How often a node rewrites its entry.
+const ANNOUNCE_EVERY: Duration = Duration::from_secs(5);
+/// An entry not rewritten for this long is a node that is gone.
+const STALE_MS: i64 = 30_000;
+/// How long a node waits for another's sums.
+const PEER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A compute node's entry in the shared storage.
+#[derive(Debug, Serialize, Deserialize)]
+struct Member {
+    id: String,
+    api: String,
+    updated_at_ms: i64,
+}
+
+/// One SLO's ranges, asked of every shard.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct Ask {
+    slo: String,
+    ranges: Vec<(i64, i64)>,
+}
+
+/// The body of `POST /internal/v1/range_sums`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct Asks {
+    asks: Vec<Ask>,
+}
+
+/// One shard's sums of one SLO; `sums` is empty when the shard does not have the SLO.
+#[derive(Debug, Serialize, Deserialize)]
+struct SloSums {
+    slo: String,
+    sums: Vec<(u64, u64)>,
+    threshold: Option<f64>,
+}
+
+/// One shard's answer.
+#[derive(Debug, Serialize, Deserialize)]
+struct ShardSums {
+    topic: String,
+    partition: i32,
+    slos: Vec<SloSums>,
+}
+
+/// The reply of `POST /internal/v1/range_sums`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct SumsReply {
+    shards: Vec<ShardSums>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn member_path(id: &str) -> ObjectPath {
+    ObjectPath::from(format!("{MEMBERS}/{id}.json"))
+}
+
+/// Writes this node's entry every few seconds until `stop`, then deletes it.
+pub(super) async fn announce(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(ANNOUNCE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let path = member_path(&node.id);
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            _ = tick.tick() => {}
+        }
+        let member = Member {
+            id: node.id.clone(),
+            api: node.api_url.clone(),
+            updated_at_ms: now_ms(),
+        };
+        let body = serde_json::to_vec(&member).expect("a member serializes");
+        if let Err(e) = node.root.put(&path, PutPayload::from(body)).await {
+            tracing::warn!(error = %e, "Cannot write this node's entry in the shared storage; other nodes cannot ask it for its partitions' counts.");
+        }
+    }
+    if let Err(e) = node.root.delete(&path).await {
+        tracing::debug!(error = %e, "Cannot delete this node's entry.");
+    }
+}
+
+/// The other nodes' API URLs, from their fresh entries.
+async fn peers(node: &Node) -> Result<Vec<String>, ApiError> {
+    use futures::TryStreamExt;
+    let prefix = ObjectPath::from(MEMBERS);
+    let listed: Vec<_> = node
+        .root
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("cannot list the compute nodes: {e}")))?;
+    let now = now_ms();
+    let mut out = Vec::new();
+    for meta in listed {
+        let Ok(got) = node.root.get(&meta.location).await else {
+            continue; // deleted meanwhile: a node that stopped
+        };
+        let Ok(bytes) = got.bytes().await else {
+            continue;
+        };
+        let Ok(m) = serde_json::from_slice::<Member>(&bytes) else {
+            continue;
+        };
+        if m.id != node.id && now - m.updated_at_ms <= STALE_MS {
+            out.push(m.api);
+        }
+    }
+    Ok(out)
+}
+
+/// The sums of `asks` over the shards this node owns, for `tenant`.
+fn local_sums(node: &Node, tenant: &str, asks: &[Ask]) -> Vec<ShardSums> {
+    node.shards()
+        .iter()
+        .map(|shard| ShardSums {
+            topic: shard.id.topic.clone(),
+            partition: shard.id.partition,
+            slos: asks
+                .iter()
+                .map(|ask| {
+                    let (sums, threshold) = shard
+                        .engine
+                        .range_sums(tenant, &ask.slo, &ask.ranges)
+                        .unwrap_or_default();
+                    SloSums {
+                        slo: ask.slo.clone(),
+                        sums,
+                        threshold,
+                    }
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// `POST /internal/v1/range_sums`: this node's shards' sums, for another node's answer.
+pub(super) async fn range_sums(
+    State(node): State<Arc<Node>>,
+    Extension(t): Extension<Tenant>,
+    Json(asks): Json<Asks>,
+) -> Json<SumsReply> {
+    Json(SumsReply {
+        shards: local_sums(&node, &t, &asks.asks),
+    })
+}
+
+/// The statuses of `defs` at `now`, summed over every partition; `headers` (the
+/// caller's credentials and tenant) go with the questions to the other nodes.
+async fn statuses(
+    node: &Node,
+    headers: &HeaderMap,
+    tenant: &str,
+    defs: &[SloDef],
+) -> Result<Vec<SloStatus>, ApiError> {
+    let wanted = node
+        .partitions
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if wanted.is_empty() {
+        return Err(ApiError::Unavailable(
+            "the topics' partitions are not known yet; retry in a few seconds".into(),
+        ));
+    }
+    let now = node.clock.now_nanos();
+    let asks: Vec<Ask> = defs
+        .iter()
+        .map(|d| Ask {
+            slo: d.name.clone(),
+            ranges: slotel_compute::status_ranges(d, now),
+        })
+        .collect();
+    let mut answers: BTreeMap<ShardId, ShardSums> = BTreeMap::new();
+    let mut conflicts = BTreeSet::new();
+    let mut add = |shards: Vec<ShardSums>| {
+        for s in shards {
+            let id = ShardId {
+                topic: s.topic.clone(),
+                partition: s.partition,
+            };
+            if answers.insert(id.clone(), s).is_some() {
+                conflicts.insert(id);
+            }
+        }
+    };
+    add(local_sums(node, tenant, &asks));
+    let body = Asks { asks };
+    let forwarded: HeaderMap = headers
+        .iter()
+        .filter(|(k, _)| {
+            *k == header::AUTHORIZATION
+                || k.as_str().eq_ignore_ascii_case(slotel_proto::TENANT_HEADER)
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let replies = futures::future::join_all(peers(node).await?.into_iter().map(|api| {
+        let request = node
+            .http
+            .post(format!("{api}/internal/v1/range_sums"))
+            .headers(forwarded.clone())
+            .timeout(PEER_TIMEOUT)
+            .json(&body);
+        async move {
+            let reply = request.send().await.ok()?.error_for_status().ok()?;
+            reply.json::<SumsReply>().await.ok()
+        }
+    }))
+    .await;
+    // A node that does not answer owns nothing as far as this answer goes: if it owns
+    // a partition, that partition is missing below.
+    for reply in replies.into_iter().flatten() {
+        add(reply.shards);
+    }
+    if !conflicts.is_empty() {
+        return Err(ApiError::Unavailable(format!(
+            "partitions {} are claimed by two nodes (a rebalance is under way); retry",
+            names(&conflicts)
+        )));
+    }
+    let missing: BTreeSet<ShardId> = wanted
+        .iter()
+        .filter(|id| !answers.contains_key(*id))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::Unavailable(format!(
+            "no compute node answers for partitions {} (a rebalance is under way, or their \
+             owner stopped and the group has not moved them yet); retry",
+            names(&missing)
+        )));
+    }
+    let ranges: Vec<&Vec<(i64, i64)>> = body.asks.iter().map(|a| &a.ranges).collect();
+    let mut out = Vec::with_capacity(defs.len());
+    for (i, def) in defs.iter().enumerate() {
+        let mut sums = vec![(0u64, 0u64); ranges[i].len()];
+        let mut threshold = None;
+        for (id, shard) in &answers {
+            let Some(part) = shard.slos.iter().find(|s| s.slo == def.name) else {
+                return Err(ApiError::Unavailable(format!(
+                    "partition {id} did not answer for SLO {:?}",
+                    def.name
+                )));
+            };
+            if part.sums.len() != sums.len() {
+                return Err(ApiError::Unavailable(format!(
+                    "the owner of partition {id} does not have SLO {:?} loaded (an SLO reload \
+                     is under way?)",
+                    def.name
+                )));
+            }
+            for (total, (x, t)) in sums.iter_mut().zip(&part.sums) {
+                total.0 += x;
+                total.1 += t;
+            }
+            threshold = threshold.or(part.threshold);
+        }
+        let status = slotel_compute::status_from_sums(def, ranges[i], &sums, threshold, now);
+        out.push(node.view.in_maintenance_at(status, now));
+    }
+    Ok(out)
+}
+
+fn names(ids: &BTreeSet<ShardId>) -> String {
+    ids.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The loaded SLOs of `tenant`, by name.
+fn defs_of(node: &Node, tenant: &str) -> Vec<SloDef> {
+    let mut defs: Vec<SloDef> = node
+        .defs
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|d| d.tenant == tenant)
+        .cloned()
+        .collect();
+    defs.sort_by(|a, b| a.name.cmp(&b.name));
+    defs
+}
+
+/// `GET /api/v1/slos` over the whole cluster.
+pub(super) async fn list_slos(
+    State(node): State<Arc<Node>>,
+    Extension(t): Extension<Tenant>,
+    headers: HeaderMap,
+    Query(p): Query<ListParams>,
+) -> Result<Json<SloList>, ApiError> {
+    let all = statuses(&node, &headers, &t, &defs_of(&node, &t)).await?;
+    let slos = slotel_query::rest::select_slos(all, &p)?;
+    Ok(Json(SloList { slos }))
+}
+
+/// `GET /api/v1/slos/{name}` over the whole cluster.
+pub(super) async fn get_slo(
+    State(node): State<Arc<Node>>,
+    Extension(t): Extension<Tenant>,
+    headers: HeaderMap,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Result<Json<SloStatus>, ApiError> {
+    let defs: Vec<SloDef> = defs_of(&node, &t)
+        .into_iter()
+        .filter(|d| d.name == name)
+        .collect();
+    if defs.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "no SLO {name:?} for tenant {:?}",
+            &*t
+        )));
+    }
+    let mut statuses = statuses(&node, &headers, &t, &defs).await?;
+    Ok(Json(statuses.remove(0)))
+}
