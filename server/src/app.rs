@@ -199,6 +199,41 @@ pub(crate) async fn stop_within(
     Ok(())
 }
 
+/// An engine on `clock` with `defs` loaded and the configured maintenance windows.
+pub(crate) fn engine_of(
+    clock: &Arc<dyn Clock>,
+    config: slotel_compute::EngineConfig,
+    defs: Vec<SloDef>,
+    maintenance: &[slotel_compute::alerting::maintenance::MaintenanceWindow],
+) -> anyhow::Result<Engine> {
+    let engine = Engine::with_config(Arc::clone(clock), config);
+    engine.load(defs);
+    for w in maintenance {
+        engine
+            .maintenance()
+            .put(w.clone())
+            .map_err(|e| anyhow::anyhow!("maintenance: {e}"))?;
+    }
+    Ok(engine)
+}
+
+/// `/metrics` of a node's `registry`, in the OpenMetrics text format.
+pub(crate) fn metrics_reply(registry: &Registry) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut body = String::new();
+    if prometheus_client::encoding::text::encode(&mut body, registry).is_err() {
+        return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
 /// Waits for the servers to finish their requests in flight, logging any that failed.
 pub(crate) async fn join_servers(servers: Vec<JoinHandle<std::io::Result<()>>>) {
     for server in servers {
@@ -282,15 +317,8 @@ impl App {
             )
         })?;
         let data_lock = lock_data_dir(&config.data_dir)?;
-        let engine = Arc::new(Engine::with_config(Arc::clone(&clock), config.engine));
         tracing::info!(slos = defs.len(), "Loaded SLOs.");
-        engine.load(defs);
-        for w in &config.maintenance {
-            engine
-                .maintenance()
-                .put(w.clone())
-                .map_err(|e| anyhow::anyhow!("maintenance: {e}"))?;
-        }
+        let engine = Arc::new(engine_of(&clock, config.engine, defs, &config.maintenance)?);
         let store = Arc::new(
             Store::open(&config.storage.url, config.storage.options.clone())
                 .with_context(|| format!("cannot open the storage at {}", config.storage.url))?,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus_client::registry::Registry;
@@ -22,7 +22,7 @@ use slotel_proto::Consumer;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::app::{Addresses, Listeners, join_servers, stop_within};
+use crate::app::{Addresses, Listeners, join_servers, metrics_reply, stop_within};
 use crate::config::ServeConfig;
 
 /// A running ingest node.
@@ -185,16 +185,5 @@ async fn readyz(State(state): State<NodeState>) -> Response {
 }
 
 async fn metrics(State(state): State<NodeState>) -> Response {
-    let mut body = String::new();
-    if prometheus_client::encoding::text::encode(&mut body, &state.registry).is_err() {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
+    metrics_reply(&state.registry)
 }

@@ -59,7 +59,7 @@ use tokio::task::JoinHandle;
 
 mod cluster;
 
-use crate::app::{Addresses, bind, join_servers, stop_within, tls_of};
+use crate::app::{Addresses, bind, engine_of, join_servers, metrics_reply, stop_within, tls_of};
 use crate::config::ServeConfig;
 
 /// One partition of one topic.
@@ -185,14 +185,13 @@ impl Node {
             format!("{}/{prefix}", self.url.trim_end_matches('/')),
             self.storage.options.clone(),
         ));
-        let engine = Arc::new(Engine::with_config(Arc::clone(&self.clock), self.engine));
-        engine.load(self.defs.read().unwrap_or_else(|e| e.into_inner()).clone());
-        for w in &self.maintenance {
-            engine
-                .maintenance()
-                .put(w.clone())
-                .map_err(|e| anyhow::anyhow!("maintenance: {e}"))?;
-        }
+        let defs = self.defs.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let engine = Arc::new(engine_of(
+            &self.clock,
+            self.engine,
+            defs,
+            &self.maintenance,
+        )?);
         let place = CheckpointPlace::Object {
             objects,
             path: ObjectPath::from("checkpoint"),
@@ -679,13 +678,7 @@ impl ComputeNode {
                 "The API listens on every address: set kafka.advertised_api to the URL other compute nodes reach this one at."
             );
         }
-        let view = Engine::with_config(Arc::clone(&clock), config.engine);
-        view.load(defs.clone());
-        for w in &config.maintenance {
-            view.maintenance()
-                .put(w.clone())
-                .map_err(|e| anyhow::anyhow!("maintenance: {e}"))?;
-        }
+        let view = engine_of(&clock, config.engine, defs.clone(), &config.maintenance)?;
         let (commits_tx, commits_rx) = mpsc::channel();
         let node = Arc::new(Node {
             id: format!(
@@ -938,18 +931,7 @@ async fn shards(State(node): State<Arc<Node>>, Extension(t): Extension<Tenant>) 
 }
 
 async fn metrics(State(registry): State<Arc<Registry>>) -> Response {
-    let mut body = String::new();
-    if prometheus_client::encoding::text::encode(&mut body, &registry).is_err() {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
+    metrics_reply(&registry)
 }
 
 /// The node's and each owned shard's figures, for `/metrics`.
