@@ -23,7 +23,8 @@ pub mod window;
 pub use engine::{
     BurnSnapshot, Cut, Engine, EngineCollector, EngineConfig, EngineStats, Explanation, HourPages,
     MinuteRow, Minutes, PAGED_DENSE_MINUTES, PageStats, RangeSums, RestoreStats, SampleVerdict,
-    ServiceSpans, StateError, status_at, status_from_sums, status_ranges,
+    ServiceSpans, StateError, burn_ranges, burn_snapshot_from_sums, status_at, status_from_sums,
+    status_ranges,
 };
 pub use error::{Error, Result};
 pub use status::SloStatus;

@@ -429,6 +429,24 @@ pub struct ActiveAlert {
     pub in_maintenance: Option<String>,
 }
 
+impl ActiveAlert {
+    /// `alert` as the API lists it; `in_maintenance`, the window holding its SLO.
+    pub fn of(alert: slotel_compute::alerting::Alert, in_maintenance: Option<String>) -> Self {
+        let (state, since) = match alert.state {
+            AlertState::Pending { since } => ("pending", since),
+            AlertState::Firing { since } => ("firing", since),
+            AlertState::Inactive => ("inactive", 0),
+        };
+        ActiveAlert {
+            state: state.into(),
+            since: slotel_model::time::rfc3339(since),
+            labels: alert.labels,
+            annotations: alert.annotations,
+            in_maintenance,
+        }
+    }
+}
+
 /// An SLO that a maintenance window holds now.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SloInMaintenance {
@@ -490,18 +508,7 @@ pub async fn list_alerts(
                     .find(|m| &m.slo == slo)
                     .map(|m| m.window.clone())
             });
-            let (state, since) = match alert.state {
-                AlertState::Pending { since } => ("pending", since),
-                AlertState::Firing { since } => ("firing", since),
-                AlertState::Inactive => ("inactive", 0),
-            };
-            ActiveAlert {
-                state: state.into(),
-                since: slotel_model::time::rfc3339(since),
-                labels: alert.labels,
-                annotations: alert.annotations,
-                in_maintenance: held,
-            }
+            ActiveAlert::of(alert, held)
         })
         .collect();
     let receivers = receivers

@@ -505,11 +505,11 @@ impl App {
         let external_url = config.alerting.external_url(&addresses.api.to_string());
         let alert_loop = tokio::spawn(
             AlertLoop {
-                engine: Arc::clone(&engine),
+                source: Arc::clone(&engine) as Arc<dyn slotel_compute::alerting::BurnSource>,
                 log: Arc::clone(&store) as Arc<dyn slotel_compute::alerting::TransitionLog>,
                 evaluator: Arc::clone(&evaluator),
                 notifiers,
-                state_path: alerts_path,
+                state: Arc::new(slotel_compute::alerting::StateFile(alerts_path)),
                 interval: config.alerting.evaluation_interval,
                 external_url,
             }

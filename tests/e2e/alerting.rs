@@ -33,14 +33,19 @@ async fn start_alertmanager() -> Listening {
 
 /// A running Alertmanager listening on `addr`, killed on drop.
 async fn start_alertmanager_on(addr: &str) -> Listening {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("alertmanager.yml");
-    std::fs::write(
-        &config,
+    start_alertmanager_with(
+        addr,
         "route:\n  receiver: blackhole\n  group_by: [slo]\nreceivers:\n  - name: blackhole\n\
          inhibit_rules:\n  - source_matchers: [severity=\"page\"]\n    target_matchers: [severity=\"ticket\"]\n    equal: [slo, tenant]\n",
     )
-    .unwrap();
+    .await
+}
+
+/// A running Alertmanager listening on `addr` with configuration `yaml`, killed on drop.
+pub(crate) async fn start_alertmanager_with(addr: &str, yaml: &str) -> Listening {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("alertmanager.yml");
+    std::fs::write(&config, yaml).unwrap();
     let mut cmd = Command::new("prometheus-alertmanager");
     cmd.arg(format!("--config.file={}", config.display()))
         .arg(format!(
@@ -236,15 +241,15 @@ async fn an_outage_pages_through_a_real_alertmanager() {
 }
 
 /// Every JSON body posted to a [`Receiver`], with the path it came to.
-type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>;
+pub(crate) type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>;
 
 /// A local receiver that records every JSON body posted to it, by path.
-struct Receiver {
-    url: String,
-    got: Received,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
+    pub(crate) got: Received,
 }
 
-async fn start_receiver() -> Receiver {
+pub(crate) async fn start_receiver() -> Receiver {
     start_receiver_on("127.0.0.1:0".parse().unwrap()).await
 }
 
@@ -272,7 +277,7 @@ async fn start_receiver_on(addr: std::net::SocketAddr) -> Receiver {
 
 impl Receiver {
     /// Polls until a body posted to `kind` satisfies `pred`; returns it.
-    async fn wait(&self, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn wait(&self, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
         eventually(&format!("nothing matching arrived at /{kind}"), || async {
             let got = self.got.lock().unwrap();
             got.iter()
@@ -465,7 +470,7 @@ fn alert_in(v: &Value, pred: impl Fn(&Value) -> bool) -> Option<&Value> {
 
 /// The incidents PagerDuty would open from the events received: a trigger opens one
 /// for its dedup key unless one is open; a resolve closes it.
-fn incidents(got: &[(String, Value)]) -> usize {
+pub(crate) fn incidents(got: &[(String, Value)]) -> usize {
     let mut open = std::collections::BTreeSet::new();
     let mut opened = 0;
     for (_, v) in got.iter().filter(|(k, _)| k == "pagerduty") {

@@ -218,6 +218,16 @@ fn ingest_node(broker: &Broker, extra: &str) -> Server {
 }
 
 fn traces(service: &str, first_id: u64, n: u64) -> ExportTraceServiceRequest {
+    traces_failing(service, first_id, n, |id| id % 3 == 0)
+}
+
+/// Spans `first_id..first_id + n` of `service`, failed where `fails` says.
+fn traces_failing(
+    service: &str,
+    first_id: u64,
+    n: u64,
+    fails: impl Fn(u64) -> bool,
+) -> ExportTraceServiceRequest {
     let end = now_nanos();
     let spans = (first_id..first_id + n)
         .map(|id| {
@@ -227,7 +237,7 @@ fn traces(service: &str, first_id: u64, n: u64) -> ExportTraceServiceRequest {
                 2,
                 end,
                 12,
-                id % 3 == 0,
+                fails(id),
                 vec![attr("http.route", "/cart")],
             )
         })
@@ -500,16 +510,21 @@ slos:
 /// A compute node of the group on `broker`, its storage (shared by every node) in the
 /// bucket of `s3`. A killed node's partitions move after the 6 s session timeout.
 fn compute_node(broker: &Broker, s3: &Listening) -> Server {
+    compute_node_with(broker, s3, CLUSTER_SLOS, "")
+}
+
+/// [`compute_node`] with `slos` and `extra` configuration.
+fn compute_node_with(broker: &Broker, s3: &Listening, slos: &str, extra: &str) -> Server {
     let env = s3_env(s3);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let config = format!(
         "role: compute\n\
          storage:\n  url: s3://slotel/cluster\n  flush_interval: 300ms\n\
          kafka:\n  brokers: {}\n  client:\n    session.timeout.ms: \"6000\"\n    \
-         heartbeat.interval.ms: \"500\"\n    max.poll.interval.ms: \"30000\"\n",
+         heartbeat.interval.ms: \"500\"\n    max.poll.interval.ms: \"30000\"\n{extra}",
         broker.address()
     );
-    Server::start_with_env(CLUSTER_SLOS, &config, &env)
+    Server::start_with_env(slos, &config, &env)
 }
 
 /// What the test wrote: each partition's end, and each SLO's (good, total) events.
@@ -531,17 +546,27 @@ impl Sent {
     /// Writes `requests` (service, first span id, spans, partition) to `otlp_spans` as
     /// the Collector's Kafka exporter does, for tenant `acme`, and notes what they hold.
     fn produce(&mut self, broker: &Broker, requests: &[(&str, u64, u64, i64)]) {
+        self.produce_failing(broker, requests, |id| id % 3 == 0)
+    }
+
+    /// [`Sent::produce`] with the spans failed where `fails` says.
+    fn produce_failing(
+        &mut self,
+        broker: &Broker,
+        requests: &[(&str, u64, u64, i64)],
+        fails: impl Fn(u64) -> bool + Copy,
+    ) {
         let mut input = String::new();
         for &(service, first, n, partition) in requests {
             let record = serde_json::json!({
                 "topic": "otlp_spans",
                 "partition": partition,
-                "value": hex_of(&traces(service, first, n).encode_to_vec()),
+                "value": hex_of(&traces_failing(service, first, n, fails).encode_to_vec()),
                 "headers": [["X-Scope-OrgID", "acme"]],
             });
             input.push_str(&record.to_string());
             input.push('\n');
-            let good = (first..first + n).filter(|id| id % 3 != 0).count() as u64;
+            let good = (first..first + n).filter(|&id| !fails(id)).count() as u64;
             let e = self
                 .events
                 .entry(format!("{service}-availability"))
@@ -758,4 +783,160 @@ async fn compute_nodes_count_every_record_once_through_a_kill_and_rebalances() {
         truth["checkout-availability"].1,
         8 * 5 + 8 * 7 + 8 * 3 + 4 * 2
     );
+}
+
+/// The alert test's SLO: every outage counts, however small.
+const ALERT_SLOS: &str = r#"
+slos:
+  - name: checkout-availability
+    tenant: acme
+    service: checkout
+    objective: 99
+    window: 30d
+    min_events: 0
+    sli: { spans: { good: { status: not_error } } }
+"#;
+
+/// The nodes' answers to `/api/v1/shards`: whether each evaluates the alerts.
+async fn evaluators(nodes: &[&Server]) -> Vec<bool> {
+    let mut out = Vec::new();
+    for node in nodes {
+        let (code, body) = node.get_as(Some("acme"), "/api/v1/shards").await;
+        assert_eq!(code, 200, "{body}");
+        out.push(body["evaluates_alerts"] == true);
+    }
+    out
+}
+
+/// The page-fast alert of `checkout-availability` in a node's `/api/v1/alerts`.
+async fn page_of(node: &Server) -> Option<Value> {
+    let (code, body) = node.get_as(Some("acme"), "/api/v1/alerts").await;
+    if code != 200 {
+        return None;
+    }
+    body["alerts"]
+        .as_array()?
+        .iter()
+        .find(|a| a["labels"]["burnrate_tier"] == "page-fast")
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outage_pages_once_while_the_node_evaluating_it_is_killed() {
+    use crate::alerting::{incidents, start_alertmanager_with, start_receiver};
+    let broker = Broker::start(false).await;
+    broker.create_otlp_topics(4);
+    let s3 = start_s3("slotel").await;
+    // Alertmanager notifies the receiver of every change of the page's group at once,
+    // and repeats nothing within the test.
+    let hooks = start_receiver().await;
+    let am = start_alertmanager_with(
+        "127.0.0.1:0",
+        &format!(
+            "route:\n  receiver: hook\n  group_by: [slo, burnrate_tier]\n  group_wait: 1s\n  \
+             group_interval: 1s\n  repeat_interval: 24h\nreceivers:\n  - name: hook\n    \
+             webhook_configs: [{{ url: \"{}/am\" }}]\n",
+            hooks.url
+        ),
+    )
+    .await;
+    let alerting = format!(
+        "alerting:\n  evaluation_interval: 200ms\n  alertmanager_url: {}\n  \
+         pagerduty: {{ routing_key: R0UT1NGKEY0123456789, events_url: {}/pagerduty }}\n",
+        am.url, hooks.url
+    );
+    let mut a = compute_node_with(&broker, &s3, ALERT_SLOS, &alerting);
+    let mut b = compute_node_with(&broker, &s3, ALERT_SLOS, &alerting);
+    let mut sent = Sent::new(&[
+        ("otlp_spans", 0),
+        ("otlp_spans", 1),
+        ("otlp_spans", 2),
+        ("otlp_spans", 3),
+        ("otlp_metrics", 0),
+        ("otlp_logs", 0),
+    ]);
+    // An outage on every partition: a third of checkout's 120 spans fail, 33 times the
+    // budget's rate, over every window.
+    sent.produce(&broker, &spread(&["checkout"], 1, 4, 30));
+    assert_eq!(settled(&[&a, &b], &sent, false).await, sent.events);
+    assert_eq!(sent.events["checkout-availability"], (80, 120));
+    let key = "slotel/acme/checkout-availability/page-fast";
+    hooks
+        .wait("pagerduty", |v| {
+            v["event_action"] == "trigger" && v["dedup_key"] == key
+        })
+        .await;
+    hooks
+        .wait("am", |v| {
+            v["status"] == "firing" && v["groupLabels"]["burnrate_tier"] == "page-fast"
+        })
+        .await;
+    // One node evaluates; the other answers for it.
+    let roles = evaluators(&[&a, &b]).await;
+    assert_eq!(roles.iter().filter(|e| **e).count(), 1, "{roles:?}");
+    let (evaluator, survivor) = if roles[0] { (&mut a, &b) } else { (&mut b, &a) };
+    let before = page_of(survivor).await.expect("the page, from either node");
+    assert_eq!(before["state"], "firing");
+    assert_eq!(page_of(evaluator).await.as_ref(), Some(&before));
+
+    // SIGKILL the evaluating node. Once its session expired (the survivor saw the
+    // rebalance), a third node joins: tansu 0.6 leaves the dead member's partitions
+    // unassigned in the rebalance of an expiry, and a join assigns them. The control
+    // partition goes to one of the two, which goes on from the saved states: the same
+    // alert, firing since the same instant, not a new one.
+    let assignments = survivor.metric("slotel_kafka_assignments_total", &[]).await;
+    evaluator.kill();
+    eventually("the dead node's session to expire", || async {
+        (survivor.metric("slotel_kafka_assignments_total", &[]).await > assignments).then_some(())
+    })
+    .await;
+    let c = compute_node_with(&broker, &s3, ALERT_SLOS, &alerting);
+    let nodes = [survivor, &c];
+    let now_evaluating = eventually("one of the nodes to evaluate the alerts", || async {
+        let roles = evaluators(&nodes).await;
+        (roles.iter().filter(|e| **e).count() == 1).then_some(roles)
+    })
+    .await;
+    assert_eq!(settled(&nodes, &sent, false).await, sent.events);
+    let new_evaluator = nodes[now_evaluating.iter().position(|e| *e).unwrap()];
+    for node in nodes {
+        let after = eventually("the page, from either node", || page_of(node)).await;
+        assert_eq!(after["since"], before["since"], "{after}");
+        assert_eq!(after["state"], "firing");
+    }
+    // The outage ends: 180 good spans bring the 1h and 5m burn rates to 40/300/1% =
+    // 13.3x, under the page's 14.4x (the slower tiers' 6x and less still fire).
+    sent.produce_failing(&broker, &spread(&["checkout"], 1_000, 4, 45), |_| false);
+    assert_eq!(sent.events["checkout-availability"], (260, 300));
+    assert_eq!(settled(&nodes, &sent, false).await, sent.events);
+    hooks
+        .wait("pagerduty", |v| {
+            v["event_action"] == "resolve" && v["dedup_key"] == key
+        })
+        .await;
+    hooks
+        .wait("am", |v| {
+            v["status"] == "resolved" && v["groupLabels"]["burnrate_tier"] == "page-fast"
+        })
+        .await;
+    // The resolves come after every firing notification: counting now counts them all.
+    let got = hooks.got.lock().unwrap().clone();
+    let am_notifications: Vec<&str> = got
+        .iter()
+        .filter(|(k, v)| k == "am" && v["groupLabels"]["burnrate_tier"] == "page-fast")
+        .map(|(_, v)| v["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(am_notifications, ["firing", "resolved"], "{got:?}");
+    let page_events: Vec<(String, Value)> = got
+        .iter()
+        .filter(|(k, v)| k == "pagerduty" && v["dedup_key"] == key)
+        .cloned()
+        .collect();
+    assert_eq!(incidents(&page_events), 1, "{page_events:?}");
+    let resolves = page_events
+        .iter()
+        .filter(|(_, v)| v["event_action"] == "resolve")
+        .count();
+    assert_eq!(resolves, 1, "{page_events:?}");
+    assert_eq!(evaluators(&[new_evaluator]).await, [true]);
 }

@@ -18,4 +18,4 @@ mod run;
 
 pub use metrics::AlertCollector;
 pub use rules::*;
-pub use run::{AlertLoop, TransitionLog};
+pub use run::{AlertLoop, BoxFuture, BurnSource, StateFile, StatePlace, TransitionLog};

@@ -351,11 +351,10 @@ impl Evaluator {
         &self.resolved
     }
 
-    /// Writes the states to `path` (JSON, written aside, synced and renamed, and the
-    /// folder synced, so that a crash leaves the previous file or this one, whole): a
-    /// restart reads them back and neither pages again nor forgets an alert that fires.
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        use std::io::Write;
+    /// The states as [`Evaluator::save`] writes them (JSON): what a new evaluator reads
+    /// back ([`Evaluator::from_json`]) to neither page again nor forget an alert that
+    /// fires.
+    pub fn to_json(&self) -> Vec<u8> {
         let mut states: Vec<SavedState> = self
             .states
             .iter()
@@ -382,16 +381,14 @@ impl Evaluator {
             annotations: r.annotations.clone(),
             resolved_at: Some(r.at),
         }));
-        let json = serde_json::to_vec_pretty(&states).map_err(std::io::Error::other)?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&json)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
+        serde_json::to_vec_pretty(&states).expect("alert states serialize")
+    }
+
+    /// Writes the states to `path` (JSON, written aside, synced and renamed, and the
+    /// folder synced, so that a crash leaves the previous file or this one, whole): a
+    /// restart reads them back and neither pages again nor forgets an alert that fires.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        write_durably(path, &self.to_json())
     }
 
     /// Reads states saved by [`Evaluator::save`]; a missing file is a fresh start. A
@@ -408,15 +405,21 @@ impl Evaluator {
                 });
             }
         };
-        let saved: Vec<SavedState> = serde_json::from_slice(&bytes).map_err(|e| {
+        Self::from_json(&bytes).map_err(|reason| {
             let backup = path.with_extension("json.damaged");
             let _ = std::fs::copy(path, &backup);
             StateFileError::Damaged {
                 path: path.to_path_buf(),
                 backup,
-                reason: e.to_string(),
+                reason,
             }
-        })?;
+        })
+    }
+
+    /// Reads states written by [`Evaluator::to_json`]; the error says why they do not
+    /// parse.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
+        let saved: Vec<SavedState> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
         let mut out = Self::default();
         for s in saved {
             let key = (s.tenant, s.slo, s.tier);
@@ -615,6 +618,21 @@ impl Evaluator {
         }
         out
     }
+}
+
+/// Writes `bytes` to `path` aside, synced and renamed, and the folder synced: a crash
+/// leaves the previous file or this one, whole.
+pub(super) fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -44,7 +44,7 @@ pub use groups::{MISSING_GROUP, OVERFLOW_GROUP};
 pub use metrics::EngineCollector;
 use pages::status_windows;
 pub use pages::{HourPages, PageStats};
-pub use snapshot::BurnSnapshot;
+pub use snapshot::{BurnSnapshot, burn_ranges, burn_snapshot_from_sums};
 use status::*;
 pub use status::{RangeSums, status_at, status_from_sums, status_ranges, window_units};
 use tail::Tail;

@@ -58,24 +58,9 @@ impl Engine {
             // The SLO as a whole also needs its own window and its no-data window (for
             // the budget and no-data alerts); a group, only the tiers' standard windows.
             let whole = status_windows(&e.def, now);
-            let of = |ring: &MinuteRing, windows: Vec<u32>| {
-                let (windows, events, units) = status::figures_over(&e.def, ring, now, windows);
-                (
-                    windows.iter().copied().zip(events).collect(),
-                    windows
-                        .iter()
-                        .zip(units)
-                        .map(|(&w, (g, t))| (w, g, t))
-                        .collect(),
-                )
-            };
-            let (windows, units) = of(&e.ring.lock().unwrap_or_else(|p| p.into_inner()), whole);
-            out.push(BurnSnapshot {
-                def: Arc::clone(&e.def),
-                group: Vec::new(),
-                windows,
-                units,
-            });
+            let ring = e.ring.lock().unwrap_or_else(|p| p.into_inner());
+            out.push(snapshot_of(&e.def, &*ring, now, whole, Vec::new()));
+            drop(ring);
             if e.def.group_by.is_empty() {
                 continue;
             }
@@ -85,15 +70,58 @@ impl Engine {
                 if groups.overflow == Some(id as u32) {
                     continue;
                 }
-                let (windows, units) = of(ring, BURN_RATE_WINDOWS.to_vec());
-                out.push(BurnSnapshot {
-                    def: Arc::clone(&e.def),
-                    group: group_labels(&e.def, &groups, id),
-                    windows,
-                    units,
-                });
+                out.push(snapshot_of(
+                    &e.def,
+                    ring,
+                    now,
+                    BURN_RATE_WINDOWS.to_vec(),
+                    group_labels(&e.def, &groups, id),
+                ));
             }
         }
         (now, out)
     }
+}
+
+/// The snapshot of `def` (or of one of its groups, `group`) over `windows` from `counts`.
+fn snapshot_of(
+    def: &Arc<SloDef>,
+    counts: &dyn MinuteCounts,
+    now: i64,
+    windows: Vec<u32>,
+    group: Vec<(String, String)>,
+) -> BurnSnapshot {
+    let (windows, events, units) = status::figures_over(def, counts, now, windows);
+    BurnSnapshot {
+        def: Arc::clone(def),
+        group,
+        windows: windows.iter().copied().zip(events).collect(),
+        units: windows
+            .iter()
+            .zip(units)
+            .map(|(&w, (g, t))| (w, g, t))
+            .collect(),
+    }
+}
+
+/// The minute ranges whose (counted, total) sums the burn snapshot of `def` as a whole
+/// reads at `now`, in the order it reads them: what an alert evaluator summing many
+/// engines (the partitions of a cluster) asks each of them for.
+pub fn burn_ranges(def: &Arc<SloDef>, now: i64) -> Vec<(i64, i64)> {
+    let recorder = status::Recorder::default();
+    snapshot_of(def, &recorder, now, status_windows(def, now), Vec::new());
+    recorder.ranges()
+}
+
+/// The burn snapshot of `def` as a whole at `now` from `sums`, the (counted, total) sums
+/// over the ranges of [`burn_ranges`]`(def, now)` in their order (every engine's added
+/// up).
+pub fn burn_snapshot_from_sums(
+    def: &Arc<SloDef>,
+    ranges: &[(i64, i64)],
+    sums: &[(u64, u64)],
+    now: i64,
+) -> BurnSnapshot {
+    let replayer = status::Replayer::new(ranges, sums);
+    snapshot_of(def, &replayer, now, status_windows(def, now), Vec::new())
 }

@@ -354,7 +354,15 @@ impl Engine {
 }
 
 /// Counts that answer nothing and note the ranges asked, in order.
-struct Recorder(std::cell::RefCell<Vec<(i64, i64)>>);
+#[derive(Default)]
+pub(super) struct Recorder(std::cell::RefCell<Vec<(i64, i64)>>);
+
+impl Recorder {
+    /// The ranges asked so far.
+    pub(super) fn ranges(self) -> Vec<(i64, i64)> {
+        self.0.into_inner()
+    }
+}
 
 impl MinuteCounts for Recorder {
     fn range(&self, lo: i64, hi: i64) -> (u64, u64) {
@@ -364,10 +372,21 @@ impl MinuteCounts for Recorder {
 }
 
 /// Counts that answer the ranges of a [`Recorder`] with sums given for them, in order.
-struct Replayer<'a> {
+pub(super) struct Replayer<'a> {
     ranges: &'a [(i64, i64)],
     sums: &'a [(u64, u64)],
     next: std::cell::Cell<usize>,
+}
+
+impl<'a> Replayer<'a> {
+    /// Answers `ranges`, in order, with `sums`.
+    pub(super) fn new(ranges: &'a [(i64, i64)], sums: &'a [(u64, u64)]) -> Self {
+        Replayer {
+            ranges,
+            sums,
+            next: std::cell::Cell::new(0),
+        }
+    }
 }
 
 impl MinuteCounts for Replayer<'_> {
@@ -386,9 +405,9 @@ impl MinuteCounts for Replayer<'_> {
 /// in the order it reads them: what a status summed over many engines (the partitions of
 /// a cluster) asks each of them for. They depend on `def` and `now` only.
 pub fn status_ranges(def: &SloDef, now: i64) -> Vec<(i64, i64)> {
-    let recorder = Recorder(std::cell::RefCell::default());
+    let recorder = Recorder::default();
     status_at(def, &recorder, None, now);
-    recorder.0.into_inner()
+    recorder.ranges()
 }
 
 /// The status of `def` at `now` from `sums`, the (counted, total) sums over the ranges of
@@ -400,11 +419,7 @@ pub fn status_from_sums(
     effective_threshold: Option<f64>,
     now: i64,
 ) -> SloStatus {
-    let replayer = Replayer {
-        ranges,
-        sums,
-        next: std::cell::Cell::new(0),
-    };
+    let replayer = Replayer::new(ranges, sums);
     status_at(def, &replayer, effective_threshold, now)
 }
 

@@ -211,6 +211,50 @@ mod cases {
     }
 
     #[test]
+    fn burn_snapshots_summed_over_engines_equal_one_engine_s() {
+        // One engine counts everything; two count halves of it (a cluster's partitions).
+        const SLICED: &str = "slos:\n  - name: api\n    service: api\n    objective: 99\n    window: 1d\n    sli: { spans: { good: { status: not_error } } }\n  - name: sliced\n    service: api\n    objective: 95\n    window: 1d\n    budgeting: { timeslices: { slice: 5m, target: 90 } }\n    sli: { spans: { good: { status: not_error } } }\n";
+        let clock = Arc::new(ManualClock::new(T0 + 300 * MIN));
+        let engines: Vec<Engine> = (0..3)
+            .map(|_| {
+                let e = Engine::new(clock.clone());
+                e.load(parse_native(Path::new("t.yaml"), SLICED).unwrap());
+                e
+            })
+            .collect();
+        for (i, (at, good, bad)) in [(10, 90, 10), (200, 40, 1), (290, 7, 3), (299, 50, 0)]
+            .into_iter()
+            .enumerate()
+        {
+            let b = batch(T0 + at * MIN + 5, good, bad);
+            engines[0].ingest(&b);
+            engines[1 + i % 2].ingest(&b);
+        }
+        let (now, whole) = engines[0].burn_snapshot();
+        for one in &whole {
+            let ranges = burn_ranges(&one.def, now);
+            let mut sums = vec![(0u64, 0u64); ranges.len()];
+            for part in &engines[1..] {
+                let (got, _) = part.range_sums("default", &one.def.name, &ranges).unwrap();
+                for (s, (x, t)) in sums.iter_mut().zip(got) {
+                    *s = (s.0 + x, s.1 + t);
+                }
+            }
+            let summed = burn_snapshot_from_sums(&one.def, &ranges, &sums, now);
+            assert_eq!(
+                format!("{:?}", summed.windows),
+                format!("{:?}", one.windows)
+            );
+            assert_eq!(format!("{:?}", summed.units), format!("{:?}", one.units));
+            assert!(
+                one.window(5).is_some_and(|t| t.total == 50),
+                "{:?}",
+                one.windows
+            );
+        }
+    }
+
+    #[test]
     fn forecast_and_low_traffic() {
         let (engine, clock) = engine();
         let slos = SLOS.replace("window: 1d", "window: 1d\n    min_events: 100");

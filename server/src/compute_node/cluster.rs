@@ -22,7 +22,7 @@ use axum::extract::Query;
 use axum::http::HeaderMap;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
-use slotel_compute::SloStatus;
+use slotel_compute::{RangeSums, SloStatus};
 use slotel_query::ApiError;
 use slotel_query::rest::{ListParams, SloList};
 
@@ -35,21 +35,24 @@ const ANNOUNCE_EVERY: Duration = Duration::from_secs(5);
 /// An entry not rewritten for this long is a node that is gone.
 const STALE_MS: i64 = 30_000;
 /// How long a node waits for another's sums.
-const PEER_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A compute node's entry in the shared storage.
 #[derive(Debug, Serialize, Deserialize)]
-struct Member {
+pub(super) struct Member {
     id: String,
-    api: String,
+    pub(super) api: String,
     updated_at_ms: i64,
+    /// Whether the node evaluates the alerts (it owns the control partition).
+    #[serde(default)]
+    pub(super) alerts: bool,
 }
 
 /// One SLO's ranges, asked of every shard.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct Ask {
-    slo: String,
-    ranges: Vec<(i64, i64)>,
+    pub(super) slo: String,
+    pub(super) ranges: Vec<(i64, i64)>,
 }
 
 /// The body of `POST /internal/v1/range_sums`.
@@ -71,6 +74,9 @@ struct SloSums {
 struct ShardSums {
     topic: String,
     partition: i32,
+    /// Whether the shard is within `kafka.ready_lag` records of its partition's end.
+    #[serde(default)]
+    ready: bool,
     slos: Vec<SloSums>,
 }
 
@@ -105,6 +111,7 @@ pub(super) async fn announce(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
             id: node.id.clone(),
             api: node.api_url.clone(),
             updated_at_ms: now_ms(),
+            alerts: node.evaluates_alerts(),
         };
         let body = serde_json::to_vec(&member).expect("a member serializes");
         if let Err(e) = node.root.put(&path, PutPayload::from(body)).await {
@@ -118,6 +125,11 @@ pub(super) async fn announce(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
 
 /// The other nodes' API URLs, from their fresh entries.
 async fn peers(node: &Node) -> Result<Vec<String>, ApiError> {
+    Ok(members(node).await?.into_iter().map(|m| m.api).collect())
+}
+
+/// The other nodes' fresh entries.
+pub(super) async fn members(node: &Node) -> Result<Vec<Member>, ApiError> {
     use futures::TryStreamExt;
     let prefix = ObjectPath::from(MEMBERS);
     let listed: Vec<_> = node
@@ -139,10 +151,22 @@ async fn peers(node: &Node) -> Result<Vec<String>, ApiError> {
             continue;
         };
         if m.id != node.id && now - m.updated_at_ms <= STALE_MS {
-            out.push(m.api);
+            out.push(m);
         }
     }
     Ok(out)
+}
+
+/// The caller's credentials and tenant, to ask other nodes with.
+pub(super) fn forwarded(headers: &HeaderMap) -> HeaderMap {
+    headers
+        .iter()
+        .filter(|(k, _)| {
+            *k == header::AUTHORIZATION
+                || k.as_str().eq_ignore_ascii_case(slotel_proto::TENANT_HEADER)
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// The sums of `asks` over the shards this node owns, for `tenant`.
@@ -152,6 +176,7 @@ fn local_sums(node: &Node, tenant: &str, asks: &[Ask]) -> Vec<ShardSums> {
         .map(|shard| ShardSums {
             topic: shard.id.topic.clone(),
             partition: shard.id.partition,
+            ready: shard.is_caught_up(node.kafka.ready_lag),
             slos: asks
                 .iter()
                 .map(|ask| {
@@ -181,14 +206,24 @@ pub(super) async fn range_sums(
     })
 }
 
-/// The statuses of `defs` at `now`, summed over every partition; `headers` (the
-/// caller's credentials and tenant) go with the questions to the other nodes.
-async fn statuses(
+/// Sums of the same ranges over every partition of the cluster.
+pub(super) struct Summed {
+    /// Per ask, in order: the (counted, total) sums over its ranges and the histogram
+    /// bound its latency SLI counts at.
+    pub(super) sums: Vec<RangeSums>,
+    /// Whether every partition's owner is caught up (within `kafka.ready_lag`).
+    pub(super) caught_up: bool,
+}
+
+/// `asks` of `tenant`'s SLOs summed over every partition: this node's shards directly,
+/// the others' through their owners, with `forwarded` (credentials and tenant) on the
+/// questions. An error when some partition has no answer, or two.
+pub(super) async fn sums(
     node: &Node,
-    headers: &HeaderMap,
+    forwarded: &HeaderMap,
     tenant: &str,
-    defs: &[SloDef],
-) -> Result<Vec<SloStatus>, ApiError> {
+    asks: Vec<Ask>,
+) -> Result<Summed, ApiError> {
     let wanted = node
         .partitions
         .read()
@@ -199,14 +234,6 @@ async fn statuses(
             "the topics' partitions are not known yet; retry in a few seconds".into(),
         ));
     }
-    let now = node.clock.now_nanos();
-    let asks: Vec<Ask> = defs
-        .iter()
-        .map(|d| Ask {
-            slo: d.name.clone(),
-            ranges: slotel_compute::status_ranges(d, now),
-        })
-        .collect();
     let mut answers: BTreeMap<ShardId, ShardSums> = BTreeMap::new();
     let mut conflicts = BTreeSet::new();
     let mut add = |shards: Vec<ShardSums>| {
@@ -222,14 +249,6 @@ async fn statuses(
     };
     add(local_sums(node, tenant, &asks));
     let body = Asks { asks };
-    let forwarded: HeaderMap = headers
-        .iter()
-        .filter(|(k, _)| {
-            *k == header::AUTHORIZATION
-                || k.as_str().eq_ignore_ascii_case(slotel_proto::TENANT_HEADER)
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
     let replies = futures::future::join_all(peers(node).await?.into_iter().map(|api| {
         let request = node
             .http
@@ -266,23 +285,22 @@ async fn statuses(
             names(&missing)
         )));
     }
-    let ranges: Vec<&Vec<(i64, i64)>> = body.asks.iter().map(|a| &a.ranges).collect();
-    let mut out = Vec::with_capacity(defs.len());
-    for (i, def) in defs.iter().enumerate() {
-        let mut sums = vec![(0u64, 0u64); ranges[i].len()];
+    let mut out = Vec::with_capacity(body.asks.len());
+    for ask in &body.asks {
+        let mut sums = vec![(0u64, 0u64); ask.ranges.len()];
         let mut threshold = None;
         for (id, shard) in &answers {
-            let Some(part) = shard.slos.iter().find(|s| s.slo == def.name) else {
+            let Some(part) = shard.slos.iter().find(|s| s.slo == ask.slo) else {
                 return Err(ApiError::Unavailable(format!(
                     "partition {id} did not answer for SLO {:?}",
-                    def.name
+                    ask.slo
                 )));
             };
             if part.sums.len() != sums.len() {
                 return Err(ApiError::Unavailable(format!(
                     "the owner of partition {id} does not have SLO {:?} loaded (an SLO reload \
                      is under way?)",
-                    def.name
+                    ask.slo
                 )));
             }
             for (total, (x, t)) in sums.iter_mut().zip(&part.sums) {
@@ -291,10 +309,45 @@ async fn statuses(
             }
             threshold = threshold.or(part.threshold);
         }
-        let status = slotel_compute::status_from_sums(def, ranges[i], &sums, threshold, now);
-        out.push(node.view.in_maintenance_at(status, now));
+        out.push((sums, threshold));
     }
-    Ok(out)
+    Ok(Summed {
+        sums: out,
+        caught_up: answers.values().all(|s| s.ready),
+    })
+}
+
+/// The statuses of `defs` at `now`, summed over every partition; `headers` (the
+/// caller's credentials and tenant) go with the questions to the other nodes.
+async fn statuses(
+    node: &Node,
+    headers: &HeaderMap,
+    tenant: &str,
+    defs: &[SloDef],
+) -> Result<Vec<SloStatus>, ApiError> {
+    let now = node.clock.now_nanos();
+    let ranges: Vec<Vec<(i64, i64)>> = defs
+        .iter()
+        .map(|d| slotel_compute::status_ranges(d, now))
+        .collect();
+    let asks = defs
+        .iter()
+        .zip(&ranges)
+        .map(|(d, r)| Ask {
+            slo: d.name.clone(),
+            ranges: r.clone(),
+        })
+        .collect();
+    let summed = sums(node, &forwarded(headers), tenant, asks).await?;
+    Ok(defs
+        .iter()
+        .zip(&ranges)
+        .zip(summed.sums)
+        .map(|((def, ranges), (sums, threshold))| {
+            let status = slotel_compute::status_from_sums(def, ranges, &sums, threshold, now);
+            node.view.in_maintenance_at(status, now)
+        })
+        .collect())
 }
 
 fn names(ids: &BTreeSet<ShardId>) -> String {

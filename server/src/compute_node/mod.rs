@@ -57,6 +57,7 @@ use slotel_storage::{CheckpointPlace, CheckpointTarget, StorageConfig, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+mod alerts;
 mod cluster;
 
 use crate::app::{Addresses, bind, engine_of, join_servers, metrics_reply, stop_within, tls_of};
@@ -90,6 +91,11 @@ struct Shard {
 }
 
 impl Shard {
+    /// Whether the shard is within `bound` records of its partition's end.
+    fn is_caught_up(&self, bound: u64) -> bool {
+        self.lag().is_some_and(|l| l <= bound)
+    }
+
     /// Records between what the engine applied and the partition's end; `None` while
     /// the end is unknown.
     fn lag(&self) -> Option<u64> {
@@ -146,6 +152,14 @@ struct Node {
     joined: AtomicBool,
     stopping: AtomicBool,
     stats: NodeStats,
+    /// The `alerting:` settings, for the node that evaluates the alerts.
+    alerting: slotel_compute::alerting::config::AlertingConfig,
+    /// The configured tokens: what this node presents to the others for a tenant.
+    tokens: Vec<slotel_ingest::config::TokenConfig>,
+    /// The alert evaluation term, while this node owns the control partition.
+    term: Mutex<Option<alerts::Term>>,
+    /// The term's alert states, for `/api/v1/alerts`.
+    alerts: Mutex<Option<Arc<Mutex<slotel_compute::alerting::Evaluator>>>>,
 }
 
 impl Node {
@@ -172,7 +186,7 @@ impl Node {
             && self
                 .shards()
                 .iter()
-                .all(|s| s.lag().is_some_and(|l| l <= self.kafka.ready_lag))
+                .all(|s| s.is_caught_up(self.kafka.ready_lag))
     }
 
     /// Opens shard `id` from the shared storage: its rows, then its checkpoint's state.
@@ -406,6 +420,17 @@ impl Node {
     /// Unless `lost` (the group went on without this node), the shards are kept for the
     /// next assignment.
     fn revoke(&self, consumer: &BaseConsumer<Ctx>, tpl: Option<&TopicPartitionList>, lost: bool) {
+        let control = self.control();
+        let gives_control = tpl.is_none_or(|tpl| {
+            tpl.elements()
+                .iter()
+                .any(|e| e.topic() == control.topic && e.partition() == control.partition)
+        });
+        if gives_control {
+            // Before the partition can go to another node, whose term reads the states
+            // this one leaves.
+            self.end_term();
+        }
         let revoked: Vec<Arc<Shard>> = {
             let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
             match tpl {
@@ -507,6 +532,7 @@ impl ConsumerContext for Ctx {
                 if let Err(e) = consumer.assign(tpl) {
                     tracing::error!(error = %e, "Cannot take the assigned partitions.");
                 }
+                alerts::begin_term(&self.node);
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 self.node
@@ -710,6 +736,10 @@ impl ComputeNode {
             joined: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             stats: NodeStats::default(),
+            alerting: config.alerting.clone(),
+            tokens: config.auth.tokens.clone(),
+            term: Mutex::default(),
+            alerts: Mutex::default(),
         });
         let consumer: BaseConsumer<Ctx> = slotel_ingest::kafka::client_config(
             &kafka,
@@ -768,6 +798,7 @@ impl ComputeNode {
                 .route("/api/v1/shards", get(shards))
                 .route("/api/v1/slos", get(cluster::list_slos))
                 .route("/api/v1/slos/{name}", get(cluster::get_slo))
+                .route("/api/v1/alerts", get(alerts::list_alerts))
                 .route(
                     "/internal/v1/range_sums",
                     axum::routing::post(cluster::range_sums),
@@ -873,7 +904,7 @@ async fn readyz(State(node): State<Arc<Node>>) -> Response {
     let behind: Vec<String> = node
         .shards()
         .iter()
-        .filter(|s| s.lag().is_none_or(|l| l > node.kafka.ready_lag))
+        .filter(|s| !s.is_caught_up(node.kafka.ready_lag))
         .map(|s| s.id.to_string())
         .collect();
     if node.is_ready() {
@@ -925,6 +956,7 @@ async fn shards(State(node): State<Arc<Node>>, Extension(t): Extension<Tenant>) 
         .collect();
     Json(serde_json::json!({
         "ready": node.is_ready(),
+        "evaluates_alerts": node.evaluates_alerts(),
         "shards": shards,
     }))
     .into_response()
@@ -957,6 +989,11 @@ impl Collector for NodeCollector {
                 "kafka_partitions_owned",
                 "Partitions this compute node owns",
                 shards.len() as i64,
+            ),
+            (
+                "alerts_evaluating",
+                "1 while this node evaluates the alert rules (it owns the control partition)",
+                i64::from(node.evaluates_alerts()),
             ),
         ];
         for (name, help, value) in gauges {
