@@ -106,6 +106,7 @@ pub fn router(ctx: ApiContext) -> Router {
         options,
         alerts: Arc::clone(&alerts),
         health,
+        remote: None,
     };
     let gates = (Arc::clone(&engine), Arc::clone(&alerts));
     let api = Router::new()

@@ -371,6 +371,7 @@ pub async fn slo_series(
     let m = source
         .minutes(&t, &name, None, lo - lookback, hi)
         .await
+        .map_err(|e| ApiError::Unavailable(e.0))?
         .ok_or_else(|| ApiError::NotFound(format!("no SLO named {name:?}")))?;
     let step_minutes = step / 60;
     let points = (0..=(to - from) / step)

@@ -63,6 +63,33 @@ pub struct MinutesWanted<'a> {
     pub lo: i64,
 }
 
+/// A future of [`RemoteMinutes`], boxed so that the source can be a trait object.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Per-minute (counted, total) counts of one want, and the histogram bound its latency
+/// SLI counts at.
+pub type WantCounts = (Vec<(u64, u64)>, Option<f64>);
+
+/// The minutes of SLOs whose counts other processes hold: a compute node's view of its
+/// cluster, whose partitions' owners each count a part of every SLO.
+pub trait RemoteMinutes: Send + Sync {
+    /// The counts of minutes `want.lo..=hi` of each of `wants` (as the engine's rings
+    /// hold them) summed over every partition, in their order; `None` for an SLO or
+    /// group no partition has. An error (saying why) when some partition has no owner
+    /// answering: an exact answer or none.
+    fn counts<'a>(
+        &'a self,
+        tenant: &'a str,
+        wants: &'a [MinutesWanted<'a>],
+        hi: i64,
+    ) -> BoxFuture<'a, Result<Vec<Option<WantCounts>>, String>>;
+}
+
+/// The counts a read needs are not all available now (a cluster's partition has no
+/// owner answering); the text says which and why.
+#[derive(Debug, Clone)]
+pub struct Unavailable(pub String);
+
 /// Reads SLO data for the API: hot minutes from the engine, cold ones from storage.
 #[derive(Clone)]
 pub struct QueryEngine {
@@ -76,6 +103,9 @@ pub struct QueryEngine {
     pub alerts: Arc<Mutex<Evaluator>>,
     /// slotel's own metrics by minute.
     pub health: Arc<HealthHistory>,
+    /// On a compute node: where the SLOs' counts are (the engine then holds only the
+    /// SLOs' definitions).
+    pub remote: Option<Arc<dyn RemoteMinutes>>,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -118,107 +148,49 @@ impl QueryEngine {
         labels: Option<&[(String, String)]>,
         lo: i64,
         hi: i64,
-    ) -> Option<SloMinutes> {
+    ) -> Result<Option<SloMinutes>, Unavailable> {
         let want = MinutesWanted {
             name,
             group: labels,
             lo,
         };
-        self.minutes_many(tenant, &[want], hi).await.pop().flatten()
+        Ok(self
+            .minutes_many(tenant, &[want], hi)
+            .await?
+            .pop()
+            .flatten())
     }
 
     /// The minutes `want.lo..=hi` of each of `wants`, in their order (`None` for an
-    /// unknown SLO or group). What the engine no longer holds is read from storage in
-    /// one pass for all of them, keeping only their rows.
+    /// unknown SLO or group): from this process's engine and storage
+    /// ([`read_minutes`]), or on a compute node summed over the cluster's partitions.
     pub async fn minutes_many(
         &self,
         tenant: &str,
         wants: &[MinutesWanted<'_>],
         hi: i64,
-    ) -> Vec<Option<SloMinutes>> {
-        // No flush moves minutes from the engine's unflushed tail to a file while both
-        // are read: each is counted once.
-        let _gate = match &self.store {
-            Some(s) => Some(s.read_gate().await),
-            None => None,
+    ) -> Result<Vec<Option<SloMinutes>>, Unavailable> {
+        let Some(remote) = &self.remote else {
+            return Ok(read_minutes(&self.engine, self.store.as_deref(), tenant, wants, hi).await);
         };
-        let mut held: Vec<Option<(Minutes, i64)>> = wants
+        let defs = self.engine.slos(tenant);
+        let counts = remote
+            .counts(tenant, wants, hi)
+            .await
+            .map_err(Unavailable)?;
+        Ok(wants
             .iter()
-            .map(|w| {
-                let m = self.engine.minutes(tenant, w.name, w.group, w.lo, hi)?;
-                Some((m, w.lo))
-            })
-            .collect();
-        if let Some(store) = &self.store {
-            // SLO → group → the wants reading it from storage; the row filter tests the
-            // stored column form, the rows read are matched by key.
-            let mut need: HashMap<&str, HashMap<GroupKey, Vec<usize>>> = HashMap::new();
-            let mut columns: HashMap<&str, HashSet<String>> = HashMap::new();
-            let (mut scan_lo, mut scan_hi) = (i64::MAX, i64::MIN);
-            for (i, (w, h)) in wants.iter().zip(&held).enumerate() {
-                let Some((m, lo)) = h.as_ref().filter(|(m, lo)| *lo < m.oldest_held) else {
-                    continue;
-                };
-                let key = GroupKey(w.group.unwrap_or_default().to_vec());
-                columns
-                    .entry(w.name)
-                    .or_default()
-                    .insert(slotel_storage::group_column(&key));
-                need.entry(w.name)
-                    .or_default()
-                    .entry(key)
-                    .or_default()
-                    .push(i);
-                scan_lo = scan_lo.min(*lo);
-                scan_hi = scan_hi.max(hi.min(m.oldest_held - 1));
-            }
-            if !need.is_empty() {
-                let keep = |slo: &str, group: &str| {
-                    columns
-                        .get(slo)
-                        .is_some_and(|groups| groups.contains(group))
-                };
-                let filter = RowFilter {
-                    lo: scan_lo,
-                    hi: scan_hi,
-                    keep: Some(&keep),
-                };
-                let scanned = store
-                    .scan_where(SLI_MINUTE, Some(tenant), &filter, Columns::Counts, |rows| {
-                        for r in rows {
-                            let Some(ids) = need.get(r.slo.as_str()).and_then(|g| g.get(&r.group))
-                            else {
-                                continue;
-                            };
-                            for &i in ids {
-                                let Some((m, lo)) = held[i].as_mut() else {
-                                    continue;
-                                };
-                                if r.minute < *lo || r.minute >= m.oldest_held || r.minute > hi {
-                                    continue;
-                                }
-                                let c = &mut m.counts[(r.minute - *lo) as usize];
-                                c.0 += m.def.counted().raw(&r.tally);
-                                c.1 += r.tally.total;
-                            }
-                        }
-                    })
-                    .await;
-                if let Err(e) = scanned {
-                    tracing::warn!(error = %e, "Cannot read stored minutes; answering from memory.");
-                }
-            }
-        }
-        held.into_iter()
-            .map(|h| {
-                let (m, lo) = h?;
+            .zip(counts)
+            .map(|(w, c)| {
+                let (counts, effective_threshold) = c?;
+                let def = defs.iter().find(|d| d.name == w.name)?;
                 Some(SloMinutes {
-                    def: m.def,
-                    series: MinuteSeries::new(lo, m.counts),
-                    effective_threshold: m.effective_threshold,
+                    def: Arc::clone(def),
+                    series: MinuteSeries::new(w.lo, counts),
+                    effective_threshold,
                 })
             })
-            .collect()
+            .collect())
     }
 
     /// The latency histograms of `tenant`'s SLO `name` at minutes `lo..=hi`, from storage
@@ -307,6 +279,101 @@ impl QueryEngine {
     }
 }
 
+/// The minutes `want.lo..=hi` of each of `wants` that `engine` and `store` hold, in
+/// their order (`None` for an unknown SLO or group). What the engine no longer holds is
+/// read from storage in one pass for all of them, keeping only their rows.
+pub async fn read_minutes(
+    engine: &Engine,
+    store: Option<&Store>,
+    tenant: &str,
+    wants: &[MinutesWanted<'_>],
+    hi: i64,
+) -> Vec<Option<SloMinutes>> {
+    // No flush moves minutes from the engine's unflushed tail to a file while both
+    // are read: each is counted once.
+    let _gate = match store {
+        Some(s) => Some(s.read_gate().await),
+        None => None,
+    };
+    let mut held: Vec<Option<(Minutes, i64)>> = wants
+        .iter()
+        .map(|w| {
+            let m = engine.minutes(tenant, w.name, w.group, w.lo, hi)?;
+            Some((m, w.lo))
+        })
+        .collect();
+    if let Some(store) = store {
+        // SLO → group → the wants reading it from storage; the row filter tests the
+        // stored column form, the rows read are matched by key.
+        let mut need: HashMap<&str, HashMap<GroupKey, Vec<usize>>> = HashMap::new();
+        let mut columns: HashMap<&str, HashSet<String>> = HashMap::new();
+        let (mut scan_lo, mut scan_hi) = (i64::MAX, i64::MIN);
+        for (i, (w, h)) in wants.iter().zip(&held).enumerate() {
+            let Some((m, lo)) = h.as_ref().filter(|(m, lo)| *lo < m.oldest_held) else {
+                continue;
+            };
+            let key = GroupKey(w.group.unwrap_or_default().to_vec());
+            columns
+                .entry(w.name)
+                .or_default()
+                .insert(slotel_storage::group_column(&key));
+            need.entry(w.name)
+                .or_default()
+                .entry(key)
+                .or_default()
+                .push(i);
+            scan_lo = scan_lo.min(*lo);
+            scan_hi = scan_hi.max(hi.min(m.oldest_held - 1));
+        }
+        if !need.is_empty() {
+            let keep = |slo: &str, group: &str| {
+                columns
+                    .get(slo)
+                    .is_some_and(|groups| groups.contains(group))
+            };
+            let filter = RowFilter {
+                lo: scan_lo,
+                hi: scan_hi,
+                keep: Some(&keep),
+            };
+            let scanned = store
+                .scan_where(SLI_MINUTE, Some(tenant), &filter, Columns::Counts, |rows| {
+                    for r in rows {
+                        let Some(ids) = need.get(r.slo.as_str()).and_then(|g| g.get(&r.group))
+                        else {
+                            continue;
+                        };
+                        for &i in ids {
+                            let Some((m, lo)) = held[i].as_mut() else {
+                                continue;
+                            };
+                            if r.minute < *lo || r.minute >= m.oldest_held || r.minute > hi {
+                                continue;
+                            }
+                            let c = &mut m.counts[(r.minute - *lo) as usize];
+                            c.0 += m.def.counted().raw(&r.tally);
+                            c.1 += r.tally.total;
+                        }
+                    }
+                })
+                .await;
+            if let Err(e) = scanned {
+                tracing::warn!(error = %e, "Cannot read stored minutes; answering from memory.");
+            }
+        }
+    }
+    held.into_iter()
+        .map(|h| {
+            let (m, lo) = h?;
+            Some(SloMinutes {
+                def: m.def,
+                series: MinuteSeries::new(lo, m.counts),
+                effective_threshold: m.effective_threshold,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,6 +427,7 @@ mod tests {
             options: ApiOptions::default(),
             alerts: Arc::default(),
             health: Arc::default(),
+            remote: None,
         };
         let region = vec![("region".to_string(), "eu".to_string())];
         // A restart makes the stored group known (its minute is too old for the ring).
@@ -373,7 +441,10 @@ mod tests {
             want("c", Some(region.as_slice()), lo),
             want("gone", None, lo),
         ];
-        let got = source.minutes_many("default", &wants, NOW_MINUTE).await;
+        let got = source
+            .minutes_many("default", &wants, NOW_MINUTE)
+            .await
+            .unwrap();
         let sums: Vec<Option<(u64, u64)>> = got
             .iter()
             .map(|m| {
@@ -396,6 +467,7 @@ mod tests {
             source
                 .minutes("default", "a", None, old + 1, NOW_MINUTE)
                 .await
+                .unwrap()
                 .unwrap()
                 .series
                 .first(),

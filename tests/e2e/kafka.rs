@@ -716,6 +716,29 @@ async fn every_node_answers(
                 "{body}"
             );
         }
+        // The Prometheus API sums the same partitions, minute by minute.
+        for (slo, &(good, total)) in truth {
+            for (metric, want) in [
+                ("slotel_slo_good_events_total", good),
+                ("slotel_slo_events_total", total),
+            ] {
+                let (code, body) = node
+                    .get_as(
+                        Some("acme"),
+                        &format!("/prometheus/api/v1/query?query={metric}%7Bslo%3D%22{slo}%22%7D"),
+                    )
+                    .await;
+                assert_eq!(code, 200, "{body}");
+                let result = body["data"]["result"].as_array().unwrap();
+                assert_eq!(result.len(), 1, "{body}");
+                assert_eq!(
+                    result[0]["value"][1].as_str(),
+                    Some(want.to_string().as_str()),
+                    "{metric} of {slo} on {}",
+                    node.api
+                );
+            }
+        }
         let (code, body) = node.get_as(Some("acme"), "/api/v1/slos").await;
         assert_eq!(code, 200, "{body}");
         let listed: Vec<(String, u64)> = body["slos"]

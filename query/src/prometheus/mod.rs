@@ -58,7 +58,7 @@ fn error(e: PromError) -> Response {
     let status = match e {
         PromError::BadData(_) => StatusCode::BAD_REQUEST,
         PromError::Execution(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        PromError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+        PromError::Timeout | PromError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
     };
     (
         status,

@@ -63,6 +63,9 @@ pub enum PromError {
     Execution(String),
     /// The query ran past its time limit.
     Timeout,
+    /// The data the query reads is not all available now (a cluster's partition has no
+    /// owner answering); retrying later can succeed.
+    Unavailable(String),
 }
 
 impl PromError {
@@ -72,13 +75,16 @@ impl PromError {
             PromError::BadData(_) => "bad_data",
             PromError::Execution(_) => "execution",
             PromError::Timeout => "timeout",
+            PromError::Unavailable(_) => "unavailable",
         }
     }
 
     /// The message.
     pub fn message(&self) -> String {
         match self {
-            PromError::BadData(m) | PromError::Execution(m) => m.clone(),
+            PromError::BadData(m) | PromError::Execution(m) | PromError::Unavailable(m) => {
+                m.clone()
+            }
             PromError::Timeout => "query timed out in expression evaluation".into(),
         }
     }

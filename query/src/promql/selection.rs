@@ -179,7 +179,10 @@ impl Evaluation {
                     });
                     owners.push(ids);
                 }
-                let read = source.minutes_many(tenant, &wants, hi).await;
+                let read = source
+                    .minutes_many(tenant, &wants, hi)
+                    .await
+                    .map_err(|e| PromError::Unavailable(e.0))?;
                 for (ids, m) in owners.into_iter().zip(read) {
                     let Some(m) = m else { continue };
                     for id in ids {

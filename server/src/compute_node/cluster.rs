@@ -63,27 +63,27 @@ pub(super) struct Asks {
 
 /// One shard's sums of one SLO; `sums` is empty when the shard does not have the SLO.
 #[derive(Debug, Serialize, Deserialize)]
-struct SloSums {
+pub(super) struct SloSums {
     slo: String,
     sums: Vec<(u64, u64)>,
     threshold: Option<f64>,
 }
 
-/// One shard's answer.
+/// One shard's part of an answer.
 #[derive(Debug, Serialize, Deserialize)]
-struct ShardSums {
+pub(super) struct ShardPart<T> {
     topic: String,
     partition: i32,
     /// Whether the shard is within `kafka.ready_lag` records of its partition's end.
     #[serde(default)]
     ready: bool,
-    slos: Vec<SloSums>,
+    part: T,
 }
 
-/// The reply of `POST /internal/v1/range_sums`.
+/// The reply of the `/internal/v1/` endpoints: the parts of this node's shards.
 #[derive(Debug, Serialize, Deserialize)]
-pub(super) struct SumsReply {
-    shards: Vec<ShardSums>,
+pub(super) struct Parts<T> {
+    shards: Vec<ShardPart<T>>,
 }
 
 fn now_ms() -> i64 {
@@ -169,30 +169,36 @@ pub(super) fn forwarded(headers: &HeaderMap) -> HeaderMap {
         .collect()
 }
 
-/// The sums of `asks` over the shards this node owns, for `tenant`.
-fn local_sums(node: &Node, tenant: &str, asks: &[Ask]) -> Vec<ShardSums> {
+/// `part` of each shard this node owns.
+fn local_parts<T>(node: &Node, part: impl Fn(&Shard) -> T) -> Vec<ShardPart<T>> {
     node.shards()
         .iter()
-        .map(|shard| ShardSums {
+        .map(|shard| ShardPart {
             topic: shard.id.topic.clone(),
             partition: shard.id.partition,
             ready: shard.is_caught_up(node.kafka.ready_lag),
-            slos: asks
-                .iter()
-                .map(|ask| {
-                    let (sums, threshold) = shard
-                        .engine
-                        .range_sums(tenant, &ask.slo, &ask.ranges)
-                        .unwrap_or_default();
-                    SloSums {
-                        slo: ask.slo.clone(),
-                        sums,
-                        threshold,
-                    }
-                })
-                .collect(),
+            part: part(shard),
         })
         .collect()
+}
+
+/// The sums of `asks` over the shards this node owns, for `tenant`.
+fn local_sums(node: &Node, tenant: &str, asks: &[Ask]) -> Vec<ShardPart<Vec<SloSums>>> {
+    local_parts(node, |shard| {
+        asks.iter()
+            .map(|ask| {
+                let (sums, threshold) = shard
+                    .engine
+                    .range_sums(tenant, &ask.slo, &ask.ranges)
+                    .unwrap_or_default();
+                SloSums {
+                    slo: ask.slo.clone(),
+                    sums,
+                    threshold,
+                }
+            })
+            .collect()
+    })
 }
 
 /// `POST /internal/v1/range_sums`: this node's shards' sums, for another node's answer.
@@ -200,30 +206,23 @@ pub(super) async fn range_sums(
     State(node): State<Arc<Node>>,
     Extension(t): Extension<Tenant>,
     Json(asks): Json<Asks>,
-) -> Json<SumsReply> {
-    Json(SumsReply {
+) -> Json<Parts<Vec<SloSums>>> {
+    Json(Parts {
         shards: local_sums(&node, &t, &asks.asks),
     })
 }
 
-/// Sums of the same ranges over every partition of the cluster.
-pub(super) struct Summed {
-    /// Per ask, in order: the (counted, total) sums over its ranges and the histogram
-    /// bound its latency SLI counts at.
-    pub(super) sums: Vec<RangeSums>,
-    /// Whether every partition's owner is caught up (within `kafka.ready_lag`).
-    pub(super) caught_up: bool,
-}
-
-/// `asks` of `tenant`'s SLOs summed over every partition: this node's shards directly,
-/// the others' through their owners, with `forwarded` (credentials and tenant) on the
-/// questions. An error when some partition has no answer, or two.
-pub(super) async fn sums(
+/// Every partition's part of an answer: `local` (this node's shards') and the other
+/// nodes' replies to `POST {path}` with `body` and `forwarded` (the credentials and
+/// tenant), by partition, and whether every owner is caught up. An error when some
+/// partition has no answer, or two.
+pub(super) async fn gather<T: serde::de::DeserializeOwned>(
     node: &Node,
     forwarded: &HeaderMap,
-    tenant: &str,
-    asks: Vec<Ask>,
-) -> Result<Summed, ApiError> {
+    path: &str,
+    body: &(impl Serialize + Sync),
+    local: Vec<ShardPart<T>>,
+) -> Result<(BTreeMap<ShardId, T>, bool), ApiError> {
     let wanted = node
         .partitions
         .read()
@@ -234,9 +233,9 @@ pub(super) async fn sums(
             "the topics' partitions are not known yet; retry in a few seconds".into(),
         ));
     }
-    let mut answers: BTreeMap<ShardId, ShardSums> = BTreeMap::new();
+    let mut answers: BTreeMap<ShardId, ShardPart<T>> = BTreeMap::new();
     let mut conflicts = BTreeSet::new();
-    let mut add = |shards: Vec<ShardSums>| {
+    let mut add = |shards: Vec<ShardPart<T>>| {
         for s in shards {
             let id = ShardId {
                 topic: s.topic.clone(),
@@ -247,18 +246,17 @@ pub(super) async fn sums(
             }
         }
     };
-    add(local_sums(node, tenant, &asks));
-    let body = Asks { asks };
+    add(local);
     let replies = futures::future::join_all(peers(node).await?.into_iter().map(|api| {
         let request = node
             .http
-            .post(format!("{api}/internal/v1/range_sums"))
+            .post(format!("{api}{path}"))
             .headers(forwarded.clone())
             .timeout(PEER_TIMEOUT)
-            .json(&body);
+            .json(body);
         async move {
             let reply = request.send().await.ok()?.error_for_status().ok()?;
-            reply.json::<SumsReply>().await.ok()
+            reply.json::<Parts<T>>().await.ok()
         }
     }))
     .await;
@@ -285,12 +283,41 @@ pub(super) async fn sums(
             names(&missing)
         )));
     }
+    let caught_up = answers.values().all(|s| s.ready);
+    Ok((
+        answers.into_iter().map(|(id, s)| (id, s.part)).collect(),
+        caught_up,
+    ))
+}
+
+/// Sums of the same ranges over every partition of the cluster.
+pub(super) struct Summed {
+    /// Per ask, in order: the (counted, total) sums over its ranges and the histogram
+    /// bound its latency SLI counts at.
+    pub(super) sums: Vec<RangeSums>,
+    /// Whether every partition's owner is caught up (within `kafka.ready_lag`).
+    pub(super) caught_up: bool,
+}
+
+/// `asks` of `tenant`'s SLOs summed over every partition: this node's shards directly,
+/// the others' through their owners, with `forwarded` (credentials and tenant) on the
+/// questions. An error when some partition has no answer, or two.
+pub(super) async fn sums(
+    node: &Node,
+    forwarded: &HeaderMap,
+    tenant: &str,
+    asks: Vec<Ask>,
+) -> Result<Summed, ApiError> {
+    let local = local_sums(node, tenant, &asks);
+    let body = Asks { asks };
+    let (answers, caught_up) =
+        gather(node, forwarded, "/internal/v1/range_sums", &body, local).await?;
     let mut out = Vec::with_capacity(body.asks.len());
     for ask in &body.asks {
         let mut sums = vec![(0u64, 0u64); ask.ranges.len()];
         let mut threshold = None;
-        for (id, shard) in &answers {
-            let Some(part) = shard.slos.iter().find(|s| s.slo == ask.slo) else {
+        for (id, slos) in &answers {
+            let Some(part) = slos.iter().find(|s| s.slo == ask.slo) else {
                 return Err(ApiError::Unavailable(format!(
                     "partition {id} did not answer for SLO {:?}",
                     ask.slo
@@ -313,7 +340,7 @@ pub(super) async fn sums(
     }
     Ok(Summed {
         sums: out,
-        caught_up: answers.values().all(|s| s.ready),
+        caught_up,
     })
 }
 
@@ -402,4 +429,152 @@ pub(super) async fn get_slo(
     }
     let mut statuses = statuses(&node, &headers, &t, &defs).await?;
     Ok(Json(statuses.remove(0)))
+}
+
+/// One want of `POST /internal/v1/minutes`: an SLO (or one of its groups) from minute
+/// `lo` on.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct WantedMinutes {
+    slo: String,
+    group: Option<Vec<(String, String)>>,
+    lo: i64,
+}
+
+/// The body of `POST /internal/v1/minutes`: the wants, each up to minute `hi`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct MinutesAsk {
+    wants: Vec<WantedMinutes>,
+    hi: i64,
+}
+
+/// A want's minutes in one shard: only those with events, as (minute - lo, counted,
+/// total), and the histogram bound its latency SLI counts at.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct SparseMinutes {
+    minutes: Vec<(u32, u64, u64)>,
+    threshold: Option<f64>,
+}
+
+/// The minutes of `ask` in each shard this node owns (its engine's and its storage's),
+/// for `tenant`.
+async fn local_minutes(
+    node: &Node,
+    tenant: &str,
+    ask: &MinutesAsk,
+) -> Vec<ShardPart<Vec<Option<SparseMinutes>>>> {
+    use slotel_compute::window::MinuteCounts;
+    let wants: Vec<slotel_query::source::MinutesWanted<'_>> = ask
+        .wants
+        .iter()
+        .map(|w| slotel_query::source::MinutesWanted {
+            name: &w.slo,
+            group: w.group.as_deref(),
+            lo: w.lo,
+        })
+        .collect();
+    let mut out = Vec::new();
+    for shard in node.shards() {
+        let read = slotel_query::source::read_minutes(
+            &shard.engine,
+            Some(&shard.store),
+            tenant,
+            &wants,
+            ask.hi,
+        )
+        .await;
+        let part = read
+            .into_iter()
+            .zip(&ask.wants)
+            .map(|(m, w)| {
+                let m = m?;
+                let minutes = (w.lo..=ask.hi)
+                    .filter_map(|minute| {
+                        let (x, t) = m.series.range(minute, minute);
+                        (t > 0 || x > 0).then(|| ((minute - w.lo) as u32, x, t))
+                    })
+                    .collect();
+                Some(SparseMinutes {
+                    minutes,
+                    threshold: m.effective_threshold,
+                })
+            })
+            .collect();
+        out.push(ShardPart {
+            topic: shard.id.topic.clone(),
+            partition: shard.id.partition,
+            ready: shard.is_caught_up(node.kafka.ready_lag),
+            part,
+        });
+    }
+    out
+}
+
+/// `POST /internal/v1/minutes`: this node's shards' minutes, for another node's series.
+pub(super) async fn minutes(
+    State(node): State<Arc<Node>>,
+    Extension(t): Extension<Tenant>,
+    Json(ask): Json<MinutesAsk>,
+) -> Json<Parts<Vec<Option<SparseMinutes>>>> {
+    Json(Parts {
+        shards: local_minutes(&node, &t, &ask).await,
+    })
+}
+
+/// The query API's minutes on a compute node: every partition's, summed.
+pub(super) struct ClusterMinutes(pub(super) Arc<Node>);
+
+impl slotel_query::source::RemoteMinutes for ClusterMinutes {
+    fn counts<'a>(
+        &'a self,
+        tenant: &'a str,
+        wants: &'a [slotel_query::source::MinutesWanted<'a>],
+        hi: i64,
+    ) -> slotel_query::source::BoxFuture<
+        'a,
+        Result<Vec<Option<slotel_query::source::WantCounts>>, String>,
+    > {
+        Box::pin(async move {
+            let node = &self.0;
+            let ask = MinutesAsk {
+                wants: wants
+                    .iter()
+                    .map(|w| WantedMinutes {
+                        slo: w.name.to_string(),
+                        group: w.group.map(<[(String, String)]>::to_vec),
+                        lo: w.lo,
+                    })
+                    .collect(),
+                hi,
+            };
+            let local = local_minutes(node, tenant, &ask).await;
+            let (answers, _) = gather(
+                node,
+                &node.credentials(tenant),
+                "/internal/v1/minutes",
+                &ask,
+                local,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let mut out = Vec::with_capacity(ask.wants.len());
+            for (i, w) in ask.wants.iter().enumerate() {
+                let len = usize::try_from(hi - w.lo + 1).unwrap_or(0);
+                let mut counts = vec![(0u64, 0u64); len];
+                let (mut threshold, mut known) = (None, false);
+                for part in answers.values() {
+                    let Some(Some(m)) = part.get(i) else { continue };
+                    known = true;
+                    for &(at, x, t) in &m.minutes {
+                        if let Some(c) = counts.get_mut(at as usize) {
+                            c.0 += x;
+                            c.1 += t;
+                        }
+                    }
+                    threshold = threshold.or(m.threshold);
+                }
+                out.push(known.then_some((counts, threshold)));
+            }
+            Ok(out)
+        })
+    }
 }

@@ -128,7 +128,7 @@ struct Node {
     http: reqwest::Client,
     /// The SLOs and maintenance windows, without counts: what a status summed over the
     /// partitions is computed for.
-    view: Engine,
+    view: Arc<Engine>,
     /// Every partition of the three topics, as the brokers last said.
     partitions: RwLock<std::collections::BTreeSet<ShardId>>,
     kafka: KafkaConfig,
@@ -704,7 +704,12 @@ impl ComputeNode {
                 "The API listens on every address: set kafka.advertised_api to the URL other compute nodes reach this one at."
             );
         }
-        let view = engine_of(&clock, config.engine, defs.clone(), &config.maintenance)?;
+        let view = Arc::new(engine_of(
+            &clock,
+            config.engine,
+            defs.clone(),
+            &config.maintenance,
+        )?);
         let (commits_tx, commits_rx) = mpsc::channel();
         let node = Arc::new(Node {
             id: format!(
@@ -793,6 +798,18 @@ impl ComputeNode {
             stop_rx.clone(),
         ));
         let announce = tokio::spawn(cluster::announce(Arc::clone(&node), stop_rx.clone()));
+        let registry = Arc::new(registry);
+        // The query API over the cluster: the view's SLOs, every partition's minutes.
+        let source = slotel_query::QueryEngine {
+            engine: Arc::clone(&node.view),
+            store: None,
+            options: config.api,
+            alerts: Arc::default(),
+            health: Arc::new(slotel_query::side::HealthHistory::new(Arc::clone(
+                &registry,
+            ))),
+            remote: Some(Arc::new(cluster::ClusterMinutes(Arc::clone(&node)))),
+        };
         let shards_api = slotel_query::with_tenant(
             Router::new()
                 .route("/api/v1/shards", get(shards))
@@ -803,13 +820,22 @@ impl ComputeNode {
                     "/internal/v1/range_sums",
                     axum::routing::post(cluster::range_sums),
                 )
-                .with_state(Arc::clone(&node)),
+                .route(
+                    "/internal/v1/minutes",
+                    axum::routing::post(cluster::minutes),
+                )
+                .with_state(Arc::clone(&node))
+                .route(
+                    "/api/v1/slos/{name}/series",
+                    get(slotel_query::rest::slo_series).with_state(source.clone()),
+                )
+                .nest("/prometheus", slotel_query::prometheus::routes(source)),
             config.auth.auth(),
         );
         let router = Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz).with_state(Arc::clone(&node)))
-            .route("/metrics", get(metrics).with_state(Arc::new(registry)))
+            .route("/metrics", get(metrics).with_state(registry))
             .merge(shards_api);
         let mut stopped = stop_rx.clone();
         let servers = vec![tokio::spawn(slotel_ingest::serve(
