@@ -963,3 +963,115 @@ async fn an_outage_pages_once_while_the_node_evaluating_it_is_killed() {
     assert_eq!(resolves, 1, "{page_events:?}");
     assert_eq!(evaluators(&[new_evaluator]).await, [true]);
 }
+
+/// Runs `loadtest` at 2,000 spans/s against `endpoint` for tenant `acme` (in the
+/// background); its ground truth when it ends.
+fn load(endpoint: &str, protocol: &str, seed: u64) -> tokio::task::JoinHandle<Value> {
+    let (endpoint, protocol) = (endpoint.to_string(), protocol.to_string());
+    tokio::task::spawn_blocking(move || {
+        crate::harness::run_loadtest(&[
+            "--endpoint",
+            &endpoint,
+            "--protocol",
+            &protocol,
+            "--spans",
+            "24000",
+            "--rate",
+            "2000",
+            "--batch-size",
+            "200",
+            "--concurrency",
+            "2",
+            "--route",
+            "checkout:POST /api/checkout",
+            "--route",
+            "cart:GET /cart",
+            "--error-ratio",
+            "0.05",
+            "--tenant",
+            "acme",
+            "--seed",
+            &seed.to_string(),
+        ])
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_loopback_cluster_counts_loadtest_traffic_exactly_through_a_kill_and_a_join() {
+    let broker = Broker::start(false).await;
+    broker.create_otlp_topics(4);
+    let s3 = start_s3("slotel").await;
+    // The second ingest node spreads its records over the partitions: each service's
+    // spans are on every partition.
+    let (i1, i2) = (
+        ingest_node(&broker, ""),
+        ingest_node(&broker, "  partition_key: none\n"),
+    );
+    let mut a = compute_node(&broker, &s3);
+    let b = compute_node(&broker, &s3);
+    for node in [&i1, &i2, &a, &b] {
+        node.wait_ready().await;
+    }
+    // Both transports, both ingest nodes, at once.
+    let loads = [
+        load(&i1.otlp_grpc, "grpc", 11),
+        load(&i2.otlp_http, "http", 12),
+    ];
+    // Under load: SIGKILL a compute node; once the group noticed (tansu rebalances the
+    // survivor alone first), a third node joins and takes partitions.
+    eventually("the compute nodes to count the load", || async {
+        let mut applied = 0;
+        for node in [&a, &b] {
+            let (_, body) = node.get_as(Some("acme"), "/api/v1/shards").await;
+            applied += body["shards"]
+                .as_array()?
+                .iter()
+                .map(|s| s["applied_offset"].as_u64().unwrap_or(0))
+                .sum::<u64>();
+        }
+        (applied > 0).then_some(())
+    })
+    .await;
+    let assignments = b.metric("slotel_kafka_assignments_total", &[]).await;
+    a.kill();
+    eventually("the killed node's session to expire", || async {
+        (b.metric("slotel_kafka_assignments_total", &[]).await > assignments).then_some(())
+    })
+    .await;
+    let c = compute_node(&broker, &s3);
+    let mut truth = std::collections::BTreeMap::<String, (u64, u64)>::new();
+    for l in loads {
+        let t = l.await.unwrap();
+        assert_eq!(t["spans_failed"], 0, "{t}");
+        for g in t["groups"].as_array().unwrap() {
+            let (total, errors) = (g["total"].as_u64().unwrap(), g["errors"].as_u64().unwrap());
+            let e = truth
+                .entry(format!("{}-availability", g["service"].as_str().unwrap()))
+                .or_default();
+            *e = (e.0 + total - errors, e.1 + total);
+        }
+    }
+    assert_eq!(truth.values().map(|v| v.1).sum::<u64>(), 48_000);
+    // Every record the ingest nodes acknowledged is in the log: its partitions' ends.
+    let mut sent = Sent::new(&[
+        ("otlp_spans", 0),
+        ("otlp_spans", 1),
+        ("otlp_spans", 2),
+        ("otlp_spans", 3),
+        ("otlp_metrics", 0),
+        ("otlp_logs", 0),
+    ]);
+    for r in broker.records(&["otlp_spans", "otlp_metrics", "otlp_logs"]) {
+        *sent.ends.get_mut(&(r.topic.clone(), r.partition)).unwrap() += 1;
+    }
+    assert_eq!(settled(&[&b, &c], &sent, false).await, truth);
+    // The joining node took its share (which share depends on the members' order).
+    let mut owned = Vec::new();
+    for node in [&b, &c] {
+        let (_, body) = node.get_as(Some("acme"), "/api/v1/shards").await;
+        owned.push(body["shards"].as_array().unwrap().len());
+    }
+    assert_eq!(owned.iter().sum::<usize>(), 6, "{owned:?}");
+    assert!(owned.iter().all(|n| *n > 0), "{owned:?}");
+    every_node_answers(&[&b, &c], &truth).await;
+}
