@@ -298,16 +298,19 @@ impl Dedup {
         false
     }
 
+    /// The slots the cap needs: room for `max_keys` within the fill limit.
+    fn most_slots(&self) -> usize {
+        self.max_keys
+            .saturating_add(self.max_keys / 7)
+            .saturating_add(8)
+    }
+
     /// Adds a key (not held) that arrived at `minute`.
     fn remember(&mut self, minute: i64, fp: u64) {
         if self.keys + 1 > fill_limit(self.slots.len()) {
             let grown = (self.slots.len() * 2).max(1024);
             // Never more slots than the cap needs.
-            let most = self
-                .max_keys
-                .saturating_add(self.max_keys / 7)
-                .saturating_add(8);
-            self.resize(grown.min(most));
+            self.resize(grown.min(self.most_slots()));
         }
         self.insert(fp << TAG_BITS | Self::tag(minute));
         *self.minutes.entry(minute).or_default() += 1;
@@ -337,6 +340,17 @@ impl Dedup {
         let mut generations = generations;
         generations.sort_by_key(|(m, _)| std::cmp::Reverse(*m));
         self.newest = generations.first().map_or(i64::MIN, |(m, _)| *m);
+        // The table at its final size before the first key: a snapshot lists keys in
+        // the order of their homes, and that order poured into a small table (homes
+        // scaled to its size) piles them all up at its start, which costs a probe per
+        // key held for every key added.
+        let total: usize = generations.iter().map(|(_, k)| k.len()).sum();
+        let want = total.min(self.max_keys);
+        let mut slots = 1024;
+        while fill_limit(slots) < want {
+            slots *= 2;
+        }
+        self.slots = vec![0; slots.min(self.most_slots()).max(want + 1)];
         for (minute, keys) in generations {
             if self.keys + keys.len() > self.max_keys && self.keys > 0 {
                 break;
@@ -364,6 +378,25 @@ impl Dedup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_snapshot_restores_every_key() {
+        // 300,000 keys: poured into a growing table in the snapshot's order, restoring
+        // them took minutes (every key probed past all before it).
+        let mut d = Dedup::new(10, 1_000_000);
+        let ids: Vec<u64> = (0..300_000u64).collect();
+        for id in &ids {
+            assert!(!d.seen(100 + (*id % 3) as i64, "t", &id.to_be_bytes(), &[1; 8]));
+        }
+        let (key, generations) = d.snapshot();
+        let mut back = Dedup::new(10, 1_000_000);
+        back.restore(key, generations);
+        assert_eq!(back.len(), 300_000);
+        for id in &ids {
+            assert!(back.seen(102, "t", &id.to_be_bytes(), &[1; 8]));
+        }
+        assert_eq!(back.len(), 300_000);
+    }
 
     #[test]
     fn within_the_horizon_a_span_counts_once() {
