@@ -831,6 +831,21 @@ async fn evaluators(nodes: &[&Server]) -> Vec<bool> {
     out
 }
 
+/// Waits until PagerDuty got `action` for dedup key `key` and Alertmanager notified the
+/// page-fast group as `status`.
+async fn page_told(hooks: &crate::alerting::Receiver, key: &str, action: &str, status: &str) {
+    hooks
+        .wait("pagerduty", |v| {
+            v["event_action"] == action && v["dedup_key"] == key
+        })
+        .await;
+    hooks
+        .wait("am", |v| {
+            v["status"] == status && v["groupLabels"]["burnrate_tier"] == "page-fast"
+        })
+        .await;
+}
+
 /// The page-fast alert of `checkout-availability` in a node's `/api/v1/alerts`.
 async fn page_of(node: &Server) -> Option<Value> {
     let (code, body) = node.get_as(Some("acme"), "/api/v1/alerts").await;
@@ -884,16 +899,7 @@ async fn an_outage_pages_once_while_the_node_evaluating_it_is_killed() {
     assert_eq!(settled(&[&a, &b], &sent, false).await, sent.events);
     assert_eq!(sent.events["checkout-availability"], (80, 120));
     let key = "slotel/acme/checkout-availability/page-fast";
-    hooks
-        .wait("pagerduty", |v| {
-            v["event_action"] == "trigger" && v["dedup_key"] == key
-        })
-        .await;
-    hooks
-        .wait("am", |v| {
-            v["status"] == "firing" && v["groupLabels"]["burnrate_tier"] == "page-fast"
-        })
-        .await;
+    page_told(&hooks, key, "trigger", "firing").await;
     // One node evaluates; the other answers for it.
     let roles = evaluators(&[&a, &b]).await;
     assert_eq!(roles.iter().filter(|e| **e).count(), 1, "{roles:?}");
@@ -932,16 +938,7 @@ async fn an_outage_pages_once_while_the_node_evaluating_it_is_killed() {
     sent.produce_failing(&broker, &spread(&["checkout"], 1_000, 4, 45), |_| false);
     assert_eq!(sent.events["checkout-availability"], (260, 300));
     assert_eq!(settled(&nodes, &sent, false).await, sent.events);
-    hooks
-        .wait("pagerduty", |v| {
-            v["event_action"] == "resolve" && v["dedup_key"] == key
-        })
-        .await;
-    hooks
-        .wait("am", |v| {
-            v["status"] == "resolved" && v["groupLabels"]["burnrate_tier"] == "page-fast"
-        })
-        .await;
+    page_told(&hooks, key, "resolve", "resolved").await;
     // The resolves come after every firing notification: counting now counts them all.
     let got = hooks.got.lock().unwrap().clone();
     let am_notifications: Vec<&str> = got

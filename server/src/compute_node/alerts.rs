@@ -25,7 +25,7 @@ use slotel_compute::alerting::{
     AlertLoop, BoxFuture, BurnSource, Evaluator, StatePlace, Transition, TransitionLog,
 };
 
-use super::cluster::{Ask, sums};
+use super::cluster::{asks, sums};
 use super::*;
 
 /// The alert states of the cluster, in the shared storage.
@@ -214,18 +214,9 @@ async fn cluster_snapshot(node: &Node) -> Option<(i64, Vec<BurnSnapshot>)> {
     }
     let mut out = Vec::new();
     for (tenant, defs) in by_tenant {
-        let ranges: Vec<Vec<(i64, i64)>> = defs
-            .iter()
-            .map(|d| slotel_compute::burn_ranges(d, now))
-            .collect();
-        let asks = defs
-            .iter()
-            .zip(&ranges)
-            .map(|(d, r)| Ask {
-                slo: d.name.clone(),
-                ranges: r.clone(),
-            })
-            .collect();
+        let (ranges, asks) = asks(&defs, |d| {
+            (d.name.clone(), slotel_compute::burn_ranges(d, now))
+        });
         let summed = match sums(node, &node.credentials(&tenant), &tenant, asks).await {
             Ok(s) if s.caught_up => s,
             Ok(_) => {

@@ -55,6 +55,20 @@ pub(super) struct Ask {
     pub(super) ranges: Vec<(i64, i64)>,
 }
 
+/// The ranges `ranges_of` says each of `defs` reads (with its SLO's name), and the asks
+/// carrying them.
+pub(super) fn asks<T>(
+    defs: &[T],
+    ranges_of: impl Fn(&T) -> (String, Vec<(i64, i64)>),
+) -> (Vec<Vec<(i64, i64)>>, Vec<Ask>) {
+    defs.iter()
+        .map(|d| {
+            let (slo, ranges) = ranges_of(d);
+            (ranges.clone(), Ask { slo, ranges })
+        })
+        .unzip()
+}
+
 /// The body of `POST /internal/v1/range_sums`.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct Asks {
@@ -353,18 +367,9 @@ async fn statuses(
     defs: &[SloDef],
 ) -> Result<Vec<SloStatus>, ApiError> {
     let now = node.clock.now_nanos();
-    let ranges: Vec<Vec<(i64, i64)>> = defs
-        .iter()
-        .map(|d| slotel_compute::status_ranges(d, now))
-        .collect();
-    let asks = defs
-        .iter()
-        .zip(&ranges)
-        .map(|(d, r)| Ask {
-            slo: d.name.clone(),
-            ranges: r.clone(),
-        })
-        .collect();
+    let (ranges, asks) = asks(defs, |d| {
+        (d.name.clone(), slotel_compute::status_ranges(d, now))
+    });
     let summed = sums(node, &forwarded(headers), tenant, asks).await?;
     Ok(defs
         .iter()
