@@ -92,6 +92,7 @@ impl From<SqlError> for ApiError {
             // Too many rows stays a 400, as the API has always answered it: the query
             // is what has to change.
             SqlError::Invalid(_) | SqlError::TooManyRows(_) => ApiError::BadRequest(e.to_string()),
+            SqlError::Unavailable(m) => ApiError::Unavailable(m),
         }
     }
 }

@@ -83,6 +83,23 @@ pub trait RemoteMinutes: Send + Sync {
         wants: &'a [MinutesWanted<'a>],
         hi: i64,
     ) -> BoxFuture<'a, Result<Vec<Option<WantCounts>>, String>>;
+
+    /// Every partition's stored files and unflushed minutes of `tenant`, each owner's
+    /// listed at one instant (no flush between), for SQL; an error when some partition
+    /// has no owner answering.
+    fn sql_tables<'a>(&'a self, tenant: &'a str) -> BoxFuture<'a, Result<RemoteTables, String>>;
+}
+
+/// A cluster's tables for one tenant's SQL.
+pub struct RemoteTables {
+    /// The store the files are in.
+    pub objects: Arc<dyn object_store::ObjectStore>,
+    /// `sli_minute` files (paths in `objects`).
+    pub minute_files: Vec<String>,
+    /// `sli_hour` files.
+    pub hour_files: Vec<String>,
+    /// Unflushed minutes (`sli_minute`'s columns).
+    pub tail: Vec<RecordBatch>,
 }
 
 /// The counts a read needs are not all available now (a cluster's partition has no
@@ -237,6 +254,25 @@ impl QueryEngine {
 
     /// Runs read-only SQL over `tenant`'s tables.
     pub async fn sql(&self, tenant: &str, query: &str) -> Result<Vec<RecordBatch>, SqlError> {
+        let defs = self.engine.slos(tenant);
+        if let Some(remote) = &self.remote {
+            let t = remote
+                .sql_tables(tenant)
+                .await
+                .map_err(SqlError::Unavailable)?;
+            let tables = sql::Tables {
+                tail: &[],
+                more_tail: &t.tail,
+                events: &[],
+                defs: &defs,
+            };
+            let flushed = sql::Flushed::Files {
+                objects: &t.objects,
+                minute: &t.minute_files,
+                hour: &t.hour_files,
+            };
+            return sql::run(flushed, tenant, tables, query, self.sql_limits()).await;
+        }
         // No flush moves rows from the tail to a file while the query reads both.
         let _gate = match &self.store {
             Some(s) => Some(s.read_gate().await),
@@ -248,7 +284,6 @@ impl QueryEngine {
             .into_iter()
             .filter(|r| r.tenant == tenant)
             .collect();
-        let defs = self.engine.slos(tenant);
         let events = self
             .store
             .as_ref()
@@ -256,11 +291,12 @@ impl QueryEngine {
             .unwrap_or_default();
         let tables = sql::Tables {
             tail: &tail,
+            more_tail: &[],
             events: &events,
             defs: &defs,
         };
         sql::run(
-            self.store.as_deref(),
+            self.store.as_deref().into(),
             tenant,
             tables,
             query,

@@ -46,6 +46,10 @@ pub enum SqlError {
     /// The reply would hold more rows than allowed.
     #[error("the result has more than {0} rows: add a LIMIT or aggregate")]
     TooManyRows(usize),
+    /// Some of the tables' rows cannot be read now (a cluster's partition has no owner
+    /// answering); retrying later can succeed.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 fn invalid(e: impl std::fmt::Display) -> SqlError {
@@ -131,20 +135,67 @@ fn events_batch(events: &[AlertEvent]) -> datafusion::error::Result<RecordBatch>
 pub struct Tables<'a> {
     /// The engine's minutes not yet flushed.
     pub tail: &'a [MinuteRow],
+    /// More unflushed minutes, as [`tail_ipc`] encoded them elsewhere (the other shards
+    /// of a cluster), decoded.
+    pub more_tail: &'a [RecordBatch],
     /// Alert events not yet flushed.
     pub events: &'a [AlertEvent],
     /// The loaded SLOs.
     pub defs: &'a [Arc<SloDef>],
 }
 
+/// Where a query's flushed rows are.
+#[derive(Clone, Copy)]
+pub enum Flushed<'a> {
+    /// Nowhere: no storage.
+    Nothing,
+    /// The tenant's folders of one store.
+    Store(&'a Store),
+    /// Exactly these files of `objects` (paths): the `sli_minute` and `sli_hour` files a
+    /// cluster's shards listed together with their unflushed minutes, so that a flush
+    /// meanwhile neither adds rows twice nor loses them.
+    Files {
+        /// The store the paths are in.
+        objects: &'a Arc<dyn object_store::ObjectStore>,
+        /// `sli_minute` files.
+        minute: &'a [String],
+        /// `sli_hour` files.
+        hour: &'a [String],
+    },
+}
+
+impl<'a> From<Option<&'a Store>> for Flushed<'a> {
+    fn from(store: Option<&'a Store>) -> Self {
+        store.map_or(Flushed::Nothing, Flushed::Store)
+    }
+}
+
+/// The unflushed minutes `tail` as an Arrow IPC stream of the `sli_minute` columns: what
+/// a cluster's shard sends for another node's SQL ([`Tables::more_tail`]).
+pub fn tail_ipc(tail: &[MinuteRow]) -> Result<Vec<u8>, SqlError> {
+    to_arrow_ipc(&[tail_batch(tail).map_err(invalid)?])
+}
+
+/// The batches of an IPC stream written by [`tail_ipc`].
+pub fn read_tail_ipc(bytes: &[u8]) -> Result<Vec<RecordBatch>, SqlError> {
+    let reader =
+        datafusion::arrow::ipc::reader::StreamReader::try_new(bytes, None).map_err(invalid)?;
+    reader.collect::<Result<Vec<_>, _>>().map_err(invalid)
+}
+
 /// A session over `tenant`'s tables, with the memory limit of `limits`.
 pub async fn context(
-    store: Option<&Store>,
+    flushed: Flushed<'_>,
     tenant: &str,
     tables: Tables<'_>,
     limits: &SqlLimits,
 ) -> datafusion::error::Result<SessionContext> {
-    let Tables { tail, events, defs } = tables;
+    let Tables {
+        tail,
+        more_tail,
+        events,
+        defs,
+    } = tables;
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_limit(limits.memory_bytes, 1.0)
         .build_arc()?;
@@ -154,7 +205,9 @@ pub async fn context(
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     ctx.register_udaf(crate::sql_latency::merge_udaf());
     ctx.register_udf(crate::sql_latency::quantile_udf());
-    let tail = MemTable::try_new(table_schema(), vec![vec![tail_batch(tail)?]])?;
+    let mut tails = vec![tail_batch(tail)?];
+    tails.extend(more_tail.iter().cloned());
+    let tail = MemTable::try_new(table_schema(), vec![tails])?;
     ctx.register_table("sli_minute_unflushed", Arc::new(tail))?;
     let unflushed = MemTable::try_new(
         with_date(&alert_events::schema()),
@@ -162,8 +215,8 @@ pub async fn context(
     )?;
     ctx.register_table("alert_events_unflushed", Arc::new(unflushed))?;
     let empty = |schema: Arc<Schema>| MemTable::try_new(schema, vec![vec![]]);
-    match store {
-        Some(store) => {
+    match flushed {
+        Flushed::Store(store) => {
             let url = url::Url::parse(TABLES_URL)
                 .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
             ctx.register_object_store(&url, Arc::clone(store.objects()));
@@ -183,7 +236,43 @@ pub async fn context(
                 ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
             }
         }
-        None => {
+        Flushed::Files {
+            objects,
+            minute,
+            hour,
+        } => {
+            let url = url::Url::parse(TABLES_URL)
+                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+            ctx.register_object_store(&url, Arc::new(AskedLocations(Arc::clone(objects))));
+            for (name, files) in [("sli_minute_flushed", minute), ("sli_hour_rolled", hour)] {
+                if files.is_empty() {
+                    ctx.register_table(name, Arc::new(empty(table_schema())?))?;
+                    continue;
+                }
+                // Listed files, not folders: their `date` comes from their minutes.
+                let urls = files
+                    .iter()
+                    .map(|f| ListingTableUrl::parse(format!("{TABLES_URL}{f}")))
+                    .collect::<datafusion::error::Result<Vec<_>>>()?;
+                let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                    .with_file_extension(".parquet");
+                let config = ListingTableConfig::new_with_multi_paths(urls)
+                    .with_listing_options(options)
+                    .with_schema(file_schema());
+                let files_table = format!("{name}_files");
+                ctx.register_table(
+                    files_table.as_str(),
+                    Arc::new(ListingTable::try_new(config)?),
+                )?;
+                ctx.sql(&format!(
+                    "CREATE VIEW {name} AS SELECT *, to_char(minute, '%Y-%m-%d') AS date FROM {files_table}"
+                ))
+                .await?;
+            }
+            let events = with_date(&alert_events::schema());
+            ctx.register_table("alert_events_flushed", Arc::new(empty(events)?))?;
+        }
+        Flushed::Nothing => {
             ctx.register_table("sli_minute_flushed", Arc::new(empty(table_schema())?))?;
             ctx.register_table("sli_hour_rolled", Arc::new(empty(table_schema())?))?;
             let events = with_date(&alert_events::schema());
@@ -221,13 +310,13 @@ pub async fn context(
 /// Runs the read-only `query` over `tenant`'s tables: the stored files, the unflushed
 /// rows and events, and the loaded SLO definitions.
 pub async fn run(
-    store: Option<&Store>,
+    flushed: Flushed<'_>,
     tenant: &str,
     tables: Tables<'_>,
     query: &str,
     limits: SqlLimits,
 ) -> Result<Vec<RecordBatch>, SqlError> {
-    let ctx = context(store, tenant, tables, &limits)
+    let ctx = context(flushed, tenant, tables, &limits)
         .await
         .map_err(invalid)?;
     let options = SQLOptions::new()
@@ -278,4 +367,199 @@ pub fn to_arrow_ipc(batches: &[RecordBatch]) -> Result<Vec<u8>, SqlError> {
     }
     writer.finish().map_err(invalid)?;
     writer.into_inner().map_err(invalid)
+}
+
+/// A store whose reads name the object asked for. object_store 0.13's `PrefixStore`
+/// (which an `s3://bucket/prefix` storage is) answers a head request with the location
+/// inside its prefix (`prefix/table/…`), so DataFusion, which checks that a listed file
+/// is under its table's path, drops every file named one by one.
+#[derive(Debug)]
+struct AskedLocations(Arc<dyn object_store::ObjectStore>);
+
+impl std::fmt::Display for AskedLocations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+#[async_trait::async_trait]
+impl object_store::ObjectStore for AskedLocations {
+    async fn put_opts(
+        &self,
+        location: &object_store::path::Path,
+        payload: object_store::PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        self.0.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &object_store::path::Path,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.0.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &object_store::path::Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        let mut got = self.0.get_opts(location, options).await?;
+        got.meta.location = location.clone();
+        Ok(got)
+    }
+
+    async fn get_ranges(
+        &self,
+        location: &object_store::path::Path,
+        ranges: &[std::ops::Range<u64>],
+    ) -> object_store::Result<Vec<bytes::Bytes>> {
+        self.0.get_ranges(location, ranges).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: futures::stream::BoxStream<
+            'static,
+            object_store::Result<object_store::path::Path>,
+        >,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>> {
+        self.0.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.0.list(prefix)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+        offset: &object_store::path::Path,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.0.list_with_offset(prefix, offset)
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> object_store::Result<object_store::ListResult> {
+        self.0.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+        options: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
+        self.0.copy_opts(from, to, options).await
+    }
+
+    async fn rename_opts(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+        options: object_store::RenameOptions,
+    ) -> object_store::Result<()> {
+        self.0.rename_opts(from, to, options).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreOptions;
+    use slotel_model::Tally;
+
+    fn row(slo: &str, minute: i64, good: u64, total: u64) -> MinuteRow {
+        MinuteRow {
+            tenant: "acme".into(),
+            slo: slo.into(),
+            group: crate::parse_group_column("").unwrap(),
+            minute,
+            tally: Tally::new(good, total),
+            latency: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn listed_files_and_remote_tails_read_as_the_store_and_its_tail_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap(), StoreOptions::default()).unwrap();
+        let now = 29_000_000;
+        // Two flushes, two days: files of two folders.
+        assert!(
+            store
+                .write_minutes(vec![row("a", now - 2, 9, 10), row("b", now - 1, 1, 2)])
+                .await
+                .is_empty()
+        );
+        assert!(
+            store
+                .write_minutes(vec![row("b", now - 3000, 5, 5)])
+                .await
+                .is_empty()
+        );
+        let tail = vec![row("a", now, 3, 4)];
+        let limits = SqlLimits {
+            timeout: Duration::from_secs(10),
+            memory_bytes: 64 << 20,
+            max_rows: 100,
+        };
+        let query = "SELECT slo, CAST(sum(good) AS BIGINT) AS good, CAST(sum(total) AS BIGINT) AS total, min(date) AS date \
+                     FROM sli_minute GROUP BY slo ORDER BY slo";
+        let tables = Tables {
+            tail: &tail,
+            more_tail: &[],
+            events: &[],
+            defs: &[],
+        };
+        let direct = run(Flushed::Store(&store), "acme", tables, query, limits)
+            .await
+            .unwrap();
+        // The same rows as a cluster reads them: the files by name, the tail as IPC.
+        use futures::TryStreamExt;
+        let files: Vec<String> = store
+            .objects()
+            .list(Some(&object_store::path::Path::from(
+                "sli_minute/tenant=acme",
+            )))
+            .map_ok(|m| m.location.to_string())
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(files.len(), 2, "{files:?}");
+        let more = read_tail_ipc(&tail_ipc(&tail).unwrap()).unwrap();
+        let tables = Tables {
+            tail: &[],
+            more_tail: &more,
+            events: &[],
+            defs: &[],
+        };
+        let listed = run(
+            Flushed::Files {
+                objects: store.objects(),
+                minute: &files,
+                hour: &[],
+            },
+            "acme",
+            tables,
+            query,
+            limits,
+        )
+        .await
+        .unwrap();
+        let json = |b: &[RecordBatch]| String::from_utf8(to_json(b).unwrap()).unwrap();
+        assert_eq!(json(&listed), json(&direct));
+        assert!(
+            json(&direct).contains(r#""slo":"b","good":6,"total":7"#),
+            "{}",
+            json(&direct)
+        );
+    }
 }

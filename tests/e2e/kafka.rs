@@ -739,6 +739,20 @@ async fn every_node_answers(
                 );
             }
         }
+        // SQL reads every partition's stored minutes and unflushed ones.
+        let (code, rows) = node
+            .sql_as(
+                Some("acme"),
+                "SELECT slo, CAST(sum(good) AS BIGINT) AS good, CAST(sum(total) AS BIGINT) AS total \
+                 FROM sli_minute WHERE \"group\" = '' GROUP BY slo ORDER BY slo",
+            )
+            .await;
+        assert_eq!(code, 200, "{rows}");
+        let want: Vec<Value> = truth
+            .iter()
+            .map(|(slo, (good, total))| serde_json::json!({"slo": slo, "good": good, "total": total}))
+            .collect();
+        assert_eq!(rows, Value::Array(want), "SQL on {}", node.api);
         let (code, body) = node.get_as(Some("acme"), "/api/v1/slos").await;
         assert_eq!(code, 200, "{body}");
         let listed: Vec<(String, u64)> = body["slos"]

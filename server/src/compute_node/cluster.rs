@@ -582,4 +582,106 @@ impl slotel_query::source::RemoteMinutes for ClusterMinutes {
             Ok(out)
         })
     }
+
+    fn sql_tables<'a>(
+        &'a self,
+        tenant: &'a str,
+    ) -> slotel_query::source::BoxFuture<'a, Result<slotel_query::source::RemoteTables, String>>
+    {
+        Box::pin(async move {
+            let node = &self.0;
+            let local = local_sql_parts(node, tenant).await?;
+            let (answers, _) = gather(
+                node,
+                &node.credentials(tenant),
+                "/internal/v1/sql_parts",
+                &serde_json::json!({}),
+                local,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let mut t = slotel_query::source::RemoteTables {
+                objects: Arc::clone(&node.root),
+                minute_files: Vec::new(),
+                hour_files: Vec::new(),
+                tail: Vec::new(),
+            };
+            for part in answers.into_values() {
+                t.minute_files.extend(part.minute);
+                t.hour_files.extend(part.hour);
+                t.tail.extend(
+                    slotel_storage::sql::read_tail_ipc(&part.tail).map_err(|e| e.to_string())?,
+                );
+            }
+            Ok(t)
+        })
+    }
+}
+
+/// One shard's tables for another node's SQL: its stored files and unflushed minutes of
+/// the tenant, listed at one instant.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct SqlPart {
+    /// `sli_minute` files, as paths of the shared storage.
+    minute: Vec<String>,
+    /// `sli_hour` files.
+    hour: Vec<String>,
+    /// The unflushed minutes, as an Arrow IPC stream.
+    tail: Vec<u8>,
+}
+
+/// The files of `table` for `tenant` in `shard`'s storage, as paths of the shared one.
+async fn shard_files(shard: &Shard, table: &str, tenant: &str) -> Result<Vec<String>, String> {
+    use futures::TryStreamExt;
+    let prefix = ObjectPath::from(format!("{table}/tenant={tenant}"));
+    let listed: Vec<_> = shard
+        .store
+        .objects()
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|e| format!("cannot list the files of {}: {e}", shard.id))?;
+    Ok(listed
+        .into_iter()
+        .filter(|m| m.location.as_ref().ends_with(".parquet"))
+        .map(|m| format!("shards/{}/{}", shard.id, m.location))
+        .collect())
+}
+
+/// The tables of every shard this node owns, for `tenant`.
+async fn local_sql_parts(node: &Node, tenant: &str) -> Result<Vec<ShardPart<SqlPart>>, String> {
+    let mut out = Vec::new();
+    for shard in node.shards() {
+        // No flush moves rows from the tail to a file while both are listed.
+        let _gate = shard.store.read_gate().await;
+        let tail: Vec<_> = shard
+            .engine
+            .peek_tail()
+            .into_iter()
+            .filter(|r| r.tenant == tenant)
+            .collect();
+        let part = SqlPart {
+            minute: shard_files(&shard, slotel_storage::SLI_MINUTE, tenant).await?,
+            hour: shard_files(&shard, slotel_storage::SLI_HOUR, tenant).await?,
+            tail: slotel_storage::sql::tail_ipc(&tail).map_err(|e| e.to_string())?,
+        };
+        out.push(ShardPart {
+            topic: shard.id.topic.clone(),
+            partition: shard.id.partition,
+            ready: shard.is_caught_up(node.kafka.ready_lag),
+            part,
+        });
+    }
+    Ok(out)
+}
+
+/// `POST /internal/v1/sql_parts`: this node's shards' tables, for another node's SQL.
+pub(super) async fn sql_parts(
+    State(node): State<Arc<Node>>,
+    Extension(t): Extension<Tenant>,
+) -> Result<Json<Parts<SqlPart>>, ApiError> {
+    let shards = local_sql_parts(&node, &t)
+        .await
+        .map_err(ApiError::Unavailable)?;
+    Ok(Json(Parts { shards }))
 }

@@ -829,10 +829,18 @@ impl ComputeNode {
                     "/internal/v1/minutes",
                     axum::routing::post(cluster::minutes),
                 )
+                .route(
+                    "/internal/v1/sql_parts",
+                    axum::routing::post(cluster::sql_parts),
+                )
                 .with_state(Arc::clone(&node))
                 .route(
                     "/api/v1/slos/{name}/series",
                     get(slotel_query::rest::slo_series).with_state(source.clone()),
+                )
+                .route(
+                    "/api/v1/sql",
+                    axum::routing::post(slotel_query::rest::run_sql).with_state(source.clone()),
                 )
                 .nest("/prometheus", slotel_query::prometheus::routes(source)),
             config.auth.auth(),
