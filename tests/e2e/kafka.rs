@@ -527,6 +527,16 @@ fn compute_node_with(broker: &Broker, s3: &Listening, slos: &str, extra: &str) -
     Server::start_with_env(slos, &config, &env)
 }
 
+/// The partitions of the compute nodes' tests: `create_otlp_topics(4)`'s.
+const PARTITIONS: [(&str, i64); 6] = [
+    ("otlp_spans", 0),
+    ("otlp_spans", 1),
+    ("otlp_spans", 2),
+    ("otlp_spans", 3),
+    ("otlp_metrics", 0),
+    ("otlp_logs", 0),
+];
+
 /// What the test wrote: each partition's end, and each SLO's (good, total) events.
 #[derive(Default)]
 struct Sent {
@@ -776,15 +786,7 @@ async fn compute_nodes_count_every_record_once_through_a_kill_and_rebalances() {
     let broker = Broker::start(false).await;
     broker.create_otlp_topics(4);
     let s3 = start_s3("slotel").await;
-    let partitions = [
-        ("otlp_spans", 0),
-        ("otlp_spans", 1),
-        ("otlp_spans", 2),
-        ("otlp_spans", 3),
-        ("otlp_metrics", 0),
-        ("otlp_logs", 0),
-    ];
-    let mut sent = Sent::new(&partitions);
+    let mut sent = Sent::new(&PARTITIONS);
     let expected = |sent: &Sent| sent.events.clone();
 
     // One node owns every partition; what a Collector writes is counted once.
@@ -899,14 +901,7 @@ async fn an_outage_pages_once_while_the_node_evaluating_it_is_killed() {
     );
     let mut a = compute_node_with(&broker, &s3, ALERT_SLOS, &alerting);
     let mut b = compute_node_with(&broker, &s3, ALERT_SLOS, &alerting);
-    let mut sent = Sent::new(&[
-        ("otlp_spans", 0),
-        ("otlp_spans", 1),
-        ("otlp_spans", 2),
-        ("otlp_spans", 3),
-        ("otlp_metrics", 0),
-        ("otlp_logs", 0),
-    ]);
+    let mut sent = Sent::new(&PARTITIONS);
     // An outage on every partition: a third of checkout's 120 spans fail, 33 times the
     // budget's rate, over every window.
     sent.produce(&broker, &spread(&["checkout"], 1, 4, 30));
@@ -1064,14 +1059,7 @@ async fn a_loopback_cluster_counts_loadtest_traffic_exactly_through_a_kill_and_a
     }
     assert_eq!(truth.values().map(|v| v.1).sum::<u64>(), 48_000);
     // Every record the ingest nodes acknowledged is in the log: its partitions' ends.
-    let mut sent = Sent::new(&[
-        ("otlp_spans", 0),
-        ("otlp_spans", 1),
-        ("otlp_spans", 2),
-        ("otlp_spans", 3),
-        ("otlp_metrics", 0),
-        ("otlp_logs", 0),
-    ]);
+    let mut sent = Sent::new(&PARTITIONS);
     for r in broker.records(&["otlp_spans", "otlp_metrics", "otlp_logs"]) {
         *sent.ends.get_mut(&(r.topic.clone(), r.partition)).unwrap() += 1;
     }
