@@ -498,6 +498,7 @@ slos:
     service: checkout
     objective: 99
     window: 30d
+    group_by: [http.route]
     sli: { spans: { good: { status: not_error } } }
   - name: cart-availability
     tenant: acme
@@ -723,6 +724,25 @@ async fn every_node_answers(
             assert_eq!(
                 body["error_budget_remaining"].as_f64(),
                 Some(budget_remaining(good, total, objective(slo))),
+                "{body}"
+            );
+        }
+        // A grouped SLO's groups, summed by group over the partitions, hold its events.
+        for (slo, &(good, total)) in truth {
+            let (code, body) = node
+                .get_as(Some("acme"), &format!("/api/v1/slos/{slo}/groups"))
+                .await;
+            assert_eq!(code, 200, "{body}");
+            if body["group_by"].as_array().unwrap().is_empty() {
+                assert_eq!(body["groups"], serde_json::json!([]), "{body}");
+                continue;
+            }
+            let groups = body["groups"].as_array().unwrap();
+            assert!(!groups.is_empty(), "{body}");
+            let sum = |k: &str| groups.iter().map(|g| g[k].as_u64().unwrap()).sum::<u64>();
+            assert_eq!(
+                (sum("good_events"), sum("total_events")),
+                (good, total),
                 "{body}"
             );
         }

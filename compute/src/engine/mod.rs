@@ -46,7 +46,10 @@ use pages::status_windows;
 pub use pages::{HourPages, PageStats};
 pub use snapshot::{BurnSnapshot, burn_ranges, burn_snapshot_from_sums};
 use status::*;
-pub use status::{RangeSums, status_at, status_from_sums, status_ranges, window_units};
+pub use status::{
+    GroupSums, RangeSums, group_ranges, group_statuses_from_sums, status_at, status_from_sums,
+    status_ranges, window_units,
+};
 use tail::Tail;
 pub use tail::{MinuteRow, Minutes, RestoreStats};
 

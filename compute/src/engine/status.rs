@@ -142,45 +142,93 @@ pub(super) fn group_statuses(entry: &SloEntry, now: i64) -> Vec<GroupStatus> {
     if def.group_by.is_empty() {
         return Vec::new();
     }
-    let ratio = def.objective_ratio();
-    let window_minutes = def.window.minutes_at(now);
     let groups = entry.groups.lock().unwrap_or_else(|e| e.into_inner());
-    let mut out: Vec<GroupStatus> = groups
+    let out: Vec<GroupStatus> = groups
         .rings
         .iter()
         .enumerate()
         .map(|(id, ring)| {
-            let (windows, events, units) = figures(def, ring as &dyn MinuteCounts, now);
-            let at = |m: u32| windows.binary_search(&m).unwrap_or(0);
-            let Tally { good, total, .. } = events[at(window_minutes)];
-            let (gu, tu) = units[at(window_minutes)];
-            let mut burn_rates: Vec<(String, Option<f64>)> = BURN_RATE_WINDOWS
-                .iter()
-                .map(|&w| {
-                    let (g, t) = units[at(w)];
-                    (format_minutes(w), math::burn_rate(g, t, ratio))
-                })
-                .collect();
-            let label = def.window.to_string();
-            if !burn_rates.iter().any(|(l, _)| *l == label) {
-                burn_rates.push((label, math::burn_rate(gu, tu, ratio)));
-            }
-            GroupStatus {
-                group: group_labels(def, &groups, id).into_iter().collect(),
-                good_events: good,
-                total_events: total,
-                sli: math::sli(gu, tu),
-                error_budget_remaining: math::budget_remaining(gu, tu, ratio),
-                burn_rates: BurnRates(burn_rates),
-            }
+            group_status_of(
+                def,
+                ring as &dyn MinuteCounts,
+                group_labels(def, &groups, id).into_iter().collect(),
+                now,
+            )
         })
         .collect();
-    // The groups spending their budget fastest first.
-    out.sort_by(|a, b| {
+    sort_groups(out)
+}
+
+/// The groups spending their budget fastest first.
+fn sort_groups(mut groups: Vec<GroupStatus>) -> Vec<GroupStatus> {
+    groups.sort_by(|a, b| {
         let key = |g: &GroupStatus| g.error_budget_remaining.unwrap_or(f64::INFINITY);
         key(a).total_cmp(&key(b))
     });
-    out
+    groups
+}
+
+/// The status of one group of `def` (its `group` labels) from its per-minute `counts`.
+fn group_status_of(
+    def: &SloDef,
+    counts: &dyn MinuteCounts,
+    group: BTreeMap<String, String>,
+    now: i64,
+) -> GroupStatus {
+    let ratio = def.objective_ratio();
+    let window_minutes = def.window.minutes_at(now);
+    let (windows, events, units) = figures(def, counts, now);
+    let at = |m: u32| windows.binary_search(&m).unwrap_or(0);
+    let Tally { good, total, .. } = events[at(window_minutes)];
+    let (gu, tu) = units[at(window_minutes)];
+    let mut burn_rates: Vec<(String, Option<f64>)> = BURN_RATE_WINDOWS
+        .iter()
+        .map(|&w| {
+            let (g, t) = units[at(w)];
+            (format_minutes(w), math::burn_rate(g, t, ratio))
+        })
+        .collect();
+    let label = def.window.to_string();
+    if !burn_rates.iter().any(|(l, _)| *l == label) {
+        burn_rates.push((label, math::burn_rate(gu, tu, ratio)));
+    }
+    GroupStatus {
+        group,
+        good_events: good,
+        total_events: total,
+        sli: math::sli(gu, tu),
+        error_budget_remaining: math::budget_remaining(gu, tu, ratio),
+        burn_rates: BurnRates(burn_rates),
+    }
+}
+
+/// A group's labels (in `group_by` order) and its (counted, total) sums over some ranges.
+pub type GroupSums = (Vec<(String, String)>, Vec<(u64, u64)>);
+
+/// The minute ranges whose sums a group's status of `def` reads at `now`, in order.
+pub fn group_ranges(def: &SloDef, now: i64) -> Vec<(i64, i64)> {
+    let recorder = Recorder::default();
+    group_status_of(def, &recorder, BTreeMap::new(), now);
+    recorder.ranges()
+}
+
+/// The groups' statuses of `def` at `now` from each group's sums over the ranges of
+/// [`group_ranges`]`(def, now)` (every engine's added up), the fastest-burning first.
+pub fn group_statuses_from_sums(
+    def: &SloDef,
+    ranges: &[(i64, i64)],
+    groups: &[GroupSums],
+    now: i64,
+) -> Vec<GroupStatus> {
+    sort_groups(
+        groups
+            .iter()
+            .map(|(labels, sums)| {
+                let replayer = Replayer::new(ranges, sums);
+                group_status_of(def, &replayer, labels.iter().cloned().collect(), now)
+            })
+            .collect(),
+    )
 }
 
 /// The histogram bound stored as `f64` bits (0: none yet).
@@ -437,6 +485,28 @@ impl Engine {
         let ring = entry.ring.lock().unwrap_or_else(|e| e.into_inner());
         let sums = ranges.iter().map(|&(lo, hi)| ring.range(lo, hi)).collect();
         Ok((sums, threshold_of(&entry.effective_threshold)))
+    }
+
+    /// Each group's (labels, sums over `ranges`) of `tenant`'s SLO `name`: this engine's
+    /// part of the groups' statuses summed over many ([`group_statuses_from_sums`]).
+    pub fn group_range_sums(
+        &self,
+        tenant: &str,
+        name: &str,
+        ranges: &[(i64, i64)],
+    ) -> Result<Vec<GroupSums>> {
+        let set = self.current();
+        let entry = set.entry(tenant, name)?;
+        let groups = entry.groups.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(groups
+            .rings
+            .iter()
+            .enumerate()
+            .map(|(id, ring)| {
+                let sums = ranges.iter().map(|&(lo, hi)| ring.range(lo, hi)).collect();
+                (group_labels(&entry.def, &groups, id), sums)
+            })
+            .collect())
     }
 
     /// `status` with whether a maintenance window silences it at `now`.

@@ -278,6 +278,54 @@ mod cases {
     }
 
     #[test]
+    fn group_statuses_summed_over_engines_equal_one_engine_s() {
+        let slos = SLOS.replace("window: 1d", "window: 1d\n    group_by: [route]");
+        let engines: Vec<Engine> = (0..3)
+            .map(|_| {
+                let e = Engine::new(Arc::new(ManualClock::new(T0 + 90 * MIN)));
+                e.load(parse_native(Path::new("t.yaml"), &slos).unwrap());
+                e
+            })
+            .collect();
+        // /a on both parts, /b and /c on one each.
+        for (i, (route, at, good, bad)) in [
+            ("/a", 10, 9, 1),
+            ("/a", 80, 3, 3),
+            ("/b", 85, 4, 0),
+            ("/c", 89, 1, 2),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let b = routed(route, T0 + at * MIN + 5, good, bad);
+            engines[0].ingest(&b);
+            engines[1 + i % 2].ingest(&b);
+        }
+        let whole = engines[0].status("default", "api").unwrap();
+        let def = engines[0].slos("default").pop().unwrap();
+        let now = T0 + 90 * MIN;
+        let ranges = group_ranges(&def, now);
+        let mut by_group = BTreeMap::new();
+        for part in &engines[1..] {
+            for (labels, sums) in part.group_range_sums("default", "api", &ranges).unwrap() {
+                let total = by_group
+                    .entry(labels)
+                    .or_insert_with(|| vec![(0, 0); ranges.len()]);
+                for (t, (x, n)) in total.iter_mut().zip(sums) {
+                    *t = (t.0 + x, t.1 + n);
+                }
+            }
+        }
+        let groups: Vec<_> = by_group.into_iter().collect();
+        let summed = group_statuses_from_sums(&def, &ranges, &groups, now);
+        assert_eq!(
+            serde_json::to_string(&summed).unwrap(),
+            serde_json::to_string(&whole.groups).unwrap()
+        );
+        assert_eq!(whole.groups.len(), 3);
+    }
+
+    #[test]
     fn groups_split_the_slo_and_overflow_is_counted() {
         let clock = Arc::new(ManualClock::new(T0));
         let engine = Engine::new(clock);

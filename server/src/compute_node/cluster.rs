@@ -22,7 +22,7 @@ use axum::extract::Query;
 use axum::http::HeaderMap;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
-use slotel_compute::{RangeSums, SloStatus};
+use slotel_compute::{GroupSums, RangeSums, SloStatus};
 use slotel_query::ApiError;
 use slotel_query::rest::{ListParams, SloList};
 
@@ -53,6 +53,9 @@ pub(super) struct Member {
 pub(super) struct Ask {
     pub(super) slo: String,
     pub(super) ranges: Vec<(i64, i64)>,
+    /// The ranges of a group's status, asked of each group; none: no groups.
+    #[serde(default)]
+    pub(super) group_ranges: Vec<(i64, i64)>,
 }
 
 /// The ranges `ranges_of` says each of `defs` reads (with its SLO's name), and the asks
@@ -64,7 +67,14 @@ pub(super) fn asks<T>(
     defs.iter()
         .map(|d| {
             let (slo, ranges) = ranges_of(d);
-            (ranges.clone(), Ask { slo, ranges })
+            (
+                ranges.clone(),
+                Ask {
+                    slo,
+                    ranges,
+                    group_ranges: Vec::new(),
+                },
+            )
         })
         .unzip()
 }
@@ -81,6 +91,9 @@ pub(super) struct SloSums {
     slo: String,
     sums: Vec<(u64, u64)>,
     threshold: Option<f64>,
+    /// Each group's labels and sums over the ask's `group_ranges`.
+    #[serde(default)]
+    groups: Vec<GroupSums>,
 }
 
 /// One shard's part of an answer.
@@ -205,10 +218,19 @@ fn local_sums(node: &Node, tenant: &str, asks: &[Ask]) -> Vec<ShardPart<Vec<SloS
                     .engine
                     .range_sums(tenant, &ask.slo, &ask.ranges)
                     .unwrap_or_default();
+                let groups = if ask.group_ranges.is_empty() {
+                    Vec::new()
+                } else {
+                    shard
+                        .engine
+                        .group_range_sums(tenant, &ask.slo, &ask.group_ranges)
+                        .unwrap_or_default()
+                };
                 SloSums {
                     slo: ask.slo.clone(),
                     sums,
                     threshold,
+                    groups,
                 }
             })
             .collect()
@@ -309,6 +331,8 @@ pub(super) struct Summed {
     /// Per ask, in order: the (counted, total) sums over its ranges and the histogram
     /// bound its latency SLI counts at.
     pub(super) sums: Vec<RangeSums>,
+    /// Per ask, each group's sums over its `group_ranges`, summed by labels.
+    pub(super) groups: Vec<Vec<GroupSums>>,
     /// Whether every partition's owner is caught up (within `kafka.ready_lag`).
     pub(super) caught_up: bool,
 }
@@ -327,9 +351,11 @@ pub(super) async fn sums(
     let (answers, caught_up) =
         gather(node, forwarded, "/internal/v1/range_sums", &body, local).await?;
     let mut out = Vec::with_capacity(body.asks.len());
+    let mut groups_out = Vec::with_capacity(body.asks.len());
     for ask in &body.asks {
         let mut sums = vec![(0u64, 0u64); ask.ranges.len()];
         let mut threshold = None;
+        let mut groups = BTreeMap::new();
         for (id, slos) in &answers {
             let Some(part) = slos.iter().find(|s| s.slo == ask.slo) else {
                 return Err(ApiError::Unavailable(format!(
@@ -349,36 +375,65 @@ pub(super) async fn sums(
                 total.1 += t;
             }
             threshold = threshold.or(part.threshold);
+            for (labels, part_sums) in &part.groups {
+                let total = groups
+                    .entry(labels.clone())
+                    .or_insert_with(|| vec![(0, 0); ask.group_ranges.len()]);
+                for (t, (x, n)) in total.iter_mut().zip(part_sums) {
+                    t.0 += x;
+                    t.1 += n;
+                }
+            }
         }
         out.push((sums, threshold));
+        groups_out.push(groups.into_iter().collect());
     }
     Ok(Summed {
         sums: out,
+        groups: groups_out,
         caught_up,
     })
 }
 
-/// The statuses of `defs` at `now`, summed over every partition; `headers` (the
-/// caller's credentials and tenant) go with the questions to the other nodes.
+/// The statuses of `defs` at `now`, summed over every partition (with their groups'
+/// when `with_groups`); `headers` (the caller's credentials and tenant) go with the
+/// questions to the other nodes.
 async fn statuses(
     node: &Node,
     headers: &HeaderMap,
     tenant: &str,
     defs: &[SloDef],
+    with_groups: bool,
 ) -> Result<Vec<SloStatus>, ApiError> {
     let now = node.clock.now_nanos();
-    let (ranges, asks) = asks(defs, |d| {
+    let (ranges, mut asks) = asks(defs, |d| {
         (d.name.clone(), slotel_compute::status_ranges(d, now))
     });
+    if with_groups {
+        for (ask, def) in asks.iter_mut().zip(defs) {
+            if !def.group_by.is_empty() {
+                ask.group_ranges = slotel_compute::group_ranges(def, now);
+            }
+        }
+    }
+    let group_ranges: Vec<Vec<(i64, i64)>> = asks.iter().map(|a| a.group_ranges.clone()).collect();
     let summed = sums(node, &forwarded(headers), tenant, asks).await?;
     Ok(defs
         .iter()
         .zip(&ranges)
         .zip(summed.sums)
-        .map(|((def, ranges), (sums, threshold))| {
-            let status = slotel_compute::status_from_sums(def, ranges, &sums, threshold, now);
-            node.view.in_maintenance_at(status, now)
-        })
+        .zip(summed.groups.iter().zip(&group_ranges))
+        .map(
+            |(((def, ranges), (sums, threshold)), (groups, group_ranges))| {
+                let status = slotel_compute::status_from_sums(def, ranges, &sums, threshold, now);
+                let mut status = node.view.in_maintenance_at(status, now);
+                if !group_ranges.is_empty() {
+                    status.groups =
+                        slotel_compute::group_statuses_from_sums(def, group_ranges, groups, now);
+                }
+                status
+            },
+        )
         .collect())
 }
 
@@ -410,7 +465,7 @@ pub(super) async fn list_slos(
     headers: HeaderMap,
     Query(p): Query<ListParams>,
 ) -> Result<Json<SloList>, ApiError> {
-    let all = statuses(&node, &headers, &t, &defs_of(&node, &t)).await?;
+    let all = statuses(&node, &headers, &t, &defs_of(&node, &t), false).await?;
     let slos = slotel_query::rest::select_slos(all, &p)?;
     Ok(Json(SloList { slos }))
 }
@@ -432,8 +487,33 @@ pub(super) async fn get_slo(
             &*t
         )));
     }
-    let mut statuses = statuses(&node, &headers, &t, &defs).await?;
+    let mut statuses = statuses(&node, &headers, &t, &defs, true).await?;
     Ok(Json(statuses.remove(0)))
+}
+
+/// `GET /api/v1/slos/{name}/groups` over the whole cluster.
+pub(super) async fn get_groups(
+    State(node): State<Arc<Node>>,
+    Extension(t): Extension<Tenant>,
+    headers: HeaderMap,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Result<Json<slotel_query::rest::GroupList>, ApiError> {
+    let defs: Vec<SloDef> = defs_of(&node, &t)
+        .into_iter()
+        .filter(|d| d.name == name)
+        .collect();
+    let Some(group_by) = defs.first().map(|d| d.group_by.clone()) else {
+        return Err(ApiError::NotFound(format!(
+            "no SLO {name:?} for tenant {:?}",
+            &*t
+        )));
+    };
+    let mut statuses = statuses(&node, &headers, &t, &defs, true).await?;
+    Ok(Json(slotel_query::rest::GroupList {
+        slo: name,
+        group_by,
+        groups: std::mem::take(&mut statuses[0].groups),
+    }))
 }
 
 /// One want of `POST /internal/v1/minutes`: an SLO (or one of its groups) from minute

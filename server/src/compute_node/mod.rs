@@ -820,6 +820,7 @@ impl ComputeNode {
                 .route("/api/v1/shards", get(shards))
                 .route("/api/v1/slos", get(cluster::list_slos))
                 .route("/api/v1/slos/{name}", get(cluster::get_slo))
+                .route("/api/v1/slos/{name}/groups", get(cluster::get_groups))
                 .route("/api/v1/alerts", get(alerts::list_alerts))
                 .route(
                     "/internal/v1/range_sums",
