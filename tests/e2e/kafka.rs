@@ -844,7 +844,8 @@ async fn compute_nodes_count_every_record_once_through_a_kill_and_rebalances() {
     );
 }
 
-/// The alert test's SLO: every outage counts, however small.
+/// The alert test's SLO: every outage counts, however small; its group (every span has
+/// `http.route: /cart`) alerts on its own.
 const ALERT_SLOS: &str = r#"
 slos:
   - name: checkout-availability
@@ -853,6 +854,7 @@ slos:
     objective: 99
     window: 30d
     min_events: 0
+    group_by: [http.route]
     sli: { spans: { good: { status: not_error } } }
 "#;
 
@@ -907,7 +909,7 @@ async fn an_outage_pages_once_while_the_node_evaluating_it_is_killed() {
     let am = start_alertmanager_with(
         "127.0.0.1:0",
         &format!(
-            "route:\n  receiver: hook\n  group_by: [slo, burnrate_tier]\n  group_wait: 1s\n  \
+            "route:\n  receiver: hook\n  group_by: [slo, burnrate_tier, http_route]\n  group_wait: 1s\n  \
              group_interval: 1s\n  repeat_interval: 24h\nreceivers:\n  - name: hook\n    \
              webhook_configs: [{{ url: \"{}/am\" }}]\n",
             hooks.url
@@ -968,25 +970,45 @@ async fn an_outage_pages_once_while_the_node_evaluating_it_is_killed() {
     assert_eq!(sent.events["checkout-availability"], (260, 300));
     assert_eq!(settled(&nodes, &sent, false).await, sent.events);
     page_told(&hooks, key, "resolve", "resolved").await;
-    // The resolves come after every firing notification: counting now counts them all.
+    let group_key = format!("{key}{{http_route=\"/cart\"}}");
+    hooks
+        .wait("pagerduty", |v| {
+            v["event_action"] == "resolve" && v["dedup_key"] == group_key.as_str()
+        })
+        .await;
+    hooks
+        .wait("am", |v| {
+            v["status"] == "resolved"
+                && v["groupLabels"]["burnrate_tier"] == "page-fast"
+                && v["groupLabels"]["http_route"] == "/cart"
+        })
+        .await;
+    // The resolves come after every firing notification: counting now counts them all,
+    // for the SLO's page and for its group's.
     let got = hooks.got.lock().unwrap().clone();
-    let am_notifications: Vec<&str> = got
-        .iter()
-        .filter(|(k, v)| k == "am" && v["groupLabels"]["burnrate_tier"] == "page-fast")
-        .map(|(_, v)| v["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(am_notifications, ["firing", "resolved"], "{got:?}");
-    let page_events: Vec<(String, Value)> = got
-        .iter()
-        .filter(|(k, v)| k == "pagerduty" && v["dedup_key"] == key)
-        .cloned()
-        .collect();
-    assert_eq!(incidents(&page_events), 1, "{page_events:?}");
-    let resolves = page_events
-        .iter()
-        .filter(|(_, v)| v["event_action"] == "resolve")
-        .count();
-    assert_eq!(resolves, 1, "{page_events:?}");
+    for (route, key) in [(Value::Null, key.to_string()), ("/cart".into(), group_key)] {
+        let am_notifications: Vec<&str> = got
+            .iter()
+            .filter(|(k, v)| {
+                k == "am"
+                    && v["groupLabels"]["burnrate_tier"] == "page-fast"
+                    && v["groupLabels"]["http_route"] == route
+            })
+            .map(|(_, v)| v["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(am_notifications, ["firing", "resolved"], "{route}: {got:?}");
+        let page_events: Vec<(String, Value)> = got
+            .iter()
+            .filter(|(k, v)| k == "pagerduty" && v["dedup_key"] == key.as_str())
+            .cloned()
+            .collect();
+        assert_eq!(incidents(&page_events), 1, "{page_events:?}");
+        let resolves = page_events
+            .iter()
+            .filter(|(_, v)| v["event_action"] == "resolve")
+            .count();
+        assert_eq!(resolves, 1, "{page_events:?}");
+    }
     assert_eq!(evaluators(&[new_evaluator]).await, [true]);
 }
 

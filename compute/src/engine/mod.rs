@@ -44,7 +44,10 @@ pub use groups::{MISSING_GROUP, OVERFLOW_GROUP};
 pub use metrics::EngineCollector;
 use pages::status_windows;
 pub use pages::{HourPages, PageStats};
-pub use snapshot::{BurnSnapshot, burn_ranges, burn_snapshot_from_sums};
+pub use snapshot::{
+    BurnSnapshot, burn_ranges, burn_snapshot_from_sums, group_burn_ranges,
+    group_burn_snapshot_from_sums,
+};
 use status::*;
 pub use status::{
     GroupSums, RangeSums, group_ranges, group_statuses_from_sums, status_at, status_from_sums,

@@ -125,3 +125,24 @@ pub fn burn_snapshot_from_sums(
     let replayer = status::Replayer::new(ranges, sums);
     snapshot_of(def, &replayer, now, status_windows(def, now), Vec::new())
 }
+
+/// The minute ranges whose sums the burn snapshot of one group of `def` reads at `now`
+/// (the standard windows), in order.
+pub fn group_burn_ranges(def: &Arc<SloDef>, now: i64) -> Vec<(i64, i64)> {
+    let recorder = status::Recorder::default();
+    snapshot_of(def, &recorder, now, BURN_RATE_WINDOWS.to_vec(), Vec::new());
+    recorder.ranges()
+}
+
+/// The burn snapshot of `def`'s group `group` at `now` from its sums over the ranges of
+/// [`group_burn_ranges`]`(def, now)`, in their order.
+pub fn group_burn_snapshot_from_sums(
+    def: &Arc<SloDef>,
+    group: Vec<(String, String)>,
+    ranges: &[(i64, i64)],
+    sums: &[(u64, u64)],
+    now: i64,
+) -> BurnSnapshot {
+    let replayer = status::Replayer::new(ranges, sums);
+    snapshot_of(def, &replayer, now, BURN_RATE_WINDOWS.to_vec(), group)
+}

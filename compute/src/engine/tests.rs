@@ -323,6 +323,31 @@ mod cases {
             serde_json::to_string(&whole.groups).unwrap()
         );
         assert_eq!(whole.groups.len(), 3);
+        // The groups' burn snapshots, too.
+        let branges = group_burn_ranges(&def, now);
+        let (_, snapshots) = engines[0].burn_snapshot();
+        let mut checked = 0;
+        for one in snapshots.iter().filter(|b| !b.group.is_empty()) {
+            let mut sums = vec![(0u64, 0u64); branges.len()];
+            for part in &engines[1..] {
+                for (labels, got) in part.group_range_sums("default", "api", &branges).unwrap() {
+                    if labels == one.group {
+                        for (t, (x, n)) in sums.iter_mut().zip(got) {
+                            *t = (t.0 + x, t.1 + n);
+                        }
+                    }
+                }
+            }
+            let summed =
+                group_burn_snapshot_from_sums(&def, one.group.clone(), &branges, &sums, now);
+            assert_eq!(
+                format!("{:?}", summed.windows),
+                format!("{:?}", one.windows)
+            );
+            assert_eq!(format!("{:?}", summed.units), format!("{:?}", one.units));
+            checked += 1;
+        }
+        assert_eq!(checked, 3);
     }
 
     #[test]

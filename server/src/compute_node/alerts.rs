@@ -214,9 +214,17 @@ async fn cluster_snapshot(node: &Node) -> Option<(i64, Vec<BurnSnapshot>)> {
     }
     let mut out = Vec::new();
     for (tenant, defs) in by_tenant {
-        let (ranges, asks) = asks(&defs, |d| {
+        let (ranges, mut asks) = asks(&defs, |d| {
             (d.name.clone(), slotel_compute::burn_ranges(d, now))
         });
+        // Every group alerts on its own, over the standard windows.
+        for (ask, def) in asks.iter_mut().zip(&defs) {
+            if !def.group_by.is_empty() {
+                ask.group_ranges = slotel_compute::group_burn_ranges(def, now);
+            }
+        }
+        let group_ranges: Vec<Vec<(i64, i64)>> =
+            asks.iter().map(|a| a.group_ranges.clone()).collect();
         let summed = match sums(node, &node.credentials(&tenant), &tenant, asks).await {
             Ok(s) if s.caught_up => s,
             Ok(_) => {
@@ -228,10 +236,31 @@ async fn cluster_snapshot(node: &Node) -> Option<(i64, Vec<BurnSnapshot>)> {
                 return None;
             }
         };
-        for ((def, ranges), (sums, _)) in defs.iter().zip(&ranges).zip(summed.sums) {
+        for (((def, ranges), (sums, _)), (groups, group_ranges)) in defs
+            .iter()
+            .zip(&ranges)
+            .zip(summed.sums)
+            .zip(summed.groups.into_iter().zip(&group_ranges))
+        {
             out.push(slotel_compute::burn_snapshot_from_sums(
                 def, ranges, &sums, now,
             ));
+            // The overflow group mixes many, so it does not alert (as in one process).
+            for (labels, sums) in groups {
+                if labels
+                    .iter()
+                    .all(|(_, v)| v == slotel_compute::engine::OVERFLOW_GROUP)
+                {
+                    continue;
+                }
+                out.push(slotel_compute::group_burn_snapshot_from_sums(
+                    def,
+                    labels,
+                    group_ranges,
+                    &sums,
+                    now,
+                ));
+            }
         }
     }
     Some((now, out))
