@@ -88,7 +88,16 @@ pub trait RemoteMinutes: Send + Sync {
     /// listed at one instant (no flush between), for SQL; an error when some partition
     /// has no owner answering.
     fn sql_tables<'a>(&'a self, tenant: &'a str) -> BoxFuture<'a, Result<RemoteTables, String>>;
+
+    /// The groups of `tenant`'s grouped SLOs that any partition has, by SLO name.
+    fn groups<'a>(&'a self, tenant: &'a str) -> BoxFuture<'a, Result<SloGroups, String>>;
 }
+
+/// A group's labels, in `group_by` order.
+pub type GroupLabels = Vec<(String, String)>;
+
+/// Each grouped SLO's groups, by SLO name.
+pub type SloGroups = BTreeMap<String, Vec<GroupLabels>>;
 
 /// A cluster's tables for one tenant's SQL.
 pub struct RemoteTables {

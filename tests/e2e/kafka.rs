@@ -755,7 +755,9 @@ async fn every_node_answers(
                 let (code, body) = node
                     .get_as(
                         Some("acme"),
-                        &format!("/prometheus/api/v1/query?query={metric}%7Bslo%3D%22{slo}%22%7D"),
+                        &format!(
+                            "/prometheus/api/v1/query?query={metric}%7Bslo%3D%22{slo}%22%2Chttp_route%3D%22%22%7D"
+                        ),
                     )
                     .await;
                 assert_eq!(code, 200, "{body}");
@@ -783,6 +785,19 @@ async fn every_node_answers(
             .map(|(slo, (good, total))| serde_json::json!({"slo": slo, "good": good, "total": total}))
             .collect();
         assert_eq!(rows, Value::Array(want), "SQL on {}", node.api);
+        // The grouped SLO's group series add up to it.
+        let (code, body) = node
+            .get_as(
+                Some("acme"),
+                "/prometheus/api/v1/query?query=sum(slotel_slo_events_total%7Bslo%3D%22checkout-availability%22%2Chttp_route!%3D%22%22%7D)",
+            )
+            .await;
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(
+            body["data"]["result"][0]["value"][1].as_str(),
+            Some(truth["checkout-availability"].1.to_string().as_str()),
+            "{body}"
+        );
         let (code, body) = node.get_as(Some("acme"), "/api/v1/slos").await;
         assert_eq!(code, 200, "{body}");
         let listed: Vec<(String, u64)> = body["slos"]

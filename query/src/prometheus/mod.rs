@@ -299,13 +299,13 @@ async fn query_range(
     reply(result)
 }
 
-fn matched(source: &QueryEngine, tenant: &str, p: &Params) -> Result<Vec<Labels>, PromError> {
+async fn matched(source: &QueryEngine, tenant: &str, p: &Params) -> Result<Vec<Labels>, PromError> {
     let selectors = p
         .all("match[]")
         .into_iter()
         .map(promql::parse_selector)
         .collect::<Result<Vec<_>, _>>()?;
-    let targets = promql::targets(&source.engine, tenant);
+    let targets = promql::targets_of(source, tenant).await?;
     let names: Vec<Option<&str>> = if selectors.is_empty() {
         vec![None]
     } else {
@@ -339,7 +339,7 @@ async fn series(
     if p.all("match[]").is_empty() {
         return error(PromError::BadData("no match[] parameter provided".into()));
     }
-    reply(matched(&source, &t, &p).map(|series| json!(series)))
+    reply(matched(&source, &t, &p).await.map(|series| json!(series)))
 }
 
 #[utoipa::path(
@@ -361,7 +361,7 @@ async fn labels(
     body: Bytes,
 ) -> Response {
     let p = Params::new(q, &headers, &body);
-    match matched(&source, &t, &p) {
+    match matched(&source, &t, &p).await {
         Ok(series) => {
             let names: BTreeSet<&String> = series.iter().flat_map(|s| s.keys()).collect();
             success(json!(names))
@@ -390,7 +390,7 @@ async fn label_values(
     headers: HeaderMap,
 ) -> Response {
     let p = Params::new(q, &headers, &Bytes::new());
-    match matched(&source, &t, &p) {
+    match matched(&source, &t, &p).await {
         Ok(series) => {
             let values: BTreeSet<&String> = series.iter().filter_map(|s| s.get(&name)).collect();
             success(json!(values))

@@ -40,6 +40,29 @@ pub(super) const READ_TOGETHER: usize = 32;
 
 /// The targets of `tenant`: each SLO, and each group of the grouped ones.
 pub fn targets(engine: &Engine, tenant: &str) -> Vec<Target> {
+    targets_with(engine, tenant, &|name| engine.groups(tenant, name))
+}
+
+/// [`targets`] over `source`: on a compute node, with the groups every partition has.
+pub async fn targets_of(source: &QueryEngine, tenant: &str) -> Result<Vec<Target>, PromError> {
+    let Some(remote) = &source.remote else {
+        return Ok(targets(&source.engine, tenant));
+    };
+    let groups = remote
+        .groups(tenant)
+        .await
+        .map_err(PromError::Unavailable)?;
+    Ok(targets_with(&source.engine, tenant, &|name| {
+        groups.get(name).cloned().unwrap_or_default()
+    }))
+}
+
+/// [`targets`] with each SLO's groups from `groups_of` (by SLO name).
+fn targets_with(
+    engine: &Engine,
+    tenant: &str,
+    groups_of: &dyn Fn(&str) -> Vec<crate::source::GroupLabels>,
+) -> Vec<Target> {
     let mut out = Vec::new();
     for def in engine.slos(tenant) {
         let mut base = Labels::new();
@@ -51,7 +74,7 @@ pub fn targets(engine: &Engine, tenant: &str) -> Vec<Target> {
         base.insert("slo".into(), def.name.clone());
         base.insert("service".into(), def.service.clone());
         base.insert("tenant".into(), def.tenant.clone());
-        let groups = engine.groups(tenant, &def.name);
+        let groups = groups_of(&def.name);
         out.push(Target {
             def: Arc::clone(&def),
             group: Vec::new(),

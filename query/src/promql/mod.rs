@@ -36,7 +36,7 @@ mod selection;
 
 use binary::*;
 use catalog::*;
-pub use catalog::{Target, series_labels, targets};
+pub use catalog::{Target, series_labels, targets, targets_of};
 use selection::*;
 pub use slotel_model::catalog::{LATENCY_QUANTILES, LATENCY_WINDOWS, Metric, RESERVED, SLO_WINDOW};
 

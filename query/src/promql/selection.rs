@@ -91,7 +91,7 @@ impl Evaluation {
         let deadline = Instant::now() + timeout;
         let mut sels = Vec::new();
         selectors(expr, &mut sels)?;
-        let targets = targets(&source.engine, tenant);
+        let targets = super::catalog::targets_of(source, tenant).await?;
         let all = catalog(&targets);
         let names: Vec<Option<&str>> = sels.iter().map(|(vs, _)| vs.name.as_deref()).collect();
         let side = source.side_series(tenant, &names);

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use slotel_compute::{GroupSums, RangeSums, SloStatus};
 use slotel_query::ApiError;
 use slotel_query::rest::{ListParams, SloList};
+use slotel_query::source::SloGroups;
 
 use super::*;
 
@@ -696,6 +697,36 @@ impl slotel_query::source::RemoteMinutes for ClusterMinutes {
             Ok(t)
         })
     }
+
+    fn groups<'a>(
+        &'a self,
+        tenant: &'a str,
+    ) -> slotel_query::source::BoxFuture<'a, Result<SloGroups, String>> {
+        Box::pin(async move {
+            let node = &self.0;
+            let local = local_groups(node, tenant);
+            let (answers, _) = gather(
+                node,
+                &node.credentials(tenant),
+                "/internal/v1/groups",
+                &serde_json::json!({}),
+                local,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let mut all: BTreeMap<String, BTreeSet<slotel_query::source::GroupLabels>> =
+                BTreeMap::new();
+            for part in answers.into_values() {
+                for (slo, groups) in part {
+                    all.entry(slo).or_default().extend(groups);
+                }
+            }
+            Ok(all
+                .into_iter()
+                .map(|(slo, groups)| (slo, groups.into_iter().collect()))
+                .collect())
+        })
+    }
 }
 
 /// One shard's tables for another node's SQL: its stored files and unflushed minutes of
@@ -764,4 +795,28 @@ pub(super) async fn sql_parts(
         .await
         .map_err(ApiError::Unavailable)?;
     Ok(Json(Parts { shards }))
+}
+
+/// Each grouped SLO's groups in the shards this node owns, for `tenant`.
+fn local_groups(node: &Node, tenant: &str) -> Vec<ShardPart<SloGroups>> {
+    local_parts(node, |shard| {
+        shard
+            .engine
+            .slos(tenant)
+            .iter()
+            .filter(|d| !d.group_by.is_empty())
+            .map(|d| (d.name.clone(), shard.engine.groups(tenant, &d.name)))
+            .collect()
+    })
+}
+
+/// `POST /internal/v1/groups`: the groups this node's shards have, for another node's
+/// series.
+pub(super) async fn groups(
+    State(node): State<Arc<Node>>,
+    Extension(t): Extension<Tenant>,
+) -> Json<Parts<SloGroups>> {
+    Json(Parts {
+        shards: local_groups(&node, &t),
+    })
 }

@@ -834,6 +834,7 @@ impl ComputeNode {
                     "/internal/v1/sql_parts",
                     axum::routing::post(cluster::sql_parts),
                 )
+                .route("/internal/v1/groups", axum::routing::post(cluster::groups))
                 .with_state(Arc::clone(&node))
                 .route(
                     "/api/v1/slos/{name}/series",
@@ -971,6 +972,10 @@ async fn shards(State(node): State<Arc<Node>>, Extension(t): Extension<Tenant>) 
         .shards()
         .iter()
         .map(|s| {
+            // The offset first: the counts read after it hold at least every record
+            // before it (a record is counted before its offset is applied), so a
+            // caller that sees the partition's end applied sees every record counted.
+            let applied = s.engine.applied();
             let slos: Vec<serde_json::Value> = s
                 .engine
                 .statuses(&t)
@@ -986,7 +991,7 @@ async fn shards(State(node): State<Arc<Node>>, Extension(t): Extension<Tenant>) 
             serde_json::json!({
                 "topic": s.id.topic,
                 "partition": s.id.partition,
-                "applied_offset": s.engine.applied(),
+                "applied_offset": applied,
                 "end_offset": s.end.load(Ordering::Acquire).max(-1),
                 "lag": s.lag(),
                 "checkpoint_offset": s.store.stats().checkpoint_position.load(Ordering::Relaxed),
