@@ -89,9 +89,22 @@ pub trait RemoteMinutes: Send + Sync {
     /// has no owner answering.
     fn sql_tables<'a>(&'a self, tenant: &'a str) -> BoxFuture<'a, Result<RemoteTables, String>>;
 
+    /// The latency histograms of `tenant`'s SLO `name` at minutes `lo..=hi`, every
+    /// partition's merged; `None` for an unknown SLO or one without durations.
+    fn latency<'a>(
+        &'a self,
+        tenant: &'a str,
+        name: &'a str,
+        lo: i64,
+        hi: i64,
+    ) -> BoxFuture<'a, Result<Option<MinuteHistograms>, String>>;
+
     /// The groups of `tenant`'s grouped SLOs that any partition has, by SLO name.
     fn groups<'a>(&'a self, tenant: &'a str) -> BoxFuture<'a, Result<SloGroups, String>>;
 }
+
+/// Latency histograms by minute.
+pub type MinuteHistograms = BTreeMap<i64, Histogram<u64>>;
 
 /// A group's labels, in `group_by` order.
 pub type GroupLabels = Vec<(String, String)>;
@@ -220,8 +233,9 @@ impl QueryEngine {
     }
 
     /// The latency histograms of `tenant`'s SLO `name` at minutes `lo..=hi`, from storage
-    /// and the engine's unflushed tail; `None` for an unknown SLO or one without
-    /// durations.
+    /// and the engine's unflushed tail (on a compute node, every partition's, merged);
+    /// `None` for an unknown SLO or one without durations, and on a compute node when
+    /// some partition has no owner answering.
     pub async fn latency(
         &self,
         tenant: &str,
@@ -229,36 +243,16 @@ impl QueryEngine {
         lo: i64,
         hi: i64,
     ) -> Option<BTreeMap<i64, Histogram<u64>>> {
-        // No flush moves histograms from the tail to a file while both are read.
-        let _gate = match &self.store {
-            Some(s) => Some(s.read_gate().await),
-            None => None,
+        let Some(remote) = &self.remote else {
+            return read_latency(&self.engine, self.store.as_deref(), tenant, name, lo, hi).await;
         };
-        let mut out = self.engine.latency_tail(tenant, name)?;
-        out.retain(|m, _| (lo..=hi).contains(m));
-        if let Some(store) = &self.store {
-            let keep = |slo: &str, group: &str| slo == name && group.is_empty();
-            let filter = RowFilter {
-                lo,
-                hi,
-                keep: Some(&keep),
-            };
-            let scanned = store
-                .scan_where(SLI_MINUTE, Some(tenant), &filter, Columns::All, |rows| {
-                    let ours = rows.iter().filter(|r| r.slo == name && r.group.is_whole());
-                    for (minute, bytes) in ours.filter_map(|r| Some((r.minute, r.latency.as_ref()?))) {
-                        match latency::deserialize(bytes) {
-                            Ok(h) => latency::merge(out.entry(minute).or_insert_with(latency::histogram), &h),
-                            Err(e) => tracing::warn!(error = %e, slo = name, minute, "A stored latency histogram is skipped."),
-                        }
-                    }
-                })
-                .await;
-            if let Err(e) = scanned {
-                tracing::warn!(error = %e, slo = name, "Cannot read stored latency; answering from memory.");
+        match remote.latency(tenant, name, lo, hi).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(error = %e, slo = name, "No latency: the cluster's histograms are incomplete.");
+                None
             }
         }
-        Some(out)
     }
 
     /// Runs read-only SQL over `tenant`'s tables.
@@ -322,6 +316,48 @@ impl QueryEngine {
             max_rows: self.options.sql_max_rows,
         }
     }
+}
+
+/// The latency histograms of `tenant`'s SLO `name` at minutes `lo..=hi` that `engine`
+/// and `store` hold; `None` for an unknown SLO or one without durations.
+pub async fn read_latency(
+    engine: &Engine,
+    store: Option<&Store>,
+    tenant: &str,
+    name: &str,
+    lo: i64,
+    hi: i64,
+) -> Option<BTreeMap<i64, Histogram<u64>>> {
+    // No flush moves histograms from the tail to a file while both are read.
+    let _gate = match store {
+        Some(s) => Some(s.read_gate().await),
+        None => None,
+    };
+    let mut out = engine.latency_tail(tenant, name)?;
+    out.retain(|m, _| (lo..=hi).contains(m));
+    if let Some(store) = store {
+        let keep = |slo: &str, group: &str| slo == name && group.is_empty();
+        let filter = RowFilter {
+            lo,
+            hi,
+            keep: Some(&keep),
+        };
+        let scanned = store
+            .scan_where(SLI_MINUTE, Some(tenant), &filter, Columns::All, |rows| {
+                let ours = rows.iter().filter(|r| r.slo == name && r.group.is_whole());
+                for (minute, bytes) in ours.filter_map(|r| Some((r.minute, r.latency.as_ref()?))) {
+                    match latency::deserialize(bytes) {
+                        Ok(h) => latency::merge(out.entry(minute).or_insert_with(latency::histogram), &h),
+                        Err(e) => tracing::warn!(error = %e, slo = name, minute, "A stored latency histogram is skipped."),
+                    }
+                }
+            })
+            .await;
+        if let Err(e) = scanned {
+            tracing::warn!(error = %e, slo = name, "Cannot read stored latency; answering from memory.");
+        }
+    }
+    Some(out)
 }
 
 /// The minutes `want.lo..=hi` of each of `wants` that `engine` and `store` hold, in

@@ -698,6 +698,51 @@ impl slotel_query::source::RemoteMinutes for ClusterMinutes {
         })
     }
 
+    fn latency<'a>(
+        &'a self,
+        tenant: &'a str,
+        name: &'a str,
+        lo: i64,
+        hi: i64,
+    ) -> slotel_query::source::BoxFuture<
+        'a,
+        Result<Option<slotel_query::source::MinuteHistograms>, String>,
+    > {
+        Box::pin(async move {
+            let node = &self.0;
+            let ask = LatencyAsk {
+                slo: name.to_string(),
+                lo,
+                hi,
+            };
+            let local = local_latency(node, tenant, &ask).await;
+            let (answers, _) = gather(
+                node,
+                &node.credentials(tenant),
+                "/internal/v1/latency",
+                &ask,
+                local,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let mut out: Option<slotel_query::source::MinuteHistograms> = None;
+            for part in answers.into_values().flatten() {
+                let merged = out.get_or_insert_with(Default::default);
+                for (minute, bytes) in part {
+                    let h = slotel_compute::latency::deserialize(&bytes)
+                        .map_err(|e| format!("a partition's histogram does not decode: {e}"))?;
+                    slotel_compute::latency::merge(
+                        merged
+                            .entry(minute)
+                            .or_insert_with(slotel_compute::latency::histogram),
+                        &h,
+                    );
+                }
+            }
+            Ok(out)
+        })
+    }
+
     fn groups<'a>(
         &'a self,
         tenant: &'a str,
@@ -818,5 +863,60 @@ pub(super) async fn groups(
 ) -> Json<Parts<SloGroups>> {
     Json(Parts {
         shards: local_groups(&node, &t),
+    })
+}
+
+/// The body of `POST /internal/v1/latency`: an SLO's histograms over minutes `lo..=hi`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct LatencyAsk {
+    slo: String,
+    lo: i64,
+    hi: i64,
+}
+
+/// One shard's histograms of an SLO, serialized, by minute; `None` when the shard does
+/// not have the SLO or the SLO has no durations.
+type ShardLatency = Option<Vec<(i64, Vec<u8>)>>;
+
+/// The histograms of `ask` in each shard this node owns, for `tenant`.
+async fn local_latency(
+    node: &Node,
+    tenant: &str,
+    ask: &LatencyAsk,
+) -> Vec<ShardPart<ShardLatency>> {
+    let mut out = Vec::new();
+    for shard in node.shards() {
+        let read = slotel_query::source::read_latency(
+            &shard.engine,
+            Some(&shard.store),
+            tenant,
+            &ask.slo,
+            ask.lo,
+            ask.hi,
+        )
+        .await;
+        out.push(ShardPart {
+            topic: shard.id.topic.clone(),
+            partition: shard.id.partition,
+            ready: shard.is_caught_up(node.kafka.ready_lag),
+            part: read.map(|h| {
+                h.iter()
+                    .map(|(m, h)| (*m, slotel_compute::latency::serialize(h)))
+                    .collect()
+            }),
+        });
+    }
+    out
+}
+
+/// `POST /internal/v1/latency`: this node's shards' histograms, for another node's
+/// quantiles.
+pub(super) async fn latency(
+    State(node): State<Arc<Node>>,
+    Extension(t): Extension<Tenant>,
+    Json(ask): Json<LatencyAsk>,
+) -> Json<Parts<ShardLatency>> {
+    Json(Parts {
+        shards: local_latency(&node, &t, &ask).await,
     })
 }

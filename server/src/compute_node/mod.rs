@@ -835,6 +835,10 @@ impl ComputeNode {
                     axum::routing::post(cluster::sql_parts),
                 )
                 .route("/internal/v1/groups", axum::routing::post(cluster::groups))
+                .route(
+                    "/internal/v1/latency",
+                    axum::routing::post(cluster::latency),
+                )
                 .with_state(Arc::clone(&node))
                 .route(
                     "/api/v1/slos/{name}/series",
