@@ -698,6 +698,24 @@ fn spread(
     out
 }
 
+/// The values of the instant vector PromQL `query` (URL-encoded) gives on `node` for
+/// tenant `acme`, in the reply's order.
+async fn instant(node: &Server, query: &str) -> Vec<f64> {
+    let (code, body) = node
+        .get_as(
+            Some("acme"),
+            &format!("/prometheus/api/v1/query?query={query}"),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    body["data"]["result"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .iter()
+        .map(|r| r["value"][1].as_str().unwrap().parse().unwrap())
+        .collect()
+}
+
 /// Asks each of `nodes` for every SLO's status, which each one sums over every
 /// partition of the cluster, and checks it against `truth`.
 async fn every_node_answers(
@@ -752,23 +770,12 @@ async fn every_node_answers(
                 ("slotel_slo_good_events_total", good),
                 ("slotel_slo_events_total", total),
             ] {
-                let (code, body) = node
-                    .get_as(
-                        Some("acme"),
-                        &format!(
-                            "/prometheus/api/v1/query?query={metric}%7Bslo%3D%22{slo}%22%2Chttp_route%3D%22%22%7D"
-                        ),
-                    )
-                    .await;
-                assert_eq!(code, 200, "{body}");
-                let result = body["data"]["result"].as_array().unwrap();
-                assert_eq!(result.len(), 1, "{body}");
-                assert_eq!(
-                    result[0]["value"][1].as_str(),
-                    Some(want.to_string().as_str()),
-                    "{metric} of {slo} on {}",
-                    node.api
-                );
+                let values = instant(
+                    node,
+                    &format!("{metric}%7Bslo%3D%22{slo}%22%2Chttp_route%3D%22%22%7D"),
+                )
+                .await;
+                assert_eq!(values, [want as f64], "{metric} of {slo} on {}", node.api);
             }
         }
         // SQL reads every partition's stored minutes and unflushed ones.
@@ -786,18 +793,12 @@ async fn every_node_answers(
             .collect();
         assert_eq!(rows, Value::Array(want), "SQL on {}", node.api);
         // The grouped SLO's group series add up to it.
-        let (code, body) = node
-            .get_as(
-                Some("acme"),
-                "/prometheus/api/v1/query?query=sum(slotel_slo_events_total%7Bslo%3D%22checkout-availability%22%2Chttp_route!%3D%22%22%7D)",
-            )
-            .await;
-        assert_eq!(code, 200, "{body}");
-        assert_eq!(
-            body["data"]["result"][0]["value"][1].as_str(),
-            Some(truth["checkout-availability"].1.to_string().as_str()),
-            "{body}"
-        );
+        let values = instant(
+            node,
+            "sum(slotel_slo_events_total%7Bslo%3D%22checkout-availability%22%2Chttp_route!%3D%22%22%7D)",
+        )
+        .await;
+        assert_eq!(values, [truth["checkout-availability"].1 as f64]);
         let (code, body) = node.get_as(Some("acme"), "/api/v1/slos").await;
         assert_eq!(code, 200, "{body}");
         let listed: Vec<(String, u64)> = body["slos"]
@@ -849,19 +850,14 @@ async fn compute_nodes_count_every_record_once_through_a_kill_and_rebalances() {
     // Every span lasted 12 ms: the median of the merged histograms is 12 ms, to the
     // histograms' precision (1% here).
     for node in [&b, &c] {
-        let (code, body) = node
-            .get_as(
-                Some("acme"),
-                "/prometheus/api/v1/query?query=slotel_slo_latency_seconds%7Bslo%3D%22cart-availability%22%2Cwindow%3D%221h%22%2Cquantile%3D%220.5%22%7D",
-            )
-            .await;
-        assert_eq!(code, 200, "{body}");
-        let median: f64 = body["data"]["result"][0]["value"][1]
-            .as_str()
-            .unwrap_or_else(|| panic!("{body}"))
-            .parse()
-            .unwrap();
-        assert!((median - 0.012).abs() <= 0.012 * 0.01, "{median}: {body}");
+        let median = instant(
+            node,
+            "slotel_slo_latency_seconds%7Bslo%3D%22cart-availability%22%2Cwindow%3D%221h%22%2Cquantile%3D%220.5%22%7D",
+        )
+        .await;
+        assert_eq!(median.len(), 1);
+        let median = median[0];
+        assert!((median - 0.012).abs() <= 0.012 * 0.01, "{median}");
     }
 
     // A node that leaves checkpoints its partitions before they move.

@@ -609,6 +609,24 @@ pub(super) async fn minutes(
 /// The query API's minutes on a compute node: every partition's, summed.
 pub(super) struct ClusterMinutes(pub(super) Arc<Node>);
 
+impl ClusterMinutes {
+    /// Every partition's part for `tenant`: `local`, and the other owners' replies to
+    /// `POST {path}` with `body`, asked with the tenant's credentials.
+    async fn ask_all<T: serde::de::DeserializeOwned>(
+        &self,
+        tenant: &str,
+        path: &str,
+        body: &(impl Serialize + Sync),
+        local: Vec<ShardPart<T>>,
+    ) -> Result<BTreeMap<ShardId, T>, String> {
+        let node = &self.0;
+        let (answers, _) = gather(node, &node.credentials(tenant), path, body, local)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(answers)
+    }
+}
+
 impl slotel_query::source::RemoteMinutes for ClusterMinutes {
     fn counts<'a>(
         &'a self,
@@ -633,15 +651,9 @@ impl slotel_query::source::RemoteMinutes for ClusterMinutes {
                 hi,
             };
             let local = local_minutes(node, tenant, &ask).await;
-            let (answers, _) = gather(
-                node,
-                &node.credentials(tenant),
-                "/internal/v1/minutes",
-                &ask,
-                local,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            let answers = self
+                .ask_all(tenant, "/internal/v1/minutes", &ask, local)
+                .await?;
             let mut out = Vec::with_capacity(ask.wants.len());
             for (i, w) in ask.wants.iter().enumerate() {
                 let len = usize::try_from(hi - w.lo + 1).unwrap_or(0);
@@ -672,15 +684,14 @@ impl slotel_query::source::RemoteMinutes for ClusterMinutes {
         Box::pin(async move {
             let node = &self.0;
             let local = local_sql_parts(node, tenant).await?;
-            let (answers, _) = gather(
-                node,
-                &node.credentials(tenant),
-                "/internal/v1/sql_parts",
-                &serde_json::json!({}),
-                local,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            let answers = self
+                .ask_all(
+                    tenant,
+                    "/internal/v1/sql_parts",
+                    &serde_json::json!({}),
+                    local,
+                )
+                .await?;
             let mut t = slotel_query::source::RemoteTables {
                 objects: Arc::clone(&node.root),
                 minute_files: Vec::new(),
@@ -716,15 +727,9 @@ impl slotel_query::source::RemoteMinutes for ClusterMinutes {
                 hi,
             };
             let local = local_latency(node, tenant, &ask).await;
-            let (answers, _) = gather(
-                node,
-                &node.credentials(tenant),
-                "/internal/v1/latency",
-                &ask,
-                local,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            let answers = self
+                .ask_all(tenant, "/internal/v1/latency", &ask, local)
+                .await?;
             let mut out: Option<slotel_query::source::MinuteHistograms> = None;
             for part in answers.into_values().flatten() {
                 let merged = out.get_or_insert_with(Default::default);
@@ -750,15 +755,9 @@ impl slotel_query::source::RemoteMinutes for ClusterMinutes {
         Box::pin(async move {
             let node = &self.0;
             let local = local_groups(node, tenant);
-            let (answers, _) = gather(
-                node,
-                &node.credentials(tenant),
-                "/internal/v1/groups",
-                &serde_json::json!({}),
-                local,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            let answers = self
+                .ask_all(tenant, "/internal/v1/groups", &serde_json::json!({}), local)
+                .await?;
             let mut all: BTreeMap<String, BTreeSet<slotel_query::source::GroupLabels>> =
                 BTreeMap::new();
             for part in answers.into_values() {
