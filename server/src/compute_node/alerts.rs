@@ -120,11 +120,11 @@ async fn run_term(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
         notifiers,
         state: Arc::new(place),
         interval: node.alerting.evaluation_interval,
-        external_url: node.alerting.external_url(
-            node.api_url
-                .trim_start_matches("http://")
-                .trim_start_matches("https://"),
-        ),
+        external_url: node
+            .alerting
+            .external_url
+            .clone()
+            .unwrap_or_else(|| node.api_url.clone()),
     }
     .run(async move {
         let _ = stop.wait_for(|s| *s).await;
@@ -205,15 +205,9 @@ async fn cluster_snapshot(node: &Node) -> Option<(i64, Vec<BurnSnapshot>)> {
         return None;
     }
     let now = node.clock.now_nanos();
-    let mut by_tenant: BTreeMap<String, Vec<Arc<SloDef>>> = BTreeMap::new();
-    for def in node.defs.read().unwrap_or_else(|e| e.into_inner()).iter() {
-        by_tenant
-            .entry(def.tenant.clone())
-            .or_default()
-            .push(Arc::new(def.clone()));
-    }
     let mut out = Vec::new();
-    for (tenant, defs) in by_tenant {
+    for tenant in node.view.tenants() {
+        let defs = node.view.slos(&tenant);
         let (ranges, mut asks) = asks(&defs, |d| {
             (d.name.clone(), slotel_compute::burn_ranges(d, now))
         });
@@ -225,7 +219,7 @@ async fn cluster_snapshot(node: &Node) -> Option<(i64, Vec<BurnSnapshot>)> {
         }
         let group_ranges: Vec<Vec<(i64, i64)>> =
             asks.iter().map(|a| a.group_ranges.clone()).collect();
-        let summed = match sums(node, &node.credentials(&tenant), &tenant, asks).await {
+        let summed = match sums(node, &tenant, asks).await {
             Ok(s) if s.caught_up => s,
             Ok(_) => {
                 tracing::debug!(%tenant, "Not evaluating alerts: a partition's owner is catching up.");
@@ -293,7 +287,6 @@ impl Node {
 pub(super) async fn list_alerts(
     State(node): State<Arc<Node>>,
     Extension(t): Extension<Tenant>,
-    headers: HeaderMap,
 ) -> Result<Response, slotel_query::ApiError> {
     let local = node
         .alerts
@@ -331,7 +324,7 @@ pub(super) async fn list_alerts(
     let reply = node
         .http
         .get(format!("{}/api/v1/alerts", evaluator.api))
-        .headers(super::cluster::forwarded(&headers))
+        .headers(node.credentials(&t))
         .timeout(super::cluster::PEER_TIMEOUT)
         .send()
         .await

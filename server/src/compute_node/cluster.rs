@@ -19,7 +19,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::Query;
-use axum::http::HeaderMap;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 use slotel_compute::{GroupSums, RangeSums, SloStatus};
@@ -185,28 +184,23 @@ pub(super) async fn members(node: &Node) -> Result<Vec<Member>, ApiError> {
     Ok(out)
 }
 
-/// The caller's credentials and tenant, to ask other nodes with.
-pub(super) fn forwarded(headers: &HeaderMap) -> HeaderMap {
-    headers
-        .iter()
-        .filter(|(k, _)| {
-            *k == header::AUTHORIZATION
-                || k.as_str().eq_ignore_ascii_case(slotel_proto::TENANT_HEADER)
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+impl<T> ShardPart<T> {
+    /// `part`, the answer of `shard` of `node`.
+    fn of(node: &Node, shard: &Shard, part: T) -> Self {
+        ShardPart {
+            topic: shard.id.topic.clone(),
+            partition: shard.id.partition,
+            ready: shard.is_caught_up(node.kafka.ready_lag),
+            part,
+        }
+    }
 }
 
 /// `part` of each shard this node owns.
 fn local_parts<T>(node: &Node, part: impl Fn(&Shard) -> T) -> Vec<ShardPart<T>> {
     node.shards()
         .iter()
-        .map(|shard| ShardPart {
-            topic: shard.id.topic.clone(),
-            partition: shard.id.partition,
-            ready: shard.is_caught_up(node.kafka.ready_lag),
-            part: part(shard),
-        })
+        .map(|shard| ShardPart::of(node, shard, part(shard)))
         .collect()
 }
 
@@ -249,13 +243,13 @@ pub(super) async fn range_sums(
     })
 }
 
-/// Every partition's part of an answer: `local` (this node's shards') and the other
-/// nodes' replies to `POST {path}` with `body` and `forwarded` (the credentials and
-/// tenant), by partition, and whether every owner is caught up. An error when some
-/// partition has no answer, or two.
+/// Every partition's part of an answer for `tenant`: `local` (this node's shards') and
+/// the other nodes' replies to `POST {path}` with `body` (asked with the tenant's
+/// credentials, [`Node::credentials`]), by partition, and whether every owner is caught
+/// up. An error when some partition has no answer, or two.
 pub(super) async fn gather<T: serde::de::DeserializeOwned>(
     node: &Node,
-    forwarded: &HeaderMap,
+    tenant: &str,
     path: &str,
     body: &(impl Serialize + Sync),
     local: Vec<ShardPart<T>>,
@@ -284,11 +278,12 @@ pub(super) async fn gather<T: serde::de::DeserializeOwned>(
         }
     };
     add(local);
+    let credentials = node.credentials(tenant);
     let replies = futures::future::join_all(peers(node).await?.into_iter().map(|api| {
         let request = node
             .http
             .post(format!("{api}{path}"))
-            .headers(forwarded.clone())
+            .headers(credentials.clone())
             .timeout(PEER_TIMEOUT)
             .json(body);
         async move {
@@ -339,18 +334,13 @@ pub(super) struct Summed {
 }
 
 /// `asks` of `tenant`'s SLOs summed over every partition: this node's shards directly,
-/// the others' through their owners, with `forwarded` (credentials and tenant) on the
-/// questions. An error when some partition has no answer, or two.
-pub(super) async fn sums(
-    node: &Node,
-    forwarded: &HeaderMap,
-    tenant: &str,
-    asks: Vec<Ask>,
-) -> Result<Summed, ApiError> {
+/// the others' through their owners. An error when some partition has no answer, or
+/// two.
+pub(super) async fn sums(node: &Node, tenant: &str, asks: Vec<Ask>) -> Result<Summed, ApiError> {
     let local = local_sums(node, tenant, &asks);
     let body = Asks { asks };
     let (answers, caught_up) =
-        gather(node, forwarded, "/internal/v1/range_sums", &body, local).await?;
+        gather(node, tenant, "/internal/v1/range_sums", &body, local).await?;
     let mut out = Vec::with_capacity(body.asks.len());
     let mut groups_out = Vec::with_capacity(body.asks.len());
     for ask in &body.asks {
@@ -397,11 +387,9 @@ pub(super) async fn sums(
 }
 
 /// The statuses of `defs` at `now`, summed over every partition (with their groups'
-/// when `with_groups`); `headers` (the caller's credentials and tenant) go with the
-/// questions to the other nodes.
+/// when `with_groups`).
 async fn statuses(
     node: &Node,
-    headers: &HeaderMap,
     tenant: &str,
     defs: &[SloDef],
     with_groups: bool,
@@ -418,7 +406,7 @@ async fn statuses(
         }
     }
     let group_ranges: Vec<Vec<(i64, i64)>> = asks.iter().map(|a| a.group_ranges.clone()).collect();
-    let summed = sums(node, &forwarded(headers), tenant, asks).await?;
+    let summed = sums(node, tenant, asks).await?;
     Ok(defs
         .iter()
         .zip(&ranges)
@@ -463,10 +451,9 @@ fn defs_of(node: &Node, tenant: &str) -> Vec<SloDef> {
 pub(super) async fn list_slos(
     State(node): State<Arc<Node>>,
     Extension(t): Extension<Tenant>,
-    headers: HeaderMap,
     Query(p): Query<ListParams>,
 ) -> Result<Json<SloList>, ApiError> {
-    let all = statuses(&node, &headers, &t, &defs_of(&node, &t), false).await?;
+    let all = statuses(&node, &t, &defs_of(&node, &t), false).await?;
     let slos = slotel_query::rest::select_slos(all, &p)?;
     Ok(Json(SloList { slos }))
 }
@@ -475,7 +462,6 @@ pub(super) async fn list_slos(
 pub(super) async fn get_slo(
     State(node): State<Arc<Node>>,
     Extension(t): Extension<Tenant>,
-    headers: HeaderMap,
     axum::extract::Path(name): axum::extract::Path<String>,
 ) -> Result<Json<SloStatus>, ApiError> {
     let defs: Vec<SloDef> = defs_of(&node, &t)
@@ -488,7 +474,7 @@ pub(super) async fn get_slo(
             &*t
         )));
     }
-    let mut statuses = statuses(&node, &headers, &t, &defs, true).await?;
+    let mut statuses = statuses(&node, &t, &defs, true).await?;
     Ok(Json(statuses.remove(0)))
 }
 
@@ -496,7 +482,6 @@ pub(super) async fn get_slo(
 pub(super) async fn get_groups(
     State(node): State<Arc<Node>>,
     Extension(t): Extension<Tenant>,
-    headers: HeaderMap,
     axum::extract::Path(name): axum::extract::Path<String>,
 ) -> Result<Json<slotel_query::rest::GroupList>, ApiError> {
     let defs: Vec<SloDef> = defs_of(&node, &t)
@@ -509,7 +494,7 @@ pub(super) async fn get_groups(
             &*t
         )));
     };
-    let mut statuses = statuses(&node, &headers, &t, &defs, true).await?;
+    let mut statuses = statuses(&node, &t, &defs, true).await?;
     Ok(Json(slotel_query::rest::GroupList {
         slo: name,
         group_by,
@@ -585,12 +570,7 @@ async fn local_minutes(
                 })
             })
             .collect();
-        out.push(ShardPart {
-            topic: shard.id.topic.clone(),
-            partition: shard.id.partition,
-            ready: shard.is_caught_up(node.kafka.ready_lag),
-            part,
-        });
+        out.push(ShardPart::of(node, &shard, part));
     }
     out
 }
@@ -620,7 +600,7 @@ impl ClusterMinutes {
         local: Vec<ShardPart<T>>,
     ) -> Result<BTreeMap<ShardId, T>, String> {
         let node = &self.0;
-        let (answers, _) = gather(node, &node.credentials(tenant), path, body, local)
+        let (answers, _) = gather(node, tenant, path, body, local)
             .await
             .map_err(|e| e.to_string())?;
         Ok(answers)
@@ -820,12 +800,7 @@ async fn local_sql_parts(node: &Node, tenant: &str) -> Result<Vec<ShardPart<SqlP
             hour: shard_files(&shard, slotel_storage::SLI_HOUR, tenant).await?,
             tail: slotel_storage::sql::tail_ipc(&tail).map_err(|e| e.to_string())?,
         };
-        out.push(ShardPart {
-            topic: shard.id.topic.clone(),
-            partition: shard.id.partition,
-            ready: shard.is_caught_up(node.kafka.ready_lag),
-            part,
-        });
+        out.push(ShardPart::of(node, &shard, part));
     }
     Ok(out)
 }
@@ -894,16 +869,12 @@ async fn local_latency(
             ask.hi,
         )
         .await;
-        out.push(ShardPart {
-            topic: shard.id.topic.clone(),
-            partition: shard.id.partition,
-            ready: shard.is_caught_up(node.kafka.ready_lag),
-            part: read.map(|h| {
-                h.iter()
-                    .map(|(m, h)| (*m, slotel_compute::latency::serialize(h)))
-                    .collect()
-            }),
+        let part = read.map(|h| {
+            h.iter()
+                .map(|(m, h)| (*m, slotel_compute::latency::serialize(h)))
+                .collect()
         });
+        out.push(ShardPart::of(node, &shard, part));
     }
     out
 }
