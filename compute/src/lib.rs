@@ -22,10 +22,10 @@ pub mod window;
 
 pub use engine::{
     BurnSnapshot, Cut, Engine, EngineCollector, EngineConfig, EngineStats, Explanation, GroupSums,
-    HourPages, MinuteRow, Minutes, PAGED_DENSE_MINUTES, PageStats, RangeSums, RestoreStats,
-    SampleVerdict, ServiceSpans, StateError, burn_ranges, burn_snapshot_from_sums,
-    group_burn_ranges, group_burn_snapshot_from_sums, group_ranges, group_statuses_from_sums,
-    status_at, status_from_sums, status_ranges,
+    HourPages, MinuteRow, Minutes, Observed, PAGED_DENSE_MINUTES, PageStats, RangeSums,
+    RestoreStats, SampleVerdict, ServiceSpans, StateError, burn_ranges, burn_snapshot_from_sums,
+    explain_observed, group_burn_ranges, group_burn_snapshot_from_sums, group_ranges,
+    group_statuses_from_sums, status_at, status_from_sums, status_ranges,
 };
 pub use error::{Error, Result};
 pub use status::SloStatus;

@@ -10,8 +10,8 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use serde::Serialize;
-use slotel_model::{Sli, SpanSelector};
+use serde::{Deserialize, Serialize};
+use slotel_model::{Sli, SloDef, SpanSelector};
 use slotel_proto::otlp::common::v1::KeyValue;
 use slotel_proto::wire::{self, Attributes};
 
@@ -28,7 +28,7 @@ const MAX_SERVICES: usize = 1000;
 const MAX_ATTRIBUTES: usize = 32;
 
 /// One sampled span: what an SLO's selector reads.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Shape {
     kind: i32,
     name: String,
@@ -40,6 +40,62 @@ struct Seen {
     spans: u64,
     resource: Vec<KeyValue>,
     sample: VecDeque<Shape>,
+}
+
+/// What one engine saw of a tenant's spans: each service's span count, and the first
+/// resource and the sample of one service. A cluster's partitions each see a part;
+/// [`Observed::merge`] sums them, and [`explain_observed`] explains an SLO from the sum.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Observed {
+    /// Spans by service, most first.
+    services: Vec<(String, u64)>,
+    /// The service's first resource's attributes.
+    resource: Vec<KeyValue>,
+    /// The service's sampled spans, oldest first.
+    sample: Vec<Shape>,
+}
+
+impl Observed {
+    /// The parts summed: spans by service added, the first resource found, and up to
+    /// [`SAMPLE`] sampled spans in all, taken from the parts in turn, the most recent
+    /// first (so that every part is represented).
+    pub fn merge(parts: impl IntoIterator<Item = Observed>) -> Observed {
+        let mut services: HashMap<String, u64> = HashMap::new();
+        let mut resource = Vec::new();
+        let mut samples = Vec::new();
+        for part in parts {
+            for (service, spans) in part.services {
+                *services.entry(service).or_default() += spans;
+            }
+            if resource.is_empty() {
+                resource = part.resource;
+            }
+            samples.push(part.sample);
+        }
+        let mut sample = Vec::new();
+        while sample.len() < SAMPLE && samples.iter().any(|s| !s.is_empty()) {
+            for part in &mut samples {
+                if sample.len() < SAMPLE
+                    && let Some(shape) = part.pop()
+                {
+                    sample.push(shape);
+                }
+            }
+        }
+        sample.reverse();
+        Observed {
+            services: by_count(services.into_iter()),
+            resource,
+            sample,
+        }
+    }
+}
+
+/// `services` with their span counts, most first, then by name.
+fn by_count(services: impl Iterator<Item = (String, u64)>) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = services.collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    out
 }
 
 /// One resource's spans while the engine reads them: counted, and the few the sample
@@ -167,17 +223,26 @@ impl Diagnostics {
         !told.contains(tenant) && told.insert(tenant.to_string())
     }
 
-    /// Spans by service of `tenant`, most first.
-    fn services(&self, tenant: &str) -> Vec<(String, u64)> {
+    /// What was seen of `tenant`: spans by service, and the resource and sample of
+    /// `service`.
+    fn observed(&self, tenant: &str, service: &str) -> Observed {
         let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out: Vec<(String, u64)> = seen
-            .get(tenant)
-            .into_iter()
-            .flatten()
-            .map(|(s, v)| (s.clone(), v.spans))
-            .collect();
-        out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        out
+        let of_tenant = seen.get(tenant);
+        let services = by_count(
+            of_tenant
+                .into_iter()
+                .flatten()
+                .map(|(s, v)| (s.clone(), v.spans)),
+        );
+        let (resource, sample) = of_tenant
+            .and_then(|t| t.get(service))
+            .map(|s| (s.resource.clone(), s.sample.iter().cloned().collect()))
+            .unwrap_or_default();
+        Observed {
+            services,
+            resource,
+            sample,
+        }
     }
 
     /// Spans by (tenant, service) for services no SLO of theirs names.
@@ -287,98 +352,18 @@ impl Engine {
         status: &SloStatus,
     ) -> Explanation {
         let def = &entry.def;
-        let tenant = def.tenant.as_str();
-        let named: HashSet<&str> = set
-            .slos
-            .iter()
-            .filter(|e| e.def.tenant == tenant)
-            .map(|e| e.def.service.as_str())
-            .collect();
-        let tenant_services: Vec<ServiceSpans> = self
-            .diagnostics
-            .services(tenant)
-            .into_iter()
-            .map(|(service, spans)| ServiceSpans {
-                has_slos: named.contains(service.as_str()),
-                service,
-                spans,
-            })
-            .collect();
-        let service_spans = tenant_services
-            .iter()
-            .find(|s| s.service == def.service)
-            .map_or(0, |s| s.spans);
-        let mut findings = Vec::new();
-        let mut sample = SampleVerdict::default();
-        match &def.sli {
-            Sli::Spans { selector, .. } => {
-                let seen = self
-                    .diagnostics
-                    .seen
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                if let Some(s) = seen.get(tenant).and_then(|t| t.get(&def.service)) {
-                    judge(selector, s, &mut sample, &mut findings);
-                }
-            }
-            _ => findings.push(format!(
-                "{} is not a span SLI: its events come from {}",
-                def.name,
-                match def.sli {
-                    Sli::Logs { .. } => "log records",
-                    _ => "metric data points",
-                }
-            )),
-        }
-        if service_spans == 0 && matches!(def.sli, Sli::Spans { .. }) {
-            let mut found = false;
-            for s in &tenant_services {
-                if near(&s.service, &def.service) {
-                    found = true;
-                    findings.push(format!(
-                        "no spans from service {:?}, but {} from {:?}, which differs only in case or a trailing slash: service names are compared exactly (set OTEL_SERVICE_NAME={} or the SLO's service: {})",
-                        def.service, s.spans, s.service, def.service, s.service
-                    ));
-                }
-            }
-            if !found {
-                if tenant_services.is_empty() {
-                    findings.push(format!(
-                        "no spans have arrived for tenant {tenant:?} since slotel started (is the exporter pointed at slotel, with this tenant's X-Scope-OrgID or token?)"
-                    ));
-                } else {
-                    let names: Vec<String> = tenant_services
-                        .iter()
-                        .take(10)
-                        .map(|s| format!("{:?} ({})", s.service, s.spans))
-                        .collect();
-                    findings.push(format!(
-                        "no spans from service {:?}; spans arrived from {}",
-                        def.service,
-                        names.join(", ")
-                    ));
-                }
-            }
-        }
-        if status.total_events > 0 {
-            findings.insert(
-                0,
-                format!(
-                    "{} counts {} events in its window ({} good)",
-                    def.name, status.total_events, status.good_events
-                ),
-            );
-        }
-        Explanation {
-            slo: def.name.clone(),
-            tenant: tenant.to_string(),
-            service: def.service.clone(),
-            events_in_window: status.total_events,
-            service_spans,
-            sample,
-            tenant_services,
-            findings,
-        }
+        explain_observed(
+            set.slos.iter().map(|e| &*e.def),
+            def,
+            status,
+            &self.observed(&def.tenant, &def.service),
+        )
+    }
+
+    /// What this engine saw of `tenant`'s spans, with the sample of `service`: one
+    /// partition's part of a cluster's explanation.
+    pub fn observed(&self, tenant: &str, service: &str) -> Observed {
+        self.diagnostics.observed(tenant, service)
     }
 
     /// Spans by (tenant, service) of services that no SLO of the tenant names.
@@ -387,10 +372,104 @@ impl Engine {
     }
 }
 
+/// Why SLO `def` (one of `defs`, the loaded SLOs) counts what it counts, with status
+/// `status`, from what was `observed` of its tenant's spans: one engine's, or a
+/// cluster's parts merged ([`Observed::merge`]).
+pub fn explain_observed<'a>(
+    defs: impl IntoIterator<Item = &'a SloDef>,
+    def: &SloDef,
+    status: &SloStatus,
+    observed: &Observed,
+) -> Explanation {
+    let tenant = def.tenant.as_str();
+    let named: HashSet<&str> = defs
+        .into_iter()
+        .filter(|d| d.tenant == tenant)
+        .map(|d| d.service.as_str())
+        .collect();
+    let tenant_services: Vec<ServiceSpans> = observed
+        .services
+        .iter()
+        .map(|(service, spans)| ServiceSpans {
+            has_slos: named.contains(service.as_str()),
+            service: service.clone(),
+            spans: *spans,
+        })
+        .collect();
+    let service_spans = tenant_services
+        .iter()
+        .find(|s| s.service == def.service)
+        .map_or(0, |s| s.spans);
+    let mut findings = Vec::new();
+    let mut sample = SampleVerdict::default();
+    match &def.sli {
+        Sli::Spans { selector, .. } => {
+            judge(selector, observed, &mut sample, &mut findings);
+        }
+        _ => findings.push(format!(
+            "{} is not a span SLI: its events come from {}",
+            def.name,
+            match def.sli {
+                Sli::Logs { .. } => "log records",
+                _ => "metric data points",
+            }
+        )),
+    }
+    if service_spans == 0 && matches!(def.sli, Sli::Spans { .. }) {
+        let mut found = false;
+        for s in &tenant_services {
+            if near(&s.service, &def.service) {
+                found = true;
+                findings.push(format!(
+                    "no spans from service {:?}, but {} from {:?}, which differs only in case or a trailing slash: service names are compared exactly (set OTEL_SERVICE_NAME={} or the SLO's service: {})",
+                    def.service, s.spans, s.service, def.service, s.service
+                ));
+            }
+        }
+        if !found {
+            if tenant_services.is_empty() {
+                findings.push(format!(
+                    "no spans have arrived for tenant {tenant:?} since slotel started (is the exporter pointed at slotel, with this tenant's X-Scope-OrgID or token?)"
+                ));
+            } else {
+                let names: Vec<String> = tenant_services
+                    .iter()
+                    .take(10)
+                    .map(|s| format!("{:?} ({})", s.service, s.spans))
+                    .collect();
+                findings.push(format!(
+                    "no spans from service {:?}; spans arrived from {}",
+                    def.service,
+                    names.join(", ")
+                ));
+            }
+        }
+    }
+    if status.total_events > 0 {
+        findings.insert(
+            0,
+            format!(
+                "{} counts {} events in its window ({} good)",
+                def.name, status.total_events, status.good_events
+            ),
+        );
+    }
+    Explanation {
+        slo: def.name.clone(),
+        tenant: tenant.to_string(),
+        service: def.service.clone(),
+        events_in_window: status.total_events,
+        service_spans,
+        sample,
+        tenant_services,
+        findings,
+    }
+}
+
 /// Runs `selector` step by step over the sample of a service.
 fn judge(
     selector: &SpanSelector,
-    seen: &Seen,
+    seen: &Observed,
     verdict: &mut SampleVerdict,
     findings: &mut Vec<String>,
 ) {

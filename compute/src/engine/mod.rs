@@ -38,7 +38,7 @@ mod status;
 mod tail;
 
 pub use checkpoint::{Cut, StateError};
-pub use explain::{Explanation, SampleVerdict, ServiceSpans};
+pub use explain::{Explanation, Observed, SampleVerdict, ServiceSpans, explain_observed};
 use groups::*;
 pub use groups::{MISSING_GROUP, OVERFLOW_GROUP};
 pub use metrics::EngineCollector;

@@ -278,6 +278,68 @@ mod cases {
     }
 
     #[test]
+    fn explanations_merged_over_engines_equal_one_engine_s() {
+        // `api` selects a span name its service's spans do not have; `web` names a
+        // service whose spans arrive as `Web`.
+        const EXPLAINED: &str = "slos:\n  - name: api\n    service: api\n    objective: 99\n    window: 1d\n    sli: { spans: { match: { span_name: \"GET /users\" }, good: { status: not_error } } }\n  - name: web\n    service: web\n    objective: 99\n    window: 1d\n    sli: { spans: { good: { status: not_error } } }\n";
+        let engines: Vec<Engine> = (0..3)
+            .map(|_| {
+                let e = Engine::new(Arc::new(ManualClock::new(T0 + 10 * MIN)));
+                e.load(parse_native(Path::new("t.yaml"), EXPLAINED).unwrap());
+                e
+            })
+            .collect();
+        let web = |first: u64, n: u64| {
+            let spans = (first..first + n)
+                .map(|id| test_support::span(id, T0 + 5 * MIN, true))
+                .collect();
+            Batch::traces("default".into(), slotel_proto::traces_request("Web", spans))
+        };
+        for (i, b) in [
+            batch(T0 + MIN, 3, 1),
+            batch(T0 + 2 * MIN, 2, 0),
+            web(900, 4),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            engines[0].ingest(&b);
+            engines[1 + i % 2].ingest(&b);
+        }
+        for slo in ["api", "web"] {
+            let one = engines[0].explain("default", slo).unwrap();
+            let def = engines[0]
+                .slos("default")
+                .into_iter()
+                .find(|d| d.name == slo)
+                .unwrap();
+            let status = engines[0].status("default", slo).unwrap();
+            let merged = Observed::merge(
+                engines[1..]
+                    .iter()
+                    .map(|e| e.observed("default", &def.service)),
+            );
+            let defs = engines[0].slos("default");
+            let summed = explain_observed(defs.iter().map(|d| &**d), &def, &status, &merged);
+            assert_eq!(
+                serde_json::to_value(&summed).unwrap(),
+                serde_json::to_value(&one).unwrap()
+            );
+        }
+        let api = engines[0].explain("default", "api").unwrap();
+        assert_eq!(
+            (
+                api.service_spans,
+                api.sample.spans,
+                api.sample.dropped_by_span_name
+            ),
+            (6, 6, 6)
+        );
+        let web = engines[0].explain("default", "web").unwrap();
+        assert!(web.findings[0].contains("\"Web\""), "{:?}", web.findings);
+    }
+
+    #[test]
     fn group_statuses_summed_over_engines_equal_one_engine_s() {
         let slos = SLOS.replace("window: 1d", "window: 1d\n    group_by: [route]");
         let engines: Vec<Engine> = (0..3)
