@@ -101,6 +101,10 @@ pub trait RemoteMinutes: Send + Sync {
 
     /// The groups of `tenant`'s grouped SLOs that any partition has, by SLO name.
     fn groups<'a>(&'a self, tenant: &'a str) -> BoxFuture<'a, Result<SloGroups, String>>;
+
+    /// The alert rules' states, as the node evaluating them last saved them (for the
+    /// active-alert and tier-state series); an error when they cannot be read.
+    fn alert_states(&self) -> BoxFuture<'_, Result<Evaluator, String>>;
 }
 
 /// Latency histograms by minute.
@@ -120,6 +124,8 @@ pub struct RemoteTables {
     pub minute_files: Vec<String>,
     /// `sli_hour` files.
     pub hour_files: Vec<String>,
+    /// `alert_events` files.
+    pub event_files: Vec<String>,
     /// Unflushed minutes (`sli_minute`'s columns).
     pub tail: Vec<RecordBatch>,
 }
@@ -156,26 +162,40 @@ impl std::fmt::Debug for QueryEngine {
 impl QueryEngine {
     /// The series served beside the SLO series for `tenant` (active alerts, tier states,
     /// slotel's own health) that selectors with metric `names` may pick: only those kinds
-    /// are built, and all of them when a selector names no metric (`None`).
-    pub fn side_series(&self, tenant: &str, names: &[Option<&str>]) -> Vec<SideSeries> {
+    /// are built, and all of them when a selector names no metric (`None`). On a compute
+    /// node the alert states are those the evaluating node saved; unavailable when they
+    /// cannot be read.
+    pub async fn side_series(
+        &self,
+        tenant: &str,
+        names: &[Option<&str>],
+    ) -> Result<Vec<SideSeries>, Unavailable> {
         let wants = |f: &dyn Fn(&str) -> bool| names.iter().any(|n| n.is_none_or(f));
         let now = self.engine.now_nanos();
         let mut out = Vec::new();
-        if wants(&|n| n == catalog::ALERT_METRIC) {
-            out.extend(side::alert_series(&self.alerts, tenant, now));
-        }
-        if wants(&|n| n == catalog::TIER_STATE_METRIC) {
-            out.extend(side::tier_state_series(
-                &self.engine,
-                &self.alerts,
-                tenant,
-                now,
-            ));
+        let (alert, tier) = (
+            wants(&|n| n == catalog::ALERT_METRIC),
+            wants(&|n| n == catalog::TIER_STATE_METRIC),
+        );
+        if alert || tier {
+            let remote_states = match &self.remote {
+                Some(remote) => Some(Mutex::new(
+                    remote.alert_states().await.map_err(Unavailable)?,
+                )),
+                _ => None,
+            };
+            let states = remote_states.as_ref().unwrap_or(&self.alerts);
+            if alert {
+                out.extend(side::alert_series(states, tenant, now));
+            }
+            if tier {
+                out.extend(side::tier_state_series(&self.engine, states, tenant, now));
+            }
         }
         if wants(&|n| catalog::HEALTH_METRICS.contains(&n)) {
             out.extend(self.health.series(tenant, now));
         }
-        out
+        Ok(out)
     }
 
     /// The minutes `lo..=hi` of `tenant`'s SLO `name` (or its group with `labels`);
@@ -273,6 +293,7 @@ impl QueryEngine {
                 objects: &t.objects,
                 minute: &t.minute_files,
                 hour: &t.hour_files,
+                events: &t.event_files,
             };
             return sql::run(flushed, tenant, tables, query, self.sql_limits()).await;
         }

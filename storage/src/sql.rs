@@ -161,6 +161,8 @@ pub enum Flushed<'a> {
         minute: &'a [String],
         /// `sli_hour` files.
         hour: &'a [String],
+        /// `alert_events` files.
+        events: &'a [String],
     },
 }
 
@@ -240,16 +242,26 @@ pub async fn context(
             objects,
             minute,
             hour,
+            events,
         } => {
             let url = url::Url::parse(TABLES_URL)
                 .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
             ctx.register_object_store(&url, Arc::new(AskedLocations(Arc::clone(objects))));
-            for (name, files) in [("sli_minute_flushed", minute), ("sli_hour_rolled", hour)] {
+            for (name, files, schema, time) in [
+                ("sli_minute_flushed", minute, file_schema(), "minute"),
+                ("sli_hour_rolled", hour, file_schema(), "minute"),
+                (
+                    "alert_events_flushed",
+                    events,
+                    alert_events::schema(),
+                    "time",
+                ),
+            ] {
                 if files.is_empty() {
-                    ctx.register_table(name, Arc::new(empty(table_schema())?))?;
+                    ctx.register_table(name, Arc::new(empty(with_date(&schema))?))?;
                     continue;
                 }
-                // Listed files, not folders: their `date` comes from their minutes.
+                // Listed files, not folders: their `date` comes from their times.
                 let urls = files
                     .iter()
                     .map(|f| ListingTableUrl::parse(format!("{TABLES_URL}{f}")))
@@ -258,19 +270,17 @@ pub async fn context(
                     .with_file_extension(".parquet");
                 let config = ListingTableConfig::new_with_multi_paths(urls)
                     .with_listing_options(options)
-                    .with_schema(file_schema());
+                    .with_schema(schema);
                 let files_table = format!("{name}_files");
                 ctx.register_table(
                     files_table.as_str(),
                     Arc::new(ListingTable::try_new(config)?),
                 )?;
                 ctx.sql(&format!(
-                    "CREATE VIEW {name} AS SELECT *, to_char(minute, '%Y-%m-%d') AS date FROM {files_table}"
+                    "CREATE VIEW {name} AS SELECT *, to_char({time}, '%Y-%m-%d') AS date FROM {files_table}"
                 ))
                 .await?;
             }
-            let events = with_date(&alert_events::schema());
-            ctx.register_table("alert_events_flushed", Arc::new(empty(events)?))?;
         }
         Flushed::Nothing => {
             ctx.register_table("sli_minute_flushed", Arc::new(empty(table_schema())?))?;
@@ -505,6 +515,24 @@ mod tests {
                 .await
                 .is_empty()
         );
+        // Alert events of two days.
+        let event = |time_ms: i64, to: &str| AlertEvent {
+            tenant: "acme".into(),
+            time_ms,
+            slo: "a".into(),
+            tier: "page-fast".into(),
+            severity: "page".into(),
+            from: "inactive".into(),
+            to: to.into(),
+            burn_rate_long: Some(14.5),
+            burn_rate_short: None,
+            silenced: false,
+            labels: "{}".into(),
+        };
+        store.record_events([event(now * 60_000 - 1000, "firing")]);
+        store.write_events().await;
+        store.record_events([event((now - 3000) * 60_000, "pending")]);
+        store.write_events().await;
         let tail = vec![row("a", now, 3, 4)];
         let limits = SqlLimits {
             timeout: Duration::from_secs(10),
@@ -522,18 +550,26 @@ mod tests {
         let direct = run(Flushed::Store(&store), "acme", tables, query, limits)
             .await
             .unwrap();
-        // The same rows as a cluster reads them: the files by name, the tail as IPC.
-        use futures::TryStreamExt;
-        let files: Vec<String> = store
-            .objects()
-            .list(Some(&object_store::path::Path::from(
-                "sli_minute/tenant=acme",
-            )))
-            .map_ok(|m| m.location.to_string())
-            .try_collect()
+        let events_query =
+            "SELECT time, slo, to_state, burn_rate_long, date FROM alert_events ORDER BY time";
+        let direct_events = run(Flushed::Store(&store), "acme", tables, events_query, limits)
             .await
             .unwrap();
+        // The same rows as a cluster reads them: the files by name, the tail as IPC.
+        use futures::TryStreamExt;
+        let listed = |table: &'static str| {
+            store
+                .objects()
+                .list(Some(&object_store::path::Path::from(format!(
+                    "{table}/tenant=acme"
+                ))))
+                .map_ok(|m| m.location.to_string())
+                .try_collect::<Vec<String>>()
+        };
+        let files = listed("sli_minute").await.unwrap();
         assert_eq!(files.len(), 2, "{files:?}");
+        let event_files = listed("alert_events").await.unwrap();
+        assert_eq!(event_files.len(), 2, "{event_files:?}");
         let more = read_tail_ipc(&tail_ipc(&tail).unwrap()).unwrap();
         let tables = Tables {
             tail: &[],
@@ -541,21 +577,24 @@ mod tests {
             events: &[],
             defs: &[],
         };
-        let listed = run(
-            Flushed::Files {
-                objects: store.objects(),
-                minute: &files,
-                hour: &[],
-            },
-            "acme",
-            tables,
-            query,
-            limits,
-        )
-        .await
-        .unwrap();
+        let flushed = Flushed::Files {
+            objects: store.objects(),
+            minute: &files,
+            hour: &[],
+            events: &event_files,
+        };
+        let listed = run(flushed, "acme", tables, query, limits).await.unwrap();
         let json = |b: &[RecordBatch]| String::from_utf8(to_json(b).unwrap()).unwrap();
         assert_eq!(json(&listed), json(&direct));
+        let listed_events = run(flushed, "acme", tables, events_query, limits)
+            .await
+            .unwrap();
+        assert_eq!(json(&listed_events), json(&direct_events));
+        assert!(
+            json(&direct_events).contains(r#""to_state":"firing","burn_rate_long":14.5"#),
+            "{}",
+            json(&direct_events)
+        );
         assert!(
             json(&direct).contains(r#""slo":"b","good":6,"total":7"#),
             "{}",

@@ -3,7 +3,9 @@
 use super::*;
 
 impl Store {
-    async fn flush_events(&self) {
+    /// Writes the alert events recorded ([`Store::record_events`]) now; what cannot be
+    /// written is kept for the next call.
+    pub async fn write_events(&self) {
         let events = std::mem::take(&mut *self.events.lock().unwrap_or_else(|e| e.into_inner()));
         let mut parts: BTreeMap<(String, i64), Vec<AlertEvent>> = BTreeMap::new();
         for e in events {
@@ -33,7 +35,7 @@ impl Store {
     /// of the log, then the checkpoint published and the log before it released.
     pub async fn flush(&self, engine: &slotel_compute::Engine) -> usize {
         let _gate = self.gate.write().await;
-        self.flush_events().await;
+        self.write_events().await;
         if let Some(target) = self.checkpoint_target() {
             let (written, published) = self.write_cut(engine, &target).await;
             self.checkpoint_behind.store(!published, Ordering::Release);

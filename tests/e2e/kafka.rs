@@ -952,6 +952,17 @@ async fn an_outage_pages_once_while_the_node_evaluating_it_is_killed() {
     let mut a = compute_node_with(&broker, &s3, ALERT_SLOS, &alerting);
     let mut b = compute_node_with(&broker, &s3, ALERT_SLOS, &alerting);
     let mut sent = Sent::new(&PARTITIONS);
+    // Both nodes own partitions before anything is sent, so that each owner sees the
+    // spans of its partitions arrive (what explanations count).
+    eventually("both nodes to own partitions", || async {
+        for node in [&a, &b] {
+            let (_, body) = node.get_as(Some("acme"), "/api/v1/shards").await;
+            body["shards"].as_array().filter(|s| !s.is_empty())?;
+        }
+        Some(())
+    })
+    .await;
+    settled(&[&a, &b], &sent, false).await;
     // An outage on every partition: a third of checkout's 120 spans fail, 33 times the
     // budget's rate, over every window.
     sent.produce(&broker, &spread(&["checkout"], 1, 4, 30));
@@ -966,6 +977,38 @@ async fn an_outage_pages_once_while_the_node_evaluating_it_is_killed() {
     let before = page_of(survivor).await.expect("the page, from either node");
     assert_eq!(before["state"], "firing");
     assert_eq!(page_of(evaluator).await.as_ref(), Some(&before));
+    // Both nodes serve the pages (the SLO's and its group's) as Prometheus series, from
+    // the states the evaluating node saved; hold releases back; and explain the SLO from
+    // every partition's spans (all 120 seen by the partitions' owners).
+    for node in [&*evaluator, survivor] {
+        let firing =
+            "slotel_slo_alert%7Bburnrate_tier%3D%22page-fast%22%2Calertstate%3D%22firing%22%7D";
+        assert_eq!(instant(node, firing).await, [1.0, 1.0]);
+        let state = "slotel_slo_alert_state%7Bburnrate_tier%3D%22page-fast%22%7D";
+        assert_eq!(instant(node, state).await, [2.0]);
+        for gate in [
+            "/api/v1/slos/checkout-availability/gate",
+            "/api/v1/services/checkout/gate",
+        ] {
+            let (code, body) = node.get_as(Some("acme"), gate).await;
+            assert_eq!(
+                (code, &body["allowed"]),
+                (200, &Value::Bool(false)),
+                "{body}"
+            );
+        }
+        let (code, body) = node
+            .get_as(Some("acme"), "/api/v1/slos/checkout-availability/explain")
+            .await;
+        assert_eq!(code, 200, "{body}");
+        let counts = [
+            &body["events_in_window"],
+            &body["service_spans"],
+            &body["sample"]["spans"],
+            &body["sample"]["selected"],
+        ];
+        assert_eq!(counts, [&Value::from(120); 4], "{body}");
+    }
 
     // SIGKILL the evaluating node. Once its session expired (the survivor saw the
     // rebalance), a third node joins: tansu 0.6 leaves the dead member's partitions
@@ -1038,6 +1081,36 @@ async fn an_outage_pages_once_while_the_node_evaluating_it_is_killed() {
         assert_eq!(resolves, 1, "{page_events:?}");
     }
     assert_eq!(evaluators(&[new_evaluator]).await, [true]);
+    // The history, from either node, holds each page's two changes, from both terms:
+    // newest first, nothing repeated by the move.
+    for node in nodes {
+        let (code, history) = node
+            .get_as(
+                Some("acme"),
+                "/api/v1/alerts/history?slo=checkout-availability",
+            )
+            .await;
+        assert_eq!(code, 200, "{history}");
+        for tier in ["page-fast", "page-fast{http_route=\"/cart\"}"] {
+            let changes: Vec<(&str, &str)> = history["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["tier"] == tier)
+                .map(|e| {
+                    (
+                        e["from_state"].as_str().unwrap(),
+                        e["to_state"].as_str().unwrap(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                changes,
+                [("firing", "inactive"), ("inactive", "firing")],
+                "{tier}: {history}"
+            );
+        }
+    }
 }
 
 /// Runs `loadtest` at 2,000 spans/s against `endpoint` for tenant `acme` (in the

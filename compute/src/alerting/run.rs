@@ -76,6 +76,12 @@ pub trait TransitionLog: Send + Sync {
         transitions: &[Transition],
         silenced: &dyn Fn(&BTreeMap<String, String>) -> bool,
     );
+
+    /// Makes what was recorded durable before anyone is told of it; by default the
+    /// log's own flush does, later.
+    fn persist(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// What the alert loop works with.
@@ -146,7 +152,6 @@ impl AlertLoop {
             {
                 tracing::error!(error = %e, place = %state.describe(), "Cannot save the alert state.");
             }
-            let ev = evaluator.lock().unwrap_or_else(|e| e.into_inner());
             // Valid for four intervals, as Prometheus does, so that a missed resend does
             // not resolve the alert.
             let valid = (interval * 4).max(Duration::from_secs(60));
@@ -157,7 +162,11 @@ impl AlertLoop {
                     .silences(get("tenant"), get("slo"), get("service"), now)
                     .is_some()
             };
-            log.record(&transitions, &silenced);
+            if !transitions.is_empty() {
+                log.record(&transitions, &silenced);
+                log.persist().await;
+            }
+            let ev = evaluator.lock().unwrap_or_else(|e| e.into_inner());
             notifiers.notify(&ev, &transitions, now, valid, &external_url, &silenced);
         }
         notifiers.flush(Duration::from_secs(5)).await;

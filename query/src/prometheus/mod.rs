@@ -311,7 +311,10 @@ async fn matched(source: &QueryEngine, tenant: &str, p: &Params) -> Result<Vec<L
     } else {
         selectors.iter().map(|v| v.name.as_deref()).collect()
     };
-    let side = source.side_series(tenant, &names);
+    let side = source
+        .side_series(tenant, &names)
+        .await
+        .map_err(|e| PromError::Unavailable(e.0))?;
     Ok(promql::series_labels(&targets, &side, &selectors))
 }
 

@@ -94,7 +94,10 @@ impl Evaluation {
         let targets = super::catalog::targets_of(source, tenant).await?;
         let all = catalog(&targets);
         let names: Vec<Option<&str>> = sels.iter().map(|(vs, _)| vs.name.as_deref()).collect();
-        let side = source.side_series(tenant, &names);
+        let side = source
+            .side_series(tenant, &names)
+            .await
+            .map_err(|e| PromError::Unavailable(e.0))?;
         let mut fetched = HashMap::new();
         let (first, last) = (*steps.first().unwrap_or(&0), *steps.last().unwrap_or(&0));
         for (vs, range) in sels {

@@ -30,6 +30,8 @@ use super::*;
 
 /// The alert states of the cluster, in the shared storage.
 const STATE: &str = "alerts/state.json";
+/// Where the cluster's `alert_events` table is, in the shared storage.
+pub(super) const EVENTS: &str = "alerts";
 
 /// The evaluation term running on this node, if it owns the control partition.
 pub(super) struct Term {
@@ -93,10 +95,7 @@ pub(super) fn begin_term(node: &Arc<Node>) {
 
 /// One term: the states read from the shared storage, then the alert loop until `stop`.
 async fn run_term(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
-    let place = ObjectState {
-        root: Arc::clone(&node.root),
-        path: ObjectPath::from(STATE),
-    };
+    let place = ObjectState::of(&node);
     let evaluator = loop {
         match place.load().await {
             Ok(e) => break e,
@@ -113,9 +112,14 @@ async fn run_term(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     notifiers.seed(evaluator.recently_resolved());
     let alerts = Arc::new(Mutex::new(evaluator));
     *node.alerts.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&alerts));
+    let history = Arc::new(SharedHistory(Arc::new(Store::new(
+        Arc::new(PrefixStore::new(Arc::clone(&node.root), EVENTS)),
+        format!("{}/{EVENTS}", node.url.trim_end_matches('/')),
+        node.storage.options.clone(),
+    ))));
     AlertLoop {
         source: Arc::new(ClusterBurns(Arc::clone(&node))),
-        log: Arc::new(NoHistory),
+        log: Arc::clone(&history) as Arc<dyn TransitionLog>,
         evaluator: alerts,
         notifiers,
         state: Arc::new(place),
@@ -131,6 +135,31 @@ async fn run_term(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     })
     .await;
     *node.alerts.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    // What a failed write kept, before the role moves.
+    history.0.write_events().await;
+}
+
+/// The alert states: this node's evaluator's while it evaluates, else as the evaluating
+/// node last saved them (it saves every change before anyone is told of it).
+pub(super) async fn saved_states(node: &Node) -> Result<Evaluator, String> {
+    let local = node
+        .alerts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if let Some(evaluator) = local {
+        let json = evaluator
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .to_json();
+        return Evaluator::from_json(&json);
+    }
+    let place = ObjectState::of(node);
+    match place.bytes().await? {
+        Some(bytes) => Evaluator::from_json(&bytes)
+            .map_err(|reason| format!("{} is damaged: {reason}", place.path)),
+        None => Ok(Evaluator::new()),
+    }
 }
 
 /// The alert states as an object of the shared storage (a put replaces it whole).
@@ -140,13 +169,32 @@ struct ObjectState {
 }
 
 impl ObjectState {
+    /// The cluster's alert states.
+    fn of(node: &Node) -> Self {
+        ObjectState {
+            root: Arc::clone(&node.root),
+            path: ObjectPath::from(STATE),
+        }
+    }
+
+    /// The saved states' bytes; none before the first save.
+    async fn bytes(&self) -> Result<Option<Vec<u8>>, String> {
+        match self.root.get(&self.path).await {
+            Ok(got) => got
+                .bytes()
+                .await
+                .map(|b| Some(b.to_vec()))
+                .map_err(|e| format!("cannot read {}: {e}", self.path)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(format!("cannot read {}: {e}", self.path)),
+        }
+    }
+
     /// The states kept; none is a fresh start. Damaged states are an error (after a copy
     /// is kept beside them), never a silent reset that would page again.
     async fn load(&self) -> Result<Evaluator, String> {
-        let bytes = match self.root.get(&self.path).await {
-            Ok(got) => got.bytes().await.map_err(|e| e.to_string())?,
-            Err(object_store::Error::NotFound { .. }) => return Ok(Evaluator::new()),
-            Err(e) => return Err(format!("cannot read {}: {e}", self.path)),
+        let Some(bytes) = self.bytes().await? else {
+            return Ok(Evaluator::new());
         };
         Evaluator::from_json(&bytes).map_err(|reason| {
             let backup = ObjectPath::from(format!("{}.damaged", self.path));
@@ -177,12 +225,24 @@ impl StatePlace for ObjectState {
     }
 }
 
-/// Compute nodes keep no alert history yet (one process keeps it in `alert_events`);
-/// every change is logged.
-struct NoHistory;
+/// The cluster's alert history: every change written to the shared storage's
+/// `alert_events` table (under [`EVENTS`]) before anyone is told of it, which SQL on any
+/// node reads.
+struct SharedHistory(Arc<Store>);
 
-impl TransitionLog for NoHistory {
-    fn record(&self, _: &[Transition], _: &dyn Fn(&BTreeMap<String, String>) -> bool) {}
+impl TransitionLog for SharedHistory {
+    fn record(
+        &self,
+        transitions: &[Transition],
+        silenced: &dyn Fn(&BTreeMap<String, String>) -> bool,
+    ) {
+        self.0.record(transitions, silenced);
+    }
+
+    /// Written before anyone is told: a page's history survives the evaluating node.
+    fn persist(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.0.write_events())
+    }
 }
 
 /// Every SLO's burn snapshot summed over the cluster's partitions.

@@ -21,7 +21,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use axum::extract::Query;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
-use slotel_compute::{GroupSums, RangeSums, SloStatus};
+use slotel_compute::alerting::Evaluator;
+use slotel_compute::alerting::gate::{self, Gate};
+use slotel_compute::{Explanation, GroupSums, Observed, RangeSums, SloStatus};
 use slotel_query::ApiError;
 use slotel_query::rest::{ListParams, SloList};
 use slotel_query::source::SloGroups;
@@ -458,24 +460,30 @@ pub(super) async fn list_slos(
     Ok(Json(SloList { slos }))
 }
 
-/// `GET /api/v1/slos/{name}` over the whole cluster.
+/// `tenant`'s loaded SLO `name`; not found otherwise.
+fn def_named(node: &Node, tenant: &str, name: &str) -> Result<SloDef, ApiError> {
+    defs_of(node, tenant)
+        .into_iter()
+        .find(|d| d.name == name)
+        .ok_or_else(|| ApiError::NotFound(format!("no SLO {name:?} for tenant {tenant:?}")))
+}
+
+/// `GET /api/v1/slos/{name}` over the whole cluster; an SLO without data says why, as
+/// in one process.
 pub(super) async fn get_slo(
     State(node): State<Arc<Node>>,
     Extension(t): Extension<Tenant>,
     axum::extract::Path(name): axum::extract::Path<String>,
 ) -> Result<Json<SloStatus>, ApiError> {
-    let defs: Vec<SloDef> = defs_of(&node, &t)
-        .into_iter()
-        .filter(|d| d.name == name)
-        .collect();
-    if defs.is_empty() {
-        return Err(ApiError::NotFound(format!(
-            "no SLO {name:?} for tenant {:?}",
-            &*t
-        )));
+    let def = def_named(&node, &t, &name)?;
+    let mut status = statuses(&node, &t, std::slice::from_ref(&def), true)
+        .await?
+        .remove(0);
+    if status.state == "no_data" {
+        let explanation = explanation(&node, &t, &def, &status).await?;
+        status.diagnosis = explanation.findings.into_iter().next();
     }
-    let mut statuses = statuses(&node, &t, &defs, true).await?;
-    Ok(Json(statuses.remove(0)))
+    Ok(Json(status))
 }
 
 /// `GET /api/v1/slos/{name}/groups` over the whole cluster.
@@ -484,21 +492,122 @@ pub(super) async fn get_groups(
     Extension(t): Extension<Tenant>,
     axum::extract::Path(name): axum::extract::Path<String>,
 ) -> Result<Json<slotel_query::rest::GroupList>, ApiError> {
-    let defs: Vec<SloDef> = defs_of(&node, &t)
-        .into_iter()
-        .filter(|d| d.name == name)
-        .collect();
-    let Some(group_by) = defs.first().map(|d| d.group_by.clone()) else {
-        return Err(ApiError::NotFound(format!(
-            "no SLO {name:?} for tenant {:?}",
-            &*t
-        )));
-    };
-    let mut statuses = statuses(&node, &t, &defs, true).await?;
+    let def = def_named(&node, &t, &name)?;
+    let group_by = def.group_by.clone();
+    let mut statuses = statuses(&node, &t, &[def], true).await?;
     Ok(Json(slotel_query::rest::GroupList {
         slo: name,
         group_by,
         groups: std::mem::take(&mut statuses[0].groups),
+    }))
+}
+
+/// The body of `POST /internal/v1/observed`: whose sample is wanted.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct ObservedAsk {
+    service: String,
+}
+
+/// What this node's shards saw of `tenant`'s spans, with the sample of `service`.
+fn local_observed(node: &Node, tenant: &str, service: &str) -> Vec<ShardPart<Observed>> {
+    local_parts(node, |shard| shard.engine.observed(tenant, service))
+}
+
+/// `POST /internal/v1/observed`: this node's shards' part of another node's
+/// explanation.
+pub(super) async fn observed(
+    State(node): State<Arc<Node>>,
+    Extension(t): Extension<Tenant>,
+    Json(ask): Json<ObservedAsk>,
+) -> Json<Parts<Observed>> {
+    Json(Parts {
+        shards: local_observed(&node, &t, &ask.service),
+    })
+}
+
+/// Why `def` (of `tenant`, with cluster-wide status `status`) counts what it counts,
+/// from what every partition's owner saw of the tenant's spans.
+async fn explanation(
+    node: &Node,
+    tenant: &str,
+    def: &SloDef,
+    status: &SloStatus,
+) -> Result<Explanation, ApiError> {
+    let ask = ObservedAsk {
+        service: def.service.clone(),
+    };
+    let local = local_observed(node, tenant, &def.service);
+    let (parts, _) = gather(node, tenant, "/internal/v1/observed", &ask, local).await?;
+    Ok(slotel_compute::explain_observed(
+        &defs_of(node, tenant),
+        def,
+        status,
+        &Observed::merge(parts.into_values()),
+    ))
+}
+
+/// `GET /api/v1/slos/{name}/explain` over the whole cluster.
+pub(super) async fn explain_slo(
+    State(node): State<Arc<Node>>,
+    Extension(t): Extension<Tenant>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Result<Json<Explanation>, ApiError> {
+    let def = def_named(&node, &t, &name)?;
+    let status = statuses(&node, &t, std::slice::from_ref(&def), false)
+        .await?
+        .remove(0);
+    Ok(Json(explanation(&node, &t, &def, &status).await?))
+}
+
+/// `tenant`'s active alerts, as the evaluating node saved them.
+async fn active_alerts(
+    node: &Node,
+    tenant: &str,
+) -> Result<Vec<slotel_compute::alerting::Alert>, ApiError> {
+    let states = super::alerts::saved_states(node)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("cannot read the alert states: {e}")))?;
+    Ok(states.active(Some(tenant)))
+}
+
+/// `GET /api/v1/slos/{name}/gate` over the whole cluster: the summed status, and the
+/// alerts of the node that evaluates them.
+pub(super) async fn slo_gate(
+    State(node): State<Arc<Node>>,
+    Extension(t): Extension<Tenant>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Result<Json<Gate>, ApiError> {
+    let def = def_named(&node, &t, &name)?;
+    let status = statuses(&node, &t, std::slice::from_ref(&def), true)
+        .await?
+        .remove(0);
+    let active = active_alerts(&node, &t).await?;
+    Ok(Json(gate::decide(&status, &active)))
+}
+
+/// `GET /api/v1/services/{service}/gate` over the whole cluster.
+pub(super) async fn service_gate(
+    State(node): State<Arc<Node>>,
+    Extension(t): Extension<Tenant>,
+    axum::extract::Path(service): axum::extract::Path<String>,
+) -> Result<Json<slotel_query::rest::ServiceGate>, ApiError> {
+    let defs: Vec<SloDef> = defs_of(&node, &t)
+        .into_iter()
+        .filter(|d| d.service == service)
+        .collect();
+    if defs.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "no SLO of service {service:?} for tenant {:?}",
+            &*t
+        )));
+    }
+    let statuses = statuses(&node, &t, &defs, false).await?;
+    let active = active_alerts(&node, &t).await?;
+    let slos: Vec<Gate> = statuses.iter().map(|s| gate::decide(s, &active)).collect();
+    Ok(Json(slotel_query::rest::ServiceGate {
+        service,
+        allowed: slos.iter().all(|g| g.allowed),
+        slos,
     }))
 }
 
@@ -676,6 +785,7 @@ impl slotel_query::source::RemoteMinutes for ClusterMinutes {
                 objects: Arc::clone(&node.root),
                 minute_files: Vec::new(),
                 hour_files: Vec::new(),
+                event_files: event_files(node, tenant).await?,
                 tail: Vec::new(),
             };
             for part in answers.into_values() {
@@ -751,6 +861,32 @@ impl slotel_query::source::RemoteMinutes for ClusterMinutes {
                 .collect())
         })
     }
+
+    fn alert_states(&self) -> slotel_query::source::BoxFuture<'_, Result<Evaluator, String>> {
+        Box::pin(super::alerts::saved_states(&self.0))
+    }
+}
+
+/// The files of `tenant`'s `alert_events` in the shared storage (written by whichever
+/// node evaluated the alerts when they changed).
+async fn event_files(node: &Node, tenant: &str) -> Result<Vec<String>, String> {
+    use futures::TryStreamExt;
+    let dir = ObjectPath::from(format!(
+        "{}/{}/tenant={tenant}",
+        super::alerts::EVENTS,
+        slotel_storage::alert_events::ALERT_EVENTS
+    ));
+    let listed: Vec<_> = node
+        .root
+        .list(Some(&dir))
+        .try_collect()
+        .await
+        .map_err(|e| format!("cannot list the alert events: {e}"))?;
+    Ok(listed
+        .into_iter()
+        .map(|m| m.location.to_string())
+        .filter(|p| p.ends_with(".parquet"))
+        .collect())
 }
 
 /// One shard's tables for another node's SQL: its stored files and unflushed minutes of

@@ -821,6 +821,12 @@ impl ComputeNode {
                 .route("/api/v1/slos", get(cluster::list_slos))
                 .route("/api/v1/slos/{name}", get(cluster::get_slo))
                 .route("/api/v1/slos/{name}/groups", get(cluster::get_groups))
+                .route("/api/v1/slos/{name}/explain", get(cluster::explain_slo))
+                .route("/api/v1/slos/{name}/gate", get(cluster::slo_gate))
+                .route(
+                    "/api/v1/services/{service}/gate",
+                    get(cluster::service_gate),
+                )
                 .route("/api/v1/alerts", get(alerts::list_alerts))
                 .route(
                     "/internal/v1/range_sums",
@@ -836,6 +842,10 @@ impl ComputeNode {
                 )
                 .route("/internal/v1/groups", axum::routing::post(cluster::groups))
                 .route(
+                    "/internal/v1/observed",
+                    axum::routing::post(cluster::observed),
+                )
+                .route(
                     "/internal/v1/latency",
                     axum::routing::post(cluster::latency),
                 )
@@ -847,6 +857,10 @@ impl ComputeNode {
                 .route(
                     "/api/v1/sql",
                     axum::routing::post(slotel_query::rest::run_sql).with_state(source.clone()),
+                )
+                .route(
+                    "/api/v1/alerts/history",
+                    get(slotel_query::rest::alert_history).with_state(source.clone()),
                 )
                 .nest("/prometheus", slotel_query::prometheus::routes(source)),
             config.auth.auth(),
