@@ -860,6 +860,41 @@ async fn compute_nodes_count_every_record_once_through_a_kill_and_rebalances() {
         assert!((median - 0.012).abs() <= 0.012 * 0.01, "{median}");
     }
 
+    // A maintenance window posted to one node is the cluster's: the other lists it and
+    // shows the SLO in maintenance, and cart's spans sent in it are left out on every
+    // partition, whichever node owns it.
+    let window = serde_json::json!({
+        "name": "cart-deploy", "start": "2020-01-01T00:00:00Z", "end": "2099-01-01T00:00:00Z",
+        "services": ["cart"], "exclude_events": true,
+    });
+    let (code, _, body) = b
+        .post_as(Some("acme"), "/api/v1/maintenance", &window, None)
+        .await;
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    let (code, list) = c.get_as(Some("acme"), "/api/v1/maintenance").await;
+    assert_eq!(code, 200, "{list}");
+    assert_eq!(list["maintenance"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["maintenance"][0]["name"], "cart-deploy", "{list}");
+    let (_, cart) = c
+        .get_as(Some("acme"), "/api/v1/slos/cart-availability")
+        .await;
+    assert_eq!(cart["in_maintenance"], "cart-deploy", "{cart}");
+    let cart_before = sent.events["cart-availability"];
+    sent.produce(&broker, &spread(&["cart", "checkout"], 2_500, 8, 2));
+    sent.events.insert("cart-availability".into(), cart_before);
+    assert_eq!(settled(&[&b, &c], &sent, true).await, expected(&sent));
+    every_node_answers(&[&b, &c], &expected(&sent)).await;
+    let delete = |node: &Server| {
+        reqwest::Client::new()
+            .delete(format!("{}/api/v1/maintenance/cart-deploy", node.api))
+            .header("x-scope-orgid", "acme")
+            .send()
+    };
+    assert_eq!(delete(&c).await.unwrap().status(), 204);
+    assert_eq!(delete(&b).await.unwrap().status(), 404);
+    let (_, list) = b.get_as(Some("acme"), "/api/v1/maintenance").await;
+    assert_eq!(list["maintenance"], serde_json::json!([]), "{list}");
+
     // A node that leaves checkpoints its partitions before they move.
     c.stop();
     sent.produce(&broker, &spread(&["checkout"], 3_000, 4, 2));
@@ -868,8 +903,9 @@ async fn compute_nodes_count_every_record_once_through_a_kill_and_rebalances() {
     let truth = expected(&sent);
     assert_eq!(
         truth["checkout-availability"].1,
-        8 * 5 + 8 * 7 + 8 * 3 + 4 * 2
+        8 * 5 + 8 * 7 + 8 * 3 + 8 * 2 + 4 * 2
     );
+    assert_eq!(truth["cart-availability"].1, 8 * 5 + 8 * 7 + 8 * 3);
 }
 
 /// The alert test's SLO: every outage counts, however small; its group (every span has

@@ -163,6 +163,26 @@ impl Maintenance {
         self.put(window)
     }
 
+    /// Replaces every window with `windows` (all of them valid, or none replaced).
+    pub fn replace_all(&self, windows: Vec<MaintenanceWindow>) -> Result<(), MaintenanceError> {
+        let next = Maintenance::default();
+        for w in windows {
+            next.put(w)?;
+        }
+        let parsed = next.windows.into_inner().unwrap_or_else(|e| e.into_inner());
+        let mut w = self.windows.write().unwrap_or_else(|e| e.into_inner());
+        *w = parsed;
+        self.any_exclusion
+            .store(w.iter().any(|p| p.window.exclude_events), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Every window, of every tenant.
+    pub fn all(&self) -> Vec<MaintenanceWindow> {
+        let w = self.windows.read().unwrap_or_else(|e| e.into_inner());
+        w.iter().map(|p| p.window.clone()).collect()
+    }
+
     /// Removes a window; whether it existed.
     pub fn remove(&self, tenant: &str, name: &str) -> bool {
         let mut w = self.windows.write().unwrap_or_else(|e| e.into_inner());
@@ -215,6 +235,38 @@ mod tests {
     use super::*;
     use slotel_spec::parse_native;
     use std::path::Path;
+
+    #[test]
+    fn replace_all_takes_every_window_or_none() {
+        let window = |name: &str, end: &str| MaintenanceWindow {
+            name: name.into(),
+            tenant: "default".into(),
+            start: "2026-12-01T00:00:00Z".into(),
+            end: end.into(),
+            slos: vec!["api".into()],
+            services: Vec::new(),
+            exclude_events: false,
+        };
+        let m = Maintenance::default();
+        m.put(window("old", "2026-12-02T00:00:00Z")).unwrap();
+        m.replace_all(vec![
+            window("a", "2026-12-02T00:00:00Z"),
+            window("b", "2026-12-03T00:00:00Z"),
+        ])
+        .unwrap();
+        let names =
+            |m: &Maintenance| -> Vec<String> { m.all().into_iter().map(|w| w.name).collect() };
+        assert_eq!(names(&m), ["a", "b"]);
+        // One window ending before it starts: nothing changes.
+        let err = m
+            .replace_all(vec![
+                window("c", "2026-12-02T00:00:00Z"),
+                window("d", "2026-11-01T00:00:00Z"),
+            ])
+            .unwrap_err();
+        assert_eq!(err, MaintenanceError::EndsBeforeStart("d".into()));
+        assert_eq!(names(&m), ["a", "b"]);
+    }
 
     #[test]
     fn windows_cover_their_slos_and_times() {

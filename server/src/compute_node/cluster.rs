@@ -146,6 +146,10 @@ pub(super) async fn announce(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
         if let Err(e) = node.root.put(&path, PutPayload::from(body)).await {
             tracing::warn!(error = %e, "Cannot write this node's entry in the shared storage; other nodes cannot ask it for its partitions' counts.");
         }
+        // The maintenance windows other nodes were given.
+        if let Err(e) = node.sync_windows().await {
+            tracing::warn!(error = %e, "Cannot read the shared maintenance windows; the node's stay as they were.");
+        }
     }
     if let Err(e) = node.root.delete(&path).await {
         tracing::debug!(error = %e, "Cannot delete this node's entry.");

@@ -59,6 +59,7 @@ use tokio::task::JoinHandle;
 
 mod alerts;
 mod cluster;
+mod maintenance;
 
 use crate::app::{Addresses, bind, engine_of, join_servers, metrics_reply, stop_within, tls_of};
 use crate::config::ServeConfig;
@@ -160,6 +161,8 @@ struct Node {
     term: Mutex<Option<alerts::Term>>,
     /// The term's alert states, for `/api/v1/alerts`.
     alerts: Mutex<Option<Arc<Mutex<slotel_compute::alerting::Evaluator>>>>,
+    /// Serializes this node's changes of the shared maintenance windows.
+    window_changes: tokio::sync::Mutex<()>,
 }
 
 impl Node {
@@ -200,11 +203,12 @@ impl Node {
             self.storage.options.clone(),
         ));
         let defs = self.defs.read().unwrap_or_else(|e| e.into_inner()).clone();
+        // The node's windows: the configured ones and those posted to any node.
         let engine = Arc::new(engine_of(
             &self.clock,
             self.engine,
             defs,
-            &self.maintenance,
+            &self.view.maintenance().all(),
         )?);
         let place = CheckpointPlace::Object {
             objects,
@@ -745,6 +749,7 @@ impl ComputeNode {
             tokens: config.auth.tokens.clone(),
             term: Mutex::default(),
             alerts: Mutex::default(),
+            window_changes: tokio::sync::Mutex::default(),
         });
         let consumer: BaseConsumer<Ctx> = slotel_ingest::kafka::client_config(
             &kafka,
@@ -828,6 +833,14 @@ impl ComputeNode {
                     get(cluster::service_gate),
                 )
                 .route("/api/v1/alerts", get(alerts::list_alerts))
+                .route(
+                    "/api/v1/maintenance",
+                    get(maintenance::list).post(maintenance::put),
+                )
+                .route(
+                    "/api/v1/maintenance/{name}",
+                    axum::routing::delete(maintenance::delete),
+                )
                 .route(
                     "/internal/v1/range_sums",
                     axum::routing::post(cluster::range_sums),
