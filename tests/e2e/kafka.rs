@@ -894,6 +894,16 @@ async fn compute_nodes_count_every_record_once_through_a_kill_and_rebalances() {
     assert_eq!(delete(&b).await.unwrap().status(), 404);
     let (_, list) = b.get_as(Some("acme"), "/api/v1/maintenance").await;
     assert_eq!(list["maintenance"], serde_json::json!([]), "{list}");
+    // A node reloads its SLO files when asked, as one process does.
+    let (code, _, body) = c
+        .post_as(Some("acme"), "/api/v1/reload", &serde_json::json!({}), None)
+        .await;
+    let reloaded: Value = serde_json::from_slice(&body).unwrap();
+    let slos = CLUSTER_SLOS.matches("- name:").count();
+    assert_eq!(
+        (code, reloaded),
+        (200, serde_json::json!({ "status": "ok", "slos": slos }))
+    );
 
     // A node that leaves checkpoints its partitions before they move.
     c.stop();

@@ -875,6 +875,13 @@ impl ComputeNode {
                     "/api/v1/alerts/history",
                     get(slotel_query::rest::alert_history).with_state(source.clone()),
                 )
+                .route(
+                    "/api/v1/reload",
+                    axum::routing::post(slotel_query::rest::reload_slos).with_state(Some(
+                        Arc::new(reload_of(Arc::clone(&node), config.slos.clone()))
+                            as slotel_query::Reload,
+                    )),
+                )
                 .nest("/prometheus", slotel_query::prometheus::routes(source)),
             config.auth.auth(),
         );
@@ -925,20 +932,7 @@ impl ComputeNode {
     pub fn reloader(
         &self,
     ) -> impl Fn() -> Result<usize, slotel_spec::Error> + Send + Sync + 'static {
-        let (node, paths) = (Arc::clone(&self.node), self.slo_paths.clone());
-        move || {
-            let defs = slotel_spec::load_paths(&paths).inspect_err(|e| {
-                tracing::error!(error = %e, "Reload failed; the previous SLOs stay loaded.");
-            })?;
-            let n = defs.len();
-            *node.defs.write().unwrap_or_else(|e| e.into_inner()) = defs.clone();
-            node.view.load(defs.clone());
-            for shard in node.shards() {
-                shard.engine.load(defs.clone());
-            }
-            tracing::info!(slos = n, "Reloaded SLOs.");
-            Ok(n)
-        }
+        reload_of(Arc::clone(&self.node), self.slo_paths.clone())
     }
 
     /// Runs until `shutdown` completes, then stops within the shutdown timeout: each
@@ -969,6 +963,27 @@ impl ComputeNode {
             "What no checkpoint covers is read again by the partitions' next owners.",
         )
         .await
+    }
+}
+
+/// Reloads the SLO files at `paths` into `node`'s view and every shard's engine: the
+/// number of SLOs loaded, or every problem found (the previous SLOs stay).
+fn reload_of(
+    node: Arc<Node>,
+    paths: Vec<std::path::PathBuf>,
+) -> impl Fn() -> Result<usize, slotel_spec::Error> + Send + Sync + 'static {
+    move || {
+        let defs = slotel_spec::load_paths(&paths).inspect_err(|e| {
+            tracing::error!(error = %e, "Reload failed; the previous SLOs stay loaded.");
+        })?;
+        let n = defs.len();
+        *node.defs.write().unwrap_or_else(|e| e.into_inner()) = defs.clone();
+        node.view.load(defs.clone());
+        for shard in node.shards() {
+            shard.engine.load(defs.clone());
+        }
+        tracing::info!(slos = n, "Reloaded SLOs.");
+        Ok(n)
     }
 }
 
