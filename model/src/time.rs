@@ -62,17 +62,22 @@ pub fn parse_rfc3339(s: &str) -> Result<i64, jiff::Error> {
         .map(|t| i64::try_from(t.as_nanosecond()).unwrap_or(i64::MAX))
 }
 
-/// A time given as Unix seconds (with a fraction) or RFC 3339, in milliseconds
-/// (saturating), as the Prometheus HTTP API and slotel's REST API accept it.
+/// A time given as Unix seconds (with a fraction) or RFC 3339, in milliseconds, as the
+/// Prometheus HTTP API and slotel's REST API accept it; `None` for anything else,
+/// including a time more than [`MAX_TIME_MS`] from the epoch.
 pub fn parse_time_ms(s: &str) -> Option<i64> {
-    match s.parse::<f64>() {
-        Ok(secs) if secs.is_finite() => Some((secs * 1000.0).round() as i64),
-        _ => s
-            .parse::<jiff::Timestamp>()
-            .ok()
-            .map(|t| t.as_millisecond()),
-    }
+    let ms = match s.parse::<f64>() {
+        Ok(secs) if secs.is_finite() => (secs * 1000.0).round() as i64,
+        Ok(_) => return None,
+        Err(_) => s.parse::<jiff::Timestamp>().ok()?.as_millisecond(),
+    };
+    (ms.unsigned_abs() <= MAX_TIME_MS).then_some(ms)
 }
+
+/// The largest distance from the epoch a client's time may have, in milliseconds (the
+/// year 2255 either way): its nanoseconds, with any window or offset added, fit an
+/// `i64`.
+pub const MAX_TIME_MS: u64 = 9_000_000_000_000;
 
 /// A duration that does not parse, with the reason as a sentence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +153,17 @@ mod tests {
         assert_eq!(parse_time_ms("1.5"), Some(1500));
         assert_eq!(parse_time_ms("1970-01-01T00:00:02Z"), Some(2000));
         assert_eq!(parse_time_ms("soon"), None);
+        for far in [
+            "inf",
+            "-inf",
+            "NaN",
+            "1e300",
+            "9000000001",
+            "9999-01-01T00:00:00Z",
+        ] {
+            assert_eq!(parse_time_ms(far), None, "{far}");
+        }
+        assert_eq!(parse_time_ms("-9000000000"), Some(-9_000_000_000_000));
         assert_eq!(
             parse_rfc3339("1970-01-01T00:00:01Z").unwrap(),
             1_000_000_000

@@ -344,12 +344,13 @@ pub async fn slo_series(
         return Err(bad_request("from is after to"));
     }
     let step = match &p.step {
-        Some(s) => match s.parse::<f64>() {
-            Ok(v) if v.is_finite() && v > 0.0 && v < 1e9 => v.ceil() as i64,
-            _ => promql_parser::util::parse_duration(s)
-                .map(|d| d.as_secs() as i64)
-                .map_err(|_| bad_request(format!("step: {s:?} is not a duration")))?,
-        },
+        Some(s) => crate::promql::client_duration(s)
+            .map(|d| d.as_secs_f64().ceil() as i64)
+            .map_err(|e| {
+                bad_request(format!(
+                    "step: cannot parse {s:?} to a valid duration ({e})"
+                ))
+            })?,
         None => (to.saturating_sub(from) / 300).max(60),
     };
     // Minute resolution: steps are whole minutes.

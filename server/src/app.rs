@@ -217,7 +217,9 @@ pub(crate) fn engine_of(
     Ok(engine)
 }
 
-/// `/metrics` of a node's `registry`, in the OpenMetrics text format.
+/// `/metrics` of a node's `registry`, in the OpenMetrics text format (the ingest and
+/// compute nodes', built with Kafka).
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
 pub(crate) fn metrics_reply(registry: &Registry) -> axum::response::Response {
     use axum::response::IntoResponse;
     let mut body = String::new();

@@ -9,6 +9,7 @@ mod examples;
 mod explain;
 mod formats;
 mod harness;
+mod hostile;
 mod ingest;
 #[cfg(feature = "kafka")]
 mod kafka;

@@ -130,16 +130,11 @@ fn parse_time(name: &str, s: &str) -> Result<i64, PromError> {
 
 /// A duration: seconds (with a fraction) or a Prometheus duration (`5m`), in ms.
 fn parse_duration(name: &str, s: &str) -> Result<i64, PromError> {
-    if let Ok(secs) = s.parse::<f64>()
-        && secs.is_finite()
-    {
-        return Ok((secs * 1000.0).round() as i64);
-    }
-    promql_parser::util::parse_duration(s)
+    promql::client_duration(s)
         .map(|d| d.as_millis() as i64)
-        .map_err(|_| {
+        .map_err(|e| {
             PromError::BadData(format!(
-                "invalid parameter \"{name}\": cannot parse \"{s}\" to a valid duration"
+                "invalid parameter \"{name}\": cannot parse \"{s}\" to a valid duration ({e})"
             ))
         })
 }
@@ -269,7 +264,12 @@ async fn query_range(
         let query = p.get("query").ok_or_else(|| missing("query"))?;
         let start = parse_time("start", p.get("start").ok_or_else(|| missing("start"))?)?;
         let end = parse_time("end", p.get("end").ok_or_else(|| missing("end"))?)?;
-        let step = parse_duration("step", p.get("step").ok_or_else(|| missing("step"))?)?;
+        let step = p.get("step").ok_or_else(|| missing("step"))?;
+        // Zero or negative seconds get Prometheus' own message, from `steps`.
+        let step = match step.parse::<f64>() {
+            Ok(secs) if secs <= 0.0 => 0,
+            _ => parse_duration("step", step)?,
+        };
         let steps = promql::steps(start, end, step)?;
         let (value, steps) = run(&source, &t, query, steps, timeout(&p)?).await?;
         let series = match value {

@@ -237,3 +237,26 @@ impl Evaluation {
         }
     }
 }
+
+/// The longest duration a client may give: about 100 years.
+pub const MAX_DURATION_SECONDS: f64 = 3.2e9;
+
+/// A duration from a client: seconds (with a fraction), or a Prometheus duration such as
+/// `5m` or `1h30m`. Seconds must be finite, positive and at most
+/// [`MAX_DURATION_SECONDS`] (the parser's own conversion panics on anything else). The
+/// error says why, to follow `cannot parse "…" to a valid duration`.
+pub fn client_duration(s: &str) -> Result<std::time::Duration, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        if !(secs.is_finite() && secs > 0.0 && secs <= MAX_DURATION_SECONDS) {
+            return Err(format!(
+                "give positive seconds up to {MAX_DURATION_SECONDS:e}, or a duration such as 5m"
+            ));
+        }
+        return Ok(std::time::Duration::from_secs_f64(secs));
+    }
+    let d = promql_parser::util::parse_duration(s)?;
+    if d.as_secs_f64() > MAX_DURATION_SECONDS {
+        return Err(format!("longer than {MAX_DURATION_SECONDS:e} seconds"));
+    }
+    Ok(d)
+}

@@ -84,6 +84,16 @@ pub(super) fn translate_slo(
             target,
         });
         if let Some(v) = &o.value {
+            // Seconds, as a duration: finite, not negative, and at most a year.
+            if !(v.value.is_finite() && (0.0..=MAX_THRESHOLD_SECONDS).contains(&v.value)) {
+                ctx.err(
+                    v,
+                    format!(
+                        "the threshold value {} is not a duration: give seconds from 0 to {MAX_THRESHOLD_SECONDS}",
+                        v.value
+                    ),
+                );
+            }
             match &o.op {
                 Some(op) if op.value == "lte" => {}
                 Some(op) => ctx.err(op, format!("op {:?} is not supported: slotel counts durations at or below the value, use lte", op.value)),
@@ -280,6 +290,9 @@ pub(super) fn respan<T, U>(at: &Spanned<T>, value: U) -> Spanned<U> {
     Spanned::new(value, at.referenced, at.defined)
 }
 
+/// The largest threshold value (seconds) an objective may give: a year.
+const MAX_THRESHOLD_SECONDS: f64 = 365.0 * 86_400.0;
+
 pub(super) fn sli_of_spec(
     ctx: &mut Ctx<'_>,
     name: &Spanned<String>,
@@ -321,7 +334,12 @@ pub(super) fn sli_of_spec(
         (None, Some(t)) => {
             check_source(ctx, &t.metric_source, sources);
             let spec = &t.metric_source.spec;
-            let threshold = threshold.unwrap_or(0.0);
+            // Refused above when out of range; clamped so that a refused file's checks
+            // go on without a panic.
+            let threshold = threshold
+                .filter(|t| t.is_finite())
+                .unwrap_or(0.0)
+                .clamp(0.0, MAX_THRESHOLD_SECONDS);
             if let Some(h) = &spec.value.histogram {
                 RawSli {
                     histogram: Some(RawHistogram {
@@ -329,7 +347,7 @@ pub(super) fn sli_of_spec(
                         attributes: spec.value.attributes.clone(),
                         threshold: respan(
                             h,
-                            HumanDuration(std::time::Duration::from_secs_f64(threshold.max(0.0))),
+                            HumanDuration(std::time::Duration::from_secs_f64(threshold)),
                         ),
                     }),
                     ..RawSli::default()
@@ -337,7 +355,7 @@ pub(super) fn sli_of_spec(
             } else if let Some(spans) = &spec.value.spans {
                 let good = RawGood {
                     max_duration: Some(HumanDuration(std::time::Duration::from_secs_f64(
-                        threshold.max(0.0),
+                        threshold,
                     ))),
                     ..RawGood::default()
                 };
