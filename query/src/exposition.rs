@@ -17,14 +17,18 @@ fn escape(v: &str) -> String {
         .replace('\n', r"\n")
 }
 
-/// The SLO series of every tenant at the current minute, one family per metric.
-pub async fn slo_series(source: &QueryEngine) -> String {
+/// The SLO series of every tenant (of `only`, when given) at the current minute, one
+/// family per metric.
+pub async fn slo_series(source: &QueryEngine, only: Option<&str>) -> String {
     let Ok(expr) = promql::parse(SELECTOR) else {
         return String::new();
     };
     let now = source.engine.now_nanos().div_euclid(1_000_000);
     let mut families: BTreeMap<String, Vec<(Labels, f64)>> = BTreeMap::new();
     for tenant in source.engine.tenants() {
+        if only.is_some_and(|t| t != tenant) {
+            continue;
+        }
         let eval = match Evaluation::prepare(
             source,
             &tenant,

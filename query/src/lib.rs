@@ -153,7 +153,7 @@ pub fn router(ctx: ApiContext) -> Router {
             get(rest::alert_history).with_state(source.clone()),
         )
         .nest("/prometheus", prometheus::routes(source.clone()));
-    let api = with_tenant(api, auth);
+    let api = with_tenant(api, auth.clone());
     Router::new()
         .route("/", get(rest::index))
         .route("/healthz", get(rest::healthz).with_state(store_for_health))
@@ -161,7 +161,11 @@ pub fn router(ctx: ApiContext) -> Router {
         .route("/api/v1/openapi.json", get(rest::openapi))
         .route(
             "/metrics",
-            get(metrics).with_state((registry, options.slo_series_in_metrics.then_some(source))),
+            get(metrics).with_state((
+                registry,
+                options.slo_series_in_metrics.then_some(source),
+                Arc::new(auth.clone()),
+            )),
         )
         .merge(api)
         .fallback(not_found)
@@ -210,16 +214,31 @@ fn tenant_parameter(query: Option<&str>) -> Option<String> {
 /// The OpenMetrics text format, which Prometheus scrapes.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// `/metrics`: slotel's own metrics, and with `api.slo_series_in_metrics` the SLO
+/// series: every tenant's without tokens; with tokens, only those of the tenant whose
+/// token the scrape presents (a scrape without one gets slotel's own metrics only).
 async fn metrics(
-    State((registry, slo_series)): State<(Arc<Registry>, Option<QueryEngine>)>,
+    State((registry, slo_series, auth)): State<(Arc<Registry>, Option<QueryEngine>, Arc<Auth>)>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
     let mut body = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &registry) {
         tracing::error!(error = %e, "Cannot encode the metrics.");
         return ApiError::Internal("cannot encode the metrics".into()).into_response();
     }
+    let only = if auth.requires_token() {
+        auth.tenant(
+            headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
+            None,
+        )
+        .ok()
+        .map(|t| t.to_string())
+    } else {
+        None
+    };
+    let slo_series = slo_series.filter(|_| !auth.requires_token() || only.is_some());
     if let Some(source) = slo_series {
-        let series = exposition::slo_series(&source).await;
+        let series = exposition::slo_series(&source, only.as_deref()).await;
         // The SLO families go before the end marker.
         let end = body.rfind("# EOF").unwrap_or(body.len());
         body.insert_str(end, &series);

@@ -53,3 +53,47 @@ async fn each_tenant_counts_and_sees_only_its_own() {
     assert_eq!(list["slos"].as_array().unwrap().len(), 0);
     assert_eq!(server.slo("api").await["total_events"], 6);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_tokens_metrics_show_slo_series_only_to_their_tenants_token() {
+    let config = "api:\n  slo_series_in_metrics: true\nauth:\n  tokens:\n    \
+                  - { token: \"4c1d8f0e2b7a4e55b9d3\", tenant: team-a }\n    \
+                  - { token: \"9e0a3b6c1f2d4a87c5e1\", tenant: default }\n";
+    let server = Server::start_with(SLOS, config);
+    let http = reqwest::Client::new();
+    let scrape = |token: Option<&'static str>| {
+        let mut r = http.get(format!("{}/metrics", server.api));
+        if let Some(t) = token {
+            r = r.header("authorization", format!("Bearer {t}"));
+        }
+        async move {
+            let resp = r.send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.text().await.unwrap()
+        }
+    };
+    // The objective series of each tenant's `api` SLO, as the scrape shows them.
+    let objectives = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("slotel_slo_objective{"))
+            .map(|l| {
+                let tenant = l.split("tenant=\"").nth(1).unwrap_or_default();
+                tenant.split('"').next().unwrap_or_default().to_string()
+            })
+            .collect()
+    };
+    // Without a token, or with a wrong one: slotel's own metrics, no tenant's SLOs.
+    for token in [None, Some("not-a-token")] {
+        let text = scrape(token).await;
+        assert!(text.contains("slotel_queue_left_out_total"), "{text}");
+        assert_eq!(objectives(&text), Vec::<String>::new(), "{token:?}");
+    }
+    assert_eq!(
+        objectives(&scrape(Some("4c1d8f0e2b7a4e55b9d3")).await),
+        ["team-a"]
+    );
+    assert_eq!(
+        objectives(&scrape(Some("9e0a3b6c1f2d4a87c5e1")).await),
+        ["default"]
+    );
+}
