@@ -98,6 +98,9 @@ pub struct LimitsFile {
     #[serde(default, deserialize_with = "duration")]
     request_timeout: Option<Duration>,
     max_concurrent_requests: Option<usize>,
+    max_connections: Option<usize>,
+    #[serde(default, deserialize_with = "duration")]
+    header_read_timeout: Option<Duration>,
 }
 
 impl LimitsFile {
@@ -123,6 +126,8 @@ impl LimitsFile {
             max_concurrent_requests: self
                 .max_concurrent_requests
                 .unwrap_or(d.max_concurrent_requests),
+            max_connections: self.max_connections.unwrap_or(d.max_connections),
+            header_read_timeout: self.header_read_timeout.unwrap_or(d.header_read_timeout),
         }
     }
 }

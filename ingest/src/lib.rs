@@ -53,6 +53,11 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Requests served at once, over both transports; more are refused as retryable.
     pub max_concurrent_requests: usize,
+    /// Connections each listener (OTLP/gRPC, OTLP/HTTP, the API) serves at once.
+    pub max_connections: usize,
+    /// How long a connection has to send a request's headers, from its start or (HTTP/1)
+    /// from the reply before.
+    pub header_read_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -63,6 +68,8 @@ impl Default for Limits {
             items: ItemLimits::default(),
             request_timeout: Duration::from_secs(30),
             max_concurrent_requests: 1024,
+            max_connections: 4096,
+            header_read_timeout: Duration::from_secs(30),
         }
     }
 }

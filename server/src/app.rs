@@ -111,12 +111,22 @@ pub(crate) fn tls_of(
         .context("cannot set up TLS")
 }
 
+/// The connection limits of `config`'s `limits:`.
+pub(crate) fn connections_of(config: &ServeConfig) -> Arc<slotel_ingest::server::Connections> {
+    Arc::new(slotel_ingest::server::Connections::new(
+        config.limits.max_connections,
+        config.limits.header_read_timeout,
+    ))
+}
+
 /// A server's three listeners (OTLP/gRPC, OTLP/HTTP, the API), bound.
 pub(crate) struct Listeners {
     grpc: TcpListener,
     http: TcpListener,
     api: TcpListener,
     tls: Option<slotel_ingest::server::TlsAcceptor>,
+    /// The connection limits they share, and their counts.
+    pub(crate) connections: Arc<slotel_ingest::server::Connections>,
     /// Where they listen.
     pub(crate) addresses: Addresses,
 }
@@ -147,6 +157,7 @@ impl Listeners {
             http,
             api,
             tls,
+            connections: connections_of(config),
             addresses,
         })
     }
@@ -172,6 +183,7 @@ impl Listeners {
                 listener,
                 router,
                 self.tls.clone(),
+                Arc::clone(&self.connections),
                 stopped(stop.clone()),
             ))
         })
@@ -481,6 +493,9 @@ impl App {
         );
 
         let listeners = Listeners::bind(&config, "one process").await?;
+        registry.register_collector(Box::new(slotel_ingest::server::ConnectionCollector(
+            Arc::clone(&listeners.connections),
+        )));
         let addresses = listeners.addresses;
         for line in addresses.to_text().lines() {
             tracing::info!("{line}");

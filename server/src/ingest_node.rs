@@ -82,6 +82,9 @@ impl IngestNode {
             clock,
         );
         let listeners = Listeners::bind(&config, "an ingest node").await?;
+        registry.register_collector(Box::new(slotel_ingest::server::ConnectionCollector(
+            Arc::clone(&listeners.connections),
+        )));
         let addresses = listeners.addresses;
         tracing::info!(brokers = %sink.brokers(), "Writing to Kafka.");
         let (stop, stop_rx) = watch::channel(false);

@@ -86,3 +86,106 @@ async fn non_finite_and_far_off_numbers_in_queries_get_400_and_the_server_keeps_
         );
     }
 }
+
+/// Connects to `addr`; the stream.
+async fn connect(addr: &str) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(addr.trim_start_matches("http://"))
+        .await
+        .unwrap()
+}
+
+/// Waits until the server closes `stream` (end of stream or a reset), reading what it
+/// sends meanwhile; panics past 10 s.
+async fn closed_by_server(stream: &mut tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the server did not close the connection");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_headers_are_cut_at_the_timeout_while_a_normal_client_is_served() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::start_with(SLOS, "limits:\n  header_read_timeout: 1s\n");
+    // 200 clients trickle a request line, a byte every 100 ms, on both HTTP ports.
+    const SLOW: usize = 200;
+    let mut slow = Vec::new();
+    for i in 0..SLOW {
+        let addr = if i % 2 == 0 {
+            &server.api
+        } else {
+            &server.otlp_http
+        };
+        let stream = connect(addr).await;
+        slow.push(tokio::spawn(async move {
+            let mut stream = stream;
+            let line = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: 1111111111111111111111111";
+            for b in line {
+                if stream.write_all(&[*b]).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            closed_by_server(&mut stream).await;
+        }));
+    }
+    // A normal client is served meanwhile.
+    let (code, _) = server.get_as(None, "/api/v1/slos").await;
+    assert_eq!(code, 200);
+    for s in slow {
+        s.await.unwrap();
+    }
+    let cut = server
+        .metric(
+            "slotel_connections_refused_total",
+            &[("reason", "header_timeout")],
+        )
+        .await;
+    assert_eq!(cut, SLOW as f64);
+    let (code, _) = server.get_as(None, "/api/v1/slos").await;
+    assert_eq!(code, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_past_the_cap_are_closed_as_they_are_accepted() {
+    let server = Server::start_with(
+        SLOS,
+        "limits:\n  max_connections: 20\n  header_read_timeout: 60s\n",
+    );
+    // The OTLP/HTTP listener holds 20 idle connections; 5 more are closed at once.
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(connect(&server.otlp_http).await);
+    }
+    for _ in 0..5 {
+        let mut extra = connect(&server.otlp_http).await;
+        closed_by_server(&mut extra).await;
+    }
+    // The API listener has its own connections.
+    let refused = server
+        .metric("slotel_connections_refused_total", &[("reason", "limit")])
+        .await;
+    assert_eq!(refused, 5.0);
+    // Once the 20 go, OTLP/HTTP serves again.
+    drop(held);
+    let http = reqwest::Client::new();
+    crate::harness::eventually("OTLP/HTTP to take a request again", || async {
+        let resp = http
+            .post(format!("{}/v1/traces", server.otlp_http))
+            .header("content-type", "application/x-protobuf")
+            .body(Vec::new())
+            .send()
+            .await
+            .ok()?;
+        (resp.status() == 200).then_some(())
+    })
+    .await;
+}

@@ -801,6 +801,10 @@ impl ComputeNode {
 
         let mut registry = Registry::with_prefix("slotel");
         registry.register_collector(Box::new(NodeCollector(Arc::clone(&node))));
+        let connections = crate::app::connections_of(&config);
+        registry.register_collector(Box::new(slotel_ingest::server::ConnectionCollector(
+            Arc::clone(&connections),
+        )));
         let (stop, stop_rx) = watch::channel(false);
         let probe = tokio::spawn(probe_ends(
             Arc::clone(&node),
@@ -895,6 +899,7 @@ impl ComputeNode {
             api,
             router,
             tls,
+            connections,
             async move {
                 let _ = stopped.wait_for(|s| *s).await;
             },
