@@ -1,17 +1,9 @@
-//! Numbers a client sends at the edge: non-finite, negative or far-off durations, steps,
-//! timeouts and times get a 400 naming the parameter, and the server answers the next
-//! good request.
+//! What a careless or hostile client sends: non-finite, negative or far-off durations,
+//! steps, timeouts and times get a 400 naming the parameter; trickling and surplus
+//! connections are closed; the server answers the next good request.
 
 use crate::harness::Server;
-
-const SLOS: &str = r#"
-slos:
-  - name: api
-    service: api
-    objective: 99
-    window: 1d
-    sli: { spans: { good: { status: not_error } } }
-"#;
+use crate::reload::ONE as SLOS;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn non_finite_and_far_off_numbers_in_queries_get_400_and_the_server_keeps_answering() {

@@ -8,7 +8,8 @@ use prost::Message;
 use crate::harness::{DEADLINE, Server};
 use crate::malformed::request;
 
-const ONE: &str = r#"
+/// One span SLO, `api` of service `api`.
+pub(crate) const ONE: &str = r#"
 slos:
   - name: api
     service: api

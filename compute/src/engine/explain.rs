@@ -57,8 +57,8 @@ pub struct Observed {
 
 impl Observed {
     /// The parts summed: spans by service added, the first resource found, and up to
-    /// [`SAMPLE`] sampled spans in all, taken from the parts in turn, the most recent
-    /// first (so that every part is represented).
+    /// 256 sampled spans in all (as one engine keeps), taken from the parts in turn, the
+    /// most recent first (so that every part is represented).
     pub fn merge(parts: impl IntoIterator<Item = Observed>) -> Observed {
         let mut services: HashMap<String, u64> = HashMap::new();
         let mut resource = Vec::new();

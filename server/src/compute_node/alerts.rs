@@ -52,6 +52,14 @@ impl Node {
         }
     }
 
+    /// The alert states of the term running here, if this node evaluates the alerts.
+    fn local_evaluator(&self) -> Option<Arc<Mutex<Evaluator>>> {
+        self.alerts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Whether this node evaluates the alerts now.
     pub(super) fn evaluates_alerts(&self) -> bool {
         self.term
@@ -142,12 +150,7 @@ async fn run_term(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
 /// The alert states: this node's evaluator's while it evaluates, else as the evaluating
 /// node last saved them (it saves every change before anyone is told of it).
 pub(super) async fn saved_states(node: &Node) -> Result<Evaluator, String> {
-    let local = node
-        .alerts
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    if let Some(evaluator) = local {
+    if let Some(evaluator) = node.local_evaluator() {
         let json = evaluator
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -348,12 +351,7 @@ pub(super) async fn list_alerts(
     State(node): State<Arc<Node>>,
     Extension(t): Extension<Tenant>,
 ) -> Result<Response, slotel_query::ApiError> {
-    let local = node
-        .alerts
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    if let Some(evaluator) = local {
+    if let Some(evaluator) = node.local_evaluator() {
         let now = node.clock.now_nanos();
         let maintenance = node.view.maintenance();
         let active = evaluator

@@ -472,6 +472,18 @@ fn def_named(node: &Node, tenant: &str, name: &str) -> Result<SloDef, ApiError> 
         .ok_or_else(|| ApiError::NotFound(format!("no SLO {name:?} for tenant {tenant:?}")))
 }
 
+/// The status of `def` (of `tenant`) summed over every partition, with its groups when
+/// `with_groups`.
+async fn status_of(
+    node: &Node,
+    tenant: &str,
+    def: &SloDef,
+    with_groups: bool,
+) -> Result<SloStatus, ApiError> {
+    let mut one = statuses(node, tenant, std::slice::from_ref(def), with_groups).await?;
+    Ok(one.remove(0))
+}
+
 /// `GET /api/v1/slos/{name}` over the whole cluster; an SLO without data says why, as
 /// in one process.
 pub(super) async fn get_slo(
@@ -480,9 +492,7 @@ pub(super) async fn get_slo(
     axum::extract::Path(name): axum::extract::Path<String>,
 ) -> Result<Json<SloStatus>, ApiError> {
     let def = def_named(&node, &t, &name)?;
-    let mut status = statuses(&node, &t, std::slice::from_ref(&def), true)
-        .await?
-        .remove(0);
+    let mut status = status_of(&node, &t, &def, true).await?;
     if status.state == "no_data" {
         let explanation = explanation(&node, &t, &def, &status).await?;
         status.diagnosis = explanation.findings.into_iter().next();
@@ -557,9 +567,7 @@ pub(super) async fn explain_slo(
     axum::extract::Path(name): axum::extract::Path<String>,
 ) -> Result<Json<Explanation>, ApiError> {
     let def = def_named(&node, &t, &name)?;
-    let status = statuses(&node, &t, std::slice::from_ref(&def), false)
-        .await?
-        .remove(0);
+    let status = status_of(&node, &t, &def, false).await?;
     Ok(Json(explanation(&node, &t, &def, &status).await?))
 }
 
@@ -582,9 +590,7 @@ pub(super) async fn slo_gate(
     axum::extract::Path(name): axum::extract::Path<String>,
 ) -> Result<Json<Gate>, ApiError> {
     let def = def_named(&node, &t, &name)?;
-    let status = statuses(&node, &t, std::slice::from_ref(&def), true)
-        .await?
-        .remove(0);
+    let status = status_of(&node, &t, &def, true).await?;
     let active = active_alerts(&node, &t).await?;
     Ok(Json(gate::decide(&status, &active)))
 }
