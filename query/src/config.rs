@@ -16,6 +16,7 @@ pub struct ApiFile {
     sql_memory_bytes: Option<usize>,
     sql_max_rows: Option<usize>,
     slo_series_in_metrics: Option<bool>,
+    max_samples: Option<usize>,
 }
 
 impl ApiFile {
@@ -29,6 +30,7 @@ impl ApiFile {
             slo_series_in_metrics: self
                 .slo_series_in_metrics
                 .unwrap_or(da.slo_series_in_metrics),
+            max_samples: self.max_samples.unwrap_or(da.max_samples),
         }
     }
 }

@@ -28,6 +28,9 @@ pub struct ApiOptions {
     pub sql_max_rows: usize,
     /// Whether `/metrics` also carries the SLO series.
     pub slo_series_in_metrics: bool,
+    /// Samples (series times minutes) one PromQL query may load, as Prometheus'
+    /// `--query.max-samples`; past it the query fails.
+    pub max_samples: usize,
 }
 
 impl Default for ApiOptions {
@@ -37,6 +40,7 @@ impl Default for ApiOptions {
             sql_memory_bytes: 256 << 20,
             sql_max_rows: 100_000,
             slo_series_in_metrics: false,
+            max_samples: 10_000_000,
         }
     }
 }

@@ -181,3 +181,49 @@ async fn connections_past_the_cap_are_closed_as_they_are_accepted() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queries_past_the_sample_and_point_limits_get_the_documented_errors() {
+    let server = Server::start_with(SLOS, "api:\n  max_samples: 10000\n");
+    let query = |q: &str| format!("/prometheus/api/v1/query?query={q}&time=1800000000");
+    // The SLI of every window of `api` over an hour: 60 samples a series, within the
+    // limit; over a day, 1,440 a series, past it.
+    let (_, listed) = server
+        .get_as(None, "/prometheus/api/v1/series?match[]=slotel_slo_sli")
+        .await;
+    let series = listed["data"].as_array().unwrap().len();
+    assert!(series * 1440 > 10_000 && series * 60 <= 10_000, "{listed}");
+    let (code, body) = server.get_as(None, &query("slotel_slo_sli%5B1h%5D")).await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = server.get_as(None, &query("slotel_slo_sli%5B1d%5D")).await;
+    assert_eq!(
+        (code, &body["errorType"]),
+        (422, &"execution".into()),
+        "{body}"
+    );
+    assert!(
+        body["error"].as_str().unwrap().contains("too many samples"),
+        "{body}"
+    );
+    // 400 days at a one-minute step: more points than a series may have.
+    let (code, body) = server
+        .get_as(
+            None,
+            "/prometheus/api/v1/query_range?query=slotel_slo_sli&start=1765440000&end=1800000000&step=60",
+        )
+        .await;
+    assert_eq!(
+        (code, &body["errorType"]),
+        (400, &"bad_data".into()),
+        "{body}"
+    );
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("maximum resolution of 11,000 points"),
+        "{body}"
+    );
+    let (code, _) = server.get_as(None, &query("slotel_slo_objective")).await;
+    assert_eq!(code, 200);
+}

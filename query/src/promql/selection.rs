@@ -99,6 +99,7 @@ impl Evaluation {
             .await
             .map_err(|e| PromError::Unavailable(e.0))?;
         let mut fetched = HashMap::new();
+        let mut loaded = 0usize;
         let (first, last) = (*steps.first().unwrap_or(&0), *steps.last().unwrap_or(&0));
         for (vs, range) in sels {
             let off = offset_ms(&vs.offset);
@@ -125,6 +126,24 @@ impl Evaluation {
                 .iter()
                 .filter(|s| selects(vs.name.as_deref(), &vs.matchers, &s.labels))
                 .collect();
+            // What the selector loads of each series it picks: a sample a minute of the
+            // range, or one a step for an instant selector.
+            let series = picked.len()
+                + side
+                    .iter()
+                    .filter(|s| selects(vs.name.as_deref(), &vs.matchers, &s.labels))
+                    .count();
+            let minutes = match &wanted {
+                Some(w) => w.len(),
+                None => usize::try_from(hi - lo + 1).unwrap_or(0),
+            };
+            loaded = loaded.saturating_add(series.saturating_mul(minutes));
+            if loaded > source.options.max_samples {
+                return Err(PromError::Execution(format!(
+                    "query processing would load too many samples into memory in query execution (more than api.max_samples, {})",
+                    source.options.max_samples
+                )));
+            }
             let mut by_target: BTreeMap<usize, Vec<&SeriesId>> = BTreeMap::new();
             for s in picked {
                 by_target.entry(s.target).or_default().push(s);
