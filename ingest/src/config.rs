@@ -62,6 +62,12 @@ impl AuthConfig {
                     .iter()
                     .map(|t| (t.token.clone(), Tenant::from(t.tenant.as_str()))),
             )
+            .with_admins(
+                self.tokens
+                    .iter()
+                    .filter(|t| t.admin)
+                    .map(|t| t.token.clone()),
+            )
         }
     }
 }
@@ -74,6 +80,10 @@ pub struct TokenConfig {
     pub token: String,
     /// The tenant it writes and reads as.
     pub tenant: String,
+    /// Whether it may also act for every tenant: `POST /api/v1/reload` (the SLO files
+    /// hold every tenant's SLOs).
+    #[serde(default)]
+    pub admin: bool,
 }
 
 /// `cors:` — browser origins allowed to send OTLP/HTTP.

@@ -20,6 +20,8 @@ pub enum AuthError {
 #[derive(Debug, Clone, Default)]
 pub struct Auth {
     tokens: Vec<(Vec<u8>, Tenant)>,
+    /// Tokens that may also act for every tenant (reload the SLO files).
+    admins: Vec<Vec<u8>>,
 }
 
 impl Auth {
@@ -36,7 +38,34 @@ impl Auth {
                 .into_iter()
                 .map(|(t, tenant)| (t.into_bytes(), tenant))
                 .collect(),
+            admins: Vec::new(),
         }
+    }
+
+    /// These tokens (also among the tenants' tokens) as admin tokens.
+    pub fn with_admins(mut self, admins: impl IntoIterator<Item = String>) -> Self {
+        self.admins = admins.into_iter().map(String::into_bytes).collect();
+        self
+    }
+
+    /// Whether a request with this `Authorization` value may act for every tenant
+    /// (reload the SLO files): any request without tokens, with tokens only an admin
+    /// token's. Every admin token is compared, in constant time.
+    pub fn is_admin(&self, authorization: Option<&[u8]>) -> bool {
+        if self.tokens.is_empty() {
+            return true;
+        }
+        let Some(presented) = authorization.and_then(|v| {
+            v.strip_prefix(b"Bearer ")
+                .or_else(|| v.strip_prefix(b"bearer "))
+        }) else {
+            return false;
+        };
+        let mut found = false;
+        for token in &self.admins {
+            found |= bool::from(token.as_slice().ct_eq(presented));
+        }
+        found
     }
 
     /// Whether tokens are required.

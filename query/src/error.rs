@@ -17,6 +17,9 @@ pub enum ApiError {
     /// No credentials, or wrong ones (401).
     #[error("{0}")]
     Unauthorized(String),
+    /// Authenticated, but not allowed to do this (403).
+    #[error("{0}")]
+    Forbidden(String),
     /// No such SLO, service, window or feature (404).
     #[error("{0}")]
     NotFound(String),
@@ -48,6 +51,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -127,7 +127,10 @@ pub fn router(ctx: ApiContext) -> Router {
             "/api/v1/slos/{name}/series",
             get(rest::slo_series).with_state(source.clone()),
         )
-        .route("/api/v1/reload", post(rest::reload_slos).with_state(reload))
+        .route(
+            "/api/v1/reload",
+            post(rest::reload_slos).with_state((reload, Arc::new(auth.clone()))),
+        )
         .route(
             "/api/v1/alerts",
             get(rest::list_alerts).with_state((

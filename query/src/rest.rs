@@ -816,6 +816,9 @@ pub struct Reloaded {
     pub slos: usize,
 }
 
+/// What `POST /api/v1/reload` runs with: the reload, and who may call it.
+pub type ReloadState = (Option<Reload>, Arc<slotel_proto::auth::Auth>);
+
 /// `POST /api/v1/reload`
 #[utoipa::path(
     post, path = "/api/v1/reload", tag = "slos",
@@ -823,12 +826,26 @@ pub struct Reloaded {
         (status = 200, description = "The SLO files were read again", body = Reloaded),
         (status = 400, description = "Invalid tenant", body = ErrorBody),
         (status = 401, description = "A bearer token is required", body = ErrorBody),
+        (status = 403, description = "With tokens, only an admin token reloads", body = ErrorBody),
         (status = 404, description = "This server has no files to reload", body = ErrorBody),
         (status = 422, description = "The files are invalid; the previous SLOs stay", body = ErrorBody),
     )
 )]
-pub async fn reload_slos(State(reload): State<Option<Reload>>) -> Result<Json<Reloaded>, ApiError> {
+pub async fn reload_slos(
+    State((reload, auth)): State<ReloadState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<Reloaded>, ApiError> {
     let reload = reload.ok_or_else(|| ApiError::NotFound("reload is not available".into()))?;
+    // The files hold every tenant's SLOs: with tokens, only an admin token reloads them.
+    if !auth.is_admin(
+        headers
+            .get(axum::http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes()),
+    ) {
+        return Err(ApiError::Forbidden(
+            "reloading the SLO files (every tenant's) needs an admin token (auth.tokens[].admin: true); SIGHUP reloads too".into(),
+        ));
+    }
     // Reading and parsing files blocks: keep it off the async workers.
     let result = tokio::task::spawn_blocking(move || reload())
         .await

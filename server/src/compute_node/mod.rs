@@ -881,9 +881,10 @@ impl ComputeNode {
                 )
                 .route(
                     "/api/v1/reload",
-                    axum::routing::post(slotel_query::rest::reload_slos).with_state(Some(
-                        Arc::new(reload_of(Arc::clone(&node), config.slos.clone()))
-                            as slotel_query::Reload,
+                    axum::routing::post(slotel_query::rest::reload_slos).with_state((
+                        Some(Arc::new(reload_of(Arc::clone(&node), config.slos.clone()))
+                            as slotel_query::Reload),
+                        Arc::new(config.auth.auth()),
                     )),
                 )
                 .nest("/prometheus", slotel_query::prometheus::routes(source)),
