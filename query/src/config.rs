@@ -17,6 +17,7 @@ pub struct ApiFile {
     sql_max_rows: Option<usize>,
     slo_series_in_metrics: Option<bool>,
     max_samples: Option<usize>,
+    sql_concurrency: Option<usize>,
 }
 
 impl ApiFile {
@@ -31,6 +32,7 @@ impl ApiFile {
                 .slo_series_in_metrics
                 .unwrap_or(da.slo_series_in_metrics),
             max_samples: self.max_samples.unwrap_or(da.max_samples),
+            sql_concurrency: self.sql_concurrency.unwrap_or(da.sql_concurrency),
         }
     }
 }

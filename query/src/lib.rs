@@ -107,6 +107,7 @@ pub fn router(ctx: ApiContext) -> Router {
         alerts: Arc::clone(&alerts),
         health,
         remote: None,
+        sql_slots: options.sql_slots(),
     };
     let gates = (Arc::clone(&engine), Arc::clone(&alerts));
     let api = Router::new()

@@ -31,6 +31,15 @@ pub struct ApiOptions {
     /// Samples (series times minutes) one PromQL query may load, as Prometheus'
     /// `--query.max-samples`; past it the query fails.
     pub max_samples: usize,
+    /// SQL queries running at once; more are refused as retryable.
+    pub sql_concurrency: usize,
+}
+
+impl ApiOptions {
+    /// The permits of [`QueryEngine::sql_slots`] for these options.
+    pub fn sql_slots(&self) -> Arc<tokio::sync::Semaphore> {
+        Arc::new(tokio::sync::Semaphore::new(self.sql_concurrency.max(1)))
+    }
 }
 
 impl Default for ApiOptions {
@@ -41,6 +50,7 @@ impl Default for ApiOptions {
             sql_max_rows: 100_000,
             slo_series_in_metrics: false,
             max_samples: 10_000_000,
+            sql_concurrency: 4,
         }
     }
 }
@@ -155,6 +165,8 @@ pub struct QueryEngine {
     /// On a compute node: where the SLOs' counts are (the engine then holds only the
     /// SLOs' definitions).
     pub remote: Option<Arc<dyn RemoteMinutes>>,
+    /// SQL queries that may run at once (`options.sql_concurrency` permits).
+    pub sql_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -281,6 +293,12 @@ impl QueryEngine {
 
     /// Runs read-only SQL over `tenant`'s tables.
     pub async fn sql(&self, tenant: &str, query: &str) -> Result<Vec<RecordBatch>, SqlError> {
+        let Ok(_slot) = self.sql_slots.try_acquire() else {
+            return Err(SqlError::Unavailable(format!(
+                "{} SQL queries are running (api.sql_concurrency); retry",
+                self.options.sql_concurrency.max(1)
+            )));
+        };
         let defs = self.engine.slos(tenant);
         if let Some(remote) = &self.remote {
             let t = remote
@@ -493,6 +511,34 @@ mod tests {
     /// A minute boundary.
     const NOW_MINUTE: i64 = 29_000_000;
 
+    #[tokio::test]
+    async fn sql_past_its_concurrency_is_refused_as_retryable() {
+        let engine = Arc::new(Engine::new(Arc::new(ManualClock::new(NOW_MINUTE * MIN))));
+        let options = ApiOptions {
+            sql_concurrency: 1,
+            ..ApiOptions::default()
+        };
+        let source = QueryEngine {
+            engine,
+            store: None,
+            options,
+            alerts: Arc::default(),
+            health: Arc::default(),
+            remote: None,
+            sql_slots: options.sql_slots(),
+        };
+        let running = source.sql_slots.try_acquire().unwrap();
+        match source.sql("default", "SELECT 1 AS one").await {
+            Err(SqlError::Unavailable(m)) => {
+                assert!(m.contains("1 SQL queries are running"), "{m}")
+            }
+            other => panic!("{:?}", other.map(|b| b.len())),
+        }
+        drop(running);
+        let batches = source.sql("default", "SELECT 1 AS one").await.unwrap();
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    }
+
     fn row(slo: &str, group: &str, minute: i64, good: u64, total: u64) -> MinuteRow {
         MinuteRow {
             tenant: "default".into(),
@@ -534,6 +580,7 @@ mod tests {
             alerts: Arc::default(),
             health: Arc::default(),
             remote: None,
+            sql_slots: ApiOptions::default().sql_slots(),
         };
         let region = vec![("region".to_string(), "eu".to_string())];
         // A restart makes the stored group known (its minute is too old for the ring).

@@ -823,6 +823,7 @@ impl ComputeNode {
                 &registry,
             ))),
             remote: Some(Arc::new(cluster::ClusterMinutes(Arc::clone(&node)))),
+            sql_slots: config.api.sql_slots(),
         };
         let shards_api = slotel_query::with_tenant(
             Router::new()
