@@ -60,6 +60,19 @@ async fn non_finite_and_far_off_numbers_in_queries_get_400_and_the_server_keeps_
             "step: cannot parse \"1e400\"",
         ),
         (format!("{series}?to=1e300"), "to: \"1e300\""),
+        (
+            "/prometheus/api/v1/query?query=slotel_slo_sli%20offset%204000000y".into(),
+            "the offset 4000000y is longer",
+        ),
+        (
+            "/prometheus/api/v1/query?query=slotel_slo_sli%20offset%20-4000000y".into(),
+            "the offset 4000000y is longer",
+        ),
+        (
+            "/prometheus/api/v1/query?query=rate(slotel_slo_good_events_total%5B4000000y%5D)"
+                .into(),
+            "the range 4000000y is longer",
+        ),
     ];
     for (path, names) in &cases {
         let (code, body) = server.get_as(None, path).await;

@@ -24,10 +24,33 @@ pub(super) fn key(vs: &VectorSelector) -> usize {
 }
 
 pub(super) fn offset_ms(o: &Option<Offset>) -> i64 {
+    // `selectors` refused offsets past `MAX_TIME_MS`; saturating all the same.
+    let ms = |d: &std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
     match o {
-        Some(Offset::Pos(d)) => d.as_millis() as i64,
-        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+        Some(Offset::Pos(d)) => ms(d),
+        Some(Offset::Neg(d)) => -ms(d),
         None => 0,
+    }
+}
+
+/// A query's duration (a range or an offset) in ms, refused past
+/// [`slotel_model::time::MAX_TIME_MS`]: no arithmetic on it can overflow.
+fn bounded_ms(what: &str, d: &std::time::Duration) -> Result<i64, PromError> {
+    let ms = d.as_millis();
+    if ms > u128::from(slotel_model::time::MAX_TIME_MS) {
+        return Err(bad(format!(
+            "the {what} {} is longer than slotel reads",
+            promql_parser::util::display_duration(d)
+        )));
+    }
+    Ok(ms as i64)
+}
+
+/// Checks a selector's offset ([`bounded_ms`]).
+fn check_offset(o: &Option<Offset>) -> Result<(), PromError> {
+    match o {
+        Some(Offset::Pos(d) | Offset::Neg(d)) => bounded_ms("offset", d).map(|_| ()),
+        None => Ok(()),
     }
 }
 
@@ -61,12 +84,14 @@ pub(super) fn selectors<'a>(
         Expr::NumberLiteral(_) | Expr::StringLiteral(_) => Ok(()),
         Expr::VectorSelector(v) => {
             check_at(&v.at)?;
+            check_offset(&v.offset)?;
             out.push((v, 0));
             Ok(())
         }
         Expr::MatrixSelector(m) => {
             check_at(&m.vs.at)?;
-            out.push((&m.vs, m.range.as_millis() as i64));
+            check_offset(&m.vs.offset)?;
+            out.push((&m.vs, bounded_ms("range", &m.range)?));
             Ok(())
         }
         Expr::Call(c) => {
