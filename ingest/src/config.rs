@@ -111,6 +111,7 @@ pub struct LimitsFile {
     max_connections: Option<usize>,
     #[serde(default, deserialize_with = "duration")]
     header_read_timeout: Option<Duration>,
+    max_inflight_bytes: Option<usize>,
 }
 
 impl LimitsFile {
@@ -138,6 +139,7 @@ impl LimitsFile {
                 .unwrap_or(d.max_concurrent_requests),
             max_connections: self.max_connections.unwrap_or(d.max_connections),
             header_read_timeout: self.header_read_timeout.unwrap_or(d.header_read_timeout),
+            max_inflight_bytes: self.max_inflight_bytes.unwrap_or(d.max_inflight_bytes),
         }
     }
 }

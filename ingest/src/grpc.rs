@@ -92,19 +92,28 @@ impl<C: Consumer, S: Signal> UnaryService<Frame<S>> for Export<C> {
                 .ok_or_else(|| tonic::Status::internal("no tenant"))?;
             let Frame { bytes, .. } = request.into_inner();
             let size = bytes.len();
-            receiver
-                .accept::<S>(tenant, Body::Protobuf(bytes), size, Transport::Grpc)
-                .await
-                .map(tonic::Response::new)
-                .map_err(|r: Refusal| {
-                    if !matches!(r, Refusal::Stage(_)) {
-                        // A stage's refusal is counted by the receiver.
-                        receiver
-                            .metrics
-                            .refused_request(S::NAME, Transport::Grpc, r.reason());
-                    }
-                    r.to_grpc()
-                })
+            // The message (decompressed by tonic, within max_decompressed_bytes) holds
+            // its bytes of the memory budget until the request ends.
+            let mut held = receiver.budget.reservation();
+            let reserved = receiver.budget.reserve(&mut held, size);
+            let reply = match reserved {
+                Ok(()) => {
+                    receiver
+                        .accept::<S>(tenant, Body::Protobuf(bytes), size, Transport::Grpc)
+                        .await
+                }
+                Err(r) => Err(r),
+            };
+            drop(held);
+            reply.map(tonic::Response::new).map_err(|r: Refusal| {
+                if !matches!(r, Refusal::Stage(_)) {
+                    // A stage's refusal is counted by the receiver.
+                    receiver
+                        .metrics
+                        .refused_request(S::NAME, Transport::Grpc, r.reason());
+                }
+                r.to_grpc()
+            })
         })
     }
 }

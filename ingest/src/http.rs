@@ -97,8 +97,15 @@ fn encoding(headers: &HeaderMap) -> Result<Encoding, Refusal> {
 }
 
 /// Decompresses `body` per `Content-Encoding`, reading at most `max` bytes of output: a
-/// decompression bomb is refused after `max + 1` bytes, whatever it claims.
-pub fn decompress(body: Bytes, headers: &HeaderMap, max: usize) -> Result<Bytes, Refusal> {
+/// decompression bomb is refused after `max + 1` bytes, whatever it claims. Every
+/// [`DECOMPRESS_CHUNK`] of output is first reserved with `reserve` (the memory budget),
+/// whose refusal ends the decompression.
+pub fn decompress(
+    body: Bytes,
+    headers: &HeaderMap,
+    max: usize,
+    reserve: &mut dyn FnMut(usize) -> Result<(), Refusal>,
+) -> Result<Bytes, Refusal> {
     let ce = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -116,18 +123,32 @@ pub fn decompress(body: Bytes, headers: &HeaderMap, max: usize) -> Result<Bytes,
             )));
         }
     };
+    let mut reader = reader.take(max as u64 + 1);
     let mut out = Vec::new();
-    reader
-        .take(max as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| Refusal::Invalid(format!("cannot decompress the body: {e}")))?;
-    if out.len() > max {
-        return Err(Refusal::TooLarge(format!(
-            "the decompressed body is larger than the limit of {max} bytes"
-        )));
+    loop {
+        reserve(DECOMPRESS_CHUNK)?;
+        let read = (&mut reader)
+            .take(DECOMPRESS_CHUNK as u64)
+            .read_to_end(&mut out)
+            .map_err(|e| Refusal::Invalid(format!("cannot decompress the body: {e}")))?;
+        if out.len() > max {
+            return Err(Refusal::TooLarge(format!(
+                "the decompressed body is larger than the limit of {max} bytes"
+            )));
+        }
+        if read < DECOMPRESS_CHUNK {
+            break;
+        }
     }
     Ok(Bytes::from(out))
 }
+
+/// The memory an OTLP/JSON body takes once decoded, as a multiple of its bytes (reserved
+/// before decoding).
+const JSON_DECODED_FACTOR: usize = 3;
+
+/// How much decompressed output is reserved from the memory budget at a time.
+pub const DECOMPRESS_CHUNK: usize = 1 << 20;
 
 /// Reads at most `max` bytes of body; a larger one (declared or sent) is refused.
 async fn read_body(
@@ -198,13 +219,32 @@ async fn export<C: Consumer, S: Signal>(
         Err(r) => return refuse::<C, S>(&receiver, r, Encoding::Json),
     };
     let result = async {
-        let body = read_body(body, &headers, receiver.limits.max_request_bytes).await?;
-        let body = decompress(body, &headers, receiver.limits.max_decompressed_bytes)?;
+        // What the request holds, reserved from the memory budget before it is read and
+        // given back when it ends: the body as it declares it (or the most it may be),
+        // its decompressed bytes, and the structures decoded from JSON.
+        let (budget, limits) = (&receiver.budget, &receiver.limits);
+        let mut held = budget.reservation();
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(limits.max_request_bytes)
+            .min(limits.max_request_bytes);
+        budget.reserve(&mut held, declared)?;
+        let body = read_body(body, &headers, limits.max_request_bytes).await?;
+        let body = decompress(body, &headers, limits.max_decompressed_bytes, &mut |n| {
+            budget.reserve(&mut held, n)
+        })?;
+        if enc == Encoding::Json {
+            budget.reserve(&mut held, body.len().saturating_mul(JSON_DECODED_FACTOR))?;
+        }
         let size = body.len();
         let request = decode::<S>(body, enc)?;
-        receiver
+        let reply = receiver
             .accept(tenant, request, size, Transport::Http)
-            .await
+            .await;
+        drop(held);
+        reply
     }
     .await;
     match result {

@@ -12,6 +12,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod budget;
 pub mod buffer;
 pub mod config;
 pub mod grpc;
@@ -58,6 +59,9 @@ pub struct Limits {
     /// How long a connection has to send a request's headers, from its start or (HTTP/1)
     /// from the reply before.
     pub header_read_timeout: Duration,
+    /// Bytes all requests in flight may hold together (bodies as sent, decompressed,
+    /// and decoded from JSON); past it, retryable refusals.
+    pub max_inflight_bytes: usize,
 }
 
 impl Default for Limits {
@@ -70,6 +74,7 @@ impl Default for Limits {
             max_concurrent_requests: 1024,
             max_connections: 4096,
             header_read_timeout: Duration::from_secs(60),
+            max_inflight_bytes: 512 << 20,
         }
     }
 }

@@ -81,6 +81,8 @@ pub struct IngestMetrics {
     values_truncated: Family<SignalLabels, Counter>,
     /// Requests past the concurrency cap and not yet answered, both transports.
     pub in_flight: Gauge,
+    /// Bytes the requests in flight hold of the memory budget.
+    pub held_bytes: Gauge,
     tenants: Mutex<HashSet<String>>,
 }
 
@@ -96,6 +98,7 @@ impl Default for IngestMetrics {
             attributes_dropped: Family::default(),
             values_truncated: Family::default(),
             in_flight: Gauge::default(),
+            held_bytes: Gauge::default(),
             tenants: Mutex::new(HashSet::new()),
         }
     }
@@ -125,6 +128,12 @@ pub struct RequestRecord<'a> {
 impl IngestMetrics {
     /// Registers every metric in `registry` (names get the registry's prefix).
     pub fn register(&self, registry: &mut Registry) {
+        registry.register_with_unit(
+            "ingest_held",
+            "Bytes the requests in flight hold of the memory budget (limits.max_inflight_bytes)",
+            Unit::Bytes,
+            self.held_bytes.clone(),
+        );
         registry.register(
             "ingest_requests",
             "OTLP export requests by outcome (ok, partial, or the refusal reason)",

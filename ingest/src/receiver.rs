@@ -26,6 +26,8 @@ pub enum Body<S> {
 pub struct Receiver<C> {
     pub(crate) next: Arc<C>,
     pub(crate) limits: Limits,
+    /// What the requests in flight may hold, over both transports.
+    pub(crate) budget: crate::budget::Budget,
     pub(crate) metrics: Arc<IngestMetrics>,
     clock: Arc<dyn Clock>,
 }
@@ -48,6 +50,10 @@ impl<C: Consumer> Receiver<C> {
     ) -> Self {
         Self {
             next,
+            budget: crate::budget::Budget::new(
+                limits.max_inflight_bytes,
+                metrics.held_bytes.clone(),
+            ),
             limits,
             metrics,
             clock,

@@ -43,6 +43,8 @@ pub enum Refusal {
     Unsupported(String),
     /// Too many requests at once; retry later.
     Busy,
+    /// The requests in flight hold the memory budget (its bytes); retry later.
+    OverBudget(usize),
     /// The request took longer than the server allows.
     Timeout,
     /// A stage refused the batch.
@@ -67,6 +69,7 @@ impl Refusal {
             Refusal::TooLarge(_) => "too_large",
             Refusal::Unsupported(_) => "unsupported",
             Refusal::Busy => "too_many_requests",
+            Refusal::OverBudget(_) => "memory",
             Refusal::Timeout => "timeout",
             Refusal::Stage(Error::Full { .. }) => "log_full",
             Refusal::Stage(Error::Unavailable(_)) => "unavailable",
@@ -79,6 +82,9 @@ impl Refusal {
             Refusal::Invalid(m) | Refusal::TooLarge(m) | Refusal::Unsupported(m) => m.clone(),
             Refusal::Unauthenticated => "missing or invalid bearer token".to_string(),
             Refusal::Busy => "too many concurrent requests, retry later".to_string(),
+            Refusal::OverBudget(b) => format!(
+                "the requests in flight hold the memory budget of {b} bytes (limits.max_inflight_bytes), retry later"
+            ),
             Refusal::Timeout => "the request took too long".to_string(),
             Refusal::Stage(e) => e.to_string(),
         };
@@ -101,7 +107,7 @@ impl Refusal {
                 msg,
                 None,
             ),
-            Refusal::Busy => (
+            Refusal::Busy | Refusal::OverBudget(_) => (
                 code::RESOURCE_EXHAUSTED,
                 StatusCode::TOO_MANY_REQUESTS,
                 msg,

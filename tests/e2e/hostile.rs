@@ -240,3 +240,73 @@ async fn queries_past_the_sample_and_point_limits_get_the_documented_errors() {
     let (code, _) = server.get_as(None, &query("slotel_slo_objective")).await;
     assert_eq!(code, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_past_the_memory_budget_are_refused_as_retryable() {
+    use prost::Message;
+    use slotel_proto::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
+    use tokio::io::AsyncWriteExt;
+    const BUDGET: usize = 4 << 20;
+    let server = Server::start_with(SLOS, &format!("limits:\n  max_inflight_bytes: {BUDGET}\n"));
+    // Four requests declare 1 MiB bodies and send them slowly: they hold the budget.
+    let mut slow = Vec::new();
+    for _ in 0..4 {
+        let mut stream = connect(&server.otlp_http).await;
+        stream
+            .write_all(
+                b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n\
+                  Content-Length: 1048576\r\n\r\n\x0a",
+            )
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    let held = || server.metric("slotel_ingest_held_bytes", &[]);
+    crate::harness::eventually("the slow requests to hold the budget", || async {
+        (held().await == BUDGET as f64).then_some(())
+    })
+    .await;
+    // Meanwhile requests over either transport are refused, retryable, and counted.
+    let http = reqwest::Client::new();
+    let post = || {
+        http.post(format!("{}/v1/traces", server.otlp_http))
+            .header("content-type", "application/x-protobuf")
+            .body(crate::malformed::request(3).encode_to_vec())
+            .send()
+    };
+    let resp = post().await.unwrap();
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    let mut grpc = TraceServiceClient::connect(server.otlp_grpc.clone())
+        .await
+        .unwrap();
+    let refused = grpc.export(crate::malformed::request(3)).await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    for transport in ["http", "grpc"] {
+        let n = server
+            .metric(
+                "slotel_ingest_requests_total",
+                &[("outcome", "memory"), ("transport", transport)],
+            )
+            .await;
+        assert_eq!(n, 1.0, "{transport}");
+    }
+    // Once they end, the budget is whole again and requests are taken.
+    drop(slow);
+    crate::harness::eventually("the budget to be given back", || async {
+        (held().await == 0.0).then_some(())
+    })
+    .await;
+    assert_eq!(post().await.unwrap().status(), 200);
+    assert_eq!(
+        grpc.export(crate::malformed::request(3))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.code()),
+        Ok(())
+    );
+}
