@@ -319,36 +319,44 @@ impl QueryEngine {
             };
             return sql::run(flushed, tenant, tables, query, self.sql_limits()).await;
         }
-        // No flush moves rows from the tail to a file while the query reads both.
-        let _gate = match &self.store {
-            Some(s) => Some(s.read_gate().await),
-            None => None,
+        let Some(store) = &self.store else {
+            let tail: Vec<_> = self
+                .engine
+                .peek_tail()
+                .into_iter()
+                .filter(|r| r.tenant == tenant)
+                .collect();
+            let tables = sql::Tables {
+                tail: &tail,
+                more_tail: &[],
+                events: &[],
+                defs: &defs,
+            };
+            return sql::run(
+                sql::Flushed::Nothing,
+                tenant,
+                tables,
+                query,
+                self.sql_limits(),
+            )
+            .await;
         };
-        let tail: Vec<_> = self
-            .engine
-            .peek_tail()
-            .into_iter()
-            .filter(|r| r.tenant == tenant)
-            .collect();
-        let events = self
-            .store
-            .as_ref()
-            .map(|s| s.unflushed_events(tenant))
-            .unwrap_or_default();
+        // The files and the unflushed rows as of one instant (no flush in between); the
+        // query then runs over exactly those, without holding up the next flush.
+        let snapshot = sql::Snapshot::take(store, &self.engine, tenant).await?;
         let tables = sql::Tables {
-            tail: &tail,
+            tail: &snapshot.tail,
             more_tail: &[],
-            events: &events,
+            events: &snapshot.unflushed_events,
             defs: &defs,
         };
-        sql::run(
-            self.store.as_deref().into(),
-            tenant,
-            tables,
-            query,
-            self.sql_limits(),
-        )
-        .await
+        let flushed = sql::Flushed::Files {
+            objects: store.objects(),
+            minute: &snapshot.minute,
+            hour: &snapshot.hour,
+            events: &snapshot.events,
+        };
+        sql::run(flushed, tenant, tables, query, self.sql_limits()).await
     }
 
     /// The SQL limits of the options.

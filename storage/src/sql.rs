@@ -172,6 +172,72 @@ impl<'a> From<Option<&'a Store>> for Flushed<'a> {
     }
 }
 
+/// The Parquet files of `table` for `tenant` in `objects` (under `dir/`, when given), as
+/// paths of `objects`: what [`Flushed::Files`] names.
+pub async fn table_files(
+    objects: &dyn object_store::ObjectStore,
+    dir: Option<&str>,
+    table: &str,
+    tenant: &str,
+) -> Result<Vec<String>, SqlError> {
+    use futures::TryStreamExt;
+    let prefix = match dir {
+        Some(d) => format!("{d}/{table}/tenant={tenant}"),
+        None => format!("{table}/tenant={tenant}"),
+    };
+    let listed: Vec<_> = objects
+        .list(Some(&object_store::path::Path::from(prefix)))
+        .try_collect()
+        .await
+        .map_err(|e| SqlError::Unavailable(format!("cannot list the files of {table}: {e}")))?;
+    Ok(listed
+        .into_iter()
+        .map(|m| m.location.to_string())
+        .filter(|p| p.ends_with(".parquet"))
+        .collect())
+}
+
+/// A tenant's tables in `store` at one instant, for [`run`] over [`Flushed::Files`]: the
+/// files listed, and the engine's unflushed minutes and events, all under the store's
+/// read gate (no flush moves rows between them meanwhile), which is given back before
+/// any query runs: a query never holds up a flush.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// `sli_minute` files.
+    pub minute: Vec<String>,
+    /// `sli_hour` files.
+    pub hour: Vec<String>,
+    /// `alert_events` files.
+    pub events: Vec<String>,
+    /// The engine's unflushed minutes of the tenant.
+    pub tail: Vec<MinuteRow>,
+    /// Alert events not yet written.
+    pub unflushed_events: Vec<AlertEvent>,
+}
+
+impl Snapshot {
+    /// `tenant`'s tables in `store`, with `engine`'s unflushed minutes.
+    pub async fn take(
+        store: &Store,
+        engine: &slotel_compute::Engine,
+        tenant: &str,
+    ) -> Result<Self, SqlError> {
+        let _gate = store.read_gate().await;
+        let objects = store.objects().as_ref();
+        Ok(Snapshot {
+            minute: table_files(objects, None, SLI_MINUTE, tenant).await?,
+            hour: table_files(objects, None, SLI_HOUR, tenant).await?,
+            events: table_files(objects, None, ALERT_EVENTS, tenant).await?,
+            tail: engine
+                .peek_tail()
+                .into_iter()
+                .filter(|r| r.tenant == tenant)
+                .collect(),
+            unflushed_events: store.unflushed_events(tenant),
+        })
+    }
+}
+
 /// The unflushed minutes `tail` as an Arrow IPC stream of the `sli_minute` columns: what
 /// a cluster's shard sends for another node's SQL ([`Tables::more_tail`]).
 pub fn tail_ipc(tail: &[MinuteRow]) -> Result<Vec<u8>, SqlError> {

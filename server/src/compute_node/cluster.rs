@@ -880,23 +880,14 @@ impl slotel_query::source::RemoteMinutes for ClusterMinutes {
 /// The files of `tenant`'s `alert_events` in the shared storage (written by whichever
 /// node evaluated the alerts when they changed).
 async fn event_files(node: &Node, tenant: &str) -> Result<Vec<String>, String> {
-    use futures::TryStreamExt;
-    let dir = ObjectPath::from(format!(
-        "{}/{}/tenant={tenant}",
-        super::alerts::EVENTS,
-        slotel_storage::alert_events::ALERT_EVENTS
-    ));
-    let listed: Vec<_> = node
-        .root
-        .list(Some(&dir))
-        .try_collect()
-        .await
-        .map_err(|e| format!("cannot list the alert events: {e}"))?;
-    Ok(listed
-        .into_iter()
-        .map(|m| m.location.to_string())
-        .filter(|p| p.ends_with(".parquet"))
-        .collect())
+    slotel_storage::sql::table_files(
+        node.root.as_ref(),
+        Some(super::alerts::EVENTS),
+        slotel_storage::alert_events::ALERT_EVENTS,
+        tenant,
+    )
+    .await
+    .map_err(|e| e.to_string())
 }
 
 /// One shard's tables for another node's SQL: its stored files and unflushed minutes of
@@ -913,19 +904,13 @@ pub(super) struct SqlPart {
 
 /// The files of `table` for `tenant` in `shard`'s storage, as paths of the shared one.
 async fn shard_files(shard: &Shard, table: &str, tenant: &str) -> Result<Vec<String>, String> {
-    use futures::TryStreamExt;
-    let prefix = ObjectPath::from(format!("{table}/tenant={tenant}"));
-    let listed: Vec<_> = shard
-        .store
-        .objects()
-        .list(Some(&prefix))
-        .try_collect()
-        .await
-        .map_err(|e| format!("cannot list the files of {}: {e}", shard.id))?;
-    Ok(listed
+    let files =
+        slotel_storage::sql::table_files(shard.store.objects().as_ref(), None, table, tenant)
+            .await
+            .map_err(|e| format!("{}: {e}", shard.id))?;
+    Ok(files
         .into_iter()
-        .filter(|m| m.location.as_ref().ends_with(".parquet"))
-        .map(|m| format!("shards/{}/{}", shard.id, m.location))
+        .map(|f| format!("shards/{}/{f}", shard.id))
         .collect())
 }
 
