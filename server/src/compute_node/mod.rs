@@ -725,7 +725,15 @@ impl ComputeNode {
                 std::process::id()
             ),
             api_url,
-            http: reqwest::Client::new(),
+            // Idle connections are dropped before the other nodes' header-read timeout
+            // (`limits.header_read_timeout`, which closes idle HTTP/1 connections) can
+            // close them under a request.
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(
+                    (config.limits.header_read_timeout / 2).max(Duration::from_secs(1)),
+                )
+                .build()
+                .context("cannot build the HTTP client that asks the other nodes")?,
             view,
             partitions: RwLock::default(),
             kafka: kafka.clone(),
