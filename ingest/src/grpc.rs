@@ -95,15 +95,13 @@ impl<C: Consumer, S: Signal> UnaryService<Frame<S>> for Export<C> {
             // The message (decompressed by tonic, within max_decompressed_bytes) holds
             // its bytes of the memory budget until the request ends.
             let mut held = receiver.budget.reservation();
-            let reserved = receiver.budget.reserve(&mut held, size);
-            let reply = match reserved {
-                Ok(()) => {
-                    receiver
-                        .accept::<S>(tenant, Body::Protobuf(bytes), size, Transport::Grpc)
-                        .await
-                }
-                Err(r) => Err(r),
-            };
+            let reply = async {
+                receiver.budget.reserve(&mut held, size)?;
+                receiver
+                    .accept::<S>(tenant, Body::Protobuf(bytes), size, Transport::Grpc)
+                    .await
+            }
+            .await;
             drop(held);
             reply.map(tonic::Response::new).map_err(|r: Refusal| {
                 if !matches!(r, Refusal::Stage(_)) {

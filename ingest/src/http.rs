@@ -150,6 +150,14 @@ const JSON_DECODED_FACTOR: usize = 3;
 /// How much decompressed output is reserved from the memory budget at a time.
 pub const DECOMPRESS_CHUNK: usize = 1 << 20;
 
+/// The body's length as its `Content-Length` declares it.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
 /// Reads at most `max` bytes of body; a larger one (declared or sent) is refused.
 async fn read_body(
     body: axum::body::Body,
@@ -158,11 +166,7 @@ async fn read_body(
 ) -> Result<Bytes, Refusal> {
     let too_large =
         || Refusal::TooLarge(format!("the body is larger than the limit of {max} bytes"));
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
+    if declared_length(headers).is_some_and(|n| n > max as u64) {
         return Err(too_large());
     }
     axum::body::to_bytes(body, max).await.map_err(|e| {
@@ -224,12 +228,9 @@ async fn export<C: Consumer, S: Signal>(
         // its decompressed bytes, and the structures decoded from JSON.
         let (budget, limits) = (&receiver.budget, &receiver.limits);
         let mut held = budget.reservation();
-        let declared = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(limits.max_request_bytes)
-            .min(limits.max_request_bytes);
+        let declared = declared_length(&headers).map_or(limits.max_request_bytes, |n| {
+            n.min(limits.max_request_bytes as u64) as usize
+        });
         budget.reserve(&mut held, declared)?;
         let body = read_body(body, &headers, limits.max_request_bytes).await?;
         let body = decompress(body, &headers, limits.max_decompressed_bytes, &mut |n| {

@@ -320,12 +320,7 @@ impl QueryEngine {
             return sql::run(flushed, tenant, tables, query, self.sql_limits()).await;
         }
         let Some(store) = &self.store else {
-            let tail: Vec<_> = self
-                .engine
-                .peek_tail()
-                .into_iter()
-                .filter(|r| r.tenant == tenant)
-                .collect();
+            let tail = self.engine.peek_tail_of(tenant);
             let tables = sql::Tables {
                 tail: &tail,
                 more_tail: &[],

@@ -228,11 +228,7 @@ impl Snapshot {
             minute: table_files(objects, None, SLI_MINUTE, tenant).await?,
             hour: table_files(objects, None, SLI_HOUR, tenant).await?,
             events: table_files(objects, None, ALERT_EVENTS, tenant).await?,
-            tail: engine
-                .peek_tail()
-                .into_iter()
-                .filter(|r| r.tenant == tenant)
-                .collect(),
+            tail: engine.peek_tail_of(tenant),
             unflushed_events: store.unflushed_events(tenant),
         })
     }

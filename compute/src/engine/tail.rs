@@ -59,15 +59,21 @@ impl Engine {
     /// Takes the counts added since the last call: the rows storage must write. If the
     /// write fails, hand them back with [`Engine::untake_tail`].
     pub fn take_tail(&self) -> Vec<MinuteRow> {
-        self.tail_rows(true)
+        self.tail_rows(true, None)
     }
 
     /// The counts not yet taken, left in place: the unflushed tail queries must see.
     pub fn peek_tail(&self) -> Vec<MinuteRow> {
-        self.tail_rows(false)
+        self.tail_rows(false, None)
     }
 
-    pub(super) fn tail_rows(&self, take: bool) -> Vec<MinuteRow> {
+    /// [`Engine::peek_tail`] of `tenant`'s SLOs only.
+    pub fn peek_tail_of(&self, tenant: &str) -> Vec<MinuteRow> {
+        self.tail_rows(false, Some(tenant))
+    }
+
+    /// The tail's rows (of `tenant`'s SLOs only, when given), taken or left in place.
+    pub(super) fn tail_rows(&self, take: bool, tenant: Option<&str>) -> Vec<MinuteRow> {
         if take {
             // Cells counted while this runs are either taken now (the next size check
             // sees a few too many) or left for the next flush (and counted).
@@ -76,6 +82,9 @@ impl Engine {
         let set = self.current();
         let mut out = Vec::new();
         for e in &set.slos {
+            if tenant.is_some_and(|t| t != e.def.tenant) {
+                continue;
+            }
             let mut cells: Vec<_> = {
                 let mut tail = e.tail.lock().unwrap_or_else(|p| p.into_inner());
                 if take {

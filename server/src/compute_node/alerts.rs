@@ -182,15 +182,7 @@ impl ObjectState {
 
     /// The saved states' bytes; none before the first save.
     async fn bytes(&self) -> Result<Option<Vec<u8>>, String> {
-        match self.root.get(&self.path).await {
-            Ok(got) => got
-                .bytes()
-                .await
-                .map(|b| Some(b.to_vec()))
-                .map_err(|e| format!("cannot read {}: {e}", self.path)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(format!("cannot read {}: {e}", self.path)),
-        }
+        read_object(self.root.as_ref(), &self.path).await
     }
 
     /// The states kept; none is a fresh start. Damaged states are an error (after a copy

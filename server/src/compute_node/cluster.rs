@@ -902,34 +902,25 @@ pub(super) struct SqlPart {
     tail: Vec<u8>,
 }
 
-/// The files of `table` for `tenant` in `shard`'s storage, as paths of the shared one.
-async fn shard_files(shard: &Shard, table: &str, tenant: &str) -> Result<Vec<String>, String> {
-    let files =
-        slotel_storage::sql::table_files(shard.store.objects().as_ref(), None, table, tenant)
-            .await
-            .map_err(|e| format!("{}: {e}", shard.id))?;
-    Ok(files
-        .into_iter()
-        .map(|f| format!("shards/{}/{f}", shard.id))
-        .collect())
-}
-
-/// The tables of every shard this node owns, for `tenant`.
+/// The tables of every shard this node owns, for `tenant`: each shard's files (as paths
+/// of the shared storage) and unflushed minutes, listed at one instant
+/// ([`slotel_storage::sql::Snapshot`]).
 async fn local_sql_parts(node: &Node, tenant: &str) -> Result<Vec<ShardPart<SqlPart>>, String> {
     let mut out = Vec::new();
     for shard in node.shards() {
-        // No flush moves rows from the tail to a file while both are listed.
-        let _gate = shard.store.read_gate().await;
-        let tail: Vec<_> = shard
-            .engine
-            .peek_tail()
-            .into_iter()
-            .filter(|r| r.tenant == tenant)
-            .collect();
+        let snapshot = slotel_storage::sql::Snapshot::take(&shard.store, &shard.engine, tenant)
+            .await
+            .map_err(|e| format!("{}: {e}", shard.id))?;
+        let in_shared = |files: Vec<String>| -> Vec<String> {
+            files
+                .into_iter()
+                .map(|f| format!("shards/{}/{f}", shard.id))
+                .collect()
+        };
         let part = SqlPart {
-            minute: shard_files(&shard, slotel_storage::SLI_MINUTE, tenant).await?,
-            hour: shard_files(&shard, slotel_storage::SLI_HOUR, tenant).await?,
-            tail: slotel_storage::sql::tail_ipc(&tail).map_err(|e| e.to_string())?,
+            minute: in_shared(snapshot.minute),
+            hour: in_shared(snapshot.hour),
+            tail: slotel_storage::sql::tail_ipc(&snapshot.tail).map_err(|e| e.to_string())?,
         };
         out.push(ShardPart::of(node, &shard, part));
     }

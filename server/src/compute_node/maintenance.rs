@@ -17,13 +17,13 @@ const POSTED: &str = "cluster/maintenance.json";
 impl Node {
     /// The windows posted to any node, as the shared storage holds them.
     async fn posted_windows(&self) -> Result<Vec<MaintenanceWindow>, ApiError> {
-        let path = ObjectPath::from(POSTED);
-        let bytes = match self.root.get(&path).await {
-            Ok(got) => got.bytes().await,
-            Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
-        .map_err(|e| ApiError::Unavailable(format!("cannot read {POSTED}: {e}")))?;
+        let Some(bytes) = self
+            .object(&ObjectPath::from(POSTED))
+            .await
+            .map_err(ApiError::Unavailable)?
+        else {
+            return Ok(Vec::new());
+        };
         serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::Unavailable(format!("{POSTED} is damaged: {e}")))
     }

@@ -165,7 +165,26 @@ struct Node {
     window_changes: tokio::sync::Mutex<()>,
 }
 
+/// The bytes of the object at `path` of `root`; none when there is no such object.
+async fn read_object(root: &dyn ObjectStore, path: &ObjectPath) -> Result<Option<Vec<u8>>, String> {
+    use object_store::ObjectStoreExt;
+    match root.get(path).await {
+        Ok(got) => got
+            .bytes()
+            .await
+            .map(|b| Some(b.to_vec()))
+            .map_err(|e| format!("cannot read {path}: {e}")),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(format!("cannot read {path}: {e}")),
+    }
+}
+
 impl Node {
+    /// The bytes of the shared storage's object at `path`; none when there is none.
+    async fn object(&self, path: &ObjectPath) -> Result<Option<Vec<u8>>, String> {
+        read_object(self.root.as_ref(), path).await
+    }
+
     fn shards(&self) -> Vec<Arc<Shard>> {
         self.shards
             .read()
