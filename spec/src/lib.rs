@@ -421,7 +421,8 @@ pub(crate) fn yaml_error(file: &Path, e: &serde_saphyr::Error) -> SpecError {
         file: file.to_path_buf(),
         line,
         column,
-        message: first_line(&e.to_string()),
+        // The message alone: the rendered source snippet would be cut off anyway.
+        message: first_line(&e.without_snippet().to_string()),
     }
 }
 
@@ -486,26 +487,40 @@ fn load_all(
     for path in paths {
         collect_files(path, extensions, true, &mut files)?;
     }
-    let mut errors = Vec::new();
-    let mut all: Vec<(SloDef, Origin)> = Vec::new();
-    let mut open_slo = Vec::new();
-    for file in &files {
-        let text = std::fs::read_to_string(file).map_err(|source| Error::Read {
+    let mut texts = Vec::with_capacity(files.len());
+    for file in files {
+        let text = std::fs::read_to_string(&file).map_err(|source| Error::Read {
             path: file.clone(),
             source,
         })?;
-        if sloth::is_sloth(&text) {
-            all.extend(sloth::parse_file(file, &text, &mut errors));
+        texts.push((file, text));
+    }
+    load_texts_into(&texts, notes)
+}
+
+/// Parses SLO files already read, as [`load_paths_noting`] parses the files it reads:
+/// each `(path, text)` in any of the formats, the path naming it in positions. The
+/// notes are in file order.
+pub fn load_texts(texts: &[(PathBuf, String)]) -> (Result<Vec<SloDef>>, Vec<SpecError>) {
+    let mut notes = Vec::new();
+    let result = load_texts_into(texts, &mut notes);
+    (result, notes)
+}
+
+fn load_texts_into(texts: &[(PathBuf, String)], notes: &mut Vec<SpecError>) -> Result<Vec<SloDef>> {
+    let mut errors = Vec::new();
+    let mut all: Vec<(SloDef, Origin)> = Vec::new();
+    let mut open_slo = Vec::new();
+    for (file, text) in texts {
+        if sloth::is_sloth(text) {
+            all.extend(sloth::parse_file(file, text, &mut errors));
             continue;
         }
-        if openslo::is_openslo(&text) {
-            open_slo.push((
-                file.as_path(),
-                openslo::parse_file(file, &text, &mut errors),
-            ));
+        if openslo::is_openslo(text) {
+            open_slo.push((file.as_path(), openslo::parse_file(file, text, &mut errors)));
             continue;
         }
-        let (defs, errs) = parse_with_origin(file, &text);
+        let (defs, errs) = parse_with_origin(file, text);
         all.extend(defs);
         errors.extend(errs);
     }
