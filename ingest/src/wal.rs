@@ -248,30 +248,31 @@ fn parse(bytes: &[u8]) -> Parsed {
     if crc32c::crc32c(payload) != crc {
         return Parsed::Bad("checksum mismatch");
     }
-    if decode_payload(payload, Bytes::new()).is_none() {
+    if payload_meta(payload).is_none() {
         return Parsed::Bad("payload does not decode");
     }
     Parsed::Record(HEADER_BYTES + u64::from(len))
 }
 
-/// The record of `payload`; `body` is its body bytes when the caller already holds
-/// them as `Bytes` (empty: copied from `payload`).
-fn decode_payload(p: &[u8], body: Bytes) -> Option<Record> {
+/// What a record's payload says before its body: the tenant, the signal, the receive
+/// time, and where the body starts; `None` when it does not decode.
+fn payload_meta(p: &[u8]) -> Option<(&str, SignalKind, i64, usize)> {
     let tenant_len = usize::from(u16::from_le_bytes(p.get(..2)?.try_into().ok()?));
     let tenant = std::str::from_utf8(p.get(2..2 + tenant_len)?).ok()?;
     let rest = p.get(2 + tenant_len..)?;
     let signal = SignalKind::from_code(*rest.first()?)?;
     let received_nanos = i64::from_le_bytes(rest.get(1..9)?.try_into().ok()?);
-    let raw = rest.get(9..)?;
+    Some((tenant, signal, received_nanos, meta_len(tenant)))
+}
+
+/// The record of `payload`, its body a slice of it.
+fn decode_payload(p: &Bytes) -> Option<Record> {
+    let (tenant, signal, received_nanos, body_at) = payload_meta(p)?;
     Some(Record {
         tenant: Tenant::from(tenant),
         signal,
         received_nanos,
-        body: if body.is_empty() {
-            Bytes::copy_from_slice(raw)
-        } else {
-            body
-        },
+        body: p.slice(body_at..),
     })
 }
 
@@ -712,14 +713,7 @@ impl Wal {
                     return Err(damaged());
                 }
                 let n = HEADER_BYTES + u64::from(len);
-                let payload = Bytes::from(payload);
-                let tenant_len = usize::from(u16::from_le_bytes([
-                    payload[0],
-                    payload.get(1).copied().unwrap_or(0),
-                ]));
-                let body_at = (2 + tenant_len + 9).min(payload.len());
-                let record =
-                    decode_payload(&payload, payload.slice(body_at..)).ok_or_else(damaged)?;
+                let record = decode_payload(&Bytes::from(payload)).ok_or_else(damaged)?;
                 out.push(Entry {
                     offset: at,
                     next: at + n,
@@ -1021,6 +1015,25 @@ mod tests {
         let (wal, report) = Wal::open(dir.path(), options(u64::MAX)).unwrap();
         assert_eq!((report.end, report.torn_bytes), (offsets[3], 4096));
         assert_eq!(read_all(&wal, 0).len(), 3);
+    }
+
+    #[test]
+    fn a_record_damaged_after_the_log_opened_is_an_error_when_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = Wal::open(dir.path(), options(u64::MAX)).unwrap();
+        let offsets: Vec<u64> = (0..3).map(|i| append(&wal, i + 10)).collect();
+        // The second record's header becomes an empty record with a valid checksum
+        // (CRC32C of nothing is 0): whole, but with no tenant or signal.
+        let seg = dir.path().join(segment_name(0));
+        let mut bytes = std::fs::read(&seg).unwrap();
+        let at = offsets[1] as usize;
+        bytes[at..at + HEADER_BYTES as usize].fill(0);
+        std::fs::write(&seg, &bytes).unwrap();
+        let err = wal.read_sync(0, usize::MAX).unwrap_err();
+        assert!(
+            matches!(err, WalError::Corrupt { offset, .. } if offset == offsets[1]),
+            "{err}"
+        );
     }
 
     #[test]
