@@ -304,13 +304,14 @@ fn histogram(
     cumulative: bool,
 ) -> Option<Observation> {
     let threshold = threshold_s / seconds_per_unit(unit)?;
-    let mut good = 0u64;
+    // Summed as the observation holds them: a client's counts cannot overflow a float.
+    let mut good = 0f64;
     let mut effective = None;
     for (i, &count) in p.bucket_counts.iter().enumerate() {
         // Bucket i holds (bounds[i-1], bounds[i]]; the last one is unbounded.
         match p.explicit_bounds.get(i) {
             Some(&upper) if upper <= threshold => {
-                good += count;
+                good += count as f64;
                 effective = Some(upper * seconds_per_unit(unit)?);
             }
             _ => break,
@@ -319,7 +320,7 @@ fn histogram(
     Some(Observation {
         start: p.start_time_unix_nano,
         time: p.time_unix_nano,
-        good: good as f64,
+        good,
         total: p.count as f64,
         cumulative,
         effective_threshold: effective,
@@ -335,10 +336,10 @@ fn exponential(
     let threshold = threshold_s / seconds_per_unit(unit)?;
     let base = 2f64.powf(2f64.powi(-p.scale));
     // Zero and negative observations are below any positive threshold.
-    let mut good = p.zero_count
+    let mut good = p.zero_count as f64
         + p.negative
             .as_ref()
-            .map_or(0, |n| n.bucket_counts.iter().sum());
+            .map_or(0.0, |n| n.bucket_counts.iter().map(|&c| c as f64).sum());
     let mut effective = None;
     if let Some(pos) = &p.positive {
         for (i, &count) in pos.bucket_counts.iter().enumerate() {
@@ -346,7 +347,7 @@ fn exponential(
             let k = pos.offset as f64 + i as f64;
             let upper = base.powf(k + 1.0);
             if upper <= threshold {
-                good += count;
+                good += count as f64;
                 effective = Some(upper * seconds_per_unit(unit)?);
             } else {
                 break;
@@ -356,7 +357,7 @@ fn exponential(
     Some(Observation {
         start: p.start_time_unix_nano,
         time: p.time_unix_nano,
-        good: good as f64,
+        good,
         total: p.count as f64,
         cumulative,
         effective_threshold: effective,
@@ -423,6 +424,10 @@ struct Last {
 /// Most series an SLO tracks; points of further series are counted as dropped.
 pub const MAX_SERIES_PER_SLO: usize = 100_000;
 
+/// The most events one data point counts (a minute holds at most this many per SLO):
+/// a counter's jump past it is counted as it, so that no sum of counts can overflow.
+pub const MAX_POINT_EVENTS: u64 = u32::MAX as u64;
+
 /// The cumulative series of one SLO.
 #[derive(Debug, Default)]
 pub struct SeriesState {
@@ -458,10 +463,17 @@ impl SeriesState {
             .collect();
     }
 
-    /// Turns an observation into (good, total) increases. `horizon_start` is the oldest
-    /// time the SLO's windows reach. `None` when the series cap is reached.
+    /// Turns an observation into (good, total) increases, each at most
+    /// [`MAX_POINT_EVENTS`]. `horizon_start` is the oldest time the SLO's windows reach.
+    /// `None` when the series cap is reached.
     pub fn delta(&mut self, key: u64, o: &Observation, horizon_start: u64) -> Option<(u64, u64)> {
-        let round = |v: f64| if v > 0.0 { v.round() as u64 } else { 0 };
+        let round = |v: f64| {
+            if v > 0.0 {
+                v.round().min(MAX_POINT_EVENTS as f64) as u64
+            } else {
+                0
+            }
+        };
         if !o.cumulative {
             return Some((round(o.good), round(o.total)));
         }
@@ -535,6 +547,39 @@ mod tests {
             "http_response_status_code"
         ));
         assert!(!prometheus_key_eq("http.route", "http_routes"));
+    }
+
+    #[test]
+    fn one_point_counts_at_most_a_minutes_worth() {
+        // Found by the otlp_metrics fuzz target: a counter of 1e30 made sums overflow.
+        let mut s = SeriesState::default();
+        assert_eq!(
+            s.delta(1, &obs(100, 200, 1e30), 50),
+            Some((MAX_POINT_EVENTS, MAX_POINT_EVENTS))
+        );
+        assert_eq!(
+            s.delta(1, &obs(100, 300, f64::MAX), 50),
+            Some((MAX_POINT_EVENTS, MAX_POINT_EVENTS))
+        );
+        let mut d = obs(0, 0, f64::INFINITY);
+        d.cumulative = false;
+        assert_eq!(
+            s.delta(2, &d, 50),
+            Some((MAX_POINT_EVENTS, MAX_POINT_EVENTS))
+        );
+        // Bucket counts whose sum passes u64::MAX (found by the same target).
+        let p = HistogramDataPoint {
+            bucket_counts: vec![u64::MAX, u64::MAX, 1],
+            explicit_bounds: vec![0.1, 0.2],
+            count: u64::MAX,
+            ..Default::default()
+        };
+        let o = histogram(&p, "s", 0.25, false).unwrap();
+        assert_eq!(o.good, 2.0 * u64::MAX as f64);
+        assert_eq!(
+            s.delta(3, &o, 50),
+            Some((MAX_POINT_EVENTS, MAX_POINT_EVENTS))
+        );
     }
 
     #[test]

@@ -226,21 +226,28 @@ impl MinuteRing {
         }
         let head = self.head.unwrap_or(minute);
         let sat = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        // What the minute holds grows by the counts, to at most u32::MAX; the hour grows
+        // by what the minute did, so that it always sums its minutes.
         let add = |c: &mut [u32; 2]| {
+            let before = *c;
             c[0] = c[0].saturating_add(sat(good));
             c[1] = c[1].saturating_add(sat(total));
+            [c[0] - before[0], c[1] - before[1]]
         };
+        let mut grown = None;
         if minute > head - self.dense as i64 {
             let s = self.slot(minute);
-            add(&mut self.minutes[s]);
+            grown = Some(add(&mut self.minutes[s]));
         }
         let hour = hour_of(minute);
         if let Some(p) = self.pages.iter_mut().find(|p| p.hour == hour) {
-            add(&mut p.minutes[minute.rem_euclid(MINUTES_PER_HOUR) as usize]);
+            let paged = add(&mut p.minutes[minute.rem_euclid(MINUTES_PER_HOUR) as usize]);
+            grown.get_or_insert(paged);
         }
+        let [g, t] = grown.unwrap_or([sat(good), sat(total)]);
         let h = self.hour_slot(hour);
-        self.hours[h][0] += good;
-        self.hours[h][1] += total;
+        self.hours[h][0] += u64::from(g);
+        self.hours[h][1] += u64::from(t);
         AddOutcome::Added
     }
 
@@ -518,6 +525,22 @@ mod tests {
             assert_eq!(r.sums(then, &[10]), vec![(want, want)], "{ahead} ahead");
             assert_eq!(r.minutes(then, then), vec![(1, 1)]);
         }
+    }
+
+    #[test]
+    fn counts_past_a_minutes_range_saturate_and_hours_still_sum_their_minutes() {
+        // Found by the otlp_metrics fuzz target: a counter's delta near u64::MAX
+        // overflowed the hour's sum.
+        let mut r = MinuteRing::new(180);
+        let max = u64::from(u32::MAX);
+        assert_eq!(r.add(120, u64::MAX, u64::MAX, 125), AddOutcome::Added);
+        assert_eq!(r.add(120, u64::MAX, u64::MAX, 125), AddOutcome::Added);
+        assert_eq!(r.add(121, 1, 2, 125), AddOutcome::Added);
+        assert_eq!(r.minutes(120, 121), vec![(max, max), (1, 2)]);
+        // The hour's sum, read for a window past the minutes held one by one, is theirs.
+        let h = r.hour_slot(2);
+        assert_eq!(r.hours[h], [max + 1, max + 2]);
+        assert_eq!(r.sums(125, &[6]), vec![(max + 1, max + 2)]);
     }
 
     #[test]
