@@ -18,6 +18,8 @@ pub mod config;
 #[cfg(feature = "kafka")]
 mod ingest_node;
 pub mod pipeline;
+#[cfg(test)]
+mod routes;
 
 pub use app::{Addresses, App, test_receivers};
 #[cfg(feature = "kafka")]

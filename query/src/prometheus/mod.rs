@@ -32,7 +32,10 @@ pub fn routes(source: QueryEngine) -> Router {
         .route("/api/v1/label/{name}/values", get(label_values))
         .route("/api/v1/metadata", get(metadata))
         .route("/api/v1/status/buildinfo", get(buildinfo))
-        .route("/api/v1/query_exemplars", get(empty_list).post(empty_list))
+        .route(
+            "/api/v1/query_exemplars",
+            get(query_exemplars).post(query_exemplars),
+        )
         .route("/api/v1/rules", get(rules))
         .route("/api/v1/alerts", get(alerts))
         .with_state(source)
@@ -48,6 +51,7 @@ pub fn routes(source: QueryEngine) -> Router {
     label_values,
     metadata,
     buildinfo,
+    query_exemplars,
     rules,
     alerts
 ))]
@@ -463,7 +467,14 @@ async fn buildinfo() -> Response {
     }))
 }
 
-async fn empty_list() -> Response {
+#[utoipa::path(
+    method(get, post), path = "/prometheus/api/v1/query_exemplars", tag = "prometheus",
+    responses(
+        (status = 200, description = "No exemplars (slotel keeps none yet): Prometheus' reply with an empty list, which Grafana's exemplar queries expect", body = Object),
+        (status = 401, description = "A bearer token is required", body = Object),
+    )
+)]
+async fn query_exemplars() -> Response {
     success(json!([]))
 }
 
