@@ -96,56 +96,88 @@ fn encoding(headers: &HeaderMap) -> Result<Encoding, Refusal> {
     }
 }
 
-/// Decompresses `body` per `Content-Encoding`, reading at most `max` bytes of output: a
-/// decompression bomb is refused after `max + 1` bytes, whatever it claims. Every
-/// [`DECOMPRESS_CHUNK`] of output is first reserved with `reserve` (the memory budget),
-/// whose refusal ends the decompression.
+/// Decompresses `body` as `encoding` says (`Content-Encoding`, or gRPC's
+/// `grpc-encoding`; none is the body as it is), reading at most `max` bytes of output: a
+/// decompression bomb is refused after `max + 1` bytes, whatever it claims. The
+/// output's memory is reserved with `reserve` (the memory budget) before it is
+/// allocated: as the stream declares its size (gzip's trailer, zstd's frame header),
+/// else [`DECOMPRESS_CHUNK`] first and then as much again as it holds each time it is
+/// full. A refusal of `reserve` ends the decompression.
 pub fn decompress(
     body: Bytes,
-    headers: &HeaderMap,
+    encoding: Option<&str>,
     max: usize,
     reserve: &mut dyn FnMut(usize) -> Result<(), Refusal>,
 ) -> Result<Bytes, Refusal> {
-    let ce = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_ascii_lowercase());
-    let reader: Box<dyn Read> = match ce.as_deref() {
+    let encoding = encoding.map(|v| v.trim().to_ascii_lowercase());
+    let declared = match encoding.as_deref() {
         None | Some("" | "identity") => return Ok(body),
+        Some("gzip" | "x-gzip") => gzip_size(&body),
+        Some("zstd") => zstd::zstd_safe::get_frame_content_size(&body)
+            .ok()
+            .flatten(),
+        Some(_) => None,
+    };
+    let reader: Box<dyn Read> = match encoding.as_deref() {
         Some("gzip" | "x-gzip") => Box::new(flate2::read::MultiGzDecoder::new(body.reader())),
         Some("zstd") => Box::new(
             zstd::stream::read::Decoder::new(body.reader())
                 .map_err(|e| Refusal::Invalid(format!("invalid zstd body: {e}")))?,
         ),
-        Some(other) => {
+        other => {
             return Err(Refusal::Unsupported(format!(
-                "unsupported content encoding {other:?}: send gzip, zstd or none"
+                "unsupported content encoding {:?}: send gzip, zstd or none",
+                other.unwrap_or_default()
             )));
         }
     };
+    let too_large = || {
+        Refusal::TooLarge(format!(
+            "the decompressed body is larger than the limit of {max} bytes"
+        ))
+    };
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    // One byte past the declared size, so that the end is found without growing.
+    let first = declared.map_or(DECOMPRESS_CHUNK, |n| n as usize + 1);
     let mut reader = reader.take(max as u64 + 1);
     let mut out = Vec::new();
     loop {
-        reserve(DECOMPRESS_CHUNK)?;
+        if out.len() == out.capacity() {
+            let grow = if out.capacity() == 0 {
+                first
+            } else {
+                out.capacity().max(DECOMPRESS_CHUNK)
+            };
+            let grow = grow.min(max + 1 - out.len());
+            reserve(grow)?;
+            out.reserve_exact(grow);
+        }
+        let room = out.capacity() - out.len();
         let read = (&mut reader)
-            .take(DECOMPRESS_CHUNK as u64)
+            .take(room as u64)
             .read_to_end(&mut out)
             .map_err(|e| Refusal::Invalid(format!("cannot decompress the body: {e}")))?;
         if out.len() > max {
-            return Err(Refusal::TooLarge(format!(
-                "the decompressed body is larger than the limit of {max} bytes"
-            )));
+            return Err(too_large());
         }
-        if read < DECOMPRESS_CHUNK {
+        if read < room {
             break;
         }
     }
     Ok(Bytes::from(out))
 }
 
-/// The memory an OTLP/JSON body takes once decoded, as a multiple of its bytes (reserved
-/// before decoding).
-const JSON_DECODED_FACTOR: usize = 3;
+/// The size a gzip body declares in its (last member's) trailer: a hint, as it is the
+/// size modulo 2^32 and says nothing of earlier members.
+fn gzip_size(body: &[u8]) -> Option<u64> {
+    if body.len() < 18 || body[..2] != [0x1f, 0x8b] {
+        return None;
+    }
+    let trailer: [u8; 4] = body[body.len() - 4..].try_into().ok()?;
+    Some(u64::from(u32::from_le_bytes(trailer)))
+}
 
 /// How much decompressed output is reserved from the memory budget at a time.
 pub const DECOMPRESS_CHUNK: usize = 1 << 20;
@@ -233,16 +265,22 @@ async fn export<C: Consumer, S: Signal>(
         });
         budget.reserve(&mut held, declared)?;
         let body = read_body(body, &headers, limits.max_request_bytes).await?;
-        let body = decompress(body, &headers, limits.max_decompressed_bytes, &mut |n| {
+        let encoding = headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok());
+        let body = decompress(body, encoding, limits.max_decompressed_bytes, &mut |n| {
             budget.reserve(&mut held, n)
         })?;
         if enc == Encoding::Json {
-            budget.reserve(&mut held, body.len().saturating_mul(JSON_DECODED_FACTOR))?;
+            budget.reserve(
+                &mut held,
+                body.len().saturating_mul(slotel_proto::DECODED_FACTOR),
+            )?;
         }
         let size = body.len();
         let request = decode::<S>(body, enc)?;
         let reply = receiver
-            .accept(tenant, request, size, Transport::Http)
+            .accept(tenant, request, size, Transport::Http, &mut held)
             .await;
         drop(held);
         reply

@@ -9,6 +9,7 @@ use slotel_model::Clock;
 use slotel_proto::{Consumer, Tenant};
 
 use crate::Limits;
+use crate::budget::Reserved;
 use crate::metrics::{IngestMetrics, RequestRecord, Transport};
 use crate::reply::Refusal;
 use crate::signal::Signal;
@@ -60,20 +61,26 @@ impl<C: Consumer> Receiver<C> {
         }
     }
 
-    /// Takes one request of `size_bytes` for `tenant`, as protobuf bytes or decoded.
+    /// Takes one request of `size_bytes` for `tenant`, as protobuf bytes or decoded;
+    /// the memory decoding it takes is added to `held`, the request's reservation.
     pub async fn accept<S: Signal>(
         &self,
         tenant: Tenant,
         body: Body<S>,
         size_bytes: usize,
         transport: Transport,
+        held: &mut Reserved,
     ) -> Result<S::Response, Refusal> {
         let start = Instant::now();
         let now = self.clock.now_nanos();
         let now_u = u64::try_from(now).unwrap_or(0);
         let accepted = match body {
-            Body::Protobuf(bytes) => S::from_protobuf(bytes, now_u, &self.limits.items)
-                .map_err(|e| Refusal::Invalid(format!("malformed OTLP protobuf: {e}")))?,
+            Body::Protobuf(bytes) => {
+                let budget = &self.budget;
+                S::from_protobuf(bytes, now_u, &self.limits.items, &mut |n| {
+                    budget.reserve(held, n)
+                })?
+            }
             Body::Decoded(request) => request.checked(now_u, &self.limits.items),
         };
         let (items, checked) = (accepted.items, accepted.checked);

@@ -137,6 +137,14 @@ impl Refusal {
     /// The gRPC status for this refusal, with a `RetryInfo` detail when retryable.
     pub fn to_grpc(&self) -> tonic::Status {
         let (code, _, message, retry) = self.parts();
+        // As gRPC servers answer them: a message over the size limit is
+        // RESOURCE_EXHAUSTED (without RetryInfo: retrying it cannot help), an encoding
+        // the server does not read UNIMPLEMENTED.
+        let code = match self {
+            Refusal::TooLarge(_) => code::RESOURCE_EXHAUSTED,
+            Refusal::Unsupported(_) => code::UNIMPLEMENTED,
+            _ => code,
+        };
         let details = rpc::Status::new(code, message.clone(), retry).encode_to_vec();
         tonic::Status::with_details(tonic::Code::from(code), message, details.into())
     }

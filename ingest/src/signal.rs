@@ -13,7 +13,15 @@ use slotel_proto::otlp::collector::trace::v1::{
 };
 use slotel_proto::{Batch, Payload, Tenant};
 
+use crate::reply::Refusal;
 use crate::validate::{self, Checked, ItemLimits};
+
+/// Reserves bytes of the memory budget for the request being read, or refuses.
+pub type Reserve<'a> = dyn FnMut(usize) -> Result<(), Refusal> + 'a;
+
+fn malformed(e: impl std::fmt::Display) -> Refusal {
+    Refusal::Invalid(format!("malformed OTLP protobuf: {e}"))
+}
 
 /// A checked request, ready to become a batch.
 #[derive(Debug)]
@@ -30,12 +38,12 @@ pub struct Accepted {
 }
 
 impl Accepted {
-    /// The batch handed to the next stage.
+    /// The batch handed to the next stage, of a request whose encoding was `size_bytes`.
     pub fn into_batch(self, tenant: Tenant, size_bytes: usize, received_nanos: i64) -> Batch {
         Batch {
             tenant,
+            size_bytes: self.payload.held_bytes(size_bytes),
             payload: self.payload,
-            size_bytes,
             raw: self.raw,
             received_nanos,
         }
@@ -65,9 +73,17 @@ pub trait Signal:
     fn into_payload(self) -> Payload;
 
     /// Checks a request received as protobuf `body`: the payload of its batch, what
-    /// checking found, and the items it had. An error says why the bytes do not decode.
-    fn from_protobuf(body: Bytes, now_nanos: u64, limits: &ItemLimits) -> Result<Accepted, String> {
-        let mut request = Self::decode(&*body).map_err(|e| e.to_string())?;
+    /// checking found, and the items it had. The memory a decoded request takes is
+    /// reserved with `reserve` before it is decoded. A refusal says why the bytes do not
+    /// decode, or that the budget cannot take them.
+    fn from_protobuf(
+        body: Bytes,
+        now_nanos: u64,
+        limits: &ItemLimits,
+        reserve: &mut Reserve<'_>,
+    ) -> Result<Accepted, Refusal> {
+        reserve(body.len().saturating_mul(slotel_proto::DECODED_FACTOR))?;
+        let mut request = Self::decode(&*body).map_err(malformed)?;
         let items = request.item_count() as u64;
         let checked = request.check(now_nanos, limits);
         // What checking changed must be encoded again; the rest goes as received.
@@ -120,11 +136,17 @@ impl Signal for ExportTraceServiceRequest {
 
     /// The wire scanner checks the bytes; only a request that checking changes (spans
     /// refused, attributes cut) is decoded, changed and encoded again.
-    fn from_protobuf(body: Bytes, now_nanos: u64, limits: &ItemLimits) -> Result<Accepted, String> {
-        let (items, checked) = validate::trace_bytes(&body, now_nanos, limits)?;
+    fn from_protobuf(
+        body: Bytes,
+        now_nanos: u64,
+        limits: &ItemLimits,
+        reserve: &mut Reserve<'_>,
+    ) -> Result<Accepted, Refusal> {
+        let (items, checked) =
+            validate::trace_bytes(&body, now_nanos, limits).map_err(malformed)?;
         if checked.changed() {
-            let mut request =
-                <Self as prost::Message>::decode(&*body).map_err(|e| e.to_string())?;
+            reserve(body.len().saturating_mul(slotel_proto::DECODED_FACTOR))?;
+            let mut request = <Self as prost::Message>::decode(&*body).map_err(malformed)?;
             let again = validate::traces(&mut request, now_nanos, limits);
             debug_assert_eq!(again, checked);
             return Ok(Accepted {

@@ -53,6 +53,11 @@ pub fn parse_tenant(header: Option<&[u8]>) -> std::result::Result<Tenant, String
     }
 }
 
+/// About how many bytes of memory a decoded OTLP request takes per byte of its
+/// encoding: what the memory budget reserves before a request is decoded, and what the
+/// queue to compute counts for a decoded batch.
+pub const DECODED_FACTOR: usize = 3;
+
 /// One decoded OTLP request, as it travels from ingest to compute.
 #[derive(Debug, Clone)]
 pub struct Batch {
@@ -60,8 +65,9 @@ pub struct Batch {
     pub tenant: Tenant,
     /// The decoded request.
     pub payload: Payload,
-    /// The size of the request as received, decompressed, in bytes: what the buffer
-    /// accounts against its memory limit.
+    /// The memory the batch holds, in bytes, as the queue to compute counts it against
+    /// its limit: a trace payload's bytes, or [`Payload::held_bytes`] of a decoded
+    /// request's encoded size.
     pub size_bytes: usize,
     /// The request's protobuf bytes when they are at hand and say exactly what a
     /// decoded `payload` holds (received as protobuf and not changed by validation): the
@@ -84,6 +90,18 @@ pub enum Payload {
     Metrics(ExportMetricsServiceRequest),
     /// An OTLP `ExportLogsServiceRequest`.
     Logs(ExportLogsServiceRequest),
+}
+
+impl Payload {
+    /// The memory this payload holds when its request's encoding is `encoded` bytes: a
+    /// trace payload is those bytes, a decoded request about [`DECODED_FACTOR`] times
+    /// them.
+    pub fn held_bytes(&self, encoded: usize) -> usize {
+        match self {
+            Payload::Traces(body) => body.len(),
+            Payload::Metrics(_) | Payload::Logs(_) => encoded.saturating_mul(DECODED_FACTOR),
+        }
+    }
 }
 
 impl Batch {

@@ -94,8 +94,8 @@ impl Record {
         };
         Ok(Batch {
             tenant: Tenant::clone(&self.tenant),
+            size_bytes: payload.held_bytes(self.body.len()),
             payload,
-            size_bytes: self.body.len(),
             raw: (self.signal != SignalKind::Traces).then(|| self.body.clone()),
             received_nanos: self.received_nanos,
         })

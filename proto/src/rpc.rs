@@ -35,6 +35,8 @@ pub mod code {
     pub const DEADLINE_EXCEEDED: i32 = 4;
     /// Out of capacity; retry later.
     pub const RESOURCE_EXHAUSTED: i32 = 8;
+    /// The server does not do what was asked (an encoding it does not read).
+    pub const UNIMPLEMENTED: i32 = 12;
     /// Not available now; retry later.
     pub const UNAVAILABLE: i32 = 14;
     /// Missing or wrong credentials.

@@ -248,9 +248,11 @@ async fn requests_past_the_memory_budget_are_refused_as_retryable() {
     use tokio::io::AsyncWriteExt;
     const BUDGET: usize = 4 << 20;
     let server = Server::start_with(SLOS, &format!("limits:\n  max_inflight_bytes: {BUDGET}\n"));
-    // Four requests declare 1 MiB bodies and send them slowly: they hold the budget.
+    // Two HTTP requests declare 1 MiB bodies and a gRPC call's prefix declares a 2 MiB
+    // message (less its 5-byte prefix); all send a byte and wait: together they hold
+    // the budget, reserved before their bytes arrive.
     let mut slow = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..2 {
         let mut stream = connect(&server.otlp_http).await;
         stream
             .write_all(
@@ -261,6 +263,24 @@ async fn requests_past_the_memory_budget_are_refused_as_retryable() {
             .unwrap();
         slow.push(stream);
     }
+    let tcp = connect(&server.otlp_grpc).await;
+    let (h2, connection) = h2::client::handshake(tcp).await.unwrap();
+    let connection = tokio::spawn(connection);
+    let mut h2 = h2.ready().await.unwrap();
+    let call = axum::http::Request::post(format!(
+        "{}/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        server.otlp_grpc
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(())
+    .unwrap();
+    let (_reply, mut message) = h2.send_request(call, false).unwrap();
+    let declared = (2u32 << 20) - 5;
+    let mut prefix = vec![0u8];
+    prefix.extend_from_slice(&declared.to_be_bytes());
+    prefix.push(0x0a);
+    message.send_data(prefix.into(), false).unwrap();
     let held = || server.metric("slotel_ingest_held_bytes", &[]);
     crate::harness::eventually("the slow requests to hold the budget", || async {
         (held().await == BUDGET as f64).then_some(())
@@ -297,6 +317,8 @@ async fn requests_past_the_memory_budget_are_refused_as_retryable() {
     }
     // Once they end, the budget is whole again and requests are taken.
     drop(slow);
+    drop(message);
+    connection.abort();
     crate::harness::eventually("the budget to be given back", || async {
         (held().await == 0.0).then_some(())
     })
@@ -309,4 +331,96 @@ async fn requests_past_the_memory_budget_are_refused_as_retryable() {
             .map_err(|e| e.code()),
         Ok(())
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_large_bodies_at_once_stay_within_the_memory_budget() {
+    use prost::Message;
+    use slotel_proto::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
+    use slotel_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
+    use std::io::Write;
+    // One request holds about 32 MiB (8 MiB decompressed, three times that decoded):
+    // the budget takes one at a time.
+    const BUDGET: usize = 40 << 20;
+    const PER_TRANSPORT: usize = 32;
+    let server = Server::start_with(SLOS, &format!("limits:\n  max_inflight_bytes: {BUDGET}\n"));
+    // One span with an 8 MiB attribute: about 8 KiB gzip-compressed, 8 MiB once
+    // decompressed, and decoded to be cut to the attribute limit.
+    let mut request = crate::malformed::request(1);
+    request.resource_spans[0].scope_spans[0].spans[0]
+        .attributes
+        .push(KeyValue {
+            key: "blob".into(),
+            value: Some(AnyValue {
+                value: Some(Value::StringValue("a".repeat(8 << 20))),
+            }),
+            ..Default::default()
+        });
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&request.encode_to_vec()).unwrap();
+    let body = gz.finish().unwrap();
+    let http = reqwest::Client::new();
+    let post = || {
+        http.post(format!("{}/v1/traces", server.otlp_http))
+            .header("content-type", "application/x-protobuf")
+            .header("content-encoding", "gzip")
+            .body(body.clone())
+            .send()
+    };
+    let grpc = TraceServiceClient::connect(server.otlp_grpc.clone())
+        .await
+        .unwrap()
+        .send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    // One of each first, so that what the server keeps after a request (the allocator's
+    // arenas, the connections) is in the baseline; then the peak is reset.
+    assert_eq!(post().await.unwrap().status(), 200);
+    grpc.clone().export(request.clone()).await.unwrap();
+    let baseline = server.reset_peak_rss_kib();
+
+    let https = futures::future::join_all((0..PER_TRANSPORT).map(|_| async {
+        let resp = post().await.unwrap();
+        let retryable = resp.headers().contains_key("retry-after");
+        (resp.status().as_u16(), retryable)
+    }));
+    let grpcs = futures::future::join_all((0..PER_TRANSPORT).map(|_| {
+        let mut grpc = grpc.clone();
+        let request = request.clone();
+        async move { grpc.export(request).await.map(|_| ()).map_err(|e| e.code()) }
+    }));
+    let (https, grpcs) = tokio::join!(https, grpcs);
+    let peak = server.peak_rss_kib();
+
+    let mut http_ok = 1; // the first request
+    for (code, retryable) in &https {
+        match code {
+            200 => http_ok += 1,
+            429 => assert!(retryable),
+            other => panic!("HTTP {other}"),
+        }
+    }
+    let mut grpc_ok = 1;
+    for r in &grpcs {
+        match r {
+            Ok(()) => grpc_ok += 1,
+            Err(tonic::Code::ResourceExhausted) => {}
+            Err(other) => panic!("gRPC {other:?}"),
+        }
+    }
+    // Every request's outcome is counted as its client saw it.
+    for (transport, ok) in [("http", http_ok), ("grpc", grpc_ok)] {
+        for (outcome, want) in [("ok", ok), ("memory", PER_TRANSPORT + 1 - ok)] {
+            let labels = [("outcome", outcome), ("transport", transport)];
+            let n = server.metric("slotel_ingest_requests_total", &labels).await;
+            assert_eq!(n, want as f64, "{transport} {outcome}");
+        }
+    }
+    // The 64 bodies would need 2 GiB decompressed and decoded at once; the server's
+    // memory grew by no more than the budget, and a little for the allocator.
+    let grown = peak.saturating_sub(baseline);
+    assert!(
+        grown <= (BUDGET as u64 >> 10) + 16 * 1024,
+        "peak RSS grew by {grown} KiB over {baseline} KiB; the budget is {} KiB",
+        BUDGET >> 10
+    );
+    assert_eq!(server.metric("slotel_ingest_held_bytes", &[]).await, 0.0);
 }
