@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use slotel_fuzz::{NOW_NANOS, TENANT, engine, limits};
+use slotel_fuzz::{NOW_NANOS, TENANT, count_decoded, engine, limits};
 use slotel_ingest::validate;
 use slotel_proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use slotel_proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -37,32 +37,14 @@ fuzz_target!(|data: &[u8]| {
                 return;
             };
             validate::metrics(&mut req, NOW_NANOS, &limits);
-            let bytes = req.encode_to_vec();
-            let again = ExportMetricsServiceRequest::decode(&*bytes).expect("encoded decodes");
-            assert_eq!(again.encode_to_vec(), bytes);
-            engine().ingest(&Batch {
-                tenant: TENANT.into(),
-                size_bytes: bytes.len(),
-                payload: Payload::Metrics(req),
-                raw: None,
-                received_nanos: NOW_NANOS as i64,
-            });
+            count_decoded(req, Payload::Metrics);
         }
         _ => {
             let Ok(mut req) = serde_json::from_slice::<ExportLogsServiceRequest>(body) else {
                 return;
             };
             validate::logs(&mut req, NOW_NANOS, &limits);
-            let bytes = req.encode_to_vec();
-            let again = ExportLogsServiceRequest::decode(&*bytes).expect("encoded decodes");
-            assert_eq!(again.encode_to_vec(), bytes);
-            engine().ingest(&Batch {
-                tenant: TENANT.into(),
-                size_bytes: bytes.len(),
-                payload: Payload::Logs(req),
-                raw: None,
-                received_nanos: NOW_NANOS as i64,
-            });
+            count_decoded(req, Payload::Logs);
         }
     }
 });

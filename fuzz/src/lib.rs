@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use slotel_compute::{Engine, EngineConfig};
 use slotel_ingest::ItemLimits;
 use slotel_model::ManualClock;
+use slotel_proto::{Batch, Payload};
 
 /// The engine's clock: 2026-01-01T00:00:00Z. Seeds date their items just before it.
 pub const NOW_NANOS: u64 = 1_767_225_600_000_000_000;
@@ -42,4 +43,20 @@ pub fn engine() -> &'static Engine {
 /// The receivers' default limits.
 pub fn limits() -> ItemLimits {
     ItemLimits::default()
+}
+
+/// Counts a checked, decoded `request` (metrics or logs) into [`engine`] as the log would
+/// hand it on, after checking that its encoding decodes to a request that encodes to the
+/// same bytes (compared as bytes: a NaN value is not equal to itself).
+pub fn count_decoded<M: prost::Message + Default>(request: M, payload: fn(M) -> Payload) {
+    let bytes = request.encode_to_vec();
+    let again = M::decode(&*bytes).expect("an encoded request decodes");
+    assert_eq!(again.encode_to_vec(), bytes);
+    engine().ingest(&Batch {
+        tenant: TENANT.into(),
+        size_bytes: bytes.len(),
+        payload: payload(request),
+        raw: None,
+        received_nanos: NOW_NANOS as i64,
+    });
 }
