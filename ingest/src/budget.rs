@@ -1,6 +1,7 @@
 //! The memory budget of the requests in flight: every body (as sent, after
-//! decompression, and decoded from JSON) reserves its bytes from one semaphore shared
-//! by both transports before it is held, and gives them back when its request ends. A
+//! decompression, and decoded from JSON or protobuf) reserves its bytes from one
+//! semaphore shared by both transports before it is held, and gives them back when its
+//! request ends. A
 //! request the budget cannot take is refused as retryable ([`Refusal::OverBudget`]), so
 //! the sum of what all requests hold stays under `limits.max_inflight_bytes` however many
 //! arrive at once.

@@ -4,8 +4,8 @@
 //! A unary call carries one length-prefixed message (gRPC's framing), optionally gzip-
 //! or zstd-compressed. The receiver reads it itself, as the HTTP receiver reads a body,
 //! so that the memory budget holds every byte before it is buffered: the message as its
-//! prefix declares it (at most `limits.max_request_bytes`), then its decompressed bytes
-//! a MiB at a time (at most `limits.max_decompressed_bytes`). Malformed protobuf is
+//! prefix declares it (at most `limits.max_request_bytes`), then its decompressed buffer
+//! as it grows (at most `limits.max_decompressed_bytes`). Malformed protobuf is
 //! `INVALID_ARGUMENT`; replies and refusals are encoded as tonic encodes them.
 
 use std::sync::Arc;
@@ -106,8 +106,8 @@ const PREFIX: usize = 5;
 const ACCEPT_ENCODING: &str = "gzip,zstd";
 
 /// Reads a unary call's one message, decompressed: its bytes are reserved into `held`
-/// as the prefix declares them before they are buffered, and its decompressed bytes a
-/// MiB at a time.
+/// as the prefix declares them (before any but the first frame is buffered), and its
+/// decompressed buffer as it grows ([`decompress`]).
 async fn read_message<C>(
     receiver: &Receiver<C>,
     headers: &HeaderMap,
