@@ -174,18 +174,17 @@ impl Evaluation {
                     return Err(bad(format!("function {name} needs a range vector")));
                 };
                 let range = m.range.as_millis() as i64;
+                let off = offset_ms(&m.vs.offset);
                 let mut out = Vec::new();
-                for (mut labels, per_step) in self.range_samples(&m.vs, range) {
+                for (mut labels, samples) in self.range_samples(&m.vs) {
                     self.check_deadline()?;
                     if name != "last_over_time" {
                         labels.remove("__name__");
                     }
-                    let values = per_step
+                    let values = self
+                        .steps
                         .iter()
-                        .zip(&self.steps)
-                        .map(|(samples, t)| {
-                            over_time(name, samples, *t - offset_ms(&m.vs.offset), range)
-                        })
+                        .map(|t| over_time(name, window(&samples, *t, range, off), t - off, range))
                         .collect::<Vec<_>>();
                     if values.iter().any(Option::is_some) {
                         out.push(Series { labels, values });

@@ -219,12 +219,14 @@ impl Evaluation {
                     ));
                 }
                 let range = m.range.as_millis() as i64;
+                let (t, off) = (
+                    self.steps.first().copied().unwrap_or(0),
+                    offset_ms(&m.vs.offset),
+                );
                 let out = self
-                    .range_samples(&m.vs, range)
+                    .range_samples(&m.vs)
                     .into_iter()
-                    .map(|(labels, per_step)| {
-                        (labels, per_step.into_iter().next().unwrap_or_default())
-                    })
+                    .map(|(labels, samples)| (labels, window(&samples, t, range, off).to_vec()))
                     .filter(|(_, s)| !s.is_empty())
                     .collect();
                 Ok(Value::Matrix(out))

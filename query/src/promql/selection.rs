@@ -274,14 +274,11 @@ impl Evaluation {
             .collect()
     }
 
-    /// For each series of the selector, its samples `(ms, value)` in `(t - range, t]` at
-    /// each step `t`.
-    #[allow(clippy::type_complexity)]
-    pub(super) fn range_samples(
-        &self,
-        vs: &VectorSelector,
-        range: i64,
-    ) -> Vec<(Labels, Vec<Vec<(i64, f64)>>)> {
+    /// For each series of the selector, every sample `(ms, value)` it has in the
+    /// minutes fetched, in time order: at most the samples `api.max_samples` let the
+    /// query load. [`window`] is a step's `(t - range, t]` of them, without a copy, so
+    /// that overlapping windows of many steps take no more memory than one.
+    pub(super) fn range_samples(&self, vs: &VectorSelector) -> Vec<(Labels, Vec<(i64, f64)>)> {
         let off = offset_ms(&vs.offset);
         let Some(fetched) = self.fetched.get(&key(vs)) else {
             return Vec::new();
@@ -289,20 +286,58 @@ impl Evaluation {
         fetched
             .iter()
             .map(|f| {
-                let per_step = self
-                    .steps
+                let samples = f
+                    .samples
                     .iter()
-                    .map(|t| {
-                        let end = t - off;
-                        let first = (end - range).div_euclid(MS_PER_MINUTE) + 1;
-                        let last = end.div_euclid(MS_PER_MINUTE);
-                        (first..=last)
-                            .filter_map(|m| f.at(m).map(|v| (m * MS_PER_MINUTE + off, v)))
-                            .collect()
-                    })
+                    .zip(f.lo..)
+                    .filter_map(|(v, m)| v.map(|v| (m * MS_PER_MINUTE + off, v)))
                     .collect();
-                (f.labels.clone(), per_step)
+                (f.labels.clone(), samples)
             })
             .collect()
+    }
+}
+
+/// The samples of `samples` (in time order, as [`Evaluation::range_samples`] gives them)
+/// whose minutes fall in `(t - range, t]` for the step `t` of a selector shifted by
+/// `off` (ms).
+pub(super) fn window(samples: &[(i64, f64)], t: i64, range: i64, off: i64) -> &[(i64, f64)] {
+    let end = t - off;
+    let first = ((end - range).div_euclid(MS_PER_MINUTE) + 1) * MS_PER_MINUTE + off;
+    let last = end.div_euclid(MS_PER_MINUTE) * MS_PER_MINUTE + off;
+    let lo = samples.partition_point(|s| s.0 < first);
+    let hi = samples.partition_point(|s| s.0 <= last);
+    &samples[lo..hi.max(lo)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_is_the_samples_of_its_minutes() {
+        // Samples at minutes 0..100 but every third, shifted by a 30-minute offset.
+        let off = 30 * MS_PER_MINUTE;
+        let samples: Vec<(i64, f64)> = (0..100i64)
+            .filter(|m| m % 3 != 0)
+            .map(|m| (m * MS_PER_MINUTE + off, m as f64))
+            .collect();
+        for t in [
+            0, 59_999, 60_000, 3_000_000, 5_400_000, 7_000_000, 9_000_000,
+        ] {
+            for range in [1, 60_000, 300_000, 90_000_000] {
+                let end = t - off;
+                let (first, last) = (
+                    (end - range).div_euclid(MS_PER_MINUTE) + 1,
+                    end.div_euclid(MS_PER_MINUTE),
+                );
+                let want: Vec<(i64, f64)> = samples
+                    .iter()
+                    .filter(|s| (first..=last).contains(&((s.0 - off) / MS_PER_MINUTE)))
+                    .copied()
+                    .collect();
+                assert_eq!(window(&samples, t, range, off), &want[..], "{t} {range}");
+            }
+        }
     }
 }
