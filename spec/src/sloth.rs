@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use promql_parser::label::MatchOp;
-use promql_parser::parser::{self, Expr};
+use promql_parser::parser::Expr;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_saphyr::Spanned;
@@ -209,7 +209,7 @@ fn counter(query: &str) -> Result<Counter, String> {
     let q = query
         .replace("{{.window}}", "5m")
         .replace("{{ .window }}", "5m");
-    let expr = parser::parse(&q).map_err(|e| format!("it is not valid PromQL: {e}"))?;
+    let expr = crate::parse_promql(&q).map_err(|e| format!("it is not valid PromQL: {e}"))?;
     let not_simple = "slotel imports sum(rate(COUNTER{...}[{{.window}}])) or sum(increase(...)) over one counter";
     let unparen = |e: Expr| match e {
         Expr::Paren(p) => *p.expr,

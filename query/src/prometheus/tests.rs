@@ -361,6 +361,15 @@ async fn unsupported_and_invalid_queries_are_bad_data() {
             "slotel_slo_sli * on (slo) group_left slotel_slo_objective",
             "group_left",
         ),
+        // promql-parser panicked on these durations (the promql fuzz target's crash).
+        (
+            "sum(rate(slotel_slo_events_total[3033333333333333333333333333:33333333333333m]))",
+            "out of range",
+        ),
+        (
+            "slotel_slo_sli offset 99999999999999999999999y",
+            "invalid parameter \"query\"",
+        ),
     ] {
         let (status, body) = get(&format!(
             "/prometheus/api/v1/query?query={}&time=1",

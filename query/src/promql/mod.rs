@@ -166,8 +166,7 @@ pub fn format_value(v: f64) -> String {
 
 /// Parses a PromQL expression; errors are `bad_data`.
 pub fn parse(query: &str) -> Result<Expr, PromError> {
-    promql_parser::parser::parse(query)
-        .map_err(|e| bad(format!("invalid parameter \"query\": {e}")))
+    slotel_spec::parse_promql(query).map_err(|e| bad(format!("invalid parameter \"query\": {e}")))
 }
 
 /// Parses a selector of `match[]`.
