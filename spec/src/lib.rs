@@ -372,12 +372,58 @@ impl<'de> Deserialize<'de> for HumanDuration {
 
 pub use slotel_model::time::parse_duration;
 
-/// Parses a PromQL expression with `promql-parser`, which panics on some durations too
-/// large for it (`x[3033…3m]`, found by the promql fuzz target): such a panic is an
-/// invalid expression here, not a dead request or reload.
+/// Parses a PromQL expression with `promql-parser`, which panics on durations too
+/// large for it (`x[3033…3:3m]`, found by the promql fuzz target): those are refused
+/// before it sees them, and any other panic of the parser is an invalid expression too,
+/// not a dead request or reload.
 pub fn parse_promql(query: &str) -> std::result::Result<promql_parser::parser::Expr, String> {
+    if let Some(d) = oversized_duration(query) {
+        return Err(format!("the duration {d:?} is out of range"));
+    }
     std::panic::catch_unwind(|| promql_parser::parser::parse(query))
         .unwrap_or_else(|_| Err("a duration in it is out of range".to_string()))
+}
+
+/// Digits a duration of a query may have: 10^12 seconds is over 30,000 years.
+const MAX_DURATION_DIGITS: usize = 12;
+
+/// The first duration of `query` with more digits than [`MAX_DURATION_DIGITS`]: a run of
+/// digits, outside strings and names, followed by a unit, by `:` or by `]` (a number of
+/// seconds in a range or subquery).
+fn oversized_duration(query: &str) -> Option<&str> {
+    let b = query.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            quote @ (b'"' | b'\'' | b'`') => {
+                i += 1;
+                while i < b.len() && b[i] != quote {
+                    i += if b[i] == b'\\' && quote != b'`' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' || c == b':' => {
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b':')
+                {
+                    i += 1;
+                }
+            }
+            c if c.is_ascii_digit() => {
+                let start = i;
+                while i < b.len() && b[i].is_ascii_digit() {
+                    i += 1;
+                }
+                let duration = b.get(i).is_some_and(|c| {
+                    matches!(c, b's' | b'm' | b'h' | b'd' | b'w' | b'y' | b':' | b']')
+                });
+                if duration && i - start > MAX_DURATION_DIGITS {
+                    return Some(&query[start..i]);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 /// Where an SLO was defined, to point at it in later errors.
