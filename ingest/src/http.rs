@@ -110,24 +110,27 @@ pub fn decompress(
     reserve: &mut dyn FnMut(usize) -> Result<(), Refusal>,
 ) -> Result<Bytes, Refusal> {
     let encoding = encoding.map(|v| v.trim().to_ascii_lowercase());
-    let declared = match encoding.as_deref() {
+    // The decoder, and the size the stream declares when it does.
+    let (reader, declared): (Box<dyn Read>, Option<u64>) = match encoding.as_deref() {
         None | Some("" | "identity") => return Ok(body),
-        Some("gzip" | "x-gzip") => gzip_size(&body),
-        Some("zstd") => zstd::zstd_safe::get_frame_content_size(&body)
-            .ok()
-            .flatten(),
-        Some(_) => None,
-    };
-    let reader: Box<dyn Read> = match encoding.as_deref() {
-        Some("gzip" | "x-gzip") => Box::new(flate2::read::MultiGzDecoder::new(body.reader())),
-        Some("zstd") => Box::new(
-            zstd::stream::read::Decoder::new(body.reader())
-                .map_err(|e| Refusal::Invalid(format!("invalid zstd body: {e}")))?,
-        ),
-        other => {
+        Some("gzip" | "x-gzip") => {
+            let declared = gzip_size(&body);
+            (
+                Box::new(flate2::read::MultiGzDecoder::new(body.reader())),
+                declared,
+            )
+        }
+        Some("zstd") => {
+            let declared = zstd::zstd_safe::get_frame_content_size(&body)
+                .ok()
+                .flatten();
+            let decoder = zstd::stream::read::Decoder::new(body.reader())
+                .map_err(|e| Refusal::Invalid(format!("invalid zstd body: {e}")))?;
+            (Box::new(decoder), declared)
+        }
+        Some(other) => {
             return Err(Refusal::Unsupported(format!(
-                "unsupported content encoding {:?}: send gzip, zstd or none",
-                other.unwrap_or_default()
+                "unsupported content encoding {other:?}: send gzip, zstd or none"
             )));
         }
     };
