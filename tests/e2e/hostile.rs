@@ -417,6 +417,14 @@ async fn many_large_bodies_at_once_stay_within_the_memory_budget() {
     // The 64 bodies would need 2 GiB decompressed and decoded at once; the server's
     // memory grew by no more than the budget, and a little for the allocator.
     let grown = peak.saturating_sub(baseline);
+    // The measurement, for docs/benchmarks.md (`cargo test --test e2e -- --nocapture
+    // hostile::many_large`).
+    eprintln!(
+        "peak RSS grew by {grown} KiB over {baseline} KiB under a {} KiB budget; \
+         taken: {http_ok} HTTP, {grpc_ok} gRPC of {} each",
+        BUDGET >> 10,
+        PER_TRANSPORT + 1
+    );
     assert!(
         grown <= (BUDGET as u64 >> 10) + 16 * 1024,
         "peak RSS grew by {grown} KiB over {baseline} KiB; the budget is {} KiB",
